@@ -1,0 +1,122 @@
+"""python -m mockprovider: run the simulated providers on one port."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from .app import ServerOptions, build_app, build_providers
+from .profile import ProfileError, describe
+from .settings import SettingsError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m mockprovider",
+                                description="Simulated image-generation providers (OpenAI, Vertex Imagen, "
+                                            "Midjourney jobs, the relay) on one port.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed replays the same draws")
+    p.add_argument("--latency-scale", type=float, default=1.0,
+                   help="multiply every simulated latency (0 answers at once)")
+    p.add_argument("--no-limits", action="store_true",
+                   help="turn off rate limits, capacity and injected errors: latency only")
+    p.add_argument("--profiles", type=Path, action="append", default=[], metavar="FILE",
+                   help="a TOML profile file that overrides or adds providers (repeatable)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME.SETTING=VALUE",
+                   help="start with a setting changed, as the admin API would (repeatable), "
+                        "e.g. --set relay.error_rate=0.05 --set dall-e-4.outage=true")
+    p.add_argument("--image-kb", type=int, default=4, help="size of each served PNG in KB (default 4)")
+    p.add_argument("--max-body-mb", type=float, default=16.0, help="largest request body accepted (default 16)")
+    p.add_argument("--admin-token", default=os.environ.get("MOCK_ADMIN_TOKEN"),
+                   help="token the admin API wants (required when binding beyond loopback)")
+    p.add_argument("--access-log", action="store_true", help="log every request line (never headers or keys)")
+    p.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+                   help="event loop (auto: uvloop when installed)")
+    p.add_argument("--show-profiles", action="store_true", help="print the profiles' derived figures and exit")
+    args = p.parse_args(argv)
+    if args.latency_scale < 0:
+        p.error("--latency-scale must be >= 0")
+    if not 0 <= args.port <= 65535:
+        p.error("--port must be 0..65535")
+    if not 1 <= args.image_kb <= 8192:
+        p.error("--image-kb must be 1..8192")
+    return args
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def serve(args: argparse.Namespace, options: ServerOptions) -> None:
+    app = build_app(options)
+    runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access") if args.access_log else None,
+                           handle_signals=False, shutdown_timeout=2.0)
+    await runner.setup()
+    site = web.TCPSite(runner, args.host, args.port, backlog=4096, reuse_address=True)
+    await site.start()
+    port = runner.addresses[0][1]
+    limits = "off (latency only)" if args.no_limits else "on"
+    print(f"mockprovider listening on http://{args.host}:{port}  seed={args.seed} "
+          f"latency-scale={args.latency_scale} limits={limits}", flush=True)
+    print(f"  providers: {', '.join(sorted(app['mock'].providers))}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("mockprovider stopping", flush=True)
+    await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    options = ServerOptions(seed=args.seed, latency_scale=args.latency_scale, limits=not args.no_limits,
+                            profile_files=args.profiles, sets=args.sets, image_kb=args.image_kb,
+                            max_body_mb=args.max_body_mb, admin_token=args.admin_token)
+    try:
+        if args.show_profiles:
+            providers = build_providers(options)
+            print(json.dumps({n: describe(p.profile) for n, p in providers.items()}, indent=2))
+            return 0
+        build_providers(options)  # validate profiles and --set before binding
+    except (ProfileError, SettingsError) as exc:
+        print(f"mockprovider: {exc}", file=sys.stderr)
+        return 2
+    if not _is_loopback(args.host) and not args.admin_token:
+        print(f"mockprovider: refusing to listen on {args.host} without --admin-token (or MOCK_ADMIN_TOKEN): "
+              "anyone who can reach the admin API could switch providers off", file=sys.stderr)
+        return 2
+    if args.loop in ("auto", "uvloop"):
+        try:
+            import uvloop
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        except ImportError:
+            if args.loop == "uvloop":
+                print("mockprovider: uvloop is not installed", file=sys.stderr)
+                return 2
+    try:
+        asyncio.run(serve(args, options))
+    except OSError as exc:
+        print(f"mockprovider: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

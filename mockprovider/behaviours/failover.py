@@ -1,0 +1,34 @@
+"""A relay's failover: when the upstream of the asked model is down, serve a healthy one."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from ..profile import RelaySpec
+from ..settings import Settings
+from .base import Behaviour, Call, Kind, Outcome, Proceed
+
+
+class Failover(Behaviour):
+    name = "failover"
+
+    def __init__(self, spec: RelaySpec, upstream: Mapping[str, Settings]) -> None:
+        self.spec = spec
+        self.upstream = upstream
+
+    def prepare(self, call: Call) -> None:
+        up = self.upstream.get(call.model)
+        if up is None or not up.outage:
+            return
+        for fallback in self.spec.failover.get(call.model, ()):
+            other = self.upstream.get(fallback)
+            if other is not None and not other.outage:
+                call.served_model = fallback
+                call.extra_ms += self.spec.failover_penalty_ms
+                return
+        call.served_model = ""   # nothing healthy to fall back to
+
+    async def handle(self, call: Call, proceed: Proceed) -> Outcome:
+        if not call.served_model:
+            return Outcome(Kind.OUTAGE, detail="upstream")
+        return await proceed()

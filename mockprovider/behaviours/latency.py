@@ -1,0 +1,40 @@
+"""Generation time: a clipped log-normal draw, scaled, slept while holding a slot."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from ..profile import Latency as LatencyProfile
+from ..settings import Settings
+from .base import Behaviour, Call, Outcome, Phase, Proceed
+
+
+class Latency(Behaviour):
+    name = "latency"
+
+    def __init__(self, profile: LatencyProfile, settings: Settings, rng: random.Random, scale: float) -> None:
+        self.profile = profile
+        self.settings = settings
+        self.rng = rng
+        self.scale = scale
+
+    def draw_ms(self, n: int = 1) -> float:
+        """Unscaled generation time for a request of n images."""
+        p = self.profile
+        ms = min(max(self.rng.lognormvariate(p.mu, p.sigma), p.min_ms), p.max_ms)
+        if n > 1 and p.per_extra_image:
+            for _ in range(n - 1):
+                ms += p.per_extra_image * min(max(self.rng.lognormvariate(p.mu, p.sigma), p.min_ms), p.max_ms)
+        return ms
+
+    def prepare(self, call: Call) -> None:
+        # Drawn on arrival so a call's time depends only on its arrival order under a seed.
+        if self.scale > 0:
+            call.service_ms = (self.draw_ms(call.n) + call.extra_ms) * self.scale * self.settings.latency_multiplier
+
+    async def handle(self, call: Call, proceed: Proceed) -> Outcome:
+        call.set_phase(Phase.RUNNING)
+        if call.service_ms > 0:
+            await asyncio.sleep(call.service_ms / 1000.0)
+        return await proceed()

@@ -1,0 +1,19 @@
+"""What every handler of the server shares: providers, metrics and serving options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .metrics import Metrics
+from .provider import Providers
+
+
+@dataclass
+class MockContext:
+    providers: Providers
+    metrics: Metrics
+    image_kb: int = 4
+    max_body_bytes: int = 16 * 1024 * 1024
+    admin_token: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)   # per-wire state (e.g. job stores)

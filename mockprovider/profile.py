@@ -1,0 +1,316 @@
+"""Provider profiles: the figures a simulated model behaves by, loaded from TOML.
+
+A profile is plain data. `load_profiles` reads the built-in file, then any user
+files on top (a table with an existing name overrides fields of it, a new name
+adds a provider), resolves `base = "..."` inheritance and validates every field,
+so a typo in a user's file is a clear error at start rather than a crash later.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import tomllib
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+# z of the 99th percentile of the standard normal distribution.
+Z99 = 2.3263478740408408
+
+APIS = ("openai", "vertex", "midjourney", "relay")
+FAULT_KINDS = ("server_error", "overloaded", "content_policy", "timeout")
+
+
+class ProfileError(ValueError):
+    """A profile file or setting that cannot be used, with the field it concerns."""
+
+
+@dataclass(frozen=True)
+class Latency:
+    p50_ms: float
+    p99_ms: float
+    min_ms: float = 0.0
+    max_ms: float = 120_000.0
+    per_extra_image: float = 0.0
+
+    @property
+    def mu(self) -> float:
+        return math.log(self.p50_ms)
+
+    @property
+    def sigma(self) -> float:
+        return math.log(self.p99_ms / self.p50_ms) / Z99
+
+    @property
+    def mean_ms(self) -> float:
+        """Mean of the unclipped log-normal (clipping moves it by well under 1 %)."""
+        return self.p50_ms * math.exp(self.sigma**2 / 2)
+
+
+@dataclass(frozen=True)
+class Capacity:
+    slots: int
+    queue: int
+    per_key_slots: int = 0  # 0: no per-key limit
+    per_key_queue: int = 0
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    requests_per_minute: float
+    burst: int
+
+
+@dataclass(frozen=True)
+class Faults:
+    error_rate: float
+    mix: dict[str, float]
+    hang_ms: float = 35_000.0
+
+
+@dataclass(frozen=True)
+class RelaySpec:
+    models: tuple[str, ...]
+    prices: dict[str, float]
+    failover: dict[str, tuple[str, ...]]
+    failover_penalty_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    api: str
+    price_usd: float
+    uptime: float
+    max_size: int
+    latency: Latency
+    capacity: Capacity
+    rate_limit: RateLimit
+    faults: Faults
+    seed_consistency: str = ""
+    relay: RelaySpec | None = None
+
+    @property
+    def saturation_rps(self) -> float:
+        """Throughput once every slot is busy (Little's law)."""
+        return self.capacity.slots / (self.latency.mean_ms / 1000.0)
+
+    def price_for(self, model: str) -> float:
+        if self.relay is not None:
+            return self.relay.prices.get(model, self.price_usd)
+        return self.price_usd
+
+    def with_changes(self, **changes: Any) -> "Profile":
+        return replace(self, **changes)
+
+
+# --- loading -----------------------------------------------------------------
+
+
+def builtin_path() -> Path:
+    return Path(str(resources.files("mockprovider") / "profiles" / "builtin.toml"))
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ProfileError(f"profile file not found: {p}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{p}: not valid TOML: {exc}") from None
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_profiles(extra_files: Iterable[str | Path] = ()) -> dict[str, Profile]:
+    raw = read_toml(builtin_path())
+    for path in extra_files:
+        user = read_toml(path)
+        for name, table in user.items():
+            if not isinstance(table, dict):
+                raise ProfileError(f"{path}: [{name}] must be a table of fields")
+            raw[name] = deep_merge(raw.get(name, {}), table)
+    resolved = {name: _resolve(name, raw, ()) for name in raw}
+    profiles = {name: parse_profile(name, table) for name, table in resolved.items()}
+    for p in profiles.values():
+        if p.relay is not None:
+            _check_relay(p, profiles)
+    return profiles
+
+
+def _resolve(name: str, raw: dict[str, Any], seen: tuple[str, ...]) -> dict[str, Any]:
+    if name in seen:
+        raise ProfileError(f"[{name}]: `base` inheritance loops: {' -> '.join(seen + (name,))}")
+    table = raw[name]
+    base = table.get("base")
+    if base is None:
+        return dict(table)
+    if base not in raw:
+        raise ProfileError(f"[{name}]: base = {base!r} names no profile")
+    parent = _resolve(base, raw, seen + (name,))
+    merged = deep_merge(parent, {k: v for k, v in table.items() if k != "base"})
+    if "relay" in parent and "relay" not in table:
+        merged.pop("relay", None)  # a relay's model list does not carry over to a copy
+    return merged
+
+
+# --- validation ----------------------------------------------------------------
+
+
+def _num(where: str, table: dict[str, Any], key: str, *, lo: float | None = None,
+         hi: float | None = None, default: Any = None, integer: bool = False) -> Any:
+    if key not in table:
+        if default is None:
+            raise ProfileError(f"{where}.{key} is required")
+        return default
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProfileError(f"{where}.{key} must be a number, got {value!r}")
+    if integer and int(value) != value:
+        raise ProfileError(f"{where}.{key} must be a whole number, got {value!r}")
+    if lo is not None and value < lo:
+        raise ProfileError(f"{where}.{key} must be >= {lo}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ProfileError(f"{where}.{key} must be <= {hi}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def _table(where: str, table: dict[str, Any], key: str) -> dict[str, Any]:
+    value = table.get(key)
+    if not isinstance(value, dict):
+        raise ProfileError(f"{where}.{key} must be a table")
+    return value
+
+
+KNOWN_FIELDS = {"api", "price_usd", "uptime", "max_size", "seed_consistency", "latency",
+                "capacity", "rate_limit", "faults", "relay", "base"}
+
+
+def parse_latency(where: str, t: dict[str, Any]) -> Latency:
+    lat = Latency(
+        p50_ms=_num(where, t, "p50_ms", lo=0.001),
+        p99_ms=_num(where, t, "p99_ms", lo=0.001),
+        min_ms=_num(where, t, "min_ms", lo=0, default=0.0),
+        max_ms=_num(where, t, "max_ms", lo=0.001, default=120_000.0),
+        per_extra_image=_num(where, t, "per_extra_image", lo=0, default=0.0),
+    )
+    if lat.p99_ms < lat.p50_ms:
+        raise ProfileError(f"{where}: p99_ms ({lat.p99_ms}) is below p50_ms ({lat.p50_ms})")
+    if not lat.min_ms <= lat.p50_ms <= lat.max_ms:
+        raise ProfileError(f"{where}: p50_ms must lie between min_ms and max_ms")
+    return lat
+
+
+def parse_capacity(where: str, t: dict[str, Any]) -> Capacity:
+    return Capacity(
+        slots=_num(where, t, "slots", lo=1, integer=True),
+        queue=_num(where, t, "queue", lo=0, integer=True),
+        per_key_slots=_num(where, t, "per_key_slots", lo=0, default=0, integer=True),
+        per_key_queue=_num(where, t, "per_key_queue", lo=0, default=0, integer=True),
+    )
+
+
+def parse_rate_limit(where: str, t: dict[str, Any]) -> RateLimit:
+    return RateLimit(
+        requests_per_minute=_num(where, t, "requests_per_minute", lo=0.001),
+        burst=_num(where, t, "burst", lo=1, integer=True),
+    )
+
+
+def parse_faults(where: str, t: dict[str, Any]) -> Faults:
+    mix_raw = t.get("mix", {"server_error": 1.0})
+    if not isinstance(mix_raw, dict) or not mix_raw:
+        raise ProfileError(f"{where}.mix must be a table of fault kind = weight")
+    mix: dict[str, float] = {}
+    for kind, weight in mix_raw.items():
+        if kind not in FAULT_KINDS:
+            raise ProfileError(f"{where}.mix: unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
+        mix[kind] = _num(f"{where}.mix", mix_raw, kind, lo=0)
+    if sum(mix.values()) <= 0:
+        raise ProfileError(f"{where}.mix: weights must not all be zero")
+    return Faults(
+        error_rate=_num(where, t, "error_rate", lo=0, hi=1),
+        mix=mix,
+        hang_ms=_num(where, t, "hang_ms", lo=0, default=35_000.0),
+    )
+
+
+def parse_profile(name: str, t: dict[str, Any]) -> Profile:
+    where = f"[{name}]"
+    unknown = set(t) - KNOWN_FIELDS
+    if unknown:
+        raise ProfileError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    api = t.get("api")
+    if api not in APIS:
+        raise ProfileError(f"{where}.api must be one of {', '.join(APIS)}, got {api!r}")
+    relay = None
+    if api == "relay":
+        r = _table(where, t, "relay")
+        models = r.get("models")
+        if not isinstance(models, list) or not all(isinstance(m, str) for m in models) or not models:
+            raise ProfileError(f"{where}.relay.models must be a non-empty list of model names")
+        prices = {m: _num(f"{where}.relay.prices", r.get("prices", {}), m, lo=0) for m in r.get("prices", {})}
+        failover_raw = r.get("failover", {})
+        failover = {}
+        for m, fallbacks in failover_raw.items():
+            if isinstance(fallbacks, str):
+                fallbacks = [fallbacks]
+            if not isinstance(fallbacks, list) or not all(isinstance(f, str) for f in fallbacks):
+                raise ProfileError(f"{where}.relay.failover.{m} must be a list of model names")
+            failover[m] = tuple(fallbacks)
+        relay = RelaySpec(tuple(models), prices, failover,
+                          _num(f"{where}.relay", r, "failover_penalty_ms", lo=0, default=0.0))
+    return Profile(
+        name=name,
+        api=api,
+        price_usd=_num(where, t, "price_usd", lo=0),
+        uptime=_num(where, t, "uptime", lo=0, hi=1),
+        max_size=_num(where, t, "max_size", lo=64, integer=True),
+        seed_consistency=str(t.get("seed_consistency", "")),
+        latency=parse_latency(f"{where}.latency", _table(where, t, "latency")),
+        capacity=parse_capacity(f"{where}.capacity", _table(where, t, "capacity")),
+        rate_limit=parse_rate_limit(f"{where}.rate_limit", _table(where, t, "rate_limit")),
+        faults=parse_faults(f"{where}.faults", _table(where, t, "faults")),
+        relay=relay,
+    )
+
+
+def _check_relay(relay: Profile, profiles: dict[str, Profile]) -> None:
+    assert relay.relay is not None
+    for model in relay.relay.models:
+        if model not in profiles:
+            raise ProfileError(f"[{relay.name}].relay.models: {model!r} names no profile")
+    for model, fallbacks in relay.relay.failover.items():
+        for fb in fallbacks:
+            if fb not in relay.relay.models:
+                raise ProfileError(f"[{relay.name}].relay.failover.{model}: {fb!r} is not one of its models")
+
+
+def describe(profile: Profile) -> dict[str, Any]:
+    """Derived figures, for --show-profiles and the docs."""
+    lat = profile.latency
+    return {
+        "api": profile.api,
+        "p50_ms": lat.p50_ms,
+        "p99_ms": lat.p99_ms,
+        "sigma": round(lat.sigma, 4),
+        "mean_ms": round(lat.mean_ms, 1),
+        "slots": profile.capacity.slots,
+        "queue": profile.capacity.queue,
+        "saturation_rps": round(profile.saturation_rps, 1),
+        "rate_limit_rpm": profile.rate_limit.requests_per_minute,
+        "error_rate": profile.faults.error_rate,
+        "price_usd": profile.price_usd,
+    }

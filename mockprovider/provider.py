@@ -1,0 +1,96 @@
+"""A simulated provider at run time: its profile, live settings, and behaviour chain."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from .behaviours import (Behaviour, Call, Capacity, Chain, Failover, Faults, Latency, Outage,
+                         Outcome, RateLimit)
+from .profile import Profile
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    seed: int = 0
+    latency_scale: float = 1.0
+    limits: bool = True   # False: --no-limits
+
+
+def _rng(seed: int, name: str) -> random.Random:
+    # One stream per provider, so load on one provider never shifts another's draws.
+    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+class Provider:
+    def __init__(self, profile: Profile, options: RunOptions, upstream: dict[str, Settings]) -> None:
+        self.profile = profile
+        self.options = options
+        self.settings = Settings.from_profile(profile, limits=options.limits)
+        self.rng = _rng(options.seed, profile.name)
+        self._upstream = upstream
+        self.latency = Latency(profile.latency, self.settings, self.rng, options.latency_scale)
+        self.capacity = Capacity(self.settings)
+        self.rate_limit = RateLimit(self.settings)
+        self.faults = Faults(profile.faults, self.settings, self.rng, options.latency_scale)
+        self.outage = Outage(self.settings)
+        self.failover = Failover(profile.relay, upstream) if profile.relay else None
+        self.chain = self._build_chain()
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
+
+    def _build_chain(self) -> Chain:
+        steps: list[Behaviour] = [self.outage]
+        if self.settings.limits:
+            steps += [self.rate_limit, self.faults]
+        if self.failover is not None:
+            steps.append(self.failover)
+        if self.settings.limits:
+            steps.append(self.capacity)
+        steps.append(self.latency)
+        return Chain(steps)
+
+    def update(self, changes: dict[str, Any]) -> dict[str, Any]:
+        applied = self.settings.update(changes)
+        self.chain = self._build_chain()
+        return applied
+
+    def reset(self) -> None:
+        fresh = Settings.from_profile(self.profile, limits=self.options.limits)
+        self.settings.__dict__.update(fresh.__dict__)
+        self.chain = self._build_chain()
+
+    async def serve(self, call: Call) -> Outcome:
+        return await self.chain.run(call)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "api": self.profile.api,
+            "behaviours": self.chain.names,
+            "settings": self.settings.as_dict(),
+            "running": self.capacity.running,
+            "queued": self.capacity.queued,
+        }
+
+
+class Providers(dict[str, Provider]):
+    """Every provider the server simulates, by name."""
+
+    def __init__(self, profiles: Iterable[Profile], options: RunOptions) -> None:
+        super().__init__()
+        self.options = options
+        self._settings: dict[str, Settings] = {}
+        for profile in profiles:
+            provider = Provider(profile, options, self._settings)
+            self[profile.name] = provider
+            self._settings[profile.name] = provider.settings
+
+    def by_api(self, api: str) -> dict[str, Provider]:
+        return {n: p for n, p in self.items() if p.profile.api == api}

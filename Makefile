@@ -12,6 +12,10 @@ SCENARIO ?= flash_sale
 TARGET ?=
 DURATION ?=
 WORKERS ?=
+API ?=
+MODEL ?=
+PROFILES ?=
+REPORT_DIR ?=
 ARGS ?=
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -23,7 +27,8 @@ define apt
 endef
 
 LOADTEST_ARGS = $(if $(TARGET),--target $(TARGET)) $(if $(DURATION),--duration $(DURATION)) \
-	$(if $(WORKERS),--workers $(WORKERS)) $(ARGS)
+	$(if $(WORKERS),--workers $(WORKERS)) $(if $(API),--api $(API)) $(if $(MODEL),--model $(MODEL)) \
+	$(foreach f,$(PROFILES),--profiles $(f)) $(ARGS)
 
 .PHONY: install mock test loadtest ui bench compare calibrate clean help
 
@@ -31,6 +36,7 @@ help:
 	@echo "make install                       set up .venv (idempotent)"
 	@echo "make test                          the test suite"
 	@echo "make loadtest SCENARIO=flash_sale  [TARGET=relay|dall-e-4|...|URL] [DURATION=90s] [WORKERS=N]"
+	@echo "                                   [API=relay|openai|vertex|midjourney] [MODEL=...] [PROFILES=file.toml]"
 	@echo "make ui SCENARIO=flash_sale        Locust web UI on http://127.0.0.1:8089 with a live SLA view"
 	@echo "make mock [PORT=8000] [SEED=0]     the simulated providers, in the foreground"
 	@echo "make compare                       relay vs direct: the seed's latency table, measured"
@@ -53,7 +59,7 @@ test: install
 	$(BIN)/python -m pytest $(ARGS)
 
 loadtest: install
-	$(BIN)/python -m loadtest run $(SCENARIO) $(LOADTEST_ARGS)
+	$(BIN)/python -m loadtest run $(SCENARIO) $(LOADTEST_ARGS) $(if $(REPORT_DIR),--report-dir $(REPORT_DIR))
 
 ui: install
 	$(BIN)/python -m loadtest ui $(SCENARIO) $(LOADTEST_ARGS)

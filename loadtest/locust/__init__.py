@@ -1,0 +1,1 @@
+"""The Locust side of the suite: load shape, open-model executor, and the SLA plugin."""

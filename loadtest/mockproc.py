@@ -1,0 +1,80 @@
+"""Run the simulated providers as a child process on a free loopback port, and stop them after."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class MockProcess:
+    """`python -m mockprovider --port 0 ARGS...`; `.url` once started; a context manager."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, echo: bool = False) -> None:
+        self.args = ["--port", "0", *args]
+        self.env = env
+        self.echo = echo
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.output: list[str] = []
+        self._reader: threading.Thread | None = None
+
+    def start(self, timeout: float = 30.0) -> "MockProcess":
+        self.proc = subprocess.Popen([sys.executable, "-m", "mockprovider", *self.args], cwd=ROOT,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     env={**os.environ, **(self.env or {})})
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.output.append(line)
+            m = re.search(r"listening on (http://\S+)", line)
+            if m:
+                self.url = m.group(1)
+                # Keep draining its output so a chatty server never blocks on a full pipe.
+                self._reader = threading.Thread(target=self._drain, daemon=True)
+                self._reader.start()
+                return self
+        self.stop()
+        raise RuntimeError("the mock server did not start:\n" + "".join(self.output))
+
+    def _drain(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+            if self.echo:
+                sys.stdout.write(f"[mock] {line}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self._reader is not None:
+            self._reader.join(2)
+
+    def admin(self, provider: str, **changes: Any) -> dict[str, Any]:
+        req = urllib.request.Request(f"{self.url}/admin/providers/{provider}", data=json.dumps(changes).encode(),
+                                     method="PATCH", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def __enter__(self) -> "MockProcess":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

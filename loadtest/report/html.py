@@ -1,0 +1,372 @@
+"""report.html: one self-contained page a person can read without knowing the numbers by heart.
+
+The verdict comes first, in colour and in words; then what decided it (the thresholds),
+the key numbers, the figures with a caption saying how to read each, the stages, status
+codes, cost, and links to the run's other files. Images are embedded as data URIs so
+the page survives being mailed or attached to a CI run, and written beside it as PNGs.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+from urllib.parse import quote
+
+from ..cost import run_cost
+from . import plots
+
+VERDICTS = {
+    "pass": ("PASS", "#1e7e34", "The run held every threshold: at this load the pipeline meets the SLA."),
+    "fail": ("FAIL", "#b02a37", "The SLA was not met: at least one threshold broke (see why below)."),
+    "invalid": ("INVALID", "#a15c00", "This run proves nothing either way: it could not measure what the "
+                                      "thresholds ask for (see why below). Fix that and run it again."),
+}
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1100px;padding:0 18px 40px;
+color:#1d1d1d;line-height:1.45}
+h1{font-size:1.5em;margin:18px 0 4px}h2{margin-top:34px;border-bottom:1px solid #ddd;padding-bottom:4px}
+.banner{color:#fff;border-radius:8px;padding:16px 20px;margin:14px 0}
+.banner .word{font-size:2.1em;font-weight:700;letter-spacing:.04em;margin-right:14px}
+.banner .what{font-size:1.1em}.banner ul{margin:8px 0 0 0}
+.meta{color:#555}table{border-collapse:collapse;margin:8px 0;font-size:.95em}
+th,td{border:1px solid #d5d5d5;padding:5px 9px;text-align:left;vertical-align:top}th{background:#f4f4f4}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.ok{color:#1e7e34;font-weight:600}.bad{color:#b02a37;font-weight:600}.none{color:#777}
+.cards{display:flex;flex-wrap:wrap;gap:10px;margin:10px 0}
+.card{border:1px solid #ddd;border-radius:6px;padding:8px 12px;min-width:130px}
+.card .v{font-size:1.35em;font-weight:600}.card .k{color:#555;font-size:.85em}
+figure{margin:18px 0}figure img{max-width:100%;border:1px solid #e3e3e3}
+figcaption{color:#333;font-size:.93em;max-width:950px}.small{font-size:.85em;color:#555}
+.dot{display:inline-block;width:.8em;height:.8em;border-radius:50%;margin-right:6px;vertical-align:-1px}
+"""
+
+
+def esc(x: Any) -> str:
+    return html.escape("" if x is None else str(x), quote=True)
+
+
+def _num(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def fmt_ms(x: Any) -> str:
+    v = _num(x)
+    if v is None:
+        return "—"
+    return f"{v / 1000:,.2f} s" if v >= 10_000 else f"{v:,.0f} ms" if v >= 100 else f"{v:,.1f} ms"
+
+
+def fmt_pct(x: Any, digits: int = 3) -> str:
+    v = _num(x)
+    return "—" if v is None else f"{100 * v:.{digits}f} %"
+
+
+def fmt_int(x: Any) -> str:
+    v = _num(x)
+    return "—" if v is None else f"{v:,.0f}"
+
+
+def fmt_observed(t: Mapping[str, Any]) -> str:
+    v, unit = _num(t.get("observed")), str(t.get("unit") or "")
+    if v is None:
+        return "no data"
+    if unit == "ms":
+        return fmt_ms(v)
+    if str(t.get("expression", "")).replace(" ", "").startswith("rate") and 0 <= v <= 1:
+        return fmt_pct(v)
+    return f"{v:,.4g} {unit}".strip()
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: Sequence[int] = ()) -> str:
+    """Cells are HTML already (callers escape what they put in)."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>"
+                                    for i, c in enumerate(r)) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def figure(png: Path, alt: str, caption: str) -> str:
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{esc(alt)}">'
+            f'<figcaption>{caption} <a href="{quote(png.name)}" class="small">({esc(png.name)})</a>'
+            f"</figcaption></figure>")
+
+
+def page(title: str, body: str) -> str:
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{esc(title)}</title><style>{CSS}</style></head><body>\n{body}\n</body></html>\n")
+
+
+def href(value: str, outdir: Path) -> str:
+    p = Path(value)
+    if p.is_absolute():
+        try:
+            return quote(p.resolve().relative_to(outdir.resolve()).as_posix())
+        except ValueError:
+            return p.as_uri()
+    return quote(p.as_posix())
+
+
+def files_list(files: Mapping[str, Any], outdir: Path) -> str:
+    if not files:
+        return "<p class=\"none\">No other files were listed for this run.</p>"
+    items = []
+    for key, value in files.items():
+        if not value:
+            continue
+        items.append(f'<li>{esc(key.replace("_", " "))}: <a href="{esc(href(str(value), outdir))}">'
+                     f"{esc(Path(str(value)).name)}</a></li>")
+    return "<ul>" + "".join(items) + "</ul>"
+
+
+# --- the run report -------------------------------------------------------------------
+
+
+def _banner(summary: Mapping[str, Any]) -> str:
+    verdict = str(summary.get("verdict") or ("pass" if summary.get("passed") else "fail")).lower()
+    word, colour, what = VERDICTS.get(verdict, (verdict.upper(), "#555555", "Unknown verdict."))
+    reasons = [str(r) for r in summary.get("reasons") or []]
+    lat = summary.get("latency_ms") or {}
+    line = (f"P99 {fmt_ms(lat.get('p99'))}, P50 {fmt_ms(lat.get('p50'))}, success {fmt_pct(summary.get('success_rate'))}, "
+            f"{fmt_int(summary.get('requests'))} requests at up to {fmt_int(summary.get('peak_users'))} users")
+    items = "".join(f"<li>{esc(r)}</li>" for r in reasons)
+    return (f'<div class="banner" style="background:{colour}" id="verdict" data-verdict="{esc(verdict)}">'
+            f'<span class="word">{esc(word)}</span><span class="what">{esc(what)}</span>'
+            f'<div>{esc(line)}. Exit code {esc(summary.get("exit_code", "—"))}.</div>'
+            + (f"<ul>{items}</ul>" if items else "") + "</div>")
+
+
+def _thresholds(summary: Mapping[str, Any]) -> str:
+    rows = []
+    for t in summary.get("thresholds") or []:
+        v = str(t.get("verdict") or "")
+        mark = ('<span class="ok">✓ pass</span>' if v == "pass" else '<span class="bad">✗ fail</span>'
+                if v == "fail" else f'<span class="none">{esc(v or "—")}</span>')
+        scope = ", ".join(f"{k} {val}" for k, val in (t.get("filters") or {}).items()) or "whole run"
+        rows.append([esc(t.get("label") or f"{t.get('metric')} {t.get('expression')}"), esc(scope),
+                     esc(fmt_observed(t)), esc(fmt_int(t.get("samples"))), mark,
+                     esc(t.get("detail") or "") + (" <span class=\"small\">(stops the run when broken)</span>"
+                                                    if t.get("abort_on_fail") else "")])
+    if not rows:
+        return "<p class=\"none\">This scenario declares no thresholds.</p>"
+    return table(["threshold", "scope", "observed", "samples", "verdict", "detail"], rows, numeric=(2, 3))
+
+
+def _cards(summary: Mapping[str, Any]) -> str:
+    lat = summary.get("latency_ms") or {}
+    cost = summary.get("cost") or {}
+    usd = _num(cost.get("usd"))
+    cards = [("requests", fmt_int(summary.get("requests"))), ("success rate", fmt_pct(summary.get("success_rate"))),
+             ("failures", fmt_int(summary.get("failures"))), ("dropped (no free user)", fmt_int(summary.get("dropped"))),
+             ("P50", fmt_ms(lat.get("p50"))), ("P95", fmt_ms(lat.get("p95"))), ("P99", fmt_ms(lat.get("p99"))),
+             ("P99.9", fmt_ms(lat.get("p99.9"))), ("max", fmt_ms(lat.get("max"))),
+             ("throughput", f"{_num(summary.get('rps')) or 0:,.0f} req/s"), ("peak users", fmt_int(summary.get("peak_users"))),
+             ("retries / failovers", f"{fmt_int(summary.get('retries'))} / {fmt_int(summary.get('failovers'))}"),
+             ("cost, had it been real", "—" if usd is None else f"${usd:,.2f}")]
+    return '<div class="cards">' + "".join(f'<div class="card"><div class="v">{esc(v)}</div><div class="k">{esc(k)}'
+                                           "</div></div>" for k, v in cards) + "</div>"
+
+
+def _stages(summary: Mapping[str, Any]) -> str:
+    rows = []
+    for s in summary.get("stages") or []:
+        lat = s.get("latency_ms") or {}
+        n, f = _num(s.get("requests")), _num(s.get("failures"))
+        rows.append([esc(s.get("name")), esc(f"{_num(s.get('start_s')) or 0:g}–{_num(s.get('end_s')) or 0:g} s"),
+                     esc(fmt_int(n)), esc(fmt_int(f)), esc(fmt_pct(1 - f / n) if n and f is not None else "—"),
+                     esc(f"{_num(s.get('rps')) or 0:,.1f}"), esc(fmt_ms(lat.get("p50"))), esc(fmt_ms(lat.get("p99")))])
+    if not rows:
+        return "<p class=\"none\">No stages were recorded.</p>"
+    return table(["stage", "time", "requests", "failures", "success", "req/s", "P50", "P99"], rows,
+                 numeric=(2, 3, 4, 5, 6, 7))
+
+
+def _status_codes(summary: Mapping[str, Any]) -> str:
+    codes = {str(k): _num(v) or 0 for k, v in (summary.get("status_codes") or {}).items()}
+    total = sum(codes.values())
+    if not total:
+        return "<p class=\"none\">No responses were recorded.</p>"
+    colours = dict(plots.CODE_GROUPS)
+    rows = []
+    for code, n in sorted(codes.items(), key=lambda kv: -kv[1]):
+        group = plots.code_group(code)
+        rows.append([f'<span class="dot" style="background:{colours[group]}"></span>{esc(code)}', esc(group),
+                     esc(fmt_int(n)), esc(fmt_pct(n / total, 3))])
+    return table(["status", "group", "responses", "share"], rows, numeric=(2, 3))
+
+
+def _cost(summary: Mapping[str, Any]) -> str:
+    try:
+        rc = run_cost(summary)
+    except Exception as exc:   # the bill is a side note; a malformed cost block must not lose the report
+        return f"<p class=\"none\">Cost could not be worked out: {esc(exc)}</p>"
+    rows = [["billed", f"${rc['billed_usd']:,.2f}"], ["images delivered", fmt_int(rc["images"])],
+            ["per image", "—" if rc["per_image_usd"] is None else f"${rc['per_image_usd']:.4f}"],
+            ["attempts (not billed)", f"{fmt_int(rc['attempts'])} ({fmt_int(rc['unbilled_attempts'])})"],
+            ["retries", fmt_int(rc["retries"])], ["failovers", fmt_int(rc["failovers"])]]
+    if rc["at_requested_price_usd"] is not None:
+        rows.append([f"had every image come from {rc['requested_model']}", f"${rc['at_requested_price_usd']:,.2f}"])
+    if rc["abandoned_timeouts"]:
+        rows.append(["timed out, possibly billed anyway (at most)",
+                     f"{rc['abandoned_timeouts']:,} (${rc['abandoned_usd_upper'] or 0:,.2f})"])
+    for vol, usd in rc["monthly_at_run_price_usd"].items():
+        rows.append([f"{int(vol):,} images a month at this price", f"${usd:,.0f}"])
+    return (table(["", ""], [[esc(a), esc(b)] for a, b in rows], numeric=(1,))
+            + f'<p class="small">{esc(rc["rule"])}</p>')
+
+
+CAPTIONS = {
+    "latency": ("Latency over time. Each line is one second's percentile (P50, P95, P99). The red dashed line is "
+                "the P99 limit and the dotted one the P50 limit: a percentile above its line is what breaks the SLA. "
+                "The lower panel shows the load that caused it: requests per second (green), failures per second "
+                "(red) and users (grey, right axis). Shaded bands are the scenario's stages."),
+    "distribution": ("Latency distribution. The blue curve says what share of requests finished within a given "
+                     "time; the vertical scale stretches the tail so 99 % and 99.9 % are as visible as the median. "
+                     "To meet the SLA the curve must pass left of each red ✕. The grey dashed curve is what the "
+                     "simulated provider was configured to produce: the gap between the two is time spent queueing, "
+                     "retrying or in the client."),
+    "codes": ("Responses by status, per second. Green is success; 429 is rate limiting, 5xx server errors, "
+              "timeouts requests the client gave up on, dropped requests the load generator had no free user "
+              "for. The lower panel repeats everything but success on its own scale, so a handful of failures "
+              "among a thousand successes is still visible."),
+}
+
+
+def write_html(summary: dict, outdir: Path) -> Path:
+    """Write the run's PNGs and a self-contained report.html into outdir; return the HTML's path."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    pngs = {"latency": plots.latency_over_time(summary, outdir / "latency_over_time.png"),
+            "distribution": plots.latency_distribution(summary, outdir / "latency_distribution.png"),
+            "codes": plots.status_codes_over_time(summary, outdir / "status_codes.png")}
+    target = summary.get("target") or {}
+    who = esc(target.get("name") or "?") + (f" ({esc(target['model'])})" if target.get("model") else "")
+    started = summary.get("started_at")
+    try:
+        started = datetime.fromisoformat(str(started)).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+    except ValueError:
+        pass
+    duration = _num(summary.get("duration_s")) or 0.0
+    body = [
+        f"<h1>{esc(summary.get('scenario', 'run'))} on {who}</h1>",
+        f'<p class="meta">{esc(summary.get("description", ""))}<br>Started {esc(started or "—")}, ran '
+        f"{duration:,.0f} s against {esc(target.get('base_url', '—'))} ({esc(target.get('api', '—'))} API).</p>",
+        _banner(summary),
+        "<h2>Thresholds</h2>", _thresholds(summary),
+        "<h2>Key numbers</h2>", _cards(summary),
+        "<h2>Figures</h2>",
+        figure(pngs["latency"], "latency percentiles per second against the SLA, with load below", CAPTIONS["latency"]),
+        figure(pngs["distribution"], "measured latency distribution against the configured one",
+               CAPTIONS["distribution"]),
+        figure(pngs["codes"], "responses per second by status", CAPTIONS["codes"]),
+        "<h2>Stages</h2>", _stages(summary),
+        "<h2>Status codes</h2>", _status_codes(summary),
+        "<h2>Cost</h2>", _cost(summary),
+        "<h2>Files</h2>", files_list(summary.get("files") or {}, outdir),
+    ]
+    out = outdir / "report.html"
+    out.write_text(page(f"{summary.get('verdict', '').upper()} · {summary.get('scenario', 'run')}", "\n".join(body)),
+                   encoding="utf-8")
+    return out
+
+
+# --- the comparison report ------------------------------------------------------------
+
+
+def _dev_cell(c: Mapping[str, Any] | None, outdir: Path) -> str:
+    if c is None:
+        return '<span class="none">—</span>'
+    unit = str(c.get("unit") or "")
+    fmt = fmt_ms if unit == "ms" else (lambda v: "—" if _num(v) is None else f"{_num(v):,.1f} {unit}")
+    m, p = _num(c.get("measured")), _num(c.get("published"))
+    dev = _num(c.get("deviation_pct"))
+    if dev is None and m is not None and p:
+        dev = 100 * (m - p) / p
+    colour = "#777" if dev is None else "#1e7e34" if abs(dev) <= 10 else "#a15c00" if abs(dev) <= 50 else "#b02a37"
+    run = c.get("run")
+    link = ""
+    if run and (outdir / str(run) / "report.html").exists():
+        link = f' <a class="small" href="{esc(quote(str(run)))}/report.html">run</a>'
+    dev_txt = "not measured" if m is None else f"{dev:+.0f} %"
+    return (f"{esc(fmt(m) if m is not None else '—')} <span class=\"small\">vs {esc(fmt(p))}</span><br>"
+            f'<span style="color:{colour};font-weight:600">{esc(dev_txt)}</span>{link}')
+
+
+def _projection(cost: Mapping[str, Any]) -> str:
+    targets = list(cost.get("targets") or [])
+    if not targets:
+        return ""
+    rows = [[esc(f"{r['volume']:,}")] + [esc(f"${r['cost_usd'][t]:,.0f}") for t in targets]
+            + [esc("—" if r.get("direct_average_usd") is None else f"${r['direct_average_usd']:,.0f}")]
+            for r in cost.get("rows") or []]
+    out = ("<h3>Monthly cost at the per-model prices</h3>"
+           + table(["images / month", *targets, "direct average"], rows, numeric=tuple(range(len(targets) + 2))))
+    basis = cost.get("price_basis") or {}
+    prices = cost.get("price_per_image_usd") or {}
+    first = (cost.get("rows") or [{}])[0].get("savings_vs_average") or {}
+    out += ("<p>Savings against the direct average: " + "; ".join(
+        f"{esc(t)} {first[t]:.0%}" for t in targets if first.get(t) is not None) + ".</p>")
+    out += '<p class="small">' + "; ".join(f"{esc(t)} ${prices.get(t, 0):.3f} ({esc(basis.get(t, ''))})"
+                                          for t in targets) + "</p>"
+    pub = cost.get("published") or {}
+    if pub.get("rows"):
+        cols = pub["columns"]
+        rows = [[esc(f"{r['volume']:,}")] + [esc(f"${r['cost_usd'][c]:,.0f}") for c in cols]
+                + [esc(f"{r['savings_vs_average']:.0%}")] for r in pub["rows"]]
+        out += ("<h3>As published</h3>"
+                + table(["images / month", *cols, "savings vs average"], rows, numeric=tuple(range(len(cols) + 2))))
+    return out
+
+
+def write_compare_html(compare: dict, outdir: Path) -> Path:
+    """compare.html: measured vs published for every cell, the plot, and where the seed contradicts itself."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    cells = list(compare.get("cells") or [])
+    png = plots.relay_vs_direct(cells, outdir / "relay_vs_direct.png")
+    targets = list(compare.get("targets") or dict.fromkeys(str(c["target"]) for c in cells))
+    metrics = list(dict.fromkeys((str(c.get("metric")), str(c.get("label") or c.get("metric")), str(c.get("unit") or ""))
+                                 for c in cells))
+    by = {(str(c.get("metric")), str(c["target"])): c for c in cells}
+    rows = [[esc(f"{label} ({unit})" if unit else label)] + [_dev_cell(by.get((m, t)), outdir) for t in targets]
+            for m, label, unit in metrics]
+    measured = sum(1 for c in cells if _num(c.get("measured")) is not None)
+    definitions = compare.get("definitions") or {}
+    labels = {m: label for m, label, _ in metrics}
+    notes = compare.get("contradictions") or []
+    body = [
+        "<h1>Relay vs direct: the published latency table, measured</h1>",
+        f'<p class="meta">Generated {esc(compare.get("generated_at", "—"))}'
+        + (" (reduced run: short stages and a smaller burst, so the figures are indicative)" if compare.get("reduced")
+           else "") + f"; seed {esc(compare.get('seed', '—'))}; took {esc(compare.get('duration_s', '—'))} s; "
+        f"{measured} of {len(cells)} cells measured.</p>",
+        "<h2>Measured against published</h2>",
+        '<p class="small">Each cell: measured vs published, and the deviation. Green within 10 %, amber within '
+        "50 %, red beyond.</p>",
+        table(["workload", *targets], rows) if rows else '<p class="none">No cells.</p>',
+        figure(png, "measured bars against published markers per workload and target",
+               "Bars are measured, black diamonds the published figures; the scale is logarithmic because the "
+               "relay's milliseconds and the providers' seconds differ a hundredfold. A diamond far above or "
+               "below its bar is a figure the simulation could not reproduce."),
+        "<h2>Where the published figures contradict each other</h2>",
+        ("".join(f"<h3>{esc(n.get('title', ''))}</h3><p>{esc(n.get('explanation', ''))}</p>" for n in notes)
+         if notes else '<p class="none">None found.</p>'),
+    ]
+    if compare.get("cost"):
+        body += ["<h2>Cost</h2>", _projection(compare["cost"])]
+    if definitions:
+        body += ["<h2>What each row measures</h2>",
+                 "<dl>" + "".join(f"<dt><b>{esc(labels.get(k, k))}</b></dt><dd>{esc(v)}</dd>"
+                                  for k, v in definitions.items()) + "</dl>"]
+    out = outdir / "compare.html"
+    out.write_text(page("Relay vs direct", "\n".join(body)), encoding="utf-8")
+    return out

@@ -1,0 +1,418 @@
+"""The run's figures as PNGs: latency over time, the latency distribution, status codes, relay vs direct.
+
+Each function takes the run's summary document (as written to summary.json), writes
+one PNG and returns its path. Figures are drawn on a bare Agg canvas, never through
+pyplot, so rendering touches no global state and needs no display.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any, Iterable, Mapping, Sequence
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator
+
+LATENCY_METRICS = {"latency", "latency_ms", "http_req_duration", "response_time", "duration"}
+PCT_COLORS = {"p50": "#1f77b4", "p95": "#ff7f0e", "p99": "#7b3fa0"}
+SLA_COLOR = "#c0392b"
+CODE_GROUPS = (("2xx", "#2e9e44"), ("429", "#f0a500"), ("5xx", "#d62728"), ("timeout", "#6a3d9a"),
+               ("other", "#8c8c8c"), ("dropped", "#1b1b1b"))
+STAGE_SHADES = ("#f2f2f2", "#ffffff")
+DPI = 100
+_EXPR = re.compile(r"^\s*(?:p\(\s*(?P<p>[\d.]+)\s*\)|(?P<agg>med|avg|max))\s*(?P<op><=|<)\s*(?P<v>[\d.]+)\s*$")
+
+
+# --- reading the summary -----------------------------------------------------------
+
+
+def _f(x: Any) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return math.nan
+    return v if math.isfinite(v) else math.nan
+
+
+def sla_lines(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Latency limits from the thresholds: [{label, ms, stage (None: the whole run), verdict}]."""
+    out = []
+    for t in summary.get("thresholds") or []:
+        if str(t.get("metric", "")).split("{")[0] not in LATENCY_METRICS:
+            continue
+        m = _EXPR.match(str(t.get("expression", "")))
+        if not m:
+            continue
+        filters = t.get("filters") or {}
+        if set(filters) - {"stage"}:
+            continue     # a limit on one request name or target is not the run's line
+        stat = f"P{float(m['p']):g}" if m["p"] else {"med": "P50", "avg": "mean", "max": "max"}[m["agg"]]
+        out.append({"label": f"SLA {stat} {m['op']} {float(m['v']):g} ms", "stat": stat, "ms": float(m["v"]),
+                    "stage": filters.get("stage"), "verdict": t.get("verdict")})
+    return out
+
+
+def stage_windows(summary: Mapping[str, Any]) -> list[tuple[str, float, float]]:
+    out = []
+    for s in summary.get("stages") or []:
+        start, end = _f(s.get("start_s")), _f(s.get("end_s"))
+        if not (math.isnan(start) or math.isnan(end)) and end > start:
+            out.append((str(s.get("name", "")), start, end))
+    return out
+
+
+def _time_scale(max_s: float) -> tuple[float, str]:
+    if max_s > 3 * 3600:
+        return 3600.0, "hours"
+    if max_s > 900:
+        return 60.0, "minutes"
+    return 1.0, "s"
+
+
+def _title(summary: Mapping[str, Any], what: str) -> str:
+    target = summary.get("target") or {}
+    who = target.get("name") or "?"
+    if target.get("model") and target.get("model") != who:
+        who += f" ({target['model']})"
+    return f"{summary.get('scenario', 'run')} on {who}: {what}"
+
+
+# --- drawing helpers ------------------------------------------------------------------
+
+
+def _figure(w: float = 10.0, h: float = 6.0) -> Figure:
+    fig = Figure(figsize=(w, h), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p, format="png", dpi=DPI)
+    return p
+
+
+def _empty(ax: Any, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=13, color="#555555")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _shade_stages(ax: Any, windows: Sequence[tuple[str, float, float]], k: float, label: bool) -> None:
+    for i, (name, a, b) in enumerate(windows):
+        ax.axvspan(a / k, b / k, color=STAGE_SHADES[i % 2], zorder=0, lw=0)
+        if i:
+            ax.axvline(a / k, color="#9a9a9a", lw=0.8, ls=":", zorder=1)
+        if label:
+            ax.text((a + b) / 2 / k, 1.0, name, transform=ax.get_xaxis_transform(), ha="center", va="bottom",
+                    fontsize=9, color="#444444", clip_on=False)
+
+
+def _ms_formatter() -> FuncFormatter:
+    def fmt(v: float, _pos: int) -> str:
+        if v >= 1000:
+            return f"{v / 1000:g} s"
+        return f"{v:g} ms"
+    return FuncFormatter(fmt)
+
+
+# --- figures -------------------------------------------------------------------------
+
+
+def latency_over_time(summary: Mapping[str, Any], path: str | Path) -> Path:
+    """P50/P95/P99 per second against the SLA, over users and requests/s, stages shaded."""
+    timeline = [r for r in (summary.get("timeline") or []) if not math.isnan(_f(r.get("t_s")))]
+    fig = _figure(10, 6.5)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
+    fig.suptitle(_title(summary, "latency over time"), fontsize=13)
+    if not timeline:
+        _empty(top, "no per-second timeline was recorded")
+        _empty(bottom, "")
+        return _save(fig, path)
+    ts = [_f(r.get("t_s")) for r in timeline]
+    windows = stage_windows(summary)
+    k, unit = _time_scale(max(ts + [w[2] for w in windows] + [1.0]))
+    x = [t / k for t in ts]
+    _shade_stages(top, windows, k, label=True)
+    _shade_stages(bottom, windows, k, label=False)
+    plotted: list[float] = []
+    for key, name in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99")):
+        y = [_f(r.get(key)) for r in timeline]
+        plotted += [v for v in y if not math.isnan(v)]
+        top.plot(x, y, color=PCT_COLORS[name], lw=1.6, label=name.upper(), marker="o" if len(x) < 3 else None)
+    if not plotted:
+        top.text(0.5, 0.5, "no latency recorded in any second (did every request fail?)", ha="center",
+                 va="center", transform=top.transAxes, fontsize=12, color="#b02a37")
+    # One row per second: a row at t covers [t, t+1), and the stages may run past the last row.
+    x0 = min(x + [a / k for _, a, _ in windows])
+    x1 = max([v + 1 / k for v in x] + [b / k for _, _, b in windows])
+    top.set_xlim(x0 - 0.01 * (x1 - x0), x1)
+    lines = sla_lines(summary)
+    whole = {(ln["stat"], ln["ms"]) for ln in lines if not ln["stage"]}
+    for line in lines:
+        if line["stage"] and (line["stat"], line["ms"]) in whole:
+            continue     # the same limit over one stage would hide under the whole-run line
+        span = next(((a / k, b / k) for n, a, b in windows if n == line["stage"]), None) if line["stage"] else None
+        if line["stage"] and span is None:
+            continue
+        style = {"colors": SLA_COLOR, "linestyles": "--" if line["stat"] == "P99" else ":", "lw": 1.8, "zorder": 5}
+        if span is None:
+            top.axhline(line["ms"], color=SLA_COLOR, ls=style["linestyles"], lw=1.8, zorder=5, label=line["label"])
+        else:
+            top.hlines(line["ms"], *span, label=f"{line['label']} ({line['stage']})", **style)
+        plotted.append(line["ms"])
+    # Headroom above the highest line keeps the legend off the SLA line and the data.
+    if plotted and min(plotted) > 0 and max(plotted) / min(plotted) > 30:
+        top.set_yscale("log")
+        top.set_ylim(min(plotted) / 1.5, max(plotted) * 4)
+    elif plotted:
+        top.set_ylim(0, max(plotted) * 1.35)
+    top.yaxis.set_major_formatter(_ms_formatter())
+    top.set_ylabel("latency per second (ms)")
+    top.grid(True, alpha=0.3)
+    top.legend(loc="upper left", fontsize=9, ncols=2, framealpha=0.9)
+
+    rps = [_f(r.get("rps", r.get("requests"))) for r in timeline]
+    fails = [_f(r.get("failures")) for r in timeline]
+    dots = "o" if len(x) < 3 else None
+    bottom.plot(x, rps, color="#2e9e44", lw=1.4, label="requests/s", marker=dots)
+    if any(v > 0 for v in fails if not math.isnan(v)):
+        bottom.plot(x, fails, color=SLA_COLOR, lw=1.2, label="failures/s", marker=dots)
+    bottom.set_ylabel("requests / s")
+    bottom.set_ylim(bottom=0)
+    bottom.grid(True, alpha=0.3)
+    users_ax = bottom.twinx()
+    users_ax.step(x, [_f(r.get("users")) for r in timeline], where="post", color="#555555", lw=1.2, ls="--",
+                  label="users", marker=dots)
+    users_ax.set_ylabel("users")
+    users_ax.set_ylim(bottom=0)
+    h1, l1 = bottom.get_legend_handles_labels()
+    h2, l2 = users_ax.get_legend_handles_labels()
+    bottom.legend(h1 + h2, l1 + l2, loc="upper left", fontsize=9, framealpha=0.9)
+    bottom.set_xlabel(f"time since start ({unit})")
+    return _save(fig, path)
+
+
+def _expected_quantiles(exp: Mapping[str, Any], ps: Sequence[float]) -> list[float]:
+    scale = _f(exp.get("latency_scale", 1.0))
+    scale = 1.0 if math.isnan(scale) else scale
+    p50 = _f(exp.get("p50_ms"))
+    sigma = _f(exp.get("sigma"))
+    if math.isnan(sigma):
+        sigma = math.log(_f(exp.get("p99_ms")) / p50) / NormalDist().inv_cdf(0.99)
+    lo, hi = _f(exp.get("min_ms")), _f(exp.get("max_ms"))
+    out = []
+    for p in ps:
+        v = p50 * math.exp(sigma * NormalDist().inv_cdf(p))
+        if not math.isnan(lo):
+            v = max(v, lo)
+        if not math.isnan(hi):
+            v = min(v, hi)
+        out.append(v * scale)
+    return out
+
+
+def _measured_points(summary: Mapping[str, Any]) -> list[tuple[float, float]]:
+    pts = []
+    for row in summary.get("latency_distribution") or []:
+        try:
+            p, ms = float(row[0]), float(row[1])
+        except (TypeError, ValueError, IndexError):
+            continue
+        if 0 < p < 100 and ms > 0:
+            pts.append((p / 100.0, ms))
+    if not pts:   # fall back to the summary's own percentiles
+        lat = summary.get("latency_ms") or {}
+        for key, p in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99), ("p99.9", 0.999)):
+            v = _f(lat.get(key))
+            if v > 0:
+                pts.append((p, v))
+    return sorted(pts)
+
+
+def latency_distribution(summary: Mapping[str, Any], path: str | Path) -> Path:
+    """Measured latency percentiles against the profile's log-normal, on a scale that shows the tail."""
+    fig = _figure(10, 6)
+    ax = fig.subplots()
+    fig.suptitle(_title(summary, "latency distribution"), fontsize=13)
+    pts = _measured_points(summary)
+    exp = summary.get("expected_latency")
+    if exp and not _f(exp.get("p50_ms")) > 0:
+        exp = None      # nothing to draw the configured curve from
+    if not pts and not exp:
+        _empty(ax, "no latencies were recorded (no request completed)")
+        return _save(fig, path)
+    xs: list[float] = []
+    if pts:
+        ax.plot([ms for _, ms in pts], [p for p, _ in pts], color="#1f77b4", lw=2.2, marker="." if len(pts) < 40 else None,
+                label=f"measured ({int(summary.get('requests') or 0):,} requests)", zorder=4)
+        xs += [ms for _, ms in pts]
+    if exp:
+        grid = [0.001 + i * 0.998 / 400 for i in range(401)]
+        q = _expected_quantiles(exp, grid)
+        scale = _f(exp.get("latency_scale", 1.0))
+        note = f", latency-scale {scale:g}" if not math.isnan(scale) and scale != 1 else ""
+        ax.plot(q, grid, color="#888888", lw=1.8, ls="--",
+                label=f"profile: log-normal P50 {_f(exp.get('p50_ms')):g} ms, P99 {_f(exp.get('p99_ms')):g} ms{note}",
+                zorder=3)
+        xs += q
+    ax.set_yscale("logit")
+    ticks = [0.01, 0.1, 0.5, 0.9, 0.99, 0.999]
+    ax.set_yticks(ticks, [f"{t * 100:g}%" for t in ticks])
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda *_: ""))
+    ax.set_ylim(0.005, 0.9995)
+    for line in sla_lines(summary):
+        if line["stage"]:
+            continue
+        ax.axvline(line["ms"], color=SLA_COLOR, ls="--" if line["stat"] == "P99" else ":", lw=1.6, label=line["label"])
+        xs.append(line["ms"])
+        if line["stat"].startswith("P") and line["stat"][1:].replace(".", "").isdigit():
+            p = float(line["stat"][1:]) / 100
+            if 0 < p < 1:
+                seen = any(lb.startswith("SLA point") for lb in ax.get_legend_handles_labels()[1])
+                ax.plot([line["ms"]], [p], marker="x", color=SLA_COLOR, ms=10, mew=2, ls="none", zorder=5,
+                        label=None if seen else "SLA point: the curve must pass left of it")
+    xs = [v for v in xs if v > 0 and not math.isnan(v)]
+    if xs and max(xs) / min(xs) > 20:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda *_: ""))
+    ax.xaxis.set_major_formatter(_ms_formatter())
+    ax.set_xlabel("latency (ms; log scale when the range is wide)" if ax.get_xscale() == "log" else "latency (ms)")
+    ax.set_ylabel("share of requests at or below (percentile)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=9, framealpha=0.9)
+    return _save(fig, path)
+
+
+def code_group(code: str) -> str:
+    c = str(code).strip().lower()
+    if c.isdigit():
+        n = int(c)
+        if 200 <= n < 300:
+            return "2xx"
+        if n == 429:
+            return "429"
+        if 500 <= n < 600:
+            return "5xx"
+        return "other"
+    return "timeout" if "timeout" in c else "other"
+
+
+def _binned_codes(timeline: Sequence[Mapping[str, Any]], max_bins: int) -> tuple[list[float], float, dict[str, list[float]]]:
+    ts = [_f(r.get("t_s")) for r in timeline]
+    t0 = min(ts)
+    span = max(ts) - t0 + 1
+    width = max(1.0, math.ceil(span / max_bins))
+    n = int(math.ceil(span / width))
+    groups = {g: [0.0] * n for g, _ in CODE_GROUPS}
+    for t, r in zip(ts, timeline):
+        i = min(n - 1, int((t - t0) // width))
+        for code, count in (r.get("codes") or {}).items():
+            groups[code_group(code)][i] += _f(count) or 0.0
+        groups["dropped"][i] += _f(r.get("dropped")) or 0.0
+    lefts = [t0 + i * width for i in range(n)]
+    return lefts, width, {g: [v / width for v in vals] for g, vals in groups.items()}
+
+
+def status_codes_over_time(summary: Mapping[str, Any], path: str | Path) -> Path:
+    """Responses per second by outcome, stacked; below, everything but 2xx, on its own scale."""
+    timeline = [r for r in (summary.get("timeline") or []) if not math.isnan(_f(r.get("t_s")))]
+    fig = _figure(10, 6.5)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+    fig.suptitle(_title(summary, "responses by status"), fontsize=13)
+    if not timeline:
+        _empty(top, "no per-second timeline was recorded")
+        _empty(bottom, "")
+        return _save(fig, path)
+    lefts, width, groups = _binned_codes(timeline, 240)
+    windows = stage_windows(summary)
+    k, unit = _time_scale(max(lefts[-1] + width, *(w[2] for w in windows)) if windows else lefts[-1] + width)
+    x = [v / k for v in lefts]
+    _shade_stages(top, windows, k, label=True)
+    _shade_stages(bottom, windows, k, label=False)
+    colors = dict(CODE_GROUPS)
+    for ax, names in ((top, [g for g, _ in CODE_GROUPS]), (bottom, [g for g, _ in CODE_GROUPS if g != "2xx"])):
+        base = [0.0] * len(x)
+        for g in names:
+            vals = groups[g]
+            if not any(vals):
+                continue
+            ax.bar(x, vals, width=width / k, bottom=base, align="edge", color=colors[g], lw=0,
+                   label=f"{g}" + (" (no free user)" if g == "dropped" else ""))
+            base = [a + b for a, b in zip(base, vals)]
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.set_ylim(bottom=0)
+    top.set_ylabel("responses / s")
+    bins = "" if width == 1 else f", averaged over {width:g} s"
+    bottom.set_ylabel("non-2xx / s")
+    if top.get_legend_handles_labels()[0]:
+        top.legend(loc="upper left", fontsize=9, framealpha=0.9, ncols=3)
+    if bottom.get_legend_handles_labels()[0]:
+        bottom.legend(loc="upper left", fontsize=9, framealpha=0.9, ncols=3)
+        bottom.set_title("failures only, on their own scale", fontsize=10, loc="left")
+    else:
+        bottom.text(0.5, 0.5, "no 429, 5xx, timeouts or other failures", ha="center", va="center",
+                    transform=bottom.transAxes, color="#2e9e44", fontsize=12)
+    bottom.set_xlabel(f"time since start ({unit}{bins})")
+    return _save(fig, path)
+
+
+def relay_vs_direct(compare_cells: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
+    """Measured bars against published markers, grouped by workload, one panel per unit."""
+    cells = [c for c in compare_cells if c.get("published") is not None or c.get("measured") is not None]
+    units = list(dict.fromkeys(str(c.get("unit", "")) for c in cells)) or [""]
+    targets = list(dict.fromkeys(str(c["target"]) for c in cells))
+    palette = ("#1f77b4", "#ff7f0e", "#2e9e44", "#7b3fa0", "#8c564b", "#17becf")
+    tcolor = {t: palette[i % len(palette)] for i, t in enumerate(targets)}
+    widths = [max(1, len({_row_key(c) for c in cells if str(c.get("unit", "")) == u})) + 0.6 for u in units]
+    fig = _figure(12, 6.5)
+    axes = fig.subplots(1, len(units), squeeze=False, width_ratios=widths)[0]
+    fig.suptitle("Relay vs direct providers: measured (bars) against the published figures (◆)", fontsize=13)
+    if not cells:
+        _empty(axes[0], "no comparison cells")
+        return _save(fig, path)
+    bar_w = 0.8 / max(1, len(targets))
+    handles: dict[str, Any] = {}
+    for ax, unit in zip(axes, units):
+        mine = [c for c in cells if str(c.get("unit", "")) == unit]
+        rows = list(dict.fromkeys(_row_key(c) for c in mine))
+        by = {(_row_key(c), str(c["target"])): c for c in mine}
+        values = [v for c in mine for v in (_f(c.get("measured")), _f(c.get("published"))) if v > 0]
+        floor = min(values) / 2 if values else 1.0
+        for i, row in enumerate(rows):
+            for j, t in enumerate(targets):
+                c = by.get((row, t))
+                if c is None:
+                    continue
+                x = i - 0.4 + bar_w * (j + 0.5)
+                m, p = _f(c.get("measured")), _f(c.get("published"))
+                if m > 0:
+                    handles[t] = ax.bar(x, m, width=bar_w * 0.92, color=tcolor[t], bottom=0)
+                else:
+                    ax.text(x, floor * 1.15, "not\nmeasured", ha="center", va="bottom", fontsize=7, color="#666666")
+                if p > 0:
+                    handles["published"] = ax.plot([x], [p], marker="D", color="black", ms=6, ls="none")[0]
+                if m > 0 and p > 0:
+                    ax.text(x, max(m, p) * 1.12, f"{100 * (m - p) / p:+.0f}%", ha="center", va="bottom",
+                            fontsize=7, color="#333333")
+        ax.set_xticks(range(len(rows)), [r.replace(", ", ",\n", 1) for r in rows], fontsize=9)
+        ax.set_xlim(-0.6, len(rows) - 0.4)
+        if values:
+            ax.set_yscale("log")
+            ax.set_ylim(floor, max(values) * 3)
+        ax.set_ylabel(f"{unit}, log scale" if unit else "log scale")
+        ax.grid(True, axis="y", which="major", alpha=0.3)
+    order = [t for t in targets if t in handles] + (["published"] if "published" in handles else [])
+    fig.legend([handles[k] for k in order], [k if k != "published" else "published (seed)" for k in order],
+               loc="outside lower center", ncols=len(order), fontsize=10)
+    return _save(fig, path)
+
+
+def _row_key(c: Mapping[str, Any]) -> str:
+    return str(c.get("label") or f"{c.get('workload', '')} {c.get('metric', '')}".strip())

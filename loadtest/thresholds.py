@@ -1,0 +1,302 @@
+"""k6's threshold syntax, parsed into values the gate can evaluate.
+
+A scenario's ``[thresholds]`` table reads like k6's ``options.thresholds``::
+
+    [thresholds]
+    latency = ["p(99)<600", "p(50)<300"]
+    "latency{stage:surge}" = [{ threshold = "p(99)<600", abort_on_fail = true, delay_abort_eval = "10s" }]
+    success = ["rate>=0.9995"]
+    http_req_failed = ["rate<0.0005"]          # k6 names are accepted as aliases
+
+Everything is checked when the scenario loads, so a typo is one clear error before any
+process starts rather than a threshold that silently never fires.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+__all__ = [
+    "Threshold", "ThresholdError", "parse_thresholds", "parse_duration",
+    "METRICS", "AGGREGATIONS", "FILTER_TAGS", "format_value", "unit_for",
+]
+
+
+class ThresholdError(ValueError):
+    """A threshold key or expression that cannot be understood; the message names it."""
+
+
+# canonical metric -> aggregations it supports
+AGGREGATIONS: dict[str, tuple[str, ...]] = {
+    "latency": ("p", "avg", "min", "max", "med"),
+    "success": ("rate",),
+    "failures": ("rate",),
+    "requests": ("count", "rate", "rps"),
+    "dropped": ("count", "rate"),
+}
+METRICS = tuple(AGGREGATIONS)
+ALIASES = {
+    "http_req_duration": "latency",
+    "http_req_failed": "failures",
+    "http_reqs": "requests",
+    "dropped_iterations": "dropped",
+    "checks": "success",
+}
+# The recorder keys its data by these; expected_response (k6's tag) picks successful or
+# failed responses only, e.g. latency{expected_response:true}.
+FILTER_TAGS = ("target", "name", "stage", "expected_response")
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt,
+    ">=": operator.ge, "==": operator.eq, "!=": operator.ne,
+}
+_KEY_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\{(.*)\})?\s*$", re.S)
+_EXPR_RE = re.compile(
+    r"^\s*(?P<agg>p\s*\((?P<pct>[^)]*)\)|[A-Za-z_]+)\s*(?P<op>[<>=!]+)\s*(?P<val>.*?)\s*$", re.S)
+_OPTION_KEYS = {
+    "threshold": "threshold",
+    "abort_on_fail": "abort_on_fail", "abortOnFail": "abort_on_fail",
+    "delay_abort_eval": "delay_abort_eval", "delayAbortEval": "delay_abort_eval",
+}
+_DURATION_PART = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|h|m|s)")
+_FRACTION_METRICS = {"success", "failures"}
+
+
+@dataclass(frozen=True)
+class Threshold:
+    metric: str
+    filters: tuple[tuple[str, str], ...]
+    aggregation: str
+    percentile: float | None
+    op: str
+    value: float
+    source: str
+    abort_on_fail: bool = False
+    delay_abort_eval_s: float = 0.0
+
+    @property
+    def unit(self) -> str:
+        return unit_for(self.metric, self.aggregation)
+
+    def aggregation_text(self) -> str:
+        if self.aggregation == "p":
+            return f"p({_num(self.percentile)})"
+        return self.aggregation
+
+    def expression(self) -> str:
+        """The canonical expression, e.g. "p(99)<600"."""
+        return f"{self.aggregation_text()}{self.op}{_num(self.value)}"
+
+    def filter_text(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.filters)
+
+    def label(self) -> str:
+        unit = self.unit
+        limit = _num(self.value) + (f" {unit}" if unit and unit != "requests" else "")
+        text = f"{self.metric} {self.aggregation_text()} {self.op} {limit}"
+        if self.filters:
+            text += f" [{self.filter_text()}]"
+        return text
+
+    def check(self, observed: float) -> bool:
+        if observed is None or (isinstance(observed, float) and math.isnan(observed)):
+            return False
+        return _OPS[self.op](observed, self.value)
+
+
+def unit_for(metric: str, aggregation: str) -> str:
+    if metric == "latency":
+        return "ms"
+    if metric == "requests":
+        return "requests" if aggregation == "count" else "req/s"
+    if metric == "dropped" and aggregation == "count":
+        return "requests"
+    return ""
+
+
+def format_value(metric: str, aggregation: str, value: float | None) -> str:
+    """A value as a person reads it: "712.4 ms", "99.91 %", "1,180.2 req/s", "42 requests"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    unit = unit_for(metric, aggregation)
+    if unit == "ms":
+        if float(value).is_integer():
+            return f"{value:,.0f} ms"
+        return f"{value:,.1f} ms" if value >= 10 else f"{value:,.3f} ms"
+    if unit == "req/s":
+        return f"{value:,.0f} req/s" if float(value).is_integer() else f"{value:,.1f} req/s"
+    if unit == "requests":
+        return f"{value:,.0f}"
+    return _percent(value)
+
+
+def _percent(fraction: float) -> str:
+    pct = fraction * 100
+    # Enough digits that 99.95 % and 99.94 % do not both print as 99.9 %.
+    if pct == 0 or pct == 100:
+        return f"{pct:.0f} %"
+    if abs(pct) >= 99 or abs(pct) < 1:
+        return f"{pct:.3f} %"
+    return f"{pct:.2f} %"
+
+
+def _num(x: float | None) -> str:
+    if x is None:
+        return ""
+    if float(x).is_integer():
+        return str(int(x))
+    return repr(float(x))
+
+
+def parse_duration(text: str | int | float) -> float:
+    """ "10s", "1m30s", "250ms", "4h", "1.5s", "90" (plain seconds) or a number -> seconds."""
+    if isinstance(text, bool):
+        raise ValueError(f"a duration must be a number of seconds or a string like \"30s\", got {text!r}")
+    if isinstance(text, (int, float)):
+        value = float(text)
+    elif isinstance(text, str):
+        s = text.strip()
+        if not s:
+            raise ValueError("a duration must not be empty (e.g. \"30s\", \"1m30s\", \"250ms\")")
+        try:
+            value = float(s)
+        except ValueError:
+            value, pos = 0.0, 0
+            for m in _DURATION_PART.finditer(s):
+                if m.start() != pos:
+                    break
+                value += float(m.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[m.group(2)]
+                pos = m.end()
+            if pos != len(s) or pos == 0:
+                raise ValueError(f"not a duration: {text!r} (use e.g. \"30s\", \"1m30s\", \"250ms\", \"4h\" "
+                                 f"or a number of seconds)") from None
+    else:
+        raise ValueError(f"a duration must be a number of seconds or a string like \"30s\", got {text!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"a duration must be a finite, non-negative number of seconds, got {text!r}")
+    return value
+
+
+def parse_thresholds(table: Mapping[str, Any]) -> list[Threshold]:
+    if not isinstance(table, Mapping):
+        raise ThresholdError(f"[thresholds] must be a table of metric = [expressions], got {type(table).__name__}")
+    out: list[Threshold] = []
+    for key, entries in table.items():
+        if not isinstance(key, str):
+            raise ThresholdError(f"thresholds: a key must be a string, got {key!r}")
+        metric, filters = _parse_key(key)
+        if isinstance(entries, (str, Mapping)):
+            entries = [entries]
+        if not isinstance(entries, list) or not entries:
+            raise ThresholdError(f"thresholds.{key}: expected a list of expressions such as [\"p(99)<600\"], "
+                                 f"got {entries!r}")
+        for entry in entries:
+            out.append(_parse_entry(key, metric, filters, entry))
+    return out
+
+
+def _parse_key(key: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    m = _KEY_RE.match(key)
+    if not m:
+        raise ThresholdError(f"thresholds: cannot read the key {key!r}; expected metric or metric{{tag:value}}, "
+                             f"e.g. \"latency{{stage:surge}}\"")
+    raw_metric, raw_filters = m.group(1), m.group(2)
+    metric = ALIASES.get(raw_metric, raw_metric)
+    if metric not in AGGREGATIONS:
+        known = ", ".join(list(METRICS) + list(ALIASES))
+        raise ThresholdError(f"thresholds.{key}: unknown metric {raw_metric!r} (known: {known})")
+    filters: dict[str, str] = {}
+    if raw_filters is not None:
+        if not raw_filters.strip():
+            raise ThresholdError(f"thresholds.{key}: empty filter {{}}; write e.g. {{stage:surge}} or leave it out")
+        for part in raw_filters.split(","):
+            tag, sep, value = part.partition(":")
+            tag, value = tag.strip(), value.strip().strip("'\"")
+            if not sep or not tag or not value:
+                raise ThresholdError(f"thresholds.{key}: malformed filter {part.strip()!r}; "
+                                     f"expected tag:value, e.g. stage:surge")
+            if tag not in FILTER_TAGS:
+                raise ThresholdError(f"thresholds.{key}: unknown filter tag {tag!r} (known: {', '.join(FILTER_TAGS)})")
+            if tag in filters:
+                raise ThresholdError(f"thresholds.{key}: the filter tag {tag!r} is given twice")
+            if tag == "expected_response":
+                value = value.lower()
+                if value not in ("true", "false"):
+                    raise ThresholdError(f"thresholds.{key}: expected_response must be true or false, got {value!r}")
+            filters[tag] = value
+    return metric, tuple(sorted(filters.items()))
+
+
+def _parse_entry(key: str, metric: str, filters: tuple[tuple[str, str], ...], entry: Any) -> Threshold:
+    abort, delay = False, 0.0
+    if isinstance(entry, Mapping):
+        opts: dict[str, Any] = {}
+        for k, v in entry.items():
+            canon = _OPTION_KEYS.get(k)
+            if canon is None:
+                raise ThresholdError(f"thresholds.{key}: unknown option {k!r} (known: threshold, abort_on_fail, "
+                                     f"delay_abort_eval; k6's abortOnFail and delayAbortEval also work)")
+            if canon in opts:
+                raise ThresholdError(f"thresholds.{key}: the option {canon} is given twice")
+            opts[canon] = v
+        if "threshold" not in opts:
+            raise ThresholdError(f"thresholds.{key}: a table entry needs threshold = \"...\", "
+                                 f"e.g. {{ threshold = \"p(99)<600\", abort_on_fail = true }}")
+        expr = opts["threshold"]
+        abort = opts.get("abort_on_fail", False)
+        if not isinstance(abort, bool):
+            raise ThresholdError(f"thresholds.{key}: abort_on_fail must be true or false, got {abort!r}")
+        if "delay_abort_eval" in opts:
+            try:
+                delay = parse_duration(opts["delay_abort_eval"])
+            except ValueError as exc:
+                raise ThresholdError(f"thresholds.{key}: delay_abort_eval: {exc}") from None
+    else:
+        expr = entry
+    if not isinstance(expr, str):
+        raise ThresholdError(f"thresholds.{key}: an expression must be a string such as \"p(99)<600\", got {expr!r}")
+    agg, pct, op, value = _parse_expression(key, metric, expr)
+    return Threshold(metric=metric, filters=filters, aggregation=agg, percentile=pct, op=op, value=value,
+                     source=f"{key.strip()}: {expr.strip()}", abort_on_fail=abort, delay_abort_eval_s=delay)
+
+
+def _parse_expression(key: str, metric: str, expr: str) -> tuple[str, float | None, str, float]:
+    where = f"thresholds.{key}: {expr.strip()!r}"
+    m = _EXPR_RE.match(expr)
+    if not m:
+        raise ThresholdError(f"{where}: expected aggregation, operator and number, e.g. \"p(99)<600\" "
+                             f"or \"rate<0.0005\"")
+    agg_text, op, raw_value = m.group("agg"), m.group("op"), m.group("val")
+    allowed = AGGREGATIONS[metric]
+    pct: float | None = None
+    if m.group("pct") is not None:
+        agg = "p"
+        try:
+            pct = float(m.group("pct").strip())
+        except ValueError:
+            raise ThresholdError(f"{where}: bad percentile {m.group('pct').strip()!r}; "
+                                 f"write p(99) or p(99.9)") from None
+        if not (0 < pct <= 100) or not math.isfinite(pct):
+            raise ThresholdError(f"{where}: the percentile must be above 0 and at most 100, got {_num(pct)}")
+    else:
+        agg = agg_text
+    if agg not in allowed:
+        forms = ", ".join("p(N)" if a == "p" else a for a in allowed)
+        raise ThresholdError(f"{where}: {agg_text!r} is not an aggregation of {metric} (use {forms})")
+    if op not in _OPS:
+        raise ThresholdError(f"{where}: bad operator {op!r} (use one of {' '.join(_OPS)})")
+    try:
+        value = float(raw_value)
+    except ValueError:
+        hint = " (units are implied: milliseconds for latency)" if re.search(r"[a-z]", raw_value or "") else ""
+        raise ThresholdError(f"{where}: bad number {raw_value!r}{hint}") from None
+    if not math.isfinite(value):
+        raise ThresholdError(f"{where}: the limit must be a finite number, got {raw_value!r}")
+    if agg == "rate" and (metric in _FRACTION_METRICS or metric == "dropped") and not 0 <= value <= 1:
+        raise ThresholdError(f"{where}: a rate is a fraction between 0 and 1 "
+                             f"(99.95 % is 0.9995), got {_num(value)}")
+    return agg, pct, op, value

@@ -1,0 +1,64 @@
+"""Prompts shaped like a fashion catalog, across the seed's three uses.
+
+product × colour × material × background × style, from Faker so every user draws
+its own reproducible stream (seeded per user).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Sequence
+
+from faker import Faker
+
+PRODUCTS = ("sneakers", "leather handbag", "silk scarf", "denim jacket", "wool coat", "cotton t-shirt",
+            "ankle boots", "sunglasses", "wristwatch", "linen dress", "backpack", "hoodie", "trench coat",
+            "pleated skirt", "loafers", "baseball cap", "cashmere sweater", "swimsuit", "belt", "tote bag")
+MATERIALS = ("leather", "suede", "organic cotton", "linen", "merino wool", "cashmere", "denim", "silk",
+             "recycled polyester", "canvas", "corduroy", "velvet", "nylon", "tweed")
+BACKGROUNDS = ("a pure white background", "a marble surface", "a light grey seamless backdrop",
+               "a wooden table", "a pastel gradient", "a concrete floor", "soft sand", "a terrazzo plinth")
+STYLES = ("studio product photography", "soft box lighting", "editorial fashion photography",
+          "minimalist flat lay", "cinematic lighting", "catalog shot, 85mm lens", "high-key lighting")
+SCENES = ("walking down a cobbled street", "at a rooftop café", "on a beach boardwalk at golden hour",
+          "in a sunlit loft apartment", "at a city crosswalk", "in a botanical garden", "on a mountain trail")
+PEOPLE = ("a young woman", "a man in his thirties", "a teenage skater", "an older woman", "a couple",
+          "a runner", "a student")
+
+USE_CASES = ("product_mockup", "lifestyle", "abandoned_cart")
+
+
+def _colour(fake: Faker) -> str:
+    # Faker's CSS colour names ("MediumSeaGreen") read better as words.
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", fake.color_name()).lower()
+
+
+class CatalogPrompts:
+    def __init__(self, seed: int, weights: Sequence[tuple[str, float]] = (("product_mockup", 1.0),)) -> None:
+        self.fake = Faker()
+        self.fake.seed_instance(seed)
+        self.rng = random.Random(seed)
+        self.cases = [c for c, _ in weights]
+        self.weights = [w for _, w in weights]
+
+    def next(self) -> tuple[str, str]:
+        """(use case, prompt)."""
+        case = self.rng.choices(self.cases, self.weights)[0]
+        return case, getattr(self, case)()
+
+    def product_mockup(self) -> str:
+        f, r = self.fake, self.rng
+        return (f"{_colour(f).capitalize()} {r.choice(MATERIALS)} {r.choice(PRODUCTS)} on {r.choice(BACKGROUNDS)}, "
+                f"{r.choice(STYLES)}, sharp focus, e-commerce product photo")
+
+    def lifestyle(self) -> str:
+        f, r = self.fake, self.rng
+        return (f"{r.choice(PEOPLE).capitalize()} wearing a {_colour(f)} {r.choice(MATERIALS)} "
+                f"{r.choice(PRODUCTS)} {r.choice(SCENES)} in {f.city()}, {r.choice(STYLES)}")
+
+    def abandoned_cart(self) -> str:
+        f, r = self.fake, self.rng
+        return (f"Personalised banner for {f.first_name()}: the {_colour(f)} {r.choice(MATERIALS)} "
+                f"{r.choice(PRODUCTS)} left in the cart, on {r.choice(BACKGROUNDS)}, {r.choice(STYLES)}, "
+                f"warm inviting tone, space for the text 'Still thinking it over?'")

@@ -19,6 +19,8 @@ def _scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profiles", action="append", default=[], metavar="FILE",
                    help="extra mock profile files (e.g. from `calibrate`)")
     p.add_argument("--mock-url", help="use an already running mock instead of starting one")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME.SETTING=VALUE",
+                   help="start the mock with a provider setting changed, e.g. --set relay.error_rate=0.05")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     from .runner import run
     if args.command == "run":
         return run(args.scenario, target=args.target, api=args.api, model=args.model, duration=args.duration,
-                   workers=args.workers, profiles=args.profiles, mock_url=args.mock_url,
+                   workers=args.workers, profiles=args.profiles, mock_url=args.mock_url, sets=args.sets,
                    report_dir=args.report_dir, headless=True)
     return run(args.scenario, target=args.target, api=args.api, model=args.model, duration=args.duration,
-               workers=args.workers, profiles=args.profiles, mock_url=args.mock_url, headless=False,
+               workers=args.workers, profiles=args.profiles, mock_url=args.mock_url, sets=args.sets, headless=False,
                web_port=args.web_port)
 
 

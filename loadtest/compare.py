@@ -21,7 +21,6 @@ measures (also written into compare.json):
 from __future__ import annotations
 
 import argparse
-import heapq
 import json
 import math
 import subprocess
@@ -32,11 +31,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import tomli_w
 
 from mockprovider.profile import Profile, load_profiles
 
+from .calibrate import burst_median, service_draws
 from .cost import monthly_projection
 from .mockproc import MockProcess
 from .runner import locust_command
@@ -192,21 +191,9 @@ def measure(metric: str, summary: dict[str, Any]) -> tuple[float | None, int]:
     return (hold["rps"], hold["requests"]) if hold else (None, 0)
 
 
-def burst_median_model(profile: Profile, n: int = 847, reps: int = 20, seed: int = 1) -> float:
+def burst_median_model(profile: Profile, n: int = 847) -> float:
     """Median latency of n simultaneous requests on the profile's slots (FIFO), by simulation."""
-    rng = np.random.default_rng(seed)
-    lat = profile.latency
-    medians = []
-    for _ in range(reps):
-        service = np.clip(rng.lognormal(lat.mu, lat.sigma, n), lat.min_ms, lat.max_ms)
-        free = [0.0] * profile.capacity.slots
-        ends = []
-        for s in service:
-            t = heapq.heappop(free)
-            heapq.heappush(free, t + s)
-            ends.append(t + s)
-        medians.append(float(np.median(ends)))
-    return float(np.mean(medians))
+    return burst_median(service_draws(profile.latency, n, reps=20, seed=1), profile.capacity.slots)
 
 
 def contradictions(cells: list[dict[str, Any]], profiles: dict[str, Profile]) -> list[dict[str, str]]:

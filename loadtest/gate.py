@@ -7,7 +7,10 @@ by a saturated client is the client's, not the target's.
 
 Fraction thresholds (success, failures and dropped rates) and latency thresholds with fewer
 than ``min_samples`` scheduled requests in their selection are "insufficient": P99 of 40
-requests is the second-worst request, not a tail. Counts and request rates have no such
+requests is the second-worst request, not a tail — unless the breach is already beyond
+repair: if even ``min_samples`` requests whose missing part all went well would still break
+the limit, the threshold fails (so a short run against a slow target fails instead of
+proving nothing, and abort_on_fail can act early). Counts and request rates have no such
 floor — "count > 0" is itself the question.
 
 Dropped starts (an open-model arrival that found every VU busy) count against success:
@@ -124,12 +127,48 @@ def _judge(t: Threshold, sel: Selection, min_samples: int, recorder: Recorder) -
         return ThresholdResult(t, None, samples, "insufficient", t.unit, detail)
     shown = format_value(t.metric, t.aggregation, observed)
     if needs_samples and samples < min_samples:
+        best = _best_case(t, sel, min_samples)
+        if best is not None and not t.check(best):
+            missing = min_samples - samples
+            return ThresholdResult(t, observed, samples, "fail", t.unit,
+                                   f"observed {shown} over {samples} requests; even if the {missing} more "
+                                   f"min_samples asks for had all gone well it would be "
+                                   f"{format_value(t.metric, t.aggregation, best)}: limit {limit} broken")
         return ThresholdResult(t, observed, samples, "insufficient", t.unit,
                                f"only {samples} requests, at least {min_samples} needed to judge "
                                f"(observed {shown}, limit {limit})")
     verdict = "pass" if t.check(observed) else "fail"
     return ThresholdResult(t, observed, samples, verdict, t.unit,
                            f"observed {shown}, limit {limit}: {_margin(t, observed)}")
+
+
+def _best_case(t: Threshold, sel: Selection, m: int) -> float | None:
+    """The value this threshold would see if the run went on to m samples and every one of
+    the missing samples were fast and successful; None where that bound says nothing.
+
+    A run smaller than min_samples cannot *pass* on thin evidence, but it can already have
+    *failed* beyond repair: 400 requests all slower than 600 ms break a P99 < 600 ms
+    however many fast requests might follow.
+    """
+    scheduled = sel.requests + sel.dropped
+    missing = m - scheduled
+    if t.metric == "latency" and t.op in ("<", "<="):
+        if t.aggregation == "max":
+            return sel.max_ms
+        q = 50.0 if t.aggregation == "med" else t.percentile if t.aggregation == "p" else None
+        if q is None or not sel.requests:
+            return None
+        rank = math.ceil(q / 100.0 * m) - (m - sel.requests)   # the missing samples rank first
+        if rank < 1:
+            return None
+        return sel.percentile(100.0 * (rank - 0.5) / sel.requests)
+    if t.metric == "success" and t.op in (">", ">="):
+        return (sel.ok + missing) / m
+    if t.metric == "failures" and t.op in ("<", "<="):
+        return (scheduled - sel.ok) / m
+    if t.metric == "dropped" and t.aggregation == "rate" and t.op in ("<", "<="):
+        return sel.dropped / m
+    return None
 
 
 def _missing_tags(t: Threshold, recorder: Recorder) -> str:

@@ -21,6 +21,8 @@ from .gate import RunFacts, evaluate
 from .mockproc import MockProcess
 from .recorder import Recorder
 from .report import build_summary, console, write_all
+from mockprovider.settings import SettingsError
+
 from .scenario import Scenario, ScenarioError, load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +75,7 @@ def unreachable_verdict(scenario: Scenario, base_url: str, outdir: Path) -> int:
 def locust_command(scenario_ref: str, *, target: str | None, api: str | None, model: str | None,
                    duration: str | None, profiles: Sequence[str], mock_url: str | None, embedded: bool,
                    outdir: Path | None, workers: int, headless: bool, web_port: int = 8089,
-                   host: str | None = None) -> list[str]:
+                   host: str | None = None, sets: Sequence[str] = ()) -> list[str]:
     cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--scenario", scenario_ref,
            "--loglevel", "INFO"]
     for flag, value in (("--target", target), ("--api", api), ("--model", model), ("--duration", duration),
@@ -84,6 +86,8 @@ def locust_command(scenario_ref: str, *, target: str | None, api: str | None, mo
         cmd += ["--profiles", ",".join(profiles)]
     if embedded:
         cmd.append("--embedded-mock")
+    if sets:
+        cmd += ["--mock-sets", ",".join(sets)]
     if outdir is not None:
         cmd += ["--report-dir", str(outdir), "--csv", str(outdir / "locust"), "--html", str(outdir / "locust.html")]
     if workers > 0:
@@ -97,12 +101,18 @@ def locust_command(scenario_ref: str, *, target: str | None, api: str | None, mo
 
 def run(scenario_ref: str, *, target: str | None = None, api: str | None = None, model: str | None = None,
         duration: str | None = None, workers: int = 0, profiles: Sequence[str] = (), mock_url: str | None = None,
-        report_dir: str | None = None, headless: bool = True, web_port: int = 8089) -> int:
+        sets: Sequence[str] = (), report_dir: str | None = None, headless: bool = True, web_port: int = 8089) -> int:
     try:
         scenario = load_scenario(scenario_ref, target=target, duration=duration, api=api, model=model,
                                  profiles=profiles)
-    except ScenarioError as exc:
+        if sets:
+            scenario = scenario.with_mock_sets(sets)
+    except (ScenarioError, SettingsError) as exc:
         print(f"loadtest: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if sets and mock_url:
+        print("loadtest: --set changes the mock this command starts; with --mock-url, use its admin API",
+              file=sys.stderr)
         return EXIT_INVALID
     if workers < 0:
         print("loadtest: WORKERS must be 0 or more", file=sys.stderr)
@@ -112,7 +122,11 @@ def run(scenario_ref: str, *, target: str | None = None, api: str | None = None,
     needs_mock = scenario.target.on_mock or bool(scenario.actions)
     try:
         if needs_mock and not mock_url:
-            mock = MockProcess(*mock_args(scenario)).start()
+            try:
+                mock = MockProcess(*mock_args(scenario)).start()
+            except RuntimeError as exc:
+                print(f"loadtest: {exc}", file=sys.stderr)
+                return EXIT_INVALID
             mock_url = mock.url
             print(f"mock providers on {mock_url} (seed {scenario.mock.seed}, latency scale "
                   f"{scenario.mock.latency_scale:g}{', ' + ', '.join(scenario.mock.sets) if scenario.mock.sets else ''})",
@@ -134,11 +148,23 @@ def run(scenario_ref: str, *, target: str | None = None, api: str | None = None,
                   "Ctrl-C to stop)", flush=True)
         cmd = locust_command(scenario_ref, target=target, api=api, model=model, duration=duration,
                              profiles=profiles, mock_url=mock_url, embedded=mock is not None, outdir=outdir,
-                             workers=workers, headless=headless, web_port=web_port)
-        return _run_locust(cmd)
+                             workers=workers, headless=headless, web_port=web_port, sets=sets)
+        code = _run_locust(cmd)
+        if outdir is not None:
+            print(final_line(outdir, code), flush=True)
+        return code
     finally:
         if mock is not None:
             mock.stop()
+
+
+def final_line(outdir: Path, code: int) -> str:
+    """The last thing a person reads: the verdict, and where the report is."""
+    words = {EXIT_PASS: "PASS: the SLA held", EXIT_FAIL: "FAIL: the SLA was breached",
+             EXIT_INVALID: "INVALID: this run proves nothing"}.get(code, f"exit {code}")
+    page = outdir / "report.html"
+    where = os.path.relpath(page if page.exists() else outdir)
+    return f"\nverdict: {words} (exit {code}); report: {where}"
 
 
 def _run_locust(cmd: list[str]) -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mockprovider.profile import load_profiles
+from mockprovider.settings import parse_set_option
 
 from .thresholds import Threshold, ThresholdError, parse_duration, parse_thresholds
 
@@ -42,6 +43,7 @@ class Load:
     stages: tuple[Stage, ...]
     think_time_s: tuple[float, float] = (0.0, 0.0)
     max_vus: int = 0            # open model: VUs ready to start requests
+    start_rate: float | None = None   # open model: rate at t=0 (default: the first stage's rate)
 
     @property
     def duration_s(self) -> float:
@@ -151,6 +153,11 @@ class Scenario:
         elif name != self.target.name and not name.startswith(("http://", "https://")):
             table.pop("model", None)   # a direct provider serves its own model
         return replace(self, target=_target(table, profiles or self.mock.profiles), raw_target=table)
+
+    def with_mock_sets(self, sets: Sequence[str]) -> "Scenario":
+        for text in sets:
+            parse_set_option(text)    # a malformed --set is an error now, not when the mock starts
+        return replace(self, mock=replace(self.mock, sets=self.mock.sets + tuple(sets)))
 
     def with_profiles(self, profiles: Sequence[str]) -> "Scenario":
         mock = replace(self.mock, profiles=tuple(profiles))
@@ -300,7 +307,7 @@ def _mock(t: Mapping[str, Any], profiles: Sequence[str]) -> MockOptions:
 
 
 def _load(t: Mapping[str, Any]) -> Load:
-    unknown = set(t) - {"model", "stages", "think_time", "max_vus"}
+    unknown = set(t) - {"model", "stages", "think_time", "max_vus", "start_rate"}
     if unknown:
         raise ScenarioError(f"load: unknown key(s) {', '.join(sorted(unknown))}")
     model = t.get("model", "closed")
@@ -349,10 +356,11 @@ def _load(t: Mapping[str, Any]) -> Load:
         raise ScenarioError("load.think_time: max is below min")
     max_vus = _int(t, "max_vus", 0, where="load")
     if model == "open":
-        if model == "open" and max_vus < 1:
+        if max_vus < 1:
             raise ScenarioError("load.max_vus (how many requests may be in flight at once) is required for an "
                                 "open model")
-    return Load(model=model, stages=tuple(stages), think_time_s=(lo, hi), max_vus=max_vus)
+    start_rate = _num(t, "start_rate", 0.0, where="load") if "start_rate" in t else None
+    return Load(model=model, stages=tuple(stages), think_time_s=(lo, hi), max_vus=max_vus, start_rate=start_rate)
 
 
 def _client(t: Mapping[str, Any]) -> Client:

@@ -165,7 +165,28 @@ def test_live_evaluation_uses_elapsed_time_and_abort_respects_the_delay():
     assert results[1].observed == pytest.approx(50.0) and results[1].verdict == "pass"
     assert abort_trigger(results, elapsed_s=10.0) is None
     assert abort_trigger(results, elapsed_s=30.0) is results[0]
-    assert abort_trigger(evaluate_live(th, rec, 40.0, 1000), elapsed_s=40.0) is None  # insufficient never aborts
+    # 500 requests all at 800 ms already break P99 < 600 for any 1,000: conclusive, so it aborts.
+    assert abort_trigger(evaluate_live(th, rec, 40.0, 1000), elapsed_s=40.0).verdict == "fail"
+    few = Recorder(start_time=T0)
+    for i in range(5):
+        few.record(name="g", target="t", latency_ms=800.0, ok=True, status=200, ts=T0 + i)
+    # 5 slow of 1,000 could still be the 1 % a P99 forgives: insufficient never aborts.
+    assert abort_trigger(evaluate_live(th, few, 40.0, 1000), elapsed_s=40.0) is None
+
+
+def test_a_small_run_fails_when_no_further_samples_could_save_it():
+    th = parse_thresholds({"latency": ["p(99)<600", "p(50)<500"], "success": ["rate>=0.99"]})
+    rec = Recorder(start_time=T0)
+    for i in range(300):   # 300 of min 1,000: 20 slow ones are more than the 10 a P99 of 1,000 allows
+        rec.record(name="g", target="t", latency_ms=900.0 if i < 20 else 100.0, ok=i >= 15, status=200, ts=T0 + i)
+    p99, p50, success = evaluate(th, rec, min_samples=1000).results
+    assert p99.verdict == "fail" and "even if" in p99.detail
+    assert p50.verdict == "insufficient"           # 280 fast ones: a P50 could still go either way
+    assert success.verdict == "fail"              # 15 failures > 1 % of 1,000
+    rec2 = Recorder(start_time=T0)
+    for i in range(300):
+        rec2.record(name="g", target="t", latency_ms=900.0 if i < 10 else 100.0, ok=True, status=200, ts=T0 + i)
+    assert [r.verdict for r in evaluate(th, rec2, min_samples=1000).results] == ["insufficient"] * 3
 
 
 def test_nan_never_passes():

@@ -71,6 +71,7 @@ class SuiteRun:
         self.finals_expected: set[str] = set()
         self.finals_received: set[str] = set()
         self.greenlets: list[gevent.Greenlet] = []
+        self.finalizer: gevent.Greenlet | None = None   # web UI: the greenlet gating the run that stopped
         self._live: tuple[float, list[Any]] = (0.0, [])
 
     # --- roles -----------------------------------------------------------------
@@ -133,6 +134,8 @@ def _add_options(parser: Any) -> None:
     g.add_argument("--embedded-mock", action="store_true", default=False,
                    help="the mock at --mock-url was started with the scenario's own [mock] options",
                    include_in_web_ui=False)
+    g.add_argument("--mock-sets", default="", help="settings the mock was started with, comma separated "
+                                                   "(recorded in the report)", include_in_web_ui=False)
     g.add_argument("--profiles", default="", help="extra mock profile files, comma separated",
                    include_in_web_ui=False)
     g.add_argument("--report-dir", default="", help="where reports go (default reports/<scenario>-<time>)",
@@ -168,10 +171,12 @@ def _on_init(environment: Any, **_: Any) -> None:
     try:
         scenario = load_scenario(opts.scenario, target=opts.target or None, duration=opts.duration or None,
                                  api=opts.api or None, model=opts.model or None, profiles=profiles)
+        if opts.mock_sets:
+            scenario = scenario.with_mock_sets(opts.mock_sets.split(","))
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         report_dir = Path(opts.report_dir) if opts.report_dir else ROOT / "reports" / f"{scenario.name}-{stamp}"
         run = SuiteRun(environment, scenario, opts.mock_url or None, report_dir, opts.embedded_mock)
-    except ScenarioError as exc:
+    except (ScenarioError, ValueError) as exc:
         sys.stderr.write(f"loadtest: {exc}\n")
         sys.exit(2)
     environment.imagegen = run
@@ -214,7 +219,8 @@ def _on_spawning_complete(user_count: int, **_: Any) -> None:
         return
     load = run.scenario.load
     share = max(1, getattr(run.runner, "target_user_count", load.max_vus) or load.max_vus) / load.max_vus
-    run.arrivals = ArrivalExecutor(ArrivalSchedule(load.stages), share=share, on_drop=_dropped)
+    run.arrivals = ArrivalExecutor(ArrivalSchedule(load.stages, load.start_rate), share=share,
+                                   on_drop=_dropped)
     run.recorder.start()
     run.arrivals.start()
     log.info("arrival clock started: %.0f%% of the scheduled rate on this process, %d VUs", share * 100, user_count)
@@ -293,7 +299,7 @@ def _on_test_stop(environment: Any, **_: Any) -> None:
         run.recorder.stop()
     run.arrivals = None
     if not run.headless:       # web UI: the run can start again; gate each one when it stops
-        gevent.spawn(finalize, run)
+        run.finalizer = gevent.spawn(finalize, run)
 
 
 def _on_quitting(environment: Any, **_: Any) -> None:
@@ -433,8 +439,8 @@ def finalize(run: SuiteRun) -> dict[str, Any]:
                       "latency_scale": run.scenario.mock.latency_scale, "set": list(run.scenario.mock.sets)}
              if run.mock_url else None}
     if run.arrivals is not None or load.model == "open":
-        extra["open_model"] = {"max_vus": load.max_vus, "scheduled_starts": int(sum(
-            (a + b) / 2 * (e - s) for (_, s, e), a, b in _rates(load)))}
+        extra["open_model"] = {"max_vus": load.max_vus,
+                               "scheduled_starts": round(ArrivalSchedule(load.stages, load.start_rate).total)}
     summary = build_summary(scenario=scenario_info, target=target_info, recorder=run.recorder, verdict=verdict,
                             facts=run.facts, started_at=run.started_at or datetime.now(timezone.utc),
                             duration_s=stopped - (run.started_perf or stopped),
@@ -454,10 +460,3 @@ def finalize(run: SuiteRun) -> dict[str, Any]:
     print(console.render(summary, color=sys.stdout.isatty()), flush=True)
     return summary
 
-
-def _rates(load: Any) -> list[tuple[tuple[str, float, float], float, float]]:
-    out, prev = [], load.stages[0].rate
-    for window, stage in zip(load.windows(), load.stages):
-        out.append((window, prev, stage.rate))
-        prev = stage.rate
-    return out

@@ -29,11 +29,18 @@ class ScenarioShape(LoadTestShape):
             if t >= OPEN_SPAWN_S + load.duration_s + DRAIN_S:
                 return None
             return load.max_vus, max(100.0, load.max_vus / (OPEN_SPAWN_S / 2))
-        elapsed, prev = 0.0, 0
+        elapsed, prev_users, prev_rate = 0.0, 0, 1.0
         for stage in load.stages:
+            if stage.spawn_rate:
+                rate = stage.spawn_rate
+            elif stage.users == prev_users:
+                # Same users as before: repeat the previous tick exactly, so Locust does not
+                # restart a ramp that is still going at a slower rate.
+                rate = prev_rate
+            else:
+                rate = default_spawn_rate(stage.users - prev_users, stage.duration_s)
             if t < elapsed + stage.duration_s:
-                rate = stage.spawn_rate or default_spawn_rate(stage.users - prev, stage.duration_s)
                 return stage.users, rate
             elapsed += stage.duration_s
-            prev = stage.users
+            prev_users, prev_rate = stage.users, rate
         return None

@@ -67,6 +67,7 @@ class SuiteRun:
         self.actions_done: list[dict[str, Any]] = []
         self.started_at: datetime | None = None
         self.started_perf: float | None = None
+        self.stopped_perf: float | None = None
         self.summary: dict[str, Any] | None = None
         self.finals_expected: set[str] = set()
         self.finals_received: set[str] = set()
@@ -93,7 +94,9 @@ class SuiteRun:
         return bool(opts and opts.headless)
 
     def elapsed_s(self) -> float:
-        return time.perf_counter() - self.started_perf if self.started_perf else 0.0
+        if not self.started_perf:
+            return 0.0
+        return (self.stopped_perf or time.perf_counter()) - self.started_perf
 
     # --- live view -----------------------------------------------------------------
     def live_results(self) -> list[Any]:
@@ -199,6 +202,7 @@ def _on_test_start(environment: Any, **_: Any) -> None:
     run.summary = None
     run.started_at = datetime.now(timezone.utc)
     run.started_perf = time.perf_counter()
+    run.stopped_perf = None
     if run.is_master or run.scenario.load.model == "closed":
         run.recorder.start()   # open model: a process starts its clock with its arrival schedule
     run.health.start(run.runner)
@@ -284,6 +288,7 @@ def _on_test_stop(environment: Any, **_: Any) -> None:
     run = _RUN
     if run is None or run.started_perf is None:
         return
+    run.stopped_perf = time.perf_counter()
     for g in run.greenlets:
         g.kill(block=False)
     run.greenlets = []
@@ -405,7 +410,7 @@ def finalize(run: SuiteRun) -> dict[str, Any]:
         return run.summary
     if run.is_master:
         _wait_for_finals(run)
-    stopped = time.perf_counter()
+    stopped = run.stopped_perf or time.perf_counter()
     saturated, detail, figures = assess(run.health)
     run.facts.generator_saturated = saturated
     run.facts.saturation_detail = detail

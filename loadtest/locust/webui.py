@@ -42,7 +42,7 @@ def sla_document(run: "SuiteRun") -> dict[str, Any]:
         state, verdict = "not started", None
     else:
         state = "running"
-        verdict = "fail" if any(r["verdict"] == "FAIL" for r in rows) else "pass so far"
+        verdict = "failing so far" if any(r["verdict"] == "FAIL" for r in rows) else "passing so far"
     doc: dict[str, Any] = {"scenario": run.scenario.name, "target": run.target.name, "base_url": run.target.base_url,
                            "state": state, "verdict": verdict, "elapsed_s": round(run.elapsed_s(), 1),
                            "min_samples": run.scenario.min_samples, "thresholds": rows}

@@ -102,9 +102,9 @@ def _margin(t: Threshold, observed: float) -> str:
     """How far observed is from the limit, in the threshold's own unit and in percent."""
     diff = observed - t.value
     amount = format_value(t.metric, t.aggregation, abs(diff))
-    if t.unit == "":
-        amount = f"{abs(diff) * 100:.3g} percentage points"
     pct = f" ({abs(diff) / abs(t.value) * 100:.1f} %)" if t.value else ""
+    if t.unit == "":   # a rate: percentage points say it; a percentage of a percentage would not
+        amount, pct = f"{abs(diff) * 100:.3g} percentage points", ""
     if t.check(observed):
         return f"{amount}{pct} to spare" if diff else "exactly at the limit"
     if t.op == "==":

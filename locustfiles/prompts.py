@@ -1,13 +1,16 @@
 """Prompts shaped like a fashion catalog, across the seed's three uses.
 
-product × colour × material × background × style, from Faker so every user draws
-its own reproducible stream (seeded per user).
+product × colour × material × background × style. The people, places and colours
+come from Faker, drawn once per process into pools (a Faker instance costs about a
+millisecond to build, and a flash sale starts hundreds of users a second); each
+user then draws its own reproducible stream from them with its own seed.
 """
 
 from __future__ import annotations
 
 import random
 import re
+from functools import lru_cache
 from typing import Sequence
 
 from faker import Faker
@@ -29,15 +32,24 @@ PEOPLE = ("a young woman", "a man in his thirties", "a teenage skater", "an olde
 USE_CASES = ("product_mockup", "lifestyle", "abandoned_cart")
 
 
-def _colour(fake: Faker) -> str:
+POOL_SIZE = 2000
+
+
+@lru_cache(maxsize=1)
+def pools() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(colours, cities, first names) from one seeded Faker, so every process has the same pools."""
+    fake = Faker()
+    fake.seed_instance(20_261_124)
     # Faker's CSS colour names ("MediumSeaGreen") read better as words.
-    return re.sub(r"(?<!^)(?=[A-Z])", " ", fake.color_name()).lower()
+    colours = tuple(sorted({re.sub(r"(?<!^)(?=[A-Z])", " ", fake.color_name()).lower() for _ in range(POOL_SIZE)}))
+    cities = tuple(fake.city() for _ in range(POOL_SIZE))
+    names = tuple(fake.first_name() for _ in range(POOL_SIZE))
+    return colours, cities, names
 
 
 class CatalogPrompts:
     def __init__(self, seed: int, weights: Sequence[tuple[str, float]] = (("product_mockup", 1.0),)) -> None:
-        self.fake = Faker()
-        self.fake.seed_instance(seed)
+        self.colours, self.cities, self.names = pools()
         self.rng = random.Random(seed)
         self.cases = [c for c, _ in weights]
         self.weights = [w for _, w in weights]
@@ -48,17 +60,17 @@ class CatalogPrompts:
         return case, getattr(self, case)()
 
     def product_mockup(self) -> str:
-        f, r = self.fake, self.rng
-        return (f"{_colour(f).capitalize()} {r.choice(MATERIALS)} {r.choice(PRODUCTS)} on {r.choice(BACKGROUNDS)}, "
+        r = self.rng
+        return (f"{r.choice(self.colours).capitalize()} {r.choice(MATERIALS)} {r.choice(PRODUCTS)} on {r.choice(BACKGROUNDS)}, "
                 f"{r.choice(STYLES)}, sharp focus, e-commerce product photo")
 
     def lifestyle(self) -> str:
-        f, r = self.fake, self.rng
-        return (f"{r.choice(PEOPLE).capitalize()} wearing a {_colour(f)} {r.choice(MATERIALS)} "
-                f"{r.choice(PRODUCTS)} {r.choice(SCENES)} in {f.city()}, {r.choice(STYLES)}")
+        r = self.rng
+        return (f"{r.choice(PEOPLE).capitalize()} wearing a {r.choice(self.colours)} {r.choice(MATERIALS)} "
+                f"{r.choice(PRODUCTS)} {r.choice(SCENES)} in {r.choice(self.cities)}, {r.choice(STYLES)}")
 
     def abandoned_cart(self) -> str:
-        f, r = self.fake, self.rng
-        return (f"Personalised banner for {f.first_name()}: the {_colour(f)} {r.choice(MATERIALS)} "
+        r = self.rng
+        return (f"Personalised banner for {r.choice(self.names)}: the {r.choice(self.colours)} {r.choice(MATERIALS)} "
                 f"{r.choice(PRODUCTS)} left in the cart, on {r.choice(BACKGROUNDS)}, {r.choice(STYLES)}, "
                 f"warm inviting tone, space for the text 'Still thinking it over?'")

@@ -34,9 +34,10 @@ from locust.event import EventHook
 from loadtest.scenario import Client, Target
 
 from .apis import APIS, Api, key_for
-from .prompts import CatalogPrompts
+from .prompts import CatalogPrompts, pools
 
 _SILENT = EventHook()   # the HTTP session's own per-exchange events go nowhere
+pools()                 # built at import, not in the middle of the first spawn
 _user_numbers = itertools.count()
 
 
@@ -84,23 +85,28 @@ class ImageGenUser(FastHttpUser):
     @task
     def generate(self) -> None:
         arrivals = self.suite.arrivals if self.suite is not None else None
-        if arrivals is not None:
-            ticket = arrivals.take()
-            if ticket is None:          # the schedule is over: idle until the shape stops the run
-                gevent.sleep(1.0)
-                return
-            started = ticket.scheduled_at
-        else:
-            started = time.perf_counter()
         if self.settings.batch_size > 1:
-            self._batch(started)
-        else:
-            self._one(started)
+            started = self._wait_for_start(arrivals)
+            if started is not None:
+                self._batch(started)
+            return
+        use_case, prompt = self.prompts.next()     # the client's own work, before the clock starts
+        started = self._wait_for_start(arrivals)
+        if started is not None:
+            self._one(started, use_case, prompt)
 
-    def _one(self, started: float | None) -> None:
+    def _wait_for_start(self, arrivals: Any) -> float | None:
+        if arrivals is None:
+            return time.perf_counter()
+        ticket = arrivals.take()
+        if ticket is None:              # the schedule is over: idle until the shape stops the run
+            gevent.sleep(1.0)
+            return None
+        return ticket.scheduled_at      # latency counts from when the request was due
+
+    def _one(self, started: float | None, use_case: str, prompt: str) -> None:
         if started is None:
             started = time.perf_counter()
-        use_case, prompt = self.prompts.next()
         result = self.driver.generate(prompt)
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         self.environment.events.request.fire(
@@ -114,7 +120,7 @@ class ImageGenUser(FastHttpUser):
         """A batch as the seed's client sends it: all at once, a semaphore bounding concurrency."""
         pool = Pool(self.settings.batch_concurrency)
         for _ in range(self.settings.batch_size):
-            pool.spawn(self._one, None)   # each image timed from its own start
+            pool.spawn(self._one, None, *self.prompts.next())   # each image timed from its own start
         pool.join()
         wall_ms = (time.perf_counter() - started) * 1000.0
         # The batch as a whole, for Locust's own table; the SLA recorder counts per-image requests.

@@ -9,51 +9,66 @@ master merges workers' samples.
 from __future__ import annotations
 
 import time
-from typing import Any
-
 import gevent
+import psutil
 
 SAMPLE_S = 0.25
 # A run is invalid when the generator was hot or late for a sustained share of it.
-CPU_HOT = 90.0               # percent of one core, as Locust measures it
+CPU_HOT = 90.0               # percent of one core
 HOT_SHARE = 0.2              # ... for more than this share of the samples
 LAG_P95_LIMIT_MS = 50.0      # gevent loop lag
 SCHEDULE_P95_LIMIT_MS = 50.0  # open model: starts issued this late
+# A failed threshold is not the target's if the generator stalled this long inside its window:
+# every request in flight during the stall was timed that much too slow.
+STALL_LIMIT_MS = 100.0
 
 
 class GeneratorHealth:
     def __init__(self) -> None:
         self.lag_ms: list[float] = []
+        self.lag_at: list[float] = []            # wall-clock time of each lag sample
         self.cpu: list[float] = []
         self.schedule_lag_ms: list[float] = []   # open model: how late each start went out
         self._greenlet: gevent.Greenlet | None = None
 
-    def start(self, runner: Any) -> None:
-        self._greenlet = gevent.spawn(self._run, runner)
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._run)
 
     def stop(self) -> None:
         if self._greenlet is not None:
             self._greenlet.kill(block=False)
 
-    def _run(self, runner: Any) -> None:
+    def _run(self) -> None:
+        # Our own CPU reading, once a second: Locust's refreshes only every 10 s and reads
+        # 0 for its first interval, which would hide a short run's saturation.
+        process = psutil.Process()
+        process.cpu_percent(None)
         n = 0
         while True:
             t = time.perf_counter()
             gevent.sleep(SAMPLE_S)
             self.lag_ms.append(max(0.0, (time.perf_counter() - t - SAMPLE_S) * 1000.0))
+            self.lag_at.append(time.time())
             n += 1
             if n % 4 == 0:
-                self.cpu.append(float(getattr(runner, "current_cpu_usage", 0.0) or 0.0))
+                self.cpu.append(process.cpu_percent(None))
 
     def drain(self) -> dict[str, list[float]]:
-        out = {"lag_ms": self.lag_ms, "cpu": self.cpu, "schedule_lag_ms": self.schedule_lag_ms}
-        self.lag_ms, self.cpu, self.schedule_lag_ms = [], [], []
+        out = {"lag_ms": self.lag_ms, "lag_at": self.lag_at, "cpu": self.cpu,
+               "schedule_lag_ms": self.schedule_lag_ms}
+        self.lag_ms, self.lag_at, self.cpu, self.schedule_lag_ms = [], [], [], []
         return out
 
     def merge(self, data: dict[str, list[float]]) -> None:
         self.lag_ms.extend(data.get("lag_ms", []))
+        self.lag_at.extend(data.get("lag_at", []))
         self.cpu.extend(data.get("cpu", []))
         self.schedule_lag_ms.extend(data.get("schedule_lag_ms", []))
+
+    def worst_stall_ms(self, start: float, end: float) -> float:
+        """The longest the loop ran late between two wall-clock times."""
+        return max((lag for lag, at in zip(self.lag_ms, self.lag_at) if start <= at <= end + SAMPLE_S),
+                   default=0.0)
 
 
 def _p95(values: list[float]) -> float:

@@ -35,7 +35,7 @@ from ..report import build_summary, write_all
 from ..report import console
 from ..scenario import Scenario, ScenarioError, load_scenario
 from .arrival import ArrivalExecutor, ArrivalSchedule
-from .health import GeneratorHealth, assess
+from .health import STALL_LIMIT_MS, GeneratorHealth, assess
 from .shape import DRAIN_S, OPEN_SPAWN_S
 
 log = logging.getLogger("loadtest")
@@ -205,7 +205,7 @@ def _on_test_start(environment: Any, **_: Any) -> None:
     run.stopped_perf = None
     if run.is_master or run.scenario.load.model == "closed":
         run.recorder.start()   # open model: a process starts its clock with its arrival schedule
-    run.health.start(run.runner)
+    run.health.start()
     if run.is_master:
         run.finals_expected = {c.id for c in run.runner.clients.all}
         run.finals_received = set()
@@ -404,6 +404,27 @@ def _batches(run: SuiteRun) -> dict[str, Any] | None:
             "mean_per_image_ms": entry.avg_response_time / size, "concurrency": run.scenario.client.batch_concurrency}
 
 
+def _stalls_behind_failures(run: SuiteRun, verdict: Any) -> str:
+    """Words for the generator stalls inside the window of a failed latency threshold, if any."""
+    t0 = run.recorder.start_time
+    if t0 is None:
+        return ""
+    windows = {name: (t0 + a, t0 + b) for name, a, b in run.scenario.load.windows()}
+    whole = (t0, t0 + run.elapsed_s())
+    found = []
+    for r in verdict.results:
+        if r.verdict != "fail" or r.threshold.metric != "latency":
+            continue
+        stage = dict(r.threshold.filters).get("stage")
+        start, end = windows.get(stage, whole) if stage else whole
+        stall = run.health.worst_stall_ms(start, end)
+        if stall > STALL_LIMIT_MS:
+            where = f"during stage {stage}" if stage else "during the run"
+            found.append(f"the load generator stalled for {stall:.0f} ms {where}, so {r.threshold.label()} "
+                         "timed the generator as much as the target")
+    return "; ".join(found)
+
+
 def finalize(run: SuiteRun) -> dict[str, Any]:
     """Gate the run and write its reports (once)."""
     if run.summary is not None:
@@ -423,6 +444,12 @@ def finalize(run: SuiteRun) -> dict[str, Any]:
     elif everything.requests + everything.dropped == 0:
         run.facts.notes.append("no request completed during the run")
     verdict = evaluate(run.scenario.thresholds, run.recorder, run.facts, run.scenario.min_samples)
+    if verdict.status == "fail" and not saturated:
+        stalled = _stalls_behind_failures(run, verdict)
+        if stalled:
+            run.facts.generator_saturated = True
+            run.facts.saturation_detail = stalled
+            verdict = evaluate(run.scenario.thresholds, run.recorder, run.facts, run.scenario.min_samples)
     opts = run.environment.parsed_options
     files: dict[str, str] = {"recording": "recording.json"}
     if opts is not None and opts.html_file:

@@ -46,7 +46,7 @@ def test_success_rate_breach_reads_in_percent():
     assert v.exit_code == 1
     assert v.results[1].verdict == "fail"
     assert v.reasons == ["success rate was 99.850 %, limit >= 99.950 % (-0.1 percentage points)"]
-    assert v.results[1].detail.endswith("short by 0.1 percentage points (0.1 %)")
+    assert v.results[1].detail.endswith("short by 0.1 percentage points")
 
 
 def test_dropped_starts_count_against_success_and_failures():

@@ -131,9 +131,10 @@ def _judge(t: Threshold, sel: Selection, min_samples: int, recorder: Recorder) -
         if best is not None and not t.check(best):
             missing = min_samples - samples
             return ThresholdResult(t, observed, samples, "fail", t.unit,
-                                   f"observed {shown} over {samples} requests; even if the {missing} more "
-                                   f"min_samples asks for had all gone well it would be "
-                                   f"{format_value(t.metric, t.aggregation, best)}: limit {limit} broken")
+                                   f"observed {shown} over {samples} requests, limit {limit}: "
+                                   f"{_margin(t, observed)}; even if the {missing} more min_samples asks "
+                                   f"for had all gone well it would be "
+                                   f"{format_value(t.metric, t.aggregation, best)}")
         return ThresholdResult(t, observed, samples, "insufficient", t.unit,
                                f"only {samples} requests, at least {min_samples} needed to judge "
                                f"(observed {shown}, limit {limit})")

@@ -123,12 +123,13 @@ class Api:
             failover = failover or a.failover
             if a.ok or retry is None or attempts >= retry.max_attempts or a.status not in retry.on:
                 return Generation(a.ok, a.status, a.error, attempts, cost, failover, a.length)
-            # Exponential backoff with jitter, or the wait the server asked for.
+            # The seed's backoff: base * 2**attempt + uniform(0, 1). Retry-After is honoured as the
+            # least wait, never as the whole of it: a server that says "20 ms" to a crowd of clients
+            # sharing one key would otherwise be hammered by all of them at once.
+            wait = min(retry.base_s * 2 ** (attempts - 1) + self.rng.uniform(0, 1), retry.max_backoff_s)
             if retry.honour_retry_after and a.retry_after_s is not None:
-                wait = a.retry_after_s + self.rng.uniform(0, 0.1)
-            else:
-                wait = retry.base_s * 2 ** (attempts - 1) + self.rng.uniform(0, 1)
-            gevent.sleep(min(wait, retry.max_backoff_s))
+                wait = max(wait, a.retry_after_s)
+            gevent.sleep(wait)
 
 
 class RelayApi(Api):

@@ -69,6 +69,7 @@ class SuiteRun:
         self.started_perf: float | None = None
         self.stopped_perf: float | None = None
         self.summary: dict[str, Any] | None = None
+        self.workers = 0
         self.finals_expected: set[str] = set()
         self.finals_received: set[str] = set()
         self.greenlets: list[gevent.Greenlet] = []
@@ -208,6 +209,7 @@ def _on_test_start(environment: Any, **_: Any) -> None:
     run.health.start()
     if run.is_master:
         run.finals_expected = {c.id for c in run.runner.clients.all}
+        run.workers = len(run.finals_expected)
         run.finals_received = set()
     if not run.is_worker:
         run.greenlets = [gevent.spawn(_watch_users, run), gevent.spawn(_run_actions, run),
@@ -464,7 +466,7 @@ def finalize(run: SuiteRun) -> dict[str, Any]:
                      "min_samples": run.scenario.min_samples}
     target_info = {"name": run.target.name, "api": run.target.api, "base_url": run.target.base_url,
                    "model": run.target.model}
-    workers = run.runner.worker_count if run.is_master else 0
+    workers = run.workers
     extra = {"actions": run.actions_done, "batches": _batches(run), "generator_figures": figures,
              "locust": {"workers": workers, "peak_users": load.peak_users},
              "mock": {"url": run.mock_url, "embedded": run.embedded_mock, "seed": run.scenario.mock.seed,

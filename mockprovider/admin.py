@@ -65,7 +65,7 @@ async def patch_provider(request: web.Request) -> web.Response:
     provider = _provider(request)
     try:
         changes = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         return _error(400, f"the body must be a JSON object of settings: {exc}")
     if not isinstance(changes, dict) or not changes:
         return _error(400, "the body must be a non-empty JSON object of settings")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,8 +73,13 @@ def build_app(options: ServerOptions | None = None) -> web.Application:
     middlewares = [admin.admin_auth] if options.admin_token else []
     app = web.Application(middlewares=middlewares, client_max_size=ctx.max_body_bytes)
     app["mock"] = ctx
+
+    async def remember_loop(app: web.Application) -> None:
+        ctx.loop = asyncio.get_running_loop()
+
+    app.on_startup.append(remember_loop)
     for wire_cls in WIRES:
-        wire = wire_cls()
+        wire = wire_cls(ctx)
         app.router.add_routes(wire.routes())
         # After the real routes: wrong paths and wrong methods under a prefix get that API's error shape.
         app.router.add_route("*", wire.prefix + "/{tail:.*}", wire.guarded(wire.unknown_route))

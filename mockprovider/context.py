@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,3 +18,4 @@ class MockContext:
     max_body_bytes: int = 16 * 1024 * 1024
     admin_token: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)   # per-wire state (e.g. job stores)
+    loop: asyncio.AbstractEventLoop | None = None          # set on startup; saves a lookup per request

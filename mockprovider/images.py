@@ -11,6 +11,7 @@ import hashlib
 import math
 import struct
 import zlib
+from hashlib import blake2b
 from functools import lru_cache
 
 from aiohttp import web
@@ -19,7 +20,9 @@ MIN_KB, MAX_KB = 1, 8192
 
 
 def digest_for(prompt: str, seed: int | str) -> str:
-    return hashlib.sha256(f"{seed}\x00{prompt}".encode()).hexdigest()[:32]
+    """32 hex digits naming an image: the same prompt and seed always name the same image."""
+    # surrogatepass: JSON may carry a lone surrogate ("\ud800"), which strict UTF-8 cannot encode.
+    return blake2b(f"{seed}\x00{prompt}".encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

@@ -1,19 +1,26 @@
-"""Prometheus metrics for the mock: requests by provider/model/status, in flight, queued, latency."""
+"""Prometheus metrics for the mock: requests by provider/model/status, in flight, queued, latency.
+
+Counting happens in plain dicts on the event loop (the server has one thread),
+and the Prometheus families are built only when /metrics is scraped: the
+client library's locked counters and histograms cost more per request than the
+rest of a cheap answer.
+"""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import TYPE_CHECKING, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 if TYPE_CHECKING:
     from .provider import Providers
 
-disable_created_metrics()  # the _created series only add noise to a scrape
-
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 15, 20, 30, 60)
+_LE = [floatToGoString(b) for b in BUCKETS] + ["+Inf"]
 
 
 class _Load(Collector):
@@ -22,7 +29,7 @@ class _Load(Collector):
     def __init__(self, providers: "Providers") -> None:
         self.providers = providers
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         running = GaugeMetricFamily("mock_in_flight", "Requests generating now", labels=["provider"])
         queued = GaugeMetricFamily("mock_queue_depth", "Requests waiting for a slot", labels=["provider"])
         for name, p in self.providers.items():
@@ -32,27 +39,48 @@ class _Load(Collector):
         yield queued
 
 
+class _Answers(Collector):
+    def __init__(self, metrics: "Metrics") -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily("mock_requests", "Requests answered", labels=["provider", "model", "status"])
+        by_provider: dict[str, list[float]] = {}
+        for (provider, model, status), row in sorted(self.metrics.rows.items()):
+            requests.add_metric([provider, model, str(status)], sum(row[:-1]))
+            total = by_provider.setdefault(provider, [0] * len(row))
+            for i, n in enumerate(row):
+                total[i] += n
+        yield requests
+        latency = HistogramMetricFamily("mock_request_duration_seconds", "Time to answer, queueing included",
+                                        labels=["provider"])
+        for provider, row in by_provider.items():
+            cumulative, buckets = 0, []
+            for le, n in zip(_LE, row):
+                cumulative += n
+                buckets.append((le, cumulative))
+            latency.add_metric([provider], buckets, sum_value=row[-1])
+        yield latency
+
+
 class Metrics:
     def __init__(self, providers: "Providers") -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter("mock_requests", "Requests answered", ["provider", "model", "status"],
-                                registry=self.registry)
-        self.latency = Histogram("mock_request_duration_seconds", "Time to answer, queueing included",
-                                 ["provider"], buckets=BUCKETS, registry=self.registry)
+        # (provider, model, status) -> answers per latency bucket (the last one +Inf), then their sum of seconds
+        self.rows: dict[tuple[str, str, int], list[float]] = {}
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_Answers(self))
         self.registry.register(_Load(providers))
-        self._counters: dict[tuple[str, str, int], object] = {}
-        self._hists: dict[str, object] = {}
 
     def observe(self, provider: str, model: str, status: int, seconds: float) -> None:
-        key = (provider, model, status)
-        child = self._counters.get(key)
-        if child is None:
-            child = self._counters[key] = self.requests.labels(provider, model, str(status))
-        child.inc()  # type: ignore[attr-defined]
-        hist = self._hists.get(provider)
-        if hist is None:
-            hist = self._hists[provider] = self.latency.labels(provider)
-        hist.observe(seconds)  # type: ignore[attr-defined]
+        row = self.rows.get((provider, model, status))
+        if row is None:
+            row = self.rows[(provider, model, status)] = self.new_row()
+        row[bisect_left(BUCKETS, seconds)] += 1   # `le` buckets include their bound
+        row[-1] += seconds
+
+    @staticmethod
+    def new_row() -> list[float]:
+        return [0] * (len(BUCKETS) + 1) + [0.0]
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
@@ -144,9 +144,13 @@ def load_profiles(extra_files: Iterable[str | Path] = ()) -> dict[str, Profile]:
             raw[name] = deep_merge(raw.get(name, {}), table)
     resolved = {name: _resolve(name, raw, ()) for name in raw}
     profiles = {name: parse_profile(name, table) for name, table in resolved.items()}
-    for p in profiles.values():
+    for name, p in profiles.items():
         if p.relay is not None:
             _check_relay(p, profiles)
+            # A model the relay publishes no price for costs what it costs direct.
+            direct = {m: profiles[m].price_usd for m in p.relay.models if m not in p.relay.prices}
+            if direct:
+                profiles[name] = replace(p, relay=replace(p.relay, prices={**p.relay.prices, **direct}))
     return profiles
 
 
@@ -157,6 +161,8 @@ def _resolve(name: str, raw: dict[str, Any], seen: tuple[str, ...]) -> dict[str,
     base = table.get("base")
     if base is None:
         return dict(table)
+    if not isinstance(base, str):
+        raise ProfileError(f"[{name}]: base must be the name of another profile, got {base!r}")
     if base not in raw:
         raise ProfileError(f"[{name}]: base = {base!r} names no profile")
     parent = _resolve(base, raw, seen + (name,))
@@ -176,8 +182,8 @@ def _num(where: str, table: dict[str, Any], key: str, *, lo: float | None = None
             raise ProfileError(f"{where}.{key} is required")
         return default
     value = table[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ProfileError(f"{where}.{key} must be a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ProfileError(f"{where}.{key} must be a finite number, got {value!r}")
     if integer and int(value) != value:
         raise ProfileError(f"{where}.{key} must be a whole number, got {value!r}")
     if lo is not None and value < lo:
@@ -187,10 +193,23 @@ def _num(where: str, table: dict[str, Any], key: str, *, lo: float | None = None
     return int(value) if integer else float(value)
 
 
+_SUBFIELDS = {
+    "latency": {"p50_ms", "p99_ms", "min_ms", "max_ms", "per_extra_image"},
+    "capacity": {"slots", "queue", "per_key_slots", "per_key_queue"},
+    "rate_limit": {"requests_per_minute", "burst"},
+    "faults": {"error_rate", "mix", "hang_ms"},
+    "relay": {"models", "prices", "failover", "failover_penalty_ms"},
+}
+
+
 def _table(where: str, table: dict[str, Any], key: str) -> dict[str, Any]:
     value = table.get(key)
     if not isinstance(value, dict):
         raise ProfileError(f"{where}.{key} must be a table")
+    unknown = set(value) - _SUBFIELDS.get(key, set(value))
+    if unknown:   # a misspelt field would otherwise be silently ignored
+        raise ProfileError(f"{where}.{key}: unknown field(s) {', '.join(sorted(unknown))}; "
+                           f"known: {', '.join(sorted(_SUBFIELDS[key]))}")
     return value
 
 
@@ -261,8 +280,13 @@ def parse_profile(name: str, t: dict[str, Any]) -> Profile:
         models = r.get("models")
         if not isinstance(models, list) or not all(isinstance(m, str) for m in models) or not models:
             raise ProfileError(f"{where}.relay.models must be a non-empty list of model names")
-        prices = {m: _num(f"{where}.relay.prices", r.get("prices", {}), m, lo=0) for m in r.get("prices", {})}
+        prices_raw = r.get("prices", {})
+        if not isinstance(prices_raw, dict):
+            raise ProfileError(f"{where}.relay.prices must be a table of model = price")
+        prices = {m: _num(f"{where}.relay.prices", prices_raw, m, lo=0) for m in prices_raw}
         failover_raw = r.get("failover", {})
+        if not isinstance(failover_raw, dict):
+            raise ProfileError(f"{where}.relay.failover must be a table of model = [fallback models]")
         failover = {}
         for m, fallbacks in failover_raw.items():
             if isinstance(fallbacks, str):

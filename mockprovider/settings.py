@@ -6,6 +6,7 @@ seen by the next request.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -90,8 +91,8 @@ def _coerce(key: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise SettingsError(f"{key} must be true or false, got {value!r}")
         return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SettingsError(f"{key} must be a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SettingsError(f"{key} must be a finite number, got {value!r}")
     if key in _INTS:
         if int(value) != value or value < _INTS[key]:
             raise SettingsError(f"{key} must be a whole number >= {_INTS[key]}, got {value!r}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Coroutine, Sequence
 
 
 class Kind(enum.Enum):
@@ -56,27 +56,32 @@ class RateInfo:
 
 
 class Call:
-    """One request as the behaviours see it: who asks, for what, and how far it got."""
+    """One request as the behaviours see it: who asks, for what, and how far it got.
 
-    __slots__ = ("model", "served_model", "key", "n", "received_at", "phase",
-                 "service_ms", "running_since", "queued_ms", "rate", "extra_ms",
-                 "fault", "_admitted", "loop")
+    Fields a behaviour may set later start as class attributes, so a call costs
+    only the stores it needs (this object is made for every request).
+    """
 
-    def __init__(self, model: str, key: str, n: int = 1, *, watch_admission: bool = False) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.model = model
-        self.served_model = model   # a relay may fail over to another model
+    phase = Phase.RECEIVED
+    service_ms = 0.0          # generation time drawn for this call
+    running_since = 0.0
+    queued_ms = 0.0
+    extra_ms = 0.0            # added by behaviours before the draw (failover hop)
+    rate: RateInfo | None = None
+    fault: Kind | None = None   # drawn on arrival by the fault behaviour
+    _admitted: asyncio.Future[None] | None = None
+
+    def __init__(self, model: str, key: str, n: int = 1, *, loop: asyncio.AbstractEventLoop | None = None,
+                 watch_admission: bool = False) -> None:
+        if loop is None:
+            loop = asyncio.get_running_loop()
+        self.loop = loop
+        self.model = self.served_model = model   # a relay may fail over to another model
         self.key = key
         self.n = n
-        self.received_at = self.loop.time()
-        self.phase = Phase.RECEIVED
-        self.service_ms = 0.0       # generation time drawn for this call
-        self.running_since = 0.0
-        self.queued_ms = 0.0
-        self.extra_ms = 0.0         # added by behaviours before the draw (failover hop)
-        self.rate: RateInfo | None = None
-        self.fault: Kind | None = None   # drawn on arrival by the fault behaviour
-        self._admitted: asyncio.Future[None] | None = self.loop.create_future() if watch_admission else None
+        self.received_at = loop.time()
+        if watch_admission:
+            self._admitted = loop.create_future()
 
     def set_phase(self, phase: Phase) -> None:
         self.phase = phase
@@ -85,6 +90,10 @@ class Call:
             self.queued_ms = (self.running_since - self.received_at) * 1000.0
         if phase >= Phase.KEY_QUEUED and self._admitted is not None and not self._admitted.done():
             self._admitted.set_result(None)
+
+    @property
+    def watches_admission(self) -> bool:
+        return self._admitted is not None
 
     @property
     def admitted(self) -> asyncio.Future[None]:
@@ -104,34 +113,49 @@ class Behaviour:
 
     name = "passthrough"
 
-    def prepare(self, call: Call) -> None:
-        """Draw this call's randomness, on arrival, in chain order (keeps runs reproducible)."""
+    def prepare(self, call: Call) -> bool | None:
+        """Draw this call's randomness, on arrival, in chain order (keeps runs reproducible).
+
+        Returning False stands this behaviour aside for this call (its `handle` is
+        not run), like a toxic whose toxicity did not fire: a provider that is up
+        needs no outage step, an answer with no latency no sleep.
+        """
+        return None
 
     async def handle(self, call: Call, proceed: Proceed) -> Outcome:
         return await proceed()
 
 
+def _no_prepare(call: Call) -> None:
+    return None
+
+
 class Chain:
     """Behaviours applied in order; the last `proceed()` means "generated"."""
 
-    __slots__ = ("behaviours",)
+    __slots__ = ("behaviours", "_steps")
 
     def __init__(self, behaviours: Sequence[Behaviour]) -> None:
         self.behaviours = tuple(behaviours)
+        # Bound once: the chain runs for every request, and most behaviours draw nothing.
+        self._steps = tuple((b.prepare if type(b).prepare is not Behaviour.prepare else _no_prepare, b.handle)
+                            for b in self.behaviours)
 
-    async def run(self, call: Call) -> Outcome:
-        for b in self.behaviours:
-            b.prepare(call)
-        return await self._step(call, 0)
-
-    def _step(self, call: Call, i: int) -> Awaitable[Outcome]:
-        if i == len(self.behaviours):
-            return _generated()
-        return self.behaviours[i].handle(call, lambda: self._step(call, i + 1))
+    def run(self, call: Call) -> Coroutine[Any, Any, Outcome]:
+        """Prepare now (draws happen in arrival order), and return the coroutine that serves the call."""
+        handles = [handle for prepare, handle in self._steps if prepare(call) is not False]
+        return _step(call, handles, 0)
 
     @property
     def names(self) -> list[str]:
         return [b.name for b in self.behaviours]
+
+
+def _step(call: Call, handles: list[Callable[[Call, Proceed], Coroutine[Any, Any, Outcome]]],
+          i: int) -> Coroutine[Any, Any, Outcome]:
+    if i == len(handles):
+        return _generated()
+    return handles[i](call, lambda: _step(call, handles, i + 1))
 
 
 async def _generated() -> Outcome:

@@ -16,17 +16,18 @@ class Failover(Behaviour):
         self.spec = spec
         self.upstream = upstream
 
-    def prepare(self, call: Call) -> None:
+    def prepare(self, call: Call) -> bool:
         up = self.upstream.get(call.model)
         if up is None or not up.outage:
-            return
+            return False
         for fallback in self.spec.failover.get(call.model, ()):
             other = self.upstream.get(fallback)
             if other is not None and not other.outage:
                 call.served_model = fallback
                 call.extra_ms += self.spec.failover_penalty_ms
-                return
+                return False
         call.served_model = ""   # nothing healthy to fall back to
+        return True
 
     async def handle(self, call: Call, proceed: Proceed) -> Outcome:
         if not call.served_model:

@@ -25,6 +25,9 @@ class Outage(Behaviour):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
+    def prepare(self, call: Call) -> bool:
+        return self.settings.outage
+
     async def handle(self, call: Call, proceed: Proceed) -> Outcome:
         if self.settings.outage:
             return Outcome(Kind.OUTAGE)
@@ -52,14 +55,16 @@ class Faults(Behaviour):
             acc += w / total
             self.cumulative.append(acc)
 
-    def prepare(self, call: Call) -> None:
+    def prepare(self, call: Call) -> bool:
         if self.rng.random() < self.settings.error_rate:
             u = self.rng.random()
             for kind, edge in zip(self.kinds, self.cumulative):
                 if u <= edge:
                     call.fault = kind
-                    return
+                    return True
             call.fault = self.kinds[-1]
+            return True
+        return False
 
     async def handle(self, call: Call, proceed: Proceed) -> Outcome:
         kind = call.fault

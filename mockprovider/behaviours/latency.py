@@ -28,10 +28,11 @@ class Latency(Behaviour):
                 ms += p.per_extra_image * min(max(self.rng.lognormvariate(p.mu, p.sigma), p.min_ms), p.max_ms)
         return ms
 
-    def prepare(self, call: Call) -> None:
+    def prepare(self, call: Call) -> bool:
         # Drawn on arrival so a call's time depends only on its arrival order under a seed.
         if self.scale > 0:
             call.service_ms = (self.draw_ms(call.n) + call.extra_ms) * self.scale * self.settings.latency_multiplier
+        return call.service_ms > 0 or call.watches_admission
 
     async def handle(self, call: Call, proceed: Proceed) -> Outcome:
         call.set_phase(Phase.RUNNING)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import json
+import itertools
 import logging
+import math
 import os
+import re
 import time
+from bisect import bisect_left
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
 from ..context import MockContext
+from ..metrics import BUCKETS
 
 
 class WireError(Exception):
@@ -28,35 +32,34 @@ def ctx_of(request: web.Request) -> MockContext:
     return request.app["mock"]
 
 
-async def read_json_object(request: web.Request) -> dict[str, Any]:
-    limit = ctx_of(request).max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise WireError(413, f"Request body is {request.content_length} bytes; the limit is {limit} bytes.",
-                        code="request_too_large")
-    try:
-        raw = await request.content.read(limit + 1)
-    except (ConnectionError, ValueError) as exc:
-        raise WireError(400, f"Could not read the request body: {exc}", code="invalid_body") from None
-    if len(raw) > limit:
-        raise WireError(413, f"Request body is over the limit of {limit} bytes.", code="request_too_large")
-    if not raw.strip():
-        raise WireError(400, "The request body is empty; a JSON object is required.", code="invalid_json")
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WireError(400, f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise WireError(400, f"The request body must be a JSON object, not {type(body).__name__}.",
-                        code="invalid_json")
-    return body
-
-
 def bearer_token(request: web.Request) -> str | None:
     auth = request.headers.get("Authorization", "")
+    if auth[:7] == "Bearer " and auth[-1:] > " " and auth[7:8] > " ":
+        return auth[7:]   # the usual, exact form; anything else is parsed below
     scheme, _, token = auth.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+class KeyCheck:
+    """Whether a key has the provider's format, remembering the keys already seen (a load test reuses a few)."""
+
+    MAX_REMEMBERED = 10_000
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self.good: set[str] = set()
+
+    def check(self, key: str | None) -> str | None:
+        if key in self.good:
+            return key
+        if key is None or not self.pattern.match(key):
+            return None
+        if len(self.good) >= self.MAX_REMEMBERED:
+            self.good.clear()
+        self.good.add(key)
+        return key
 
 
 def mask_key(key: str) -> str:
@@ -66,8 +69,13 @@ def mask_key(key: str) -> str:
     return f"{key[:4]}{'*' * 8}{key[-4:]}"
 
 
+_ID_BASE = os.urandom(6).hex()   # per process, so ids differ across restarts
+_ids = itertools.count(1)
+
+
 def request_id(prefix: str = "req_") -> str:
-    return prefix + os.urandom(12).hex()
+    """Unique within this server's life; a counter, as a syscall per request shows in throughput."""
+    return f"{prefix}{_ID_BASE}{next(_ids):012x}"
 
 
 def field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], *, default: Any = None,
@@ -87,12 +95,12 @@ def field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], *, def
     if not ok:
         wanted = " or ".join({int: "an integer", float: "a number", str: "a string", bool: "a boolean",
                               list: "an array", dict: "an object"}[k] for k in kinds)
-        raise WireError(400, f"Invalid type for '{name}': expected {wanted}, but got {_json_type(value)}.",
+        raise WireError(400, f"Invalid type for '{name}': expected {wanted}, but got {json_type(value)}.",
                         code="invalid_type", param=name)
     return value
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, (int, float)):
@@ -106,18 +114,35 @@ def _json_type(value: Any) -> str:
     return "null"
 
 
+JSON_TYPE = "application/json; charset=utf-8"
+
+
 def base_url(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
 
 def retry_after_headers(seconds: float) -> dict[str, str]:
-    """Retry-After in whole seconds (as HTTP wants), and the exact wait in ms (as OpenAI sends)."""
-    return {"retry-after": str(max(1, int(-(-seconds // 1)))), "retry-after-ms": str(max(1, int(seconds * 1000)))}
+    """Retry-After in whole seconds (as HTTP wants), and the wait in ms (as OpenAI sends).
+
+    Both round up, and the ms form adds the server clock's 1 ms tick: a client that
+    waits exactly what it was told finds the next token there.
+    """
+    return {"retry-after": str(max(1, math.ceil(seconds))), "retry-after-ms": str(math.ceil(seconds * 1000) + 1)}
 
 
 log = logging.getLogger("mockprovider")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+class Labels:
+    """What /metrics counts an answer under; a handler fills it in as it learns them."""
+
+    __slots__ = ("provider", "model")
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self.model = ""
+
+
+Handler = Callable[[web.Request, Labels], Awaitable[web.StreamResponse]]
 
 
 class Wire:
@@ -126,6 +151,9 @@ class Wire:
     api = ""
     prefix = ""
 
+    def __init__(self, ctx: MockContext) -> None:
+        self.ctx = ctx
+
     def routes(self) -> list[web.RouteDef]:
         raise NotImplementedError
 
@@ -133,13 +161,17 @@ class Wire:
               headers: dict[str, str] | None = None) -> web.Response:
         raise NotImplementedError
 
-    def guarded(self, fn: Handler) -> Handler:
+    def guarded(self, fn: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         """Answer bad input in this API's shape, never crash, and count every answer."""
+        metrics = self.ctx.metrics
+        rows, new_row = metrics.rows, metrics.new_row
+        clock = time.perf_counter
 
         async def handler(request: web.Request) -> web.StreamResponse:
-            t0 = time.perf_counter()
+            t0 = clock()
+            labels = Labels(self.api)
             try:
-                response = await fn(request)
+                response = await fn(request, labels)
             except WireError as exc:
                 response = self.error(exc.status, exc.message, code=exc.code, param=exc.param)
             except web.HTTPException:
@@ -147,13 +179,17 @@ class Wire:
             except Exception:  # a bug in the mock must not take the server down
                 log.exception("unexpected error answering %s %s", request.method, request.path)
                 response = self.error(500, "The simulated provider hit an internal error.", code="internal_error")
-            if response.status == 413:
-                response.force_close()   # do not wait to drain a body we refused to read
-            ctx_of(request).metrics.observe(request.get("provider", self.api), request.get("model", ""),
-                                            response.status, time.perf_counter() - t0)
+            # Metrics.observe, inlined: this runs for every answer.
+            seconds = clock() - t0
+            key = (labels.provider, labels.model, response.status)
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = new_row()
+            row[bisect_left(BUCKETS, seconds)] += 1
+            row[-1] += seconds
             return response
 
         return handler
 
-    async def unknown_route(self, request: web.Request) -> web.StreamResponse:
+    async def unknown_route(self, request: web.Request, labels: Labels) -> web.StreamResponse:
         return self.error(404, f"Unknown request URL: {request.method} {request.path}.", code="unknown_url")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field as dc_field
@@ -21,10 +22,12 @@ from aiohttp import web
 
 from ..behaviours import Call, Kind, Outcome, Phase
 from ..images import digest_for, image_path
-from .common import (Wire, WireError, base_url, ctx_of, field, log, mask_key, read_json_object,
-                     retry_after_headers)
+from .body import read_json_object
+from .common import Labels, Wire, WireError, base_url, field, log, mask_key, retry_after_headers
 
 SUBMITTED, IN_QUEUE, QUEUE_REJECTED, BANNED_PROMPT, VALIDATION_ERROR, FAILURE, NOT_FOUND = 1, 22, 23, 24, 4, 9, 3
+# Each secret is an account (with its own running/queued job limits); see _secret for the shape accepted.
+SECRET_RE = re.compile(r"^mj-[A-Za-z0-9_\-.]{4,}\Z")
 DEFAULT_MODEL = "midjourney-v7"
 TURBO_MODEL = "midjourney-v7-turbo"
 RETENTION_S = 600          # finished jobs stay fetchable this long
@@ -91,9 +94,8 @@ class MidjourneyJobs(Wire):
         return web.Response(text=json.dumps(body), status=status, content_type="application/json",
                             headers=headers)
 
-    @staticmethod
-    def _store(request: web.Request) -> JobStore:
-        extras = ctx_of(request).extras
+    def _store(self) -> JobStore:
+        extras = self.ctx.extras
         store = extras.get("midjourney")
         if store is None:
             store = extras["midjourney"] = JobStore()
@@ -103,12 +105,15 @@ class MidjourneyJobs(Wire):
         secret = request.headers.get("mj-api-secret", "").strip()
         if not secret:
             raise WireError(401, "Missing mj-api-secret header.")
+        if not SECRET_RE.match(secret):
+            raise WireError(401, f"Invalid mj-api-secret {mask_key(secret)}: the simulated proxy accepts secrets "
+                                 "shaped like mj-<account> (letters, digits, '_', '-', '.').")
         return secret
 
-    async def imagine(self, request: web.Request) -> web.StreamResponse:
+    async def imagine(self, request: web.Request, labels: Labels) -> web.StreamResponse:
         secret = self._secret(request)
-        body = await read_json_object(request)
-        ctx = ctx_of(request)
+        ctx = self.ctx
+        body = await read_json_object(request, ctx.max_body_bytes)
         prompt = field(body, "prompt", str, required=True)
         if not prompt.strip():
             raise WireError(400, "prompt cannot be empty", param="prompt")
@@ -125,19 +130,19 @@ class MidjourneyJobs(Wire):
         if provider is None or provider.profile.api != "midjourney":
             served = ", ".join(sorted(ctx.providers.by_api("midjourney")))
             raise WireError(400, f"unknown model {model!r}; available: {served}", param="model")
-        request["provider"], request["model"] = model, model
+        labels.provider = labels.model = model
         banned = next((w for w in BANNED_WORDS if w in prompt.lower()), None)
         if banned:
             return self._answer(BANNED_PROMPT, "May contains sensitive words", bannedWord=banned)
 
-        store = self._store(request)
+        store = self._store()
         loop = asyncio.get_running_loop()
         store.evict(loop.time())
         live = sum(1 for j in store.jobs.values() if j.outcome is None) if len(store.jobs) >= MAX_JOBS else 0
         if live >= MAX_JOBS:
             return self._answer(QUEUE_REJECTED, "Queue is full, please try again later")
 
-        call = Call(model, secret, 1, watch_admission=True)
+        call = Call(model, secret, 1, loop=loop, watch_admission=True)
         task = loop.create_task(provider.serve(call))
         await asyncio.wait({task, call.admitted}, return_when=asyncio.FIRST_COMPLETED)
         if task.done():
@@ -188,13 +193,13 @@ class MidjourneyJobs(Wire):
         job.finished_at = asyncio.get_event_loop().time()
         job.task = None
 
-    async def fetch(self, request: web.Request) -> web.StreamResponse:
+    async def fetch(self, request: web.Request, labels: Labels) -> web.StreamResponse:
         self._secret(request)
-        store = self._store(request)
+        store = self._store()
         job = store.jobs.get(request.match_info["id"])
         if job is None:
             raise WireError(404, "task not found")
-        request["provider"], request["model"] = job.model, job.model
+        labels.provider = labels.model = job.model
         return web.Response(text=json.dumps(self._view(job)), content_type="application/json")
 
     @staticmethod

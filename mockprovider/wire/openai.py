@@ -11,10 +11,11 @@ from aiohttp import web
 
 from ..behaviours import Call, Kind, Outcome
 from ..images import digest_for, image_path, render_b64
-from .common import (Wire, WireError, base_url, bearer_token, ctx_of, field, mask_key, read_json_object,
-                     request_id, retry_after_headers)
+from .body import read_json_object
+from .common import (Labels, Wire, WireError, base_url, bearer_token, field, mask_key, request_id,
+                     retry_after_headers)
 
-KEY_RE = re.compile(r"^sk-[A-Za-z0-9_\-]{4,}$")
+KEY_RE = re.compile(r"^sk-[A-Za-z0-9_\-]{4,}\Z")
 SIZES = ("256x256", "512x512", "1024x1024", "1024x1792", "1792x1024")
 QUALITIES = ("standard", "hd", "low", "medium", "high", "auto")
 FORMATS = ("url", "b64_json")
@@ -61,7 +62,7 @@ class OpenAIImages(Wire):
             hdrs.update(headers)
         return web.Response(text=json.dumps(body), status=status, content_type="application/json", headers=hdrs)
 
-    async def unknown_route(self, request: web.Request) -> web.StreamResponse:
+    async def unknown_route(self, request: web.Request, labels: Labels) -> web.StreamResponse:
         path = request.path.removeprefix(self.prefix)
         return self.error(404, f"Invalid URL ({request.method} {path})")
 
@@ -75,15 +76,15 @@ class OpenAIImages(Wire):
                                  "https://platform.openai.com/account/api-keys.", code="invalid_api_key")
         return key
 
-    async def generate(self, request: web.Request) -> web.StreamResponse:
+    async def generate(self, request: web.Request, labels: Labels) -> web.StreamResponse:
         started = time.perf_counter()
         key = self._authenticate(request)
-        body = await read_json_object(request)
+        ctx = self.ctx
+        body = await read_json_object(request, ctx.max_body_bytes)
         for name in body:
             if name not in KNOWN:
                 raise WireError(400, f"Unrecognized request argument supplied: {name}", param=name,
                                 code="unknown_parameter")
-        ctx = ctx_of(request)
         model = field(body, "model", str, default=DEFAULT_MODEL)
         provider = ctx.providers.get(model)
         if provider is None or provider.profile.api != "openai":
@@ -112,9 +113,9 @@ class OpenAIImages(Wire):
         if field(body, "stream", bool, default=False):
             raise WireError(400, "Streaming is not supported for this model.", code="unsupported_value",
                             param="stream")
-        request["provider"], request["model"] = model, model
+        labels.provider = labels.model = model
 
-        call = Call(model, key, n)
+        call = Call(model, key, n, loop=ctx.loop)
         outcome = await provider.serve(call)
         headers = {"x-request-id": request_id(), "openai-version": "2020-10-01",
                    "openai-processing-ms": str(int((time.perf_counter() - started) * 1000))}

@@ -9,21 +9,30 @@ from __future__ import annotations
 import json
 import re
 import time
+from functools import lru_cache
+from json.encoder import encode_basestring_ascii as json_string   # C; escapes to plain ASCII
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import istr
 
 from ..behaviours import Call, Kind, Outcome
-from ..images import digest_for, image_path, render_b64
-from .common import (Wire, WireError, base_url, bearer_token, ctx_of, field, read_json_object, request_id,
+from ..context import MockContext
+from ..images import digest_for, render_b64
+from .body import json_object_now, read_json_object
+from .common import (JSON_TYPE, KeyCheck, Labels, Wire, WireError, bearer_token, field, request_id,
                      retry_after_headers)
 from .openai import duration
 
-KEY_RE = re.compile(r"^hs_[A-Za-z0-9_\-]{4,}$")
+KEY_RE = re.compile(r"^hs_[A-Za-z0-9_\-]{4,}\Z")
 SIZES = ((512, 512), (768, 768), (1024, 1024), (1024, 1792), (1792, 1024))
 STYLE_PRESETS = ("photography", "digital-art", "concept-art", "cinematic", "none")
 MIN_PROMPT, MAX_PROMPT = 10, 4000
 DEFAULT_MODEL = "midjourney-v7"
+# Header names made case-insensitive once, not on every answer.
+_REQUEST_ID, _UPSTREAM, _FAILOVER, _COST = (istr(h) for h in ("x-request-id", "x-relay-upstream", "x-relay-failover",
+                                                                "x-cost-usd"))
+_LIMIT, _REMAINING, _RESET = (istr(f"x-ratelimit-{h}-requests") for h in ("limit", "remaining", "reset"))
 
 
 _STATUS_CODES = {401: "invalid_api_key", 404: "not_found", 405: "not_found", 413: "request_too_large",
@@ -38,6 +47,11 @@ class Relay(Wire):
     api = "relay"
     prefix = "/relay"
     provider_name = "relay"
+    keys = KeyCheck(KEY_RE)
+
+    def __init__(self, ctx: MockContext) -> None:
+        super().__init__(ctx)
+        self._bases: dict[str, str] = {}   # Host header -> the JSON-escaped start of an image URL
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/relay/v1/images/generations", self.guarded(self.generate))]
@@ -57,17 +71,85 @@ class Relay(Wire):
         return web.Response(text=json.dumps({"error": err}), status=status, content_type="application/json",
                             headers=hdrs)
 
-    async def generate(self, request: web.Request) -> web.StreamResponse:
-        started = time.perf_counter()
-        key = bearer_token(request)
-        if key is None or not KEY_RE.match(key):
-            raise WireError(401, "Invalid API key", code="invalid_api_key")
-        body = await read_json_object(request)
-        ctx = ctx_of(request)
+    async def generate(self, request: web.Request, labels: Labels) -> web.StreamResponse:
+        auth = request.headers.get(hdrs.AUTHORIZATION, "")
+        key = auth[7:]
+        if auth[:7] != "Bearer " or key not in self.keys.good:   # a key seen before skips the format check
+            key = self.keys.check(bearer_token(request))
+            if key is None:
+                raise WireError(401, "Invalid API key", code="invalid_api_key")
+        ctx = self.ctx
+        body = json_object_now(request, ctx.max_body_bytes)
+        if body is None:
+            body = await read_json_object(request, ctx.max_body_bytes)
         provider = ctx.providers[self.provider_name]
-        spec = provider.profile.relay
+        labels.provider = self.provider_name
+        model, prompt, seed, n, fmt = self._accepted(body, ctx) or self._validate(body, ctx)
+        labels.model = model
+
+        call = Call(model, key, n, loop=ctx.loop)
+        outcome = await provider.serve(call)
+        rid = request_id("rly_")
+        # Few headers: each costs about as much as a validation step.
+        headers = {_REQUEST_ID: rid}
+        rate = call.rate
+        if rate is not None:
+            headers[_LIMIT] = str(rate.limit)
+            headers[_REMAINING] = str(rate.remaining)
+            headers[_RESET] = duration(rate.reset_s)
+        if not outcome.ok:
+            return self._failure(outcome, headers)
+
+        served = call.served_model
+        headers[_UPSTREAM] = served
+        if served != model:
+            headers[_FAILOVER] = f"{model}->{served}"
+        cost_header, cost_json = self._cost(provider.profile.price_for(served), n)
+        headers[_COST] = cost_header
+        headers[hdrs.CONTENT_TYPE] = JSON_TYPE
+        text = self._answer(request, ctx.image_kb, rid, served, prompt, seed, n, fmt, cost_json)
+        return web.Response(body=text.encode(), headers=headers)
+
+    @staticmethod
+    @lru_cache(maxsize=1024)
+    def _cost(price: float, n: int) -> tuple[str, str]:
+        """The header and JSON forms of a cost: a few dozen values, and float formatting is not cheap."""
+        cost = price * n
+        return f"{cost:.4f}", repr(round(cost, 4))
+
+    def _accepted(self, body: dict[str, Any], ctx: MockContext) -> tuple[str, str, int | None, int, str] | None:
+        """The common, valid request in one test; None sends it through `_validate` for the exact error."""
+        get = body.get
+        model, width, height = get("model", DEFAULT_MODEL), get("width", 1024), get("height", 1024)
+        prompt, seed, n = get("prompt"), get("seed"), get("n", 1)
+        if self._combos is None:
+            self._combos = self._valid_combos(ctx)
+        try:
+            # Strings only equal strings, so membership settles their types; numbers need a look.
+            known = (model, width, height, get("style_preset"), get("response_format", "url")) in self._combos
+        except TypeError:   # an unhashable value (array, object) where a plain one belongs
+            return None
+        if (known and width.__class__ is int and height.__class__ is int
+                and prompt.__class__ is str and MIN_PROMPT <= len(prompt) <= MAX_PROMPT and not prompt.isspace()
+                and (seed is None or (seed.__class__ is int and 0 <= seed <= 0xFFFFFFFF))
+                and n.__class__ is int and 1 <= n <= 10):
+            return model, prompt, seed, n, get("response_format", "url")
+        return None
+
+    _combos: frozenset[tuple[Any, ...]] | None = None
+
+    def _valid_combos(self, ctx: MockContext) -> frozenset[tuple[Any, ...]]:
+        """Every valid (model, width, height, style_preset, response_format): a few hundred."""
+        spec = ctx.providers[self.provider_name].profile.relay
         assert spec is not None
-        request["provider"] = self.provider_name
+        return frozenset((m, w, h, style, fmt) for m in spec.models for w, h in SIZES
+                         if max(w, h) <= ctx.providers[m].profile.max_size
+                         for style in (None, *STYLE_PRESETS) for fmt in ("url", "b64_json"))
+
+    def _validate(self, body: dict[str, Any], ctx: MockContext) -> tuple[str, str, int | None, int, str]:
+        """Field by field, so a bad request learns exactly what is wrong with it."""
+        spec = ctx.providers[self.provider_name].profile.relay
+        assert spec is not None
         model = field(body, "model", str, default=DEFAULT_MODEL)
         if model not in spec.models:
             raise _invalid(f"Unknown model '{model}'. Available: {', '.join(spec.models)}", "model")
@@ -84,9 +166,9 @@ class Relay(Wire):
             valid = ", ".join(f"{w}x{h}" for w, h in SIZES)
             raise _invalid(f"Width must be between 512 and 1792 and height between 512 and 1792, "
                            f"as one of {valid}; got {width}x{height}", "width")
-        if max(width, height) > ctx.providers[model].profile.max_size:
-            raise _invalid(f"{model} supports at most {ctx.providers[model].profile.max_size} pixels a side",
-                           "width")
+        max_size = ctx.providers[model].profile.max_size
+        if width > max_size or height > max_size:
+            raise _invalid(f"{model} supports at most {max_size} pixels a side", "width")
         style = field(body, "style_preset", str)
         if style is not None and style not in STYLE_PRESETS:
             raise _invalid(f"Invalid style_preset '{style}'. Valid: {', '.join(STYLE_PRESETS)}", "style_preset")
@@ -99,43 +181,37 @@ class Relay(Wire):
         fmt = field(body, "response_format", str, default="url")
         if fmt not in ("url", "b64_json"):
             raise _invalid("response_format must be 'url' or 'b64_json'", "response_format")
-        request["model"] = model
+        return model, prompt, seed, n, fmt
 
-        call = Call(model, key, n)
-        outcome = await provider.serve(call)
-        rid = request_id("rly_")
-        headers = {"x-request-id": rid, "x-processing-ms": str(int((time.perf_counter() - started) * 1000))}
-        if call.rate is not None:
-            headers["x-ratelimit-limit-requests"] = str(call.rate.limit)
-            headers["x-ratelimit-remaining-requests"] = str(call.rate.remaining)
-            headers["x-ratelimit-reset-requests"] = duration(call.rate.reset_s)
-        if not outcome.ok:
-            return self._failure(outcome, headers)
-
-        served = call.served_model
-        headers["x-relay-upstream"] = served
-        if served != model:
-            headers["x-relay-failover"] = f"{model}->{served}"
-        kb = ctx.image_kb
-        base = base_url(request)
-        data = []
-        digests = [digest_for(prompt, f"{served}:{seed}:{i}" if seed is not None else f"{rid}:{i}")
-                   for i in range(n)]
-        for digest in digests:
-            item: dict[str, Any] = {"revised_prompt": prompt,
-                                    "seed": seed if seed is not None else int(digest[:8], 16)}
+    def _answer(self, request: web.Request, kb: int, rid: str, served: str, prompt: str, seed: int | None, n: int,
+                fmt: str, cost_json: str) -> str:
+        """The answer's JSON, formatted directly: every value but the prompt and host is ours and plain."""
+        text = json_string(prompt)
+        items = []
+        for i in range(n):
+            digest = digest_for(prompt, f"{served}:{seed}:{i}" if seed is not None else f"{rid}:{i}")
             if fmt == "url":
-                item["url"] = base + image_path(digest, kb)
+                image = f'"url": {self._image_base(request)}{digest}.png?kb={kb}"'
             else:
-                item["b64_json"] = render_b64(digest, kb)
-            data.append(item)
-        cost = provider.profile.price_for(served) * n
-        headers["x-cost-usd"] = f"{cost:.4f}"
-        # The seed's client reads an optional quality score; a stable one per image.
-        quality = 0.9 + int(digests[0][:4], 16) / 0xFFFF * 0.09
-        answer = {"id": rid.replace("rly_", "gen_"), "created": int(time.time()), "model": served, "data": data,
-                  "quality_score": round(quality, 4), "usage": {"images": n, "cost_usd": round(cost, 4)}}
-        return web.Response(text=json.dumps(answer), content_type="application/json", headers=headers)
+                image = f'"b64_json": "{render_b64(digest, kb)}"'
+            item_seed = seed if seed is not None else int(digest[:8], 16)
+            items.append(f'{{"revised_prompt": {text}, "seed": {item_seed}, {image}}}')
+            if i == 0:
+                # The seed's client reads an optional quality score: a stable one per image, 0.9 to 0.99.
+                quality = 9000 + int(digest[:4], 16) * 900 // 0xFFFF
+        return (f'{{"id": "gen_{rid[4:]}", "created": {int(time.time())}, "model": "{served}", '
+                f'"data": [{", ".join(items)}], "quality_score": 0.{quality}, '
+                f'"usage": {{"images": {n}, "cost_usd": {cost_json}}}}}')
+
+    def _image_base(self, request: web.Request) -> str:
+        """The JSON-escaped start of an image URL (no closing quote), per Host header the client sent."""
+        host = request.host
+        base = self._bases.get(host)
+        if base is None:
+            if len(self._bases) > 64:
+                self._bases.clear()
+            base = self._bases[host] = json_string(f"{request.scheme}://{host}/images/")[:-1]
+        return base
 
     def _failure(self, outcome: Outcome, headers: dict[str, str]) -> web.Response:
         kind = outcome.kind

@@ -10,7 +10,8 @@ from aiohttp import web
 
 from ..behaviours import Call, Kind, Outcome
 from ..images import digest_for, render_b64
-from .common import Wire, WireError, bearer_token, ctx_of, read_json_object, request_id
+from .body import read_json_object
+from .common import Labels, Wire, WireError, bearer_token, request_id
 
 ASPECT_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
 STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -41,14 +42,18 @@ class VertexImagen(Wire):
         return web.Response(text=json.dumps(body), status=status, content_type="application/json",
                             headers=headers)
 
-    async def predict(self, request: web.Request) -> web.StreamResponse:
+    async def predict(self, request: web.Request, labels: Labels) -> web.StreamResponse:
         started = time.perf_counter()
         token = bearer_token(request)
         if token is None:
+            # Any bearer token is taken (Google's look like ya29.…); no header, or another scheme, is not.
+            if request.headers.get("Authorization"):
+                raise WireError(401, "Request had invalid authentication credentials. Expected OAuth 2 access "
+                                     "token, login cookie or other valid authentication credential.")
             raise WireError(401, "Request is missing required authentication credential. Expected OAuth 2 access "
                                  "token, login cookie or other valid authentication credential. See "
                                  "https://developers.google.com/identity/sign-in/web/devconsole-project.")
-        ctx = ctx_of(request)
+        ctx = self.ctx
         project = request.match_info["project"]
         location = request.match_info["location"]
         model = request.match_info["model"]
@@ -56,7 +61,7 @@ class VertexImagen(Wire):
         if provider is None or provider.profile.api != "vertex":
             raise WireError(404, f"Publisher Model `projects/{project}/locations/{location}/publishers/google/"
                                  f"models/{model}` not found.")
-        body = await read_json_object(request)
+        body = await read_json_object(request, ctx.max_body_bytes)
         for name in body:
             if name not in ("instances", "parameters"):
                 raise _invalid(f'Invalid JSON payload received. Unknown name "{name}": Cannot find field.')
@@ -94,10 +99,10 @@ class VertexImagen(Wire):
         size = params.get("sampleImageSize", "1K")
         if size not in ("1K", "2K"):
             raise _invalid(f"sampleImageSize must be '1K' or '2K', got {size!r}.")
-        request["provider"], request["model"] = model, model
+        labels.provider = labels.model = model
 
         # Quota is per project and base model, which is the key a token bucket tracks.
-        call = Call(model, f"{project}/{model}", count)
+        call = Call(model, f"{project}/{model}", count, loop=ctx.loop)
         outcome = await provider.serve(call)
         headers = {"x-request-id": request_id(),
                    "x-processing-ms": str(int((time.perf_counter() - started) * 1000))}

@@ -1,0 +1,60 @@
+"""The yardstick for the throughput benchmark: a bare aiohttp handler on the relay's route.
+
+It reads the request body and answers one fixed JSON body (the bytes the mock
+answers for the same request), on the same event loop the mock uses, with no
+access log, so the ratio mock/bare prices only what the mock itself adds.
+
+    python bench/bare_server.py --port 0 --body-file FILE
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from pathlib import Path
+
+from aiohttp import web
+
+ROUTE = "/relay/v1/images/generations"
+
+
+def build_app(body: bytes) -> web.Application:
+    async def generate(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post(ROUTE, generate)
+    return app
+
+
+async def serve(port: int, body: bytes) -> None:
+    runner = web.AppRunner(build_app(body), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port, backlog=4096, reuse_address=True)
+    await site.start()
+    print(f"bare server listening on http://127.0.0.1:{runner.addresses[0][1]}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--body-file", type=Path, required=True)
+    args = p.parse_args()
+    try:
+        import uvloop   # the mock's default loop (--loop auto)
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+    asyncio.run(serve(args.port, args.body_file.read_bytes()))
+
+
+if __name__ == "__main__":
+    main()

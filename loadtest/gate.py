@@ -2,8 +2,9 @@
 
 Exit codes: 0 the SLA held; 1 it was breached; 2 the run proves nothing (the target was
 unreachable, the load generator could not offer the load, or a threshold had too few
-samples to judge). A generator that could not keep up outranks a breach: latency measured
-by a saturated client is the client's, not the target's.
+samples to judge). A generator that could not keep up outranks a breach — latency measured
+by a saturated client is partly the client's — except a latency breach larger than the
+generator's worst stall, which no generator delay can explain.
 
 Fraction thresholds (success, failures and dropped rates) and latency thresholds with fewer
 than ``min_samples`` scheduled requests in their selection are "insufficient": P99 of 40
@@ -40,6 +41,7 @@ class RunFacts:
     saturation_detail: str = ""
     aborted_by: str | None = None
     notes: list[str] = field(default_factory=list)
+    generator_worst_stall_ms: float | None = None   # the longest the generator's loop ran late, if measured
 
 
 @dataclass
@@ -240,6 +242,14 @@ def evaluate(thresholds: Sequence[Threshold], recorder: Recorder, facts: RunFact
                        f"so this run proves nothing about the target")
     if facts.aborted_by:
         reasons.append(f"the run was aborted early because {facts.aborted_by} failed")
+    if facts.target_reachable and facts.generator_saturated and facts.generator_worst_stall_ms is not None:
+        # A strained generator adds at most its stalls to a latency; a breach bigger than that
+        # is the target's all the same.
+        beyond = [r for r in failed if _beyond_generator(r, facts.generator_worst_stall_ms)]
+        if beyond:
+            reasons += [f"{_reason(r)} — the target's even after taking off the generator's worst stall "
+                        f"({facts.generator_worst_stall_ms:.0f} ms)" for r in beyond]
+            return Verdict("fail", EXIT_FAIL, results, reasons)
     if not facts.target_reachable or facts.generator_saturated:
         reasons += [f"measured anyway, not attributable to the target: {_reason(r)}" for r in failed]
         return Verdict("invalid", EXIT_INVALID, results, reasons)
@@ -253,6 +263,13 @@ def evaluate(thresholds: Sequence[Threshold], recorder: Recorder, facts: RunFact
     if not results:
         reasons.append("no thresholds were defined, so nothing was checked")
     return Verdict("pass", EXIT_PASS, results, reasons)
+
+
+def _beyond_generator(r: ThresholdResult, stall_ms: float) -> bool:
+    t = r.threshold
+    if t.metric != "latency" or t.op not in ("<", "<=") or r.observed is None:
+        return False
+    return not t.check(r.observed - stall_ms)
 
 
 def evaluate_live(thresholds: Sequence[Threshold], recorder: Recorder, elapsed_s: float,

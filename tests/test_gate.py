@@ -193,3 +193,15 @@ def test_nan_never_passes():
     v = evaluate(parse_thresholds({"success": ["rate>=0"]}), Recorder(start_time=T0), min_samples=0)
     assert v.results[0].observed is None and v.results[0].verdict == "insufficient"
     assert not math.isnan(v.exit_code) and v.exit_code == 2
+
+
+def test_a_breach_larger_than_the_generators_stalls_is_the_targets() -> None:
+    th = parse_thresholds({"latency": ["p(99)<600"], "success": ["rate>=0.9995"]})
+    slow = run(n=2000, ms=700.0)
+    strained = RunFacts(generator_saturated=True, saturation_detail="loop ran late", generator_worst_stall_ms=50.0)
+    v = evaluate(th, slow, strained)
+    assert v.exit_code == 1
+    assert any("even after taking off the generator's worst stall (50 ms)" in r for r in v.reasons)
+    # A stall of 150 ms could have made 700 ms out of 550: that breach proves nothing.
+    v = evaluate(th, slow, RunFacts(generator_saturated=True, generator_worst_stall_ms=150.0))
+    assert v.exit_code == 2 and v.status == "invalid"

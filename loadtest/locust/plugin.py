@@ -420,10 +420,10 @@ def _stalls_behind_failures(run: SuiteRun, verdict: Any) -> str:
         stage = dict(r.threshold.filters).get("stage")
         start, end = windows.get(stage, whole) if stage else whole
         stall = run.health.worst_stall_ms(start, end)
-        if stall > STALL_LIMIT_MS:
+        if stall > STALL_LIMIT_MS and r.observed is not None and r.threshold.check(r.observed - stall):
             where = f"during stage {stage}" if stage else "during the run"
-            found.append(f"the load generator stalled for {stall:.0f} ms {where}, so {r.threshold.label()} "
-                         "timed the generator as much as the target")
+            found.append(f"the load generator stalled for {stall:.0f} ms {where}, enough to explain "
+                         f"{r.threshold.label()} failing")
     return "; ".join(found)
 
 
@@ -437,6 +437,7 @@ def finalize(run: SuiteRun) -> dict[str, Any]:
     saturated, detail, figures = assess(run.health)
     run.facts.generator_saturated = saturated
     run.facts.saturation_detail = detail
+    run.facts.generator_worst_stall_ms = run.health.worst_stall_ms()
     everything = run.recorder.select()
     connection_errors = everything.status_codes.get("connection_error", 0)
     if everything.requests and everything.ok == 0 and connection_errors >= 0.9 * everything.requests:

@@ -164,11 +164,15 @@ def test_a_40mb_body_is_refused_with_413_and_the_connection_still_serves(mock: M
             good_request_served(mock, api, client)
 
 
-def test_a_lone_surrogate_in_a_prompt_is_served(mock: MockServer) -> None:
+def test_a_lone_surrogate_in_a_prompt_is_a_clear_error(mock: MockServer) -> None:
+    # JSON text must be Unicode; an escaped half of a surrogate pair is not text.
     body = b'{"prompt": "sneaker \\ud800 on marble, studio light", "seed": 1}'
     r = httpx.post(f"{mock.url}/relay/v1/images/generations", content=body,
                    headers={"Authorization": "Bearer hs_test_bad_input_0001"}, timeout=10)
-    assert r.status_code == 200 and r.json()["data"][0]["revised_prompt"].startswith("sneaker \ud800")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request"
+    assert "not valid JSON" in r.json()["error"]["message"]
+    with httpx.Client(timeout=10) as client:
+        good_request_served(mock, next(a for a in APIS if a.name == "relay"), client)
 
 
 def test_unknown_paths_outside_any_api_get_a_json_404(mock: MockServer) -> None:

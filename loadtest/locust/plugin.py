@@ -36,7 +36,7 @@ from ..report import console
 from ..scenario import Scenario, ScenarioError, load_scenario
 from .arrival import ArrivalExecutor, ArrivalSchedule
 from .health import STALL_LIMIT_MS, GeneratorHealth, assess
-from .shape import DRAIN_S, OPEN_SPAWN_S
+from .shape import OPEN_SPAWN_S
 
 log = logging.getLogger("loadtest")
 ROOT = Path(__file__).resolve().parent.parent.parent

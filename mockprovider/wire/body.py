@@ -2,41 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 from aiohttp import web
 
 from .common import WireError, json_type
 
-_scan_json = json.JSONDecoder().scan_once
-
-
 def parse_json(raw: bytes) -> Any:
-    """json.loads, minus its Python layers on the common path (it is a third of a cheap answer).
-
-    The C scanner reads a document that starts at byte 0; anything else (leading
-    whitespace, trailing garbage, an error) goes through json.loads, whose error
-    message is the one a client sees.
-    """
+    """The body as JSON (orjson: parsing is a third of a cheap answer), or a WireError a client can read."""
     try:
-        text = raw.decode()
-    except UnicodeDecodeError as exc:
-        raise WireError(400, f"The request body is not valid UTF-8: {exc}.", code="invalid_json") from None
-    try:
-        value, end = _scan_json(text, 0)
-        if end == len(text) or not text[end:].strip():
-            return value
-    except (StopIteration, ValueError, RecursionError):
-        pass
-    if not text.strip():
-        raise WireError(400, "The request body is empty; a JSON object is required.", code="invalid_json")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if not raw.strip():
+            raise WireError(400, "The request body is empty; a JSON object is required.",
+                            code="invalid_json") from None
         raise WireError(400, f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
-    except RecursionError:
-        raise WireError(400, "The request body nests too deeply.", code="invalid_json") from None
 
 
 def json_object_now(request: web.Request, limit: int) -> dict[str, Any] | None:

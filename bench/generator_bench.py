@@ -484,8 +484,8 @@ def _flash_sale_md(fs: dict[str, Any]) -> list[str]:
             "differenced from the last scrape before the stage starts to the last one inside it: time from "
             "the relay handler's start to its answer (injected latency and capacity queue included; Locust, the "
             "network and the mock's event-loop delay before the handler not), bucket upper bounds. The plugin's "
-            "CPU figures read Locust's `runner.current_cpu_usage`, which Locust refreshes every 10 s; the psutil "
-            "samples below are 0.5 s each.", ""]
+            "CPU figures are its own once-a-second psutil readings of the Locust process; the samples below "
+            "are taken from outside every 0.5 s.", ""]
     if s.get("reasons"):
         out += ["Gate: " + "; ".join(s["reasons"]), ""]
     if s.get("notes"):

@@ -79,22 +79,32 @@ def _role(proc: psutil.Process) -> str | None:
     return None
 
 
-class CpuSampler:
-    """Every SAMPLE_S: CPU % (of one core) per role among this process's descendants, and the machine's."""
+class Background:
+    """A daemon thread that runs `_run` while the `with` block lasts; `_stop` tells it to end."""
 
     def __init__(self) -> None:
-        self.samples: list[tuple[float, dict[str, float], float]] = []   # (wall time, role -> %, machine %)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
-        self.cores = psutil.cpu_count() or 1
 
-    def __enter__(self) -> "CpuSampler":
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(5)
+
+
+class CpuSampler(Background):
+    """Every SAMPLE_S: CPU % (of one core) per role among this process's descendants, and the machine's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.samples: list[tuple[float, dict[str, float], float]] = []   # (wall time, role -> %, machine %)
+        self.cores = psutil.cpu_count() or 1
 
     def _run(self) -> None:
         me = psutil.Process()
@@ -145,7 +155,7 @@ class CpuSampler:
         return {"mean": statistics.fmean(values), "peak": max(values), "n": len(values)}
 
 
-class MockScraper:
+class MockScraper(Background):
     """The embedded mock's own latency histogram (`GET /metrics`), scraped every second while a run goes.
 
     Its `mock_request_duration_seconds` is the time from the relay handler's start to its
@@ -159,19 +169,10 @@ class MockScraper:
                          r"\s+([0-9.e+]+)$", re.M)
 
     def __init__(self, log: Path) -> None:
+        super().__init__()
         self.log = log
         # (wall time, monotonic time, le -> cumulative count)
         self.scrapes: list[tuple[float, float, dict[float, float]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> "MockScraper":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
     def _run(self) -> None:
         url = None

@@ -113,6 +113,12 @@ class Api:
     def attempt(self, prompt: str, n: int) -> Attempt:
         raise NotImplementedError
 
+    def _post(self, url: str, payload: dict[str, Any], headers: dict[str, str]) -> tuple[Any, Any]:
+        """(response, parsed body), or (an Attempt for a transport failure, None)."""
+        resp = self.session.post(url, json=payload, headers=headers)
+        bad = _transport_error(resp)
+        return (bad, None) if bad else (resp, _json(resp))
+
     def generate(self, prompt: str, n: int = 1) -> Generation:
         retry = self.client.retry
         attempts, cost, failover = 0, 0.0, False
@@ -142,12 +148,10 @@ class RelayApi(Api):
                                    "width": self.client.width, "height": self.client.height}
         if n > 1:
             payload["n"] = n
-        resp = self.session.post(self.target.base_url + "/images/generations", json=payload,
-                                 headers={"Authorization": f"Bearer {self.key}"})
-        bad = _transport_error(resp)
-        if bad:
-            return bad
-        body = _json(resp)
+        resp, body = self._post(self.target.base_url + "/images/generations", payload,
+                                {"Authorization": f"Bearer {self.key}"})
+        if isinstance(resp, Attempt):
+            return resp
         if resp.status_code == 200 and body and body.get("data") and body["data"][0].get("url"):
             return Attempt(200, True, cost_usd=_cost(resp), failover="x-relay-failover" in (resp.headers or {}),
                            length=len(resp.content or b""))
@@ -162,12 +166,10 @@ class OpenAIImagesApi(Api):
     def attempt(self, prompt: str, n: int) -> Attempt:
         payload = {"model": self.target.model, "prompt": prompt, "n": n,
                    "size": f"{self.client.width}x{self.client.height}", "response_format": "url"}
-        resp = self.session.post(self.target.base_url + "/images/generations", json=payload,
-                                 headers={"Authorization": f"Bearer {self.key}"})
-        bad = _transport_error(resp)
-        if bad:
-            return bad
-        body = _json(resp)
+        resp, body = self._post(self.target.base_url + "/images/generations", payload,
+                                {"Authorization": f"Bearer {self.key}"})
+        if isinstance(resp, Attempt):
+            return resp
         if resp.status_code == 200 and body and len(body.get("data") or []) == n:
             return Attempt(200, True, cost_usd=_cost(resp), length=len(resp.content or b""))
         if resp.status_code == 200:
@@ -182,12 +184,9 @@ class VertexImagenApi(Api):
         path = (f"/projects/{VERTEX_PROJECT}/locations/{VERTEX_LOCATION}/publishers/google/models/"
                 f"{self.target.model}:predict")
         payload = {"instances": [{"prompt": prompt}], "parameters": {"sampleCount": n}}
-        resp = self.session.post(self.target.base_url + path, json=payload,
-                                 headers={"Authorization": f"Bearer {self.key}"})
-        bad = _transport_error(resp)
-        if bad:
-            return bad
-        body = _json(resp)
+        resp, body = self._post(self.target.base_url + path, payload, {"Authorization": f"Bearer {self.key}"})
+        if isinstance(resp, Attempt):
+            return resp
         if resp.status_code == 200:
             images = [p for p in (body or {}).get("predictions", []) if p.get("bytesBase64Encoded")]
             if len(images) == n:
@@ -210,12 +209,10 @@ class MidjourneyApi(Api):
 
     def attempt(self, prompt: str, n: int) -> Attempt:
         headers = {"mj-api-secret": self.key}
-        resp = self.session.post(self.target.base_url + "/mj/submit/imagine",
-                                 json={"prompt": prompt, "model": self.target.model}, headers=headers)
-        bad = _transport_error(resp)
-        if bad:
-            return bad
-        body = _json(resp)
+        resp, body = self._post(self.target.base_url + "/mj/submit/imagine",
+                                {"prompt": prompt, "model": self.target.model}, headers)
+        if isinstance(resp, Attempt):
+            return resp
         if body is None or "code" not in body:
             return Attempt(resp.status_code if resp.status_code != 200 else "invalid_response", False,
                            _error_text(resp, body), _retry_after(resp))

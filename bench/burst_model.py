@@ -2,7 +2,7 @@
 
 The row is read as the median latency of 847 requests started together. With c slots
 served first come first served and service times from the profile's clipped
-log-normal (the mock's own draws), a burst empties in about 847 / c waves, and its
+log-normal (the same model `calibrate` and `compare` use), a burst empties in about 847 / c waves, and its
 median request finishes near the middle one. This simulates that, many times over,
 for each built-in profile's slots, and for the relay at the slot count that would
 saturate at the seed's sustained 1,200 requests/s (Little's law: 1,200 x 44.3 ms).
@@ -12,14 +12,12 @@ saturate at the seed's sustained 1,200 requests/s (Little's law: 1,200 x 44.3 ms
 
 from __future__ import annotations
 
-import heapq
 import math
-import random
-import statistics
 
-from mockprovider.behaviours import Latency
+import numpy as np
+
+from loadtest.calibrate import burst_finish_times, service_draws
 from mockprovider.profile import Profile, load_profiles
-from mockprovider.settings import Settings
 
 BURST = 847
 TRIALS = 200
@@ -28,28 +26,10 @@ SEED = {"midjourney-v7": (3200, 8700, 14_200, 28), "dall-e-4": (4100, 11_300, 19
         "imagen-4": (2800, 6400, 11_600, 34), "relay": (42, 89, 67, 1200)}
 
 
-def burst_latencies(profile: Profile, slots: int, rng: random.Random, burst: int = BURST) -> list[float]:
-    """Finish time (ms) of each of `burst` requests arriving at once on `slots` FIFO slots."""
-    latency = Latency(profile.latency, Settings(), rng, scale=1.0)
-    free = [0.0] * slots
-    done = []
-    for _ in range(burst):
-        start = heapq.heappop(free)
-        finish = start + latency.draw_ms()
-        heapq.heappush(free, finish)
-        done.append(finish)
-    return done
-
-
 def burst_median(profile: Profile, slots: int, trials: int = TRIALS, seed: int = 0) -> tuple[float, float]:
-    """Mean over trials of the burst's median and of its P99 (ms)."""
-    rng = random.Random(seed)
-    medians, p99s = [], []
-    for _ in range(trials):
-        done = sorted(burst_latencies(profile, slots, rng))
-        medians.append(statistics.median(done))
-        p99s.append(done[math.ceil(0.99 * len(done)) - 1])
-    return statistics.fmean(medians), statistics.fmean(p99s)
+    """Mean over trials of the burst's median and of its P99 (ms), from the suite's own model."""
+    ends = np.sort(burst_finish_times(service_draws(profile.latency, BURST, trials, seed), slots), axis=1)
+    return float(np.median(ends, axis=1).mean()), float(ends[:, math.ceil(0.99 * BURST) - 1].mean())
 
 
 def rows() -> list[dict]:
@@ -77,7 +57,7 @@ def _fmt(ms: float, digits: int = 1) -> str:
 def run() -> str:
     out = ["## Capacity model: a burst of 847 simultaneous requests", "",
            f"FIFO simulation of {BURST} requests arriving together on each profile's slots, service times "
-           f"drawn from the profile's clipped log-normal (`mockprovider.behaviours.Latency`), mean of "
+           f"drawn from the profile's clipped log-normal (`loadtest.calibrate.service_draws`), mean of "
            f"{TRIALS} bursts (seed 0). sigma = ln(P99/P50)/2.326; mean = P50 * exp(sigma^2/2); Little's law "
            "slots = sustained req/s * mean service time. The seed's \"concurrent 847, peak\" is read as the "
            "burst's median.", "",

@@ -225,6 +225,11 @@ def service_draws(latency: Latency, n: int, reps: int, seed: int) -> np.ndarray:
 
 def burst_median(service: np.ndarray, slots: int) -> float:
     """Mean over replications of the median completion time of n requests arriving together on FIFO slots."""
+    return float(np.median(burst_finish_times(service, slots), axis=1).mean())
+
+
+def burst_finish_times(service: np.ndarray, slots: int) -> np.ndarray:
+    """When each of n requests arriving together finishes on FIFO slots: (replications, n) ms."""
     reps, n = service.shape
     c = max(1, min(slots, n))
     free = service[:, :c].copy()
@@ -236,7 +241,7 @@ def burst_median(service: np.ndarray, slots: int) -> float:
         end = free[rows, j] + service[:, i]
         free[rows, j] = end
         ends[:, i] = end
-    return float(np.median(ends, axis=1).mean())
+    return ends
 
 
 def solve_slots(service: np.ndarray, peak_ms: float) -> int:

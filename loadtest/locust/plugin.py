@@ -321,9 +321,27 @@ def _on_quitting(environment: Any, **_: Any) -> None:
 
 
 def _watch_users(run: SuiteRun) -> None:
+    # A progress line now and then, so a long headless run (DURATION=4h) shows it is alive.
+    every = 10 if run.scenario.duration_s <= 300 else 60
+    tick = 0
     while True:
         run.recorder.set_users(run.runner.user_count)
         gevent.sleep(1.0)
+        tick += 1
+        if tick % every == 0:
+            log.info("%s", progress_line(run))
+
+
+def progress_line(run: SuiteRun) -> str:
+    elapsed = run.elapsed_s()
+    stage = next((name for name, a, b in run.scenario.load.windows() if a <= elapsed < b), "end")
+    sel = run.recorder.select(now_s=elapsed)
+    scheduled = sel.requests + sel.dropped
+    failed = f"{(scheduled - sel.ok) / scheduled:.2%}" if scheduled else "—"
+    p99 = f"{sel.percentile(99):,.0f} ms" if sel.requests else "—"
+    return (f"progress {elapsed:,.0f}/{run.scenario.duration_s:,.0f} s, stage {stage}: {run.runner.user_count} users, "
+            f"{run.environment.stats.total.current_rps:,.0f} req/s now, {sel.requests:,} requests, {failed} failed, "
+            f"P99 so far {p99}")
 
 
 def _run_actions(run: SuiteRun) -> None:

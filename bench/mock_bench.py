@@ -9,15 +9,28 @@
     client observes should be the profile's: P50 42 ms and P99 89 ms, within 2 ms.
     wrk is closed-loop, so the rate comes from the connection count (Little's law:
     53 connections / 44.3 ms mean = about 1,200 req/s).
+(c) The steady companion to (a): instructions per request, mock and bare, counted
+    by callgrind. Each server runs under `valgrind --tool=callgrind`; after a
+    warm-up its counters are zeroed (`callgrind_control --zero`), exactly N
+    identical requests go over one keep-alive connection one after another, the
+    counters are dumped (`callgrind_control --dump`) and the dump's event total is
+    divided by N; twice per server. A count of executed instructions does not
+    depend on what else the machine is doing, so the ratio moves only when the
+    code path does.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import statistics
+import subprocess
 import tempfile
+import time
+import urllib.parse
 import urllib.request
+from pathlib import Path
 
 from procs import PYTHON, ROOT, cpu_seconds, lua_post, mock_command, server, settle, wrk
 
@@ -30,6 +43,10 @@ HEADERS = {"Authorization": "Bearer hs_bench_0001"}
 
 ROUNDS, ROUND_S, CONNECTIONS = 8, 3, 50
 ACCURACY_S, ACCURACY_CONNECTIONS = 30, 53
+# Under callgrind the mock answers about 300 requests/s on this machine and takes about 15 s to start.
+CG_WARMUP, CG_REQUESTS, CG_REPEATS = 300, 2000, 2
+CG_START_TIMEOUT_S = 180.0
+MOCK_ARGS = ("--latency-scale", "0", "--no-limits", "--seed", "0")
 
 
 def _post_once(url: str) -> bytes:
@@ -41,7 +58,7 @@ def _post_once(url: str) -> bytes:
 
 def throughput() -> dict:
     script = lua_post(REQUEST, HEADERS)
-    with server(mock_command("--latency-scale", "0", "--no-limits", "--seed", "0")) as mock_url:
+    with server(mock_command(*MOCK_ARGS)) as mock_url:
         body = _post_once(mock_url)
         with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as fh:
             fh.write(body)
@@ -87,6 +104,88 @@ def accuracy() -> dict:
     return result
 
 
+def _callgrind_control(action: str, pid: int) -> None:
+    out = subprocess.run(["callgrind_control", action, str(pid)], capture_output=True, text=True, timeout=60)
+    if out.returncode != 0 or "OK" not in out.stdout:
+        raise RuntimeError(f"callgrind_control {action} {pid} failed (exit {out.returncode}):\n"
+                           f"{out.stdout}{out.stderr}")
+
+
+def _dump_total(path: Path) -> int:
+    """The `summary:` line of a callgrind dump: every event (here Ir, instructions executed) it covers."""
+    events = summary = None
+    for line in path.read_text().splitlines():
+        if line.startswith("events:"):
+            events = line.split(":", 1)[1].split()
+        elif line.startswith("summary:"):
+            summary = [int(v) for v in line.split(":", 1)[1].split()]
+    if events is None or summary is None or "Ir" not in events:
+        raise RuntimeError(f"{path} is not a complete callgrind dump")
+    return summary[events.index("Ir")]
+
+
+class _Client:
+    """One keep-alive connection that POSTs the relay request and reads each answer in full."""
+
+    def __init__(self, url: str) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        self.body = json.dumps(REQUEST).encode()
+        self.headers = {"Content-Type": "application/json", **HEADERS}
+        self.last = b""
+
+    def send(self, n: int) -> None:
+        for _ in range(n):
+            self.conn.request("POST", ROUTE, self.body, self.headers)
+            resp = self.conn.getresponse()
+            self.last = resp.read()
+            if resp.status != 200 or resp.will_close:
+                raise RuntimeError(f"{ROUTE} answered {resp.status} (will_close={resp.will_close}): "
+                                   f"{self.last[:200]!r}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def callgrind_command(cmd: list[str], outdir: str) -> list[str]:
+    return ["valgrind", "--tool=callgrind", "--quiet", f"--callgrind-out-file={outdir}/callgrind.out.%p", *cmd]
+
+
+def _count(cmd: list[str], outdir: str) -> tuple[list[float], bytes]:
+    """Instructions per request in each of CG_REPEATS windows of CG_REQUESTS requests, and the last answer."""
+    with server(callgrind_command(cmd, outdir), timeout=CG_START_TIMEOUT_S) as url:
+        client = _Client(url)
+        try:
+            client.send(CG_WARMUP)
+            per_request = []
+            for _ in range(CG_REPEATS):
+                # Zero and dump only while the server sits idle in epoll_wait, so no request's tail
+                # (finishing the handler after the answer went out) falls on either side of a window.
+                time.sleep(0.5)
+                _callgrind_control("--zero", url.pid)
+                client.send(CG_REQUESTS)
+                time.sleep(0.5)
+                before = set(Path(outdir).glob(f"callgrind.out.{url.pid}.*"))
+                _callgrind_control("--dump", url.pid)
+                (dump,) = set(Path(outdir).glob(f"callgrind.out.{url.pid}.*")) - before
+                per_request.append(_dump_total(dump) / CG_REQUESTS)
+        finally:
+            client.close()
+    return per_request, client.last
+
+
+def instructions() -> dict:
+    """Instructions per request under callgrind: the mock first, then the bare handler with the mock's answer."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="mock_bench_callgrind_") as outdir:
+        mock, body = _count(mock_command(*MOCK_ARGS), outdir)
+        body_file = os.path.join(outdir, "body.json")
+        Path(body_file).write_bytes(body)
+        bare, _ = _count([PYTHON, str(ROOT / "bench" / "bare_server.py"), "--body-file", body_file], outdir)
+    return {"mock": mock, "bare": bare, "body_bytes": len(body),
+            "ratio": statistics.fmean(bare) / statistics.fmean(mock), "seconds": time.monotonic() - started}
+
+
 def _errors(r: dict) -> int:
     return r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["status_errors"] + r["timeouts"]
 
@@ -94,7 +193,8 @@ def _errors(r: dict) -> int:
 def run() -> str:
     tp = throughput()
     acc = accuracy()
-    out = ["## Mock provider: throughput and latency accuracy", "",
+    ins = instructions()
+    out = ["## Mock provider: throughput, latency accuracy and instructions per request", "",
            "### (a) Throughput against a bare aiohttp handler", "",
            f"`python -m mockprovider --latency-scale 0 --no-limits` against `bench/bare_server.py` (an aiohttp "
            f"handler that reads the body and answers the mock's own {tp['body_bytes']}-byte response), both on "
@@ -125,7 +225,37 @@ def run() -> str:
     out += ["", f"**Largest difference: {worst:.2f} ms** ({'within' if worst <= 2 else 'outside'} the 2 ms target).",
             "", f"Achieved {acc['rps']:,.0f} requests/s over {acc['requests']:,} requests "
                 f"(mean {acc['mean_us'] / 1000:.2f} ms, P99.9 {acc['p999_us'] / 1000:.2f} ms, max "
-                f"{acc['max_us'] / 1000:.2f} ms, {_errors(acc)} errors).", ""]
+                f"{acc['max_us'] / 1000:.2f} ms, {_errors(acc)} errors).", "",
+            "### (c) Instructions per request under callgrind (the steady companion to (a))", "",
+            f"Each server under `valgrind --tool=callgrind` (same Python, uvloop), one at a time; {CG_WARMUP} "
+            f"warm-up requests, then `callgrind_control --zero PID`, exactly N = {CG_REQUESTS:,} identical "
+            f"`POST {ROUTE}` requests (the relay request and headers of (a)) one after another over one "
+            "keep-alive connection, `callgrind_control --dump PID`, and the dump's `summary:` (instructions "
+            f"executed, Ir) divided by N; then the same again on the same process. The bare handler answers the "
+            f"mock's own {ins['body_bytes']}-byte body. This section took {ins['seconds']:.0f} s.", "",
+            "| server | command | window 1 (Ir/request) | window 2 (Ir/request) | window 2 / window 1 |",
+            "| --- | --- | ---: | ---: | ---: |"]
+    commands = {"mock": "valgrind --tool=callgrind python -m mockprovider --port 0 " + " ".join(MOCK_ARGS),
+                "bare": "valgrind --tool=callgrind python bench/bare_server.py --body-file FILE"}
+    for name in ("mock", "bare"):
+        w = ins[name]
+        out.append(f"| {name} | `{commands[name]}` | {w[0]:,.0f} | {w[1]:,.0f} | {w[1] / w[0]:.4f} |")
+    cg_verdict = "meets" if ins["ratio"] >= 0.70 else "misses"
+    spread = max(abs(ins[n][1] / ins[n][0] - 1) for n in ("mock", "bare"))
+    out += ["", f"**Ratio of instructions per request (bare / mock, means of the two windows): "
+                f"{ins['ratio']:.3f}** ({cg_verdict} the 0.70 target): the share of the bare handler's "
+                "requests/s the mock would reach on a server bound by its own CPU.", "",
+            "This is the figure that holds still: callgrind counts the instructions the server itself executes, "
+            "which do not depend on clock speed, on other work on the machine or on which server ran first, so "
+            f"the two windows agree to within {spread * 100:.1f} % and the ratio repeats from run to run, while "
+            "the wrk ratio of (a) moves between about 0.58 and 0.74. It prices what (a) prices, the mock's parse, "
+            "validation and behaviour chain against a handler that only reads and answers, but not all that a "
+            "time-based ratio sees: the kernel's socket work (the same for both and not counted here, it pulls "
+            "a time ratio towards 1), how many cycles each instruction takes (cache misses and mispredicted "
+            "branches along the mock's longer path pull it down), and the batching of 50 connections into one "
+            "event-loop turn (here every request pays a whole turn, common to both). So read (a) for what the "
+            "mock serves on this machine now, and this figure for whether the mock's own code got heavier: it "
+            "moves only when the code path does.", ""]
     return "\n".join(out)
 
 

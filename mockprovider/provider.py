@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
-from typing import Any, Coroutine, Iterable
+from typing import Any, Awaitable, Iterable
 
 from .behaviours import (Behaviour, Call, Capacity, Chain, Failover, Faults, Latency, Outage,
                          Outcome, RateLimit)
@@ -66,8 +66,8 @@ class Provider:
         self.settings.__dict__.update(fresh.__dict__)
         self.chain = self._build_chain()
 
-    def serve(self, call: Call) -> Coroutine[Any, Any, Outcome]:
-        """The coroutine answering `call`; its draws are made now, in arrival order."""
+    def serve(self, call: Call) -> Awaitable[Outcome]:
+        """What answers `call`, to await (a coroutine, or a finished future); its draws are made now."""
         return self.chain.run(call)
 
     def status(self) -> dict[str, Any]:

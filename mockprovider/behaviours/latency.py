@@ -32,7 +32,7 @@ class Latency(Behaviour):
         # Drawn on arrival so a call's time depends only on its arrival order under a seed.
         if self.scale > 0:
             call.service_ms = (self.draw_ms(call.n) + call.extra_ms) * self.scale * self.settings.latency_multiplier
-        return call.service_ms > 0 or call.watches_admission
+        return call.service_ms > 0 or call._admitted is not None   # the watcher learns of the start here
 
     async def handle(self, call: Call, proceed: Proceed) -> Outcome:
         call.set_phase(Phase.RUNNING)

@@ -31,6 +31,13 @@ def json_object_now(request: web.Request, limit: int) -> dict[str, Any] | None:
         raw = content.read_nowait()
     except (ConnectionError, ValueError, RuntimeError):
         return None   # let the awaiting reader report it
+    if len(raw) <= limit:   # the good request, in line; anything else goes to `_object` for its exact error
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            body = None
+        if body.__class__ is dict:
+            return body
     return _object(raw, limit)
 
 

@@ -50,15 +50,20 @@ class KeyCheck:
     def __init__(self, pattern: re.Pattern[str]) -> None:
         self.pattern = pattern
         self.good: set[str] = set()
+        self.by_header: dict[str | None, str] = {}   # a whole header a good key came in -> that key
 
-    def check(self, key: str | None) -> str | None:
-        if key in self.good:
-            return key
-        if key is None or not self.pattern.match(key):
-            return None
-        if len(self.good) >= self.MAX_REMEMBERED:
-            self.good.clear()
-        self.good.add(key)
+    def check(self, key: str | None, header: str | None = None) -> str | None:
+        """The key if it has the provider's format, else None; `header`, the whole header it came in,
+        is remembered with it, so the next request with that header can skip the parsing."""
+        if key not in self.good:
+            if key is None or not self.pattern.match(key):
+                return None
+            if len(self.good) >= self.MAX_REMEMBERED:
+                self.good.clear()
+                self.by_header.clear()
+            self.good.add(key)
+        if header is not None and len(self.by_header) < self.MAX_REMEMBERED:
+            self.by_header[header] = key
         return key
 
 
@@ -70,12 +75,25 @@ def mask_key(key: str) -> str:
 
 
 _ID_BASE = os.urandom(6).hex()   # per process, so ids differ across restarts
-_ids = itertools.count(1)
+_ids = itertools.count(10**11)     # twelve decimal digits for the first 900 billion ids
 
 
 def request_id(prefix: str = "req_") -> str:
-    """Unique within this server's life; a counter, as a syscall per request shows in throughput."""
-    return f"{prefix}{_ID_BASE}{next(_ids):012x}"
+    """Unique within this server's life: a counter, as a syscall per request shows in throughput,
+    in decimal, as formatting it in hex costs more than the rest of the id."""
+    return f"{prefix}{_ID_BASE}{next(_ids)}"
+
+
+_second = [0.0, "0"]   # [end of the current second, its Unix time as text]
+
+
+def unix_seconds() -> str:
+    """The current Unix time in whole seconds, as text; formatted once a second, not per answer."""
+    now = time.time()
+    if not _second[0] - 1.0 <= now < _second[0]:   # a new second (or the clock was set back)
+        whole = int(now)
+        _second[0], _second[1] = whole + 1.0, str(whole)
+    return _second[1]
 
 
 def field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], *, default: Any = None,
@@ -136,10 +154,7 @@ class Labels:
     """What /metrics counts an answer under; a handler fills it in as it learns them."""
 
     __slots__ = ("provider", "model")
-
-    def __init__(self, provider: str) -> None:
-        self.provider = provider
-        self.model = ""
+    # No __init__: the guard fills both fields in, and a Python-level call per answer is not free.
 
 
 Handler = Callable[[web.Request, Labels], Awaitable[web.StreamResponse]]
@@ -166,10 +181,12 @@ class Wire:
         metrics = self.ctx.metrics
         rows, new_row = metrics.rows, metrics.new_row
         clock = time.perf_counter
+        api = self.api
 
         async def handler(request: web.Request) -> web.StreamResponse:
             t0 = clock()
-            labels = Labels(self.api)
+            labels = Labels()
+            labels.provider, labels.model = api, ""
             try:
                 response = await fn(request, labels)
             except WireError as exc:

@@ -143,7 +143,7 @@ class MidjourneyJobs(Wire):
             return self._answer(QUEUE_REJECTED, "Queue is full, please try again later")
 
         call = Call(model, secret, 1, loop=loop, watch_admission=True)
-        task = loop.create_task(provider.serve(call))
+        task = asyncio.ensure_future(provider.serve(call))
         await asyncio.wait({task, call.admitted}, return_when=asyncio.FIRST_COMPLETED)
         if task.done():
             outcome = task.result()

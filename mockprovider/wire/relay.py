@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from functools import lru_cache
+
+import orjson
 from json.encoder import encode_basestring_ascii as json_string   # C; escapes to plain ASCII
 from typing import Any
 
@@ -18,10 +18,11 @@ from multidict import istr
 
 from ..behaviours import Call, Kind, Outcome
 from ..context import MockContext
+from ..provider import Provider
 from ..images import digest_for, render_b64
 from .body import json_object_now, read_json_object
 from .common import (JSON_TYPE, KeyCheck, Labels, Wire, WireError, bearer_token, field, request_id,
-                     retry_after_headers)
+                     retry_after_headers, unix_seconds)
 from .openai import duration
 
 KEY_RE = re.compile(r"^hs_[A-Za-z0-9_\-]{4,}\Z")
@@ -34,6 +35,9 @@ _REQUEST_ID, _UPSTREAM, _FAILOVER, _COST = (istr(h) for h in ("x-request-id", "x
                                                                 "x-cost-usd"))
 _LIMIT, _REMAINING, _RESET = (istr(f"x-ratelimit-{h}-requests") for h in ("limit", "remaining", "reset"))
 
+
+# A stable quality score per image from its digest's first byte: 256 steps from 0.900 to 0.990.
+_QUALITY = {f"{b:02x}": f"{0.9 + b * 0.09 / 255:.4f}" for b in range(256)}
 
 _STATUS_CODES = {401: "invalid_api_key", 404: "not_found", 405: "not_found", 413: "request_too_large",
                  429: "rate_limit_exceeded"}
@@ -52,6 +56,7 @@ class Relay(Wire):
     def __init__(self, ctx: MockContext) -> None:
         super().__init__(ctx)
         self._bases: dict[str, str] = {}   # Host header -> the JSON-escaped start of an image URL
+        self._costs: dict[tuple[str, int], tuple[str, str]] = {}   # (model, n) -> the cost as header, as JSON
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/relay/v1/images/generations", self.guarded(self.generate))]
@@ -72,10 +77,9 @@ class Relay(Wire):
                             headers=hdrs)
 
     async def generate(self, request: web.Request, labels: Labels) -> web.StreamResponse:
-        auth = request.headers.get(hdrs.AUTHORIZATION, "")
-        key = auth[7:]
-        if auth[:7] != "Bearer " or key not in self.keys.good:   # a key seen before skips the format check
-            key = self.keys.check(bearer_token(request))
+        key = self.keys.by_header.get(request.headers.get(hdrs.AUTHORIZATION))   # seen before: no parsing
+        if key is None:
+            key = self.keys.check(bearer_token(request), request.headers.get(hdrs.AUTHORIZATION))
             if key is None:
                 raise WireError(401, "Invalid API key", code="invalid_api_key")
         ctx = self.ctx
@@ -97,25 +101,23 @@ class Relay(Wire):
             headers[_LIMIT] = str(rate.limit)
             headers[_REMAINING] = str(rate.remaining)
             headers[_RESET] = duration(rate.reset_s)
-        if not outcome.ok:
+        if outcome.kind is not Kind.OK:
             return self._failure(outcome, headers)
 
         served = call.served_model
-        headers[_UPSTREAM] = served
         if served != model:
             headers[_FAILOVER] = f"{model}->{served}"
-        cost_header, cost_json = self._cost(provider.profile.price_for(served), n)
+        cost_header, cost_json = self._costs.get((served, n)) or self._cost(provider, served, n)
         headers[_COST] = cost_header
         headers[hdrs.CONTENT_TYPE] = JSON_TYPE
         text = self._answer(request, ctx.image_kb, rid, served, prompt, seed, n, fmt, cost_json)
         return web.Response(body=text.encode(), headers=headers)
 
-    @staticmethod
-    @lru_cache(maxsize=1024)
-    def _cost(price: float, n: int) -> tuple[str, str]:
-        """The header and JSON forms of a cost: a few dozen values, and float formatting is not cheap."""
-        cost = price * n
-        return f"{cost:.4f}", repr(round(cost, 4))
+    def _cost(self, provider: Provider, served: str, n: int) -> tuple[str, str]:
+        """The header and JSON forms of a cost, kept: at most ten per model, and float formatting is not cheap."""
+        cost = provider.profile.price_for(served) * n
+        forms = self._costs[served, n] = f"{cost:.4f}", repr(round(cost, 4))
+        return forms
 
     def _accepted(self, body: dict[str, Any], ctx: MockContext) -> tuple[str, str, int | None, int, str] | None:
         """The common, valid request in one test; None sends it through `_validate` for the exact error."""
@@ -186,21 +188,19 @@ class Relay(Wire):
     def _answer(self, request: web.Request, kb: int, rid: str, served: str, prompt: str, seed: int | None, n: int,
                 fmt: str, cost_json: str) -> str:
         """The answer's JSON, formatted directly: every value but the prompt and host is ours and plain."""
-        text = json_string(prompt)
+        text = orjson.dumps(prompt).decode()   # a prompt is valid Unicode: the body parser saw to that
+        base = self._image_base(request) if fmt == "url" else ""
         items = []
         for i in range(n):
             digest = digest_for(prompt, f"{served}:{seed}:{i}" if seed is not None else f"{rid}:{i}")
-            if fmt == "url":
-                image = f'"url": {self._image_base(request)}{digest}.png?kb={kb}"'
-            else:
-                image = f'"b64_json": "{render_b64(digest, kb)}"'
+            image = f'"url": {base}{digest}.png?kb={kb}"' if base else f'"b64_json": "{render_b64(digest, kb)}"'
             item_seed = seed if seed is not None else int(digest[:8], 16)
             items.append(f'{{"revised_prompt": {text}, "seed": {item_seed}, {image}}}')
             if i == 0:
                 # The seed's client reads an optional quality score: a stable one per image, 0.9 to 0.99.
-                quality = 9000 + int(digest[:4], 16) * 900 // 0xFFFF
-        return (f'{{"id": "gen_{rid[4:]}", "created": {int(time.time())}, "model": "{served}", '
-                f'"data": [{", ".join(items)}], "quality_score": 0.{quality}, '
+                quality = _QUALITY[digest[:2]]
+        return (f'{{"id": "{rid}", "created": {unix_seconds()}, "model": "{served}", '
+                f'"data": [{", ".join(items)}], "quality_score": {quality}, '
                 f'"usage": {{"images": {n}, "cost_usd": {cost_json}}}}}')
 
     def _image_base(self, request: web.Request) -> str:

@@ -36,10 +36,12 @@ class ServerURL(str):
     pid: int = 0
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (Linux /proc)."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """User and system (kernel) CPU time a process has used so far, in seconds (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
 
 
 @contextlib.contextmanager

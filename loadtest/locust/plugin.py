@@ -160,6 +160,13 @@ def install() -> None:
 
 
 _RUN: SuiteRun | None = None
+# Locust warns of any spawn rate over 100 users/s; a flash sale's surge asks for one on purpose.
+_FAST_SPAWN_WARNING = "Your selected spawn rate is very high"
+
+
+class _IntendedSpawnRate(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(_FAST_SPAWN_WARNING)
 
 
 def current() -> SuiteRun | None:
@@ -185,6 +192,7 @@ def _on_init(environment: Any, **_: Any) -> None:
         sys.exit(2)
     environment.imagegen = run
     _RUN = run
+    logging.getLogger("locust.runners").addFilter(_IntendedSpawnRate())
     if not environment.host:
         environment.host = run.target.base_url
     for cls in environment.user_classes:
@@ -217,6 +225,11 @@ def _on_test_start(environment: Any, **_: Any) -> None:
     log.info("scenario %s: target %s (%s, model %s) at %s; %s model, %.0f s", run.scenario.name,
              run.target.name, run.target.api, run.target.model, run.target.base_url, run.scenario.load.model,
              run.scenario.duration_s)
+    fast = [s for s in run.scenario.load.stages if s.spawn_rate > 100]
+    if fast and not run.is_worker:
+        log.info("stage%s %s change%s the user count at up to %.0f/s, as the scenario asks (Locust's warning about "
+                 "spawn rates over 100/s is left out)", "s" if len(fast) > 1 else "",
+                 ", ".join(s.name for s in fast), "" if len(fast) > 1 else "s", max(s.spawn_rate for s in fast))
 
 
 def _on_spawning_complete(user_count: int, **_: Any) -> None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 from pathlib import Path
 
 from aiohttp import web
+
+from mockprovider.__main__ import until_stopped
 
 ROUTE = "/relay/v1/images/generations"
 
@@ -35,11 +36,7 @@ async def serve(port: int, body: bytes) -> None:
     site = web.TCPSite(runner, "127.0.0.1", port, backlog=4096, reuse_address=True)
     await site.start()
     print(f"bare server listening on http://127.0.0.1:{runner.addresses[0][1]}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_stopped()   # the mock's own shutdown wait; nothing of the mock is on the request path
     await runner.cleanup()
 
 

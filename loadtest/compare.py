@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from mockprovider.profile import Profile, load_profiles
 from .calibrate import burst_median, service_draws
 from .cost import monthly_projection
 from .mockproc import MockProcess
-from .recorder import Recorder
+from .recorder import Recorder, Selection
 from .runner import locust_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,8 +174,16 @@ def run_phase(title: str, runs: list[tuple[str, dict[str, Any]]], mock_url: str,
     return out
 
 
+@lru_cache(maxsize=None)   # each run's files are read once, though several cells come from one run
 def _summary(rundir: Path) -> dict[str, Any]:
     return json.loads((rundir / "summary.json").read_text())
+
+
+@lru_cache(maxsize=None)
+def _successful(rundir: Path) -> Selection:
+    """The run's successful requests, from its exact recording."""
+    recorder = Recorder.from_export(json.loads((rundir / "recording.json").read_text()))
+    return recorder.select([("expected_response", "true")])
 
 
 def failed(rundir: Path) -> int:
@@ -201,8 +210,7 @@ def measure(metric: str, rundir: Path) -> tuple[float | None, int]:
         rows = [r for r in summary.get("timeline", []) if hold["start_s"] <= r["t_s"] < hold["end_s"]]
         done = sum(r["requests"] - r["failures"] for r in rows)
         return (done / (hold["end_s"] - hold["start_s"]), done) if rows else (None, 0)
-    recorder = Recorder.from_export(json.loads((rundir / "recording.json").read_text()))
-    ok = recorder.select([("expected_response", "true")])
+    ok = _successful(rundir)
     if not ok.requests:
         return None, 0
     q = 99.0 if metric == "single_p99" else 50.0

@@ -62,6 +62,15 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+async def until_stopped() -> None:
+    """Return on SIGINT or SIGTERM, the ways a server here is told to stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
 async def serve(args: argparse.Namespace, options: ServerOptions) -> None:
     app = build_app(options)
     runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access") if args.access_log else None,
@@ -74,11 +83,7 @@ async def serve(args: argparse.Namespace, options: ServerOptions) -> None:
     print(f"mockprovider listening on http://{args.host}:{port}  seed={args.seed} "
           f"latency-scale={args.latency_scale} limits={limits}", flush=True)
     print(f"  providers: {', '.join(sorted(app['mock'].providers))}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_stopped()
     print("mockprovider stopping", flush=True)
     await runner.cleanup()
 

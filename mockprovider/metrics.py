@@ -8,7 +8,6 @@ rest of a cheap answer.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from typing import TYPE_CHECKING, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -65,18 +64,12 @@ class _Answers(Collector):
 
 class Metrics:
     def __init__(self, providers: "Providers") -> None:
-        # (provider, model, status) -> answers per latency bucket (the last one +Inf), then their sum of seconds
+        # (provider, model, status) -> answers per latency bucket (the last one +Inf), then their sum of
+        # seconds; the wire formats' guard (wire/common.py) counts every answer into these rows.
         self.rows: dict[tuple[str, str, int], list[float]] = {}
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Answers(self))
         self.registry.register(_Load(providers))
-
-    def observe(self, provider: str, model: str, status: int, seconds: float) -> None:
-        row = self.rows.get((provider, model, status))
-        if row is None:
-            row = self.rows[(provider, model, status)] = self.new_row()
-        row[bisect_left(BUCKETS, seconds)] += 1   # `le` buckets include their bound
-        row[-1] += seconds
 
     @staticmethod
     def new_row() -> list[float]:

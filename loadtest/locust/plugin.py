@@ -29,7 +29,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from mockprovider.profile import load_profiles
 
-from ..gate import RunFacts, evaluate, evaluate_live
+from ..gate import RunFacts, evaluate, evaluate_live, stall_explains
 from ..recorder import Recorder
 from ..report import build_summary, write_all
 from ..report import console
@@ -451,7 +451,7 @@ def _stalls_behind_failures(run: SuiteRun, verdict: Any) -> str:
         stage = dict(r.threshold.filters).get("stage")
         start, end = windows.get(stage, whole) if stage else whole
         stall = run.health.worst_stall_ms(start, end)
-        if stall > STALL_LIMIT_MS and r.observed is not None and r.threshold.check(r.observed - stall):
+        if stall > STALL_LIMIT_MS and stall_explains(r, stall):
             where = f"during stage {stage}" if stage else "during the run"
             found.append(f"the load generator stalled for {stall:.0f} ms {where}, enough to explain "
                          f"{r.threshold.label()} failing")

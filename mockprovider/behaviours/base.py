@@ -92,10 +92,6 @@ class Call:
             self._admitted.set_result(None)
 
     @property
-    def watches_admission(self) -> bool:
-        return self._admitted is not None
-
-    @property
     def admitted(self) -> asyncio.Future[None]:
         if self._admitted is None:
             raise RuntimeError("this call was not created with watch_admission=True")

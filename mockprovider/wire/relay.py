@@ -31,8 +31,7 @@ STYLE_PRESETS = ("photography", "digital-art", "concept-art", "cinematic", "none
 MIN_PROMPT, MAX_PROMPT = 10, 4000
 DEFAULT_MODEL = "midjourney-v7"
 # Header names made case-insensitive once, not on every answer.
-_REQUEST_ID, _UPSTREAM, _FAILOVER, _COST = (istr(h) for h in ("x-request-id", "x-relay-upstream", "x-relay-failover",
-                                                                "x-cost-usd"))
+_REQUEST_ID, _FAILOVER, _COST = (istr(h) for h in ("x-request-id", "x-relay-failover", "x-cost-usd"))
 _LIMIT, _REMAINING, _RESET = (istr(f"x-ratelimit-{h}-requests") for h in ("limit", "remaining", "reset"))
 
 
@@ -77,9 +76,10 @@ class Relay(Wire):
                             headers=hdrs)
 
     async def generate(self, request: web.Request, labels: Labels) -> web.StreamResponse:
-        key = self.keys.by_header.get(request.headers.get(hdrs.AUTHORIZATION))   # seen before: no parsing
+        auth = request.headers.get(hdrs.AUTHORIZATION)
+        key = self.keys.by_header.get(auth)   # a header seen before needs no parsing
         if key is None:
-            key = self.keys.check(bearer_token(request), request.headers.get(hdrs.AUTHORIZATION))
+            key = self.keys.check(bearer_token(request), auth)
             if key is None:
                 raise WireError(401, "Invalid API key", code="invalid_api_key")
         ctx = self.ctx
@@ -123,19 +123,19 @@ class Relay(Wire):
         """The common, valid request in one test; None sends it through `_validate` for the exact error."""
         get = body.get
         model, width, height = get("model", DEFAULT_MODEL), get("width", 1024), get("height", 1024)
-        prompt, seed, n = get("prompt"), get("seed"), get("n", 1)
+        prompt, seed, n, fmt = get("prompt"), get("seed"), get("n", 1), get("response_format", "url")
         if self._combos is None:
             self._combos = self._valid_combos(ctx)
         try:
             # Strings only equal strings, so membership settles their types; numbers need a look.
-            known = (model, width, height, get("style_preset"), get("response_format", "url")) in self._combos
+            known = (model, width, height, get("style_preset"), fmt) in self._combos
         except TypeError:   # an unhashable value (array, object) where a plain one belongs
             return None
         if (known and width.__class__ is int and height.__class__ is int
                 and prompt.__class__ is str and MIN_PROMPT <= len(prompt) <= MAX_PROMPT and not prompt.isspace()
                 and (seed is None or (seed.__class__ is int and 0 <= seed <= 0xFFFFFFFF))
                 and n.__class__ is int and 1 <= n <= 10):
-            return model, prompt, seed, n, get("response_format", "url")
+            return model, prompt, seed, n, fmt
         return None
 
     _combos: frozenset[tuple[Any, ...]] | None = None

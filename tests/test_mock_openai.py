@@ -98,8 +98,10 @@ def test_rate_limit_error_carries_openai_headers_and_body(start_mock) -> None:
     assert err.status_code == 429 and err.code == "rate_limit_exceeded" and err.type == "requests"
     assert "Rate limit reached for dall-e-4" in err.message
     headers = err.response.headers
-    # One token per 10 s, so the wait is about 10 s: a whole number of seconds, and ms to match.
-    assert headers["retry-after"] == str(-(-int(headers["retry-after-ms"]) // 1000))
+    # One token per 10 s, so the wait is about 10 s: a whole number of seconds, and ms to match. The ms
+    # form carries the server clock's 1 ms tick on top (see retry_after_headers), so a wait of exactly
+    # 10 s reads 10001 ms and 10 s: the seconds are the ms without the tick, rounded up.
+    assert headers["retry-after"] == str(-(-(int(headers["retry-after-ms"]) - 1) // 1000))
     assert 9_000 <= int(headers["retry-after-ms"]) <= 10_001
     assert headers["x-ratelimit-remaining-requests"] == "0"
     assert headers["x-ratelimit-limit-requests"] == "6"

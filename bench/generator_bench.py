@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from procs import CLIENT_CPU, PYTHON, ROOT, SERVER_CPU, lua_post, mock_command, pinned, server, settle, wrk
 
 from loadtest.scenario import load_scenario
-from procs import CLIENT_CPU, PYTHON, ROOT, SERVER_CPU, lua_post, mock_command, pinned, server, settle, wrk
 
 ROUTE = "/relay/v1/images/generations"
 # What the suite's relay users send (locustfiles/apis.py RelayApi): prompt, model, width, height.

@@ -8,15 +8,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -46,36 +45,35 @@ def cpu_times(pid: int) -> tuple[float, float]:
 
 @contextlib.contextmanager
 def server(cmd: list[str], *, cpu: str = SERVER_CPU, timeout: float = 20.0) -> Iterator[ServerURL]:
-    """Start a server that prints `listening on http://HOST:PORT`; yield that URL; stop it."""
-    proc = subprocess.Popen(pinned(cmd, cpu), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    lines: list[str] = []
-    found = threading.Event()
+    """Start a server that takes `--ready-file FILE` and writes its URL there; yield that URL; stop it."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        ready = Path(tmp) / "ready.json"
+        proc = subprocess.Popen(pinned([*cmd, "--ready-file", str(ready)], cpu), cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines: list[str] = []
 
-    def drain() -> None:   # keep reading, so a chatty server never blocks on a full pipe
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if "listening on" in line:
-                found.set()
-        found.set()
+        def drain() -> None:   # keep reading, so a chatty server never blocks on a full pipe
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
 
-    threading.Thread(target=drain, daemon=True).start()
-    try:
-        found.wait(timeout)
-        m = next((re.search(r"listening on (http://\S+)", ln) for ln in lines if "listening on" in ln), None)
-        if m is None:
-            raise RuntimeError(f"{' '.join(cmd)} did not start:\n{''.join(lines)}")
-        url = ServerURL(m.group(1))
-        url.pid = proc.pid   # taskset execs the command, so this is the server itself
-        yield url
-    finally:
-        proc.terminate()
+        threading.Thread(target=drain, daemon=True).start()
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+            deadline = time.monotonic() + timeout
+            while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if not ready.exists():
+                raise RuntimeError(f"{' '.join(cmd)} did not start:\n{''.join(lines)}")
+            url = ServerURL(json.loads(ready.read_text())["url"])
+            url.pid = proc.pid   # taskset execs the command, so this is the server itself
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
 
 
 def mock_command(*args: str) -> list[str]:

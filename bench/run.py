@@ -13,7 +13,7 @@ import os
 import platform
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: {name} done in {time.monotonic() - t0:.0f} s", flush=True)
 
     header = ["# Benchmarks", "",
-              f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}.", "",
+              f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}.", "",
               "Command: `make bench` (which runs `python bench/run.py`); "
               f"this run took {time.monotonic() - started:.0f} s. The machine is shared, so figures move from "
               "run to run: each section says how it was measured, and comparisons are made side by side "

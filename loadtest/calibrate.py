@@ -25,14 +25,16 @@ import csv
 import math
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import tomli_w
 
-from mockprovider.profile import APIS, Z99, Latency, Profile, ProfileError, load_profiles
+from mockprovider.apis import APIS
+from mockprovider.profile import Z99, LatencySpec, Profile, ProfileError, load_profiles
 
 DEFAULT_BASE = {"relay": "relay", "openai": "dall-e-4", "vertex": "imagen-4", "midjourney": "midjourney-v7"}
 BURST = 847
@@ -218,7 +220,7 @@ def _weighted_median(values: Sequence[float], weights: np.ndarray) -> float:
 # --- capacity -------------------------------------------------------------------------
 
 
-def service_draws(latency: Latency, n: int, reps: int, seed: int) -> np.ndarray:
+def service_draws(latency: LatencySpec, n: int, reps: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return np.clip(rng.lognormal(latency.mu, latency.sigma, (reps, n)), latency.min_ms, latency.max_ms)
 
@@ -263,7 +265,7 @@ def solve_slots(service: np.ndarray, peak_ms: float) -> int:
     return lo
 
 
-def slots_for_rps(latency: Latency, rps: float) -> int:
+def slots_for_rps(latency: LatencySpec, rps: float) -> int:
     return max(1, round(rps * latency.mean_ms / 1000.0))
 
 
@@ -275,7 +277,7 @@ class Result:
     name: str
     base: str
     api: str
-    latency: Latency
+    latency: LatencySpec
     slots: int
     queue: int
     capacity_source: str
@@ -288,17 +290,17 @@ def _ms(x: float) -> float:
     return round(x, 2) if x < 100 else round(x, 1)
 
 
-def fitted_latency(obs: Observed, base: Profile, min_ms: float | None, max_ms: float | None) -> Latency:
+def fitted_latency(obs: Observed, base: Profile, min_ms: float | None, max_ms: float | None) -> LatencySpec:
     p50, p99 = obs.p50_ms, obs.p99_ms
     sigma = math.log(p99 / p50) / Z99
     # Keep the base's clip bounds unless they would cut into the fitted distribution.
     lo = min_ms if min_ms is not None else min(base.latency.min_ms, p50 * math.exp(-Z_LOW * sigma))
     hi = max_ms if max_ms is not None else max(base.latency.max_ms, p50 * math.exp(Z_HIGH * sigma))
-    return Latency(p50_ms=_ms(p50), p99_ms=_ms(p99), min_ms=math.floor(lo * 100) / 100, max_ms=math.ceil(hi),
+    return LatencySpec(p50_ms=_ms(p50), p99_ms=_ms(p99), min_ms=math.floor(lo * 100) / 100, max_ms=math.ceil(hi),
                    per_extra_image=base.latency.per_extra_image)
 
 
-def profile_table(name: str, base: Profile, api: str, latency: Latency, slots: int, queue: int,
+def profile_table(name: str, base: Profile, api: str, latency: LatencySpec, slots: int, queue: int,
                   override: bool) -> dict[str, Any]:
     t: dict[str, Any] = {} if override else {"base": base.name}
     if api != base.api:

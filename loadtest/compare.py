@@ -27,8 +27,8 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +86,7 @@ class Plan:
     reduced: bool = False
 
     @classmethod
-    def short(cls) -> "Plan":
+    def short(cls) -> Plan:
         return cls(single_s=10, batch_s=12, sustained_s=10, warmup_s=4, direct_single_users=30, batch_users=3,
                    relay_sustained_rps=300, burst_size=200, reduced=True)
 
@@ -174,12 +174,12 @@ def run_phase(title: str, runs: list[tuple[str, dict[str, Any]]], mock_url: str,
     return out
 
 
-@lru_cache(maxsize=None)   # each run's files are read once, though several cells come from one run
+@cache   # each run's files are read once, though several cells come from one run
 def _summary(rundir: Path) -> dict[str, Any]:
     return json.loads((rundir / "summary.json").read_text())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _successful(rundir: Path) -> Selection:
     """The run's successful requests, from its exact recording."""
     recorder = Recorder.from_export(json.loads((rundir / "recording.json").read_text()))
@@ -357,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="report directory (default reports/compare-<time>)")
     args = parser.parse_args(argv)
     plan = Plan.short() if args.reduced else Plan()
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     outdir = Path(args.out) if args.out else ROOT / "reports" / f"compare-{stamp}"
     outdir.mkdir(parents=True, exist_ok=True)
     profiles = load_profiles()
@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
                           "samples": samples, "failed": failed(rundir) if rundir else 0,
                           "definition": definition,
                           "run": str(rundir.relative_to(outdir)) if rundir else None})
-    compare = {"generated_at": datetime.now(timezone.utc).isoformat(), "reduced": plan.reduced,
+    compare = {"generated_at": datetime.now(UTC).isoformat(), "reduced": plan.reduced,
                "reduced_note": reduced_note(plan) if plan.reduced else None,
                "seed": SEED, "duration_s": round(time.monotonic() - started, 1), "targets": list(TARGETS),
                "relay_model": RELAY_MODEL, "cells": cells,

@@ -12,7 +12,8 @@ set beside its own per-model prices (`seed_comparison`); where the two disagree,
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from mockprovider.profile import Profile, load_profiles
 

@@ -22,8 +22,8 @@ overloaded generator cannot hide failures by not sending the requests.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from .recorder import Recorder, Selection
 from .thresholds import Threshold, format_value

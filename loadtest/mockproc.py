@@ -1,19 +1,21 @@
-"""Run the simulated providers as a child process on a free loopback port, and stop them after."""
+"""Run the simulated providers as a child process on a free loopback port, and stop them after.
+
+The child binds port 0 and says where it listens in a ready-file (`--ready-file`), so no port is
+picked here and handed over: nothing can take it in between.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class MockProcess:
@@ -27,25 +29,23 @@ class MockProcess:
         self.url = ""
         self.output: list[str] = []
         self._reader: threading.Thread | None = None
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
 
-    def start(self, timeout: float = 30.0) -> "MockProcess":
-        self.proc = subprocess.Popen([sys.executable, "-m", "mockprovider", *self.args], cwd=ROOT,
+    def start(self, timeout: float = 30.0) -> MockProcess:
+        self._dir = tempfile.TemporaryDirectory(prefix="mockprovider-")
+        ready = Path(self._dir.name) / "ready.json"
+        self.proc = subprocess.Popen([sys.executable, "-m", "mockprovider", *self.args, "--ready-file", str(ready)],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      env={**os.environ, **(self.env or {})})
-        assert self.proc.stdout is not None
+        # Keep draining its output so a chatty server never blocks on a full pipe.
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.output.append(line)
-            m = re.search(r"listening on (http://\S+)", line)
-            if m:
-                self.url = m.group(1)
-                # Keep draining its output so a chatty server never blocks on a full pipe.
-                self._reader = threading.Thread(target=self._drain, daemon=True)
-                self._reader.start()
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if ready.exists():
+                self.url = json.loads(ready.read_text())["url"]
                 return self
+            time.sleep(0.02)
         self.stop()
         raise RuntimeError("the mock server did not start:\n" + "".join(self.output))
 
@@ -66,6 +66,9 @@ class MockProcess:
                 self.proc.wait(5)
         if self._reader is not None:
             self._reader.join(2)
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
 
     def admin(self, provider: str, **changes: Any) -> dict[str, Any]:
         req = urllib.request.Request(f"{self.url}/admin/providers/{provider}", data=json.dumps(changes).encode(),
@@ -73,7 +76,7 @@ class MockProcess:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read())
 
-    def __enter__(self) -> "MockProcess":
+    def __enter__(self) -> MockProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -63,9 +63,10 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from functools import lru_cache
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from hdrh.histogram import HdrHistogram
@@ -523,7 +524,7 @@ class Recorder:
         if not stages:
             self._cache_stage("", -math.inf, math.inf)
             return ""
-        for i, (name, lo, hi) in enumerate(stages):
+        for i, (name, lo, _hi) in enumerate(stages):
             # Before the first stage counts to the first, after the last to the last.
             lo_edge = -math.inf if i == 0 else lo
             hi_edge = math.inf if i == len(stages) - 1 else stages[i + 1][1]
@@ -645,7 +646,7 @@ class Recorder:
         return self._payload()
 
     @classmethod
-    def from_export(cls, data: dict) -> "Recorder":
+    def from_export(cls, data: dict) -> Recorder:
         rec = cls(stages=[tuple(s) for s in data.get("stages", ())], start_time=data.get("start_time"))
         rec.merge(data)
         rec.stop_time = data.get("stop_time")

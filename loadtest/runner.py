@@ -12,17 +12,17 @@ import signal
 import socket
 import subprocess
 import sys
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Sequence
 from urllib.parse import urlsplit
+
+from mockprovider.settings import SettingsError
 
 from .gate import RunFacts, evaluate
 from .mockproc import MockProcess
 from .recorder import Recorder
 from .report import build_summary, console, write_all
-from mockprovider.settings import SettingsError
-
 from .scenario import Scenario, ScenarioError, load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +52,7 @@ def reachable(url: str, timeout: float = 3.0) -> bool:
 def report_dir_for(scenario: Scenario, given: str | None) -> Path:
     if given:
         return Path(given)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return ROOT / "reports" / f"{scenario.name}-{stamp}"
 
 
@@ -65,7 +65,7 @@ def unreachable_verdict(scenario: Scenario, base_url: str, outdir: Path) -> int:
         scenario={"name": scenario.name, "description": scenario.description},
         target={"name": scenario.target.name, "api": scenario.target.api, "base_url": base_url,
                 "model": scenario.target.model},
-        recorder=recorder, verdict=verdict, facts=facts, started_at=datetime.now(timezone.utc), duration_s=0.0)
+        recorder=recorder, verdict=verdict, facts=facts, started_at=datetime.now(UTC), duration_s=0.0)
     outdir.mkdir(parents=True, exist_ok=True)
     write_all(summary, outdir)
     print(console.render(summary, color=sys.stdout.isatty()))

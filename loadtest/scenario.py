@@ -7,10 +7,12 @@ error before any process starts, not a crash minutes into a run.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
+from mockprovider.apis import APIS, MOCK_PREFIX
 from mockprovider.profile import load_profiles
 from mockprovider.settings import parse_set_option
 
@@ -18,9 +20,6 @@ from .thresholds import Threshold, ThresholdError, parse_duration, parse_thresho
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO_DIR = ROOT / "scenarios"
-APIS = ("relay", "openai", "vertex", "midjourney")
-# Where each wire format lives on the embedded mock.
-MOCK_PREFIX = {"relay": "/relay/v1", "openai": "/openai/v1", "vertex": "/vertex/v1", "midjourney": "/midjourney"}
 USE_CASES = ("product_mockup", "lifestyle", "abandoned_cart")
 
 
@@ -132,7 +131,7 @@ class Scenario:
     def duration_s(self) -> float:
         return self.load.duration_s
 
-    def scaled_to(self, duration_s: float) -> "Scenario":
+    def scaled_to(self, duration_s: float) -> Scenario:
         """Every stage and action stretched in proportion, so the total is duration_s (DURATION=)."""
         if duration_s <= 0:
             raise ScenarioError("a duration must be positive")
@@ -143,7 +142,7 @@ class Scenario:
         return replace(self, load=replace(self.load, stages=stages), actions=actions, thresholds=thresholds)
 
     def with_target(self, name: str, *, api: str | None = None, model: str | None = None,
-                    profiles: Sequence[str] = ()) -> "Scenario":
+                    profiles: Sequence[str] = ()) -> Scenario:
         table = dict(self.raw_target)
         table["name"] = name
         if api:
@@ -154,12 +153,12 @@ class Scenario:
             table.pop("model", None)   # a direct provider serves its own model
         return replace(self, target=_target(table, profiles or self.mock.profiles), raw_target=table)
 
-    def with_mock_sets(self, sets: Sequence[str]) -> "Scenario":
+    def with_mock_sets(self, sets: Sequence[str]) -> Scenario:
         for text in sets:
             parse_set_option(text)    # a malformed --set is an error now, not when the mock starts
         return replace(self, mock=replace(self.mock, sets=self.mock.sets + tuple(sets)))
 
-    def with_profiles(self, profiles: Sequence[str]) -> "Scenario":
+    def with_profiles(self, profiles: Sequence[str]) -> Scenario:
         mock = replace(self.mock, profiles=tuple(profiles))
         return replace(self, mock=mock, target=_target(self.raw_target, mock.profiles))
 

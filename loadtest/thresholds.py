@@ -17,8 +17,9 @@ from __future__ import annotations
 import math
 import operator
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 __all__ = [
     "Threshold", "ThresholdError", "parse_thresholds", "parse_duration",

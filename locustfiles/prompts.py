@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 from faker import Faker
 

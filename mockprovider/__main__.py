@@ -43,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto",
                    help="event loop (auto: uvloop when installed)")
     p.add_argument("--show-profiles", action="store_true", help="print the profiles' derived figures and exit")
+    p.add_argument("--ready-file", type=Path, metavar="FILE",
+                   help="once listening, write {\"url\", \"port\", \"pid\"} as JSON to FILE (for a parent process)")
     args = p.parse_args(argv)
     if args.latency_scale < 0:
         p.error("--latency-scale must be >= 0")
@@ -71,6 +73,13 @@ async def until_stopped() -> None:
     await stop.wait()
 
 
+def write_ready_file(path: Path, doc: dict[str, object]) -> None:
+    # Written whole, then renamed: a parent polling for the file never reads half of it.
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc))
+    tmp.replace(path)
+
+
 async def serve(args: argparse.Namespace, options: ServerOptions) -> None:
     app = build_app(options)
     runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access") if args.access_log else None,
@@ -83,6 +92,8 @@ async def serve(args: argparse.Namespace, options: ServerOptions) -> None:
     print(f"mockprovider listening on http://{args.host}:{port}  seed={args.seed} "
           f"latency-scale={args.latency_scale} limits={limits}", flush=True)
     print(f"  providers: {', '.join(sorted(app['mock'].providers))}", flush=True)
+    if args.ready_file is not None:
+        write_ready_file(args.ready_file, {"url": f"http://{args.host}:{port}", "port": port, "pid": os.getpid()})
     await until_stopped()
     print("mockprovider stopping", flush=True)
     await runner.cleanup()

@@ -13,9 +13,8 @@ import struct
 import zlib
 from functools import lru_cache
 
-from xxhash import xxh3_128_hexdigest
-
 from aiohttp import web
+from xxhash import xxh3_128_hexdigest
 
 MIN_KB, MAX_KB = 1, 8192
 

@@ -8,7 +8,8 @@ rest of a cheap answer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -25,7 +26,7 @@ _LE = [floatToGoString(b) for b in BUCKETS] + ["+Inf"]
 class _Load(Collector):
     """Reads running/queued counts from the capacity behaviours when scraped."""
 
-    def __init__(self, providers: "Providers") -> None:
+    def __init__(self, providers: Providers) -> None:
         self.providers = providers
 
     def collect(self) -> Iterator[Metric]:
@@ -39,7 +40,7 @@ class _Load(Collector):
 
 
 class _Answers(Collector):
-    def __init__(self, metrics: "Metrics") -> None:
+    def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
@@ -54,7 +55,8 @@ class _Answers(Collector):
         latency = HistogramMetricFamily("mock_request_duration_seconds", "Time to answer, queueing included",
                                         labels=["provider"])
         for provider, row in by_provider.items():
-            cumulative, buckets = 0, []
+            cumulative: float = 0
+            buckets: list[tuple[str, float]] = []
             for le, n in zip(_LE, row):
                 cumulative += n
                 buckets.append((le, cumulative))
@@ -63,7 +65,7 @@ class _Answers(Collector):
 
 
 class Metrics:
-    def __init__(self, providers: "Providers") -> None:
+    def __init__(self, providers: Providers) -> None:
         # (provider, model, status) -> answers per latency bucket (the last one +Inf), then their sum of
         # seconds; the wire formats' guard (wire/common.py) counts every answer into these rows.
         self.rows: dict[tuple[str, str, int], list[float]] = {}

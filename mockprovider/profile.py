@@ -11,15 +11,17 @@ from __future__ import annotations
 import copy
 import math
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+
+from .apis import APIS
 
 # z of the 99th percentile of the standard normal distribution.
 Z99 = 2.3263478740408408
 
-APIS = ("openai", "vertex", "midjourney", "relay")
 FAULT_KINDS = ("server_error", "overloaded", "content_policy", "timeout")
 
 
@@ -28,7 +30,7 @@ class ProfileError(ValueError):
 
 
 @dataclass(frozen=True)
-class Latency:
+class LatencySpec:
     p50_ms: float
     p99_ms: float
     min_ms: float = 0.0
@@ -50,7 +52,7 @@ class Latency:
 
 
 @dataclass(frozen=True)
-class Capacity:
+class CapacitySpec:
     slots: int
     queue: int
     per_key_slots: int = 0  # 0: no per-key limit
@@ -58,13 +60,13 @@ class Capacity:
 
 
 @dataclass(frozen=True)
-class RateLimit:
+class RateLimitSpec:
     requests_per_minute: float
     burst: int
 
 
 @dataclass(frozen=True)
-class Faults:
+class FaultSpec:
     error_rate: float
     mix: dict[str, float]
     hang_ms: float = 35_000.0
@@ -85,10 +87,10 @@ class Profile:
     price_usd: float
     uptime: float
     max_size: int
-    latency: Latency
-    capacity: Capacity
-    rate_limit: RateLimit
-    faults: Faults
+    latency: LatencySpec
+    capacity: CapacitySpec
+    rate_limit: RateLimitSpec
+    faults: FaultSpec
     seed_consistency: str = ""
     relay: RelaySpec | None = None
 
@@ -102,7 +104,7 @@ class Profile:
             return self.relay.prices.get(model, self.price_usd)
         return self.price_usd
 
-    def with_changes(self, **changes: Any) -> "Profile":
+    def with_changes(self, **changes: Any) -> Profile:
         return replace(self, **changes)
 
 
@@ -217,8 +219,8 @@ KNOWN_FIELDS = {"api", "price_usd", "uptime", "max_size", "seed_consistency", "l
                 "capacity", "rate_limit", "faults", "relay", "base"}
 
 
-def parse_latency(where: str, t: dict[str, Any]) -> Latency:
-    lat = Latency(
+def parse_latency(where: str, t: dict[str, Any]) -> LatencySpec:
+    lat = LatencySpec(
         p50_ms=_num(where, t, "p50_ms", lo=0.001),
         p99_ms=_num(where, t, "p99_ms", lo=0.001),
         min_ms=_num(where, t, "min_ms", lo=0, default=0.0),
@@ -232,8 +234,8 @@ def parse_latency(where: str, t: dict[str, Any]) -> Latency:
     return lat
 
 
-def parse_capacity(where: str, t: dict[str, Any]) -> Capacity:
-    return Capacity(
+def parse_capacity(where: str, t: dict[str, Any]) -> CapacitySpec:
+    return CapacitySpec(
         slots=_num(where, t, "slots", lo=1, integer=True),
         queue=_num(where, t, "queue", lo=0, integer=True),
         per_key_slots=_num(where, t, "per_key_slots", lo=0, default=0, integer=True),
@@ -241,25 +243,25 @@ def parse_capacity(where: str, t: dict[str, Any]) -> Capacity:
     )
 
 
-def parse_rate_limit(where: str, t: dict[str, Any]) -> RateLimit:
-    return RateLimit(
+def parse_rate_limit(where: str, t: dict[str, Any]) -> RateLimitSpec:
+    return RateLimitSpec(
         requests_per_minute=_num(where, t, "requests_per_minute", lo=0.001),
         burst=_num(where, t, "burst", lo=1, integer=True),
     )
 
 
-def parse_faults(where: str, t: dict[str, Any]) -> Faults:
+def parse_faults(where: str, t: dict[str, Any]) -> FaultSpec:
     mix_raw = t.get("mix", {"server_error": 1.0})
     if not isinstance(mix_raw, dict) or not mix_raw:
         raise ProfileError(f"{where}.mix must be a table of fault kind = weight")
     mix: dict[str, float] = {}
-    for kind, weight in mix_raw.items():
+    for kind, _weight in mix_raw.items():
         if kind not in FAULT_KINDS:
             raise ProfileError(f"{where}.mix: unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
         mix[kind] = _num(f"{where}.mix", mix_raw, kind, lo=0)
     if sum(mix.values()) <= 0:
         raise ProfileError(f"{where}.mix: weights must not all be zero")
-    return Faults(
+    return FaultSpec(
         error_rate=_num(where, t, "error_rate", lo=0, hi=1),
         mix=mix,
         hang_ms=_num(where, t, "hang_ms", lo=0, default=35_000.0),

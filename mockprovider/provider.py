@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Iterable
+from typing import Any
 
-from .behaviours import (Behaviour, Call, Capacity, Chain, Failover, Faults, Latency, Outage,
-                         Outcome, RateLimit)
+from .behaviours import Behaviour, Call, Capacity, Chain, Failover, Faults, Latency, Outage, Outcome, RateLimit
 from .profile import Profile
 from .settings import Settings
 

@@ -31,7 +31,7 @@ class Settings:
     per_key_queue: int = 0
 
     @classmethod
-    def from_profile(cls, profile: Profile, *, limits: bool = True) -> "Settings":
+    def from_profile(cls, profile: Profile, *, limits: bool = True) -> Settings:
         return cls(
             limits=limits,
             error_rate=profile.faults.error_rate,

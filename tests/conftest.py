@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
-
 from mockserver import MockServer
 
 

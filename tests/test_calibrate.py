@@ -28,7 +28,7 @@ import pytest
 from loadtest import calibrate
 from loadtest.calibrate import burst_median, fit_samples, main, service_draws, solve_slots
 from mockprovider.behaviours.latency import Latency as LatencySampler
-from mockprovider.profile import Z99, Latency, load_profiles
+from mockprovider.profile import Z99, LatencySpec, load_profiles
 
 N = 50_000
 TOL = 0.05
@@ -246,7 +246,7 @@ def test_cumulative_history_refuses_skip(locust_csvs, tmp_path, capsys):
 
 def test_burst_simulation_is_fifo_on_slots():
     # Ten requests of exactly 100 ms on five slots: five finish at 100 ms, five at 200 ms.
-    lat = Latency(p50_ms=100, p99_ms=100, min_ms=0, max_ms=1000)
+    lat = LatencySpec(p50_ms=100, p99_ms=100, min_ms=0, max_ms=1000)
     service = service_draws(lat, 10, 3, seed=0)
     assert burst_median(service, 5) == pytest.approx(150.0)
     assert burst_median(service, 10) == pytest.approx(100.0)

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_calibrate import PCT_COLS, STATS_HEADER
 
 ROOT = Path(__file__).resolve().parent.parent

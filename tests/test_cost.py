@@ -8,8 +8,18 @@ import json
 import httpx
 import pytest
 
-from loadtest.cost import (SEED_MODEL_PRICES, SEED_MONTHLY, SEED_RELAY_PRICES, monthly_markdown, monthly_projection,
-                           run_cost, run_cost_markdown, seed_comparison, seed_contradictions, seed_monthly_table)
+from loadtest.cost import (
+    SEED_MODEL_PRICES,
+    SEED_MONTHLY,
+    SEED_RELAY_PRICES,
+    monthly_markdown,
+    monthly_projection,
+    run_cost,
+    run_cost_markdown,
+    seed_comparison,
+    seed_contradictions,
+    seed_monthly_table,
+)
 from mockprovider.profile import load_profiles
 
 SEED_TARGETS = ["midjourney-v7", "dall-e-4", "imagen-4", "relay"]

@@ -7,9 +7,8 @@ import asyncio
 import time
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
-
 from mockserver import MockServer
+from prometheus_client.parser import text_string_to_metric_families
 
 PROMPT = "Minimalist white sneaker on marble surface, studio lighting"
 RELAY_KEY = {"Authorization": "Bearer hs_test_admin_0001"}

@@ -3,12 +3,12 @@ shape, and the next good request is still served."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pytest
-
 from mockserver import MockServer
 
 PROMPT = "Minimalist white sneaker on marble surface, studio lighting"

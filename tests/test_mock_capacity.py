@@ -6,9 +6,8 @@ import asyncio
 import time
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
-
 from mockserver import MockServer
+from prometheus_client.parser import text_string_to_metric_families
 
 PROMPT = "Linen summer dress on a wooden hanger, soft daylight"
 OPENAI = ("/openai/v1/images/generations", {"Authorization": "Bearer sk-test-capacity-0001"},

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from mockserver import MockServer
 
 from mockprovider.__main__ import main
-from mockserver import MockServer
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,7 +7,6 @@ import zlib
 
 import httpx
 import pytest
-
 from mockserver import MockServer
 
 PROMPT = "Leather handbag on a walnut table, warm window light"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import httpx
-
 from mockserver import MockServer
 
 PROMPT = "Gold watch on black velvet, dramatic rim light --ar 1:1"

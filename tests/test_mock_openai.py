@@ -8,9 +8,8 @@ import time
 import httpx
 import openai
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 from mockserver import MockServer
+from prometheus_client.parser import text_string_to_metric_families
 
 KEY = "sk-test-openai-0001"
 PROMPT = "Minimalist white sneaker on marble surface, studio lighting"

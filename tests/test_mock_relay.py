@@ -8,9 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 from mockserver import MockServer
+from prometheus_client.parser import text_string_to_metric_families
 
 KEY = "hs_test_relay_0001"
 PROMPT = "Minimalist white sneaker on marble surface, studio lighting, transparent background"

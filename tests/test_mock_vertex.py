@@ -6,7 +6,6 @@ import base64
 
 import httpx
 import pytest
-
 from mockserver import MockServer
 
 TOKEN = "ya29.test-vertex-0001"

@@ -6,8 +6,15 @@ import pytest
 from hdrh.histogram import HdrHistogram
 
 from loadtest import recorder as recmod
-from loadtest.recorder import (COARSE, FINE, HIGHEST_US, OPEN_SECONDS, PERCENTILE_DEFINITION, Recorder,
-                               SIGNIFICANT_FIGURES)
+from loadtest.recorder import (
+    COARSE,
+    FINE,
+    HIGHEST_US,
+    OPEN_SECONDS,
+    PERCENTILE_DEFINITION,
+    SIGNIFICANT_FIGURES,
+    Recorder,
+)
 
 T0 = 1_700_000_000.0
 

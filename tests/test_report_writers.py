@@ -1,6 +1,6 @@
 import json
 import xml.etree.ElementTree as ET
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -33,7 +33,7 @@ def make_summary(*, median=300.0, facts=None, thresholds=None, n=4000, scenario=
                                          "success": ["rate>=0.99"]})
     verdict = evaluate(th, rec, facts)
     summary = build_summary(scenario={"name": scenario, "description": description}, target=TARGET, recorder=rec,
-                            verdict=verdict, facts=facts, started_at=datetime.fromtimestamp(T0, timezone.utc),
+                            verdict=verdict, facts=facts, started_at=datetime.fromtimestamp(T0, UTC),
                             duration_s=20.0, expected_latency={"distribution": "lognormal", "median_ms": 42})
     return summary, rec, verdict
 

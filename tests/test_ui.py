@@ -17,8 +17,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -163,7 +164,7 @@ def test_sla_tab_shows_the_gate_live_and_at_the_end(tmp_path: Path) -> None:
 
                 rows = wait_for(f"every threshold of {SCENARIO} observed and {scenario.min_samples} samples "
                                 f"for {P99!r}", live_rows, 45, log)
-                for label, observed, limit, verdict, samples in rows[:-1]:
+                for label, observed, _limit, verdict, samples in rows[:-1]:
                     assert re.fullmatch(NUMBER + (f" {re.escape(units[label])}" if units[label] else ""),
                                         observed), (label, observed)
                     assert VERDICT_WORDS.fullmatch(verdict), (label, verdict)

@@ -9,6 +9,7 @@ master merges workers' samples.
 from __future__ import annotations
 
 import time
+
 import gevent
 import psutil
 

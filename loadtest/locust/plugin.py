@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,7 @@ from mockprovider.profile import load_profiles
 
 from ..gate import RunFacts, evaluate, evaluate_live, stall_explains
 from ..recorder import Recorder
-from ..report import build_summary, write_all
-from ..report import console
+from ..report import build_summary, console, write_all
 from ..scenario import Scenario, ScenarioError, load_scenario
 from .arrival import ArrivalExecutor, ArrivalSchedule
 from .health import STALL_LIMIT_MS, GeneratorHealth, assess
@@ -184,7 +183,7 @@ def _on_init(environment: Any, **_: Any) -> None:
                                  api=opts.api or None, model=opts.model or None, profiles=profiles)
         if opts.mock_sets:
             scenario = scenario.with_mock_sets(opts.mock_sets.split(","))
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         report_dir = Path(opts.report_dir) if opts.report_dir else ROOT / "reports" / f"{scenario.name}-{stamp}"
         run = SuiteRun(environment, scenario, opts.mock_url or None, report_dir, opts.embedded_mock)
     except (ScenarioError, ValueError) as exc:
@@ -209,7 +208,7 @@ def _on_test_start(environment: Any, **_: Any) -> None:
     if run is None:
         return
     run.summary = None
-    run.started_at = datetime.now(timezone.utc)
+    run.started_at = datetime.now(UTC)
     run.started_perf = time.perf_counter()
     run.stopped_perf = None
     if run.is_master or run.scenario.load.model == "closed":
@@ -508,7 +507,7 @@ def finalize(run: SuiteRun) -> dict[str, Any]:
         extra["open_model"] = {"max_vus": load.max_vus,
                                "scheduled_starts": round(ArrivalSchedule(load.stages, load.start_rate).total)}
     summary = build_summary(scenario=scenario_info, target=target_info, recorder=run.recorder, verdict=verdict,
-                            facts=run.facts, started_at=run.started_at or datetime.now(timezone.utc),
+                            facts=run.facts, started_at=run.started_at or datetime.now(UTC),
                             duration_s=stopped - (run.started_perf or stopped),
                             expected_latency=_expected_latency(run), extra=extra)
     summary.setdefault("files", {}).update(files)

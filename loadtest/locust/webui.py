@@ -24,7 +24,7 @@ COLUMNS = [{"key": "threshold", "title": "Threshold"}, {"key": "observed", "titl
 GATE_WAIT_S = 60.0
 
 
-def gate_pending(run: "SuiteRun") -> bool:
+def gate_pending(run: SuiteRun) -> bool:
     """Users are being stopped, or the run that stopped is being gated: its verdict is moments away."""
     if run.summary is not None or run.started_perf is None:
         return False
@@ -34,7 +34,7 @@ def gate_pending(run: "SuiteRun") -> bool:
     return state == STATE_STOPPED and run.finalizer is not None and not run.finalizer.dead
 
 
-def sla_document(run: "SuiteRun") -> dict[str, Any]:
+def sla_document(run: SuiteRun) -> dict[str, Any]:
     rows = run.live_rows()
     if run.summary is not None:
         state, verdict = "finished", run.summary["verdict"]
@@ -53,7 +53,7 @@ def sla_document(run: "SuiteRun") -> dict[str, Any]:
     return doc
 
 
-def install_sla_view(web_ui: Any, run: "SuiteRun") -> None:
+def install_sla_view(web_ui: Any, run: SuiteRun) -> None:
     web_ui.template_args["extended_tabs"] = [{"title": "SLA", "key": "sla"}]
     web_ui.template_args["extended_tables"] = [{"key": "sla", "structure": COLUMNS}]
 

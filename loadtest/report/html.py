@@ -11,9 +11,10 @@ from __future__ import annotations
 import base64
 import html
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 from urllib.parse import quote
 
 from ..cost import run_cost

@@ -7,8 +7,9 @@ saved summary.json. NaN (an empty selection) becomes null, so the file is strict
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from ..gate import RunFacts, Verdict
 from ..recorder import PERCENTILE_DEFINITION, Recorder, Selection
@@ -43,8 +44,8 @@ def json_safe(value: Any) -> Any:
 
 def _iso_utc(t: datetime) -> str:
     if t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
-    return t.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        t = t.replace(tzinfo=UTC)
+    return t.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def build_summary(*, scenario: Mapping, target: Mapping, recorder: Recorder, verdict: Verdict, facts: RunFacts,

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Coroutine, Sequence
+from typing import Any
 
 
 class Kind(enum.Enum):
@@ -102,6 +103,7 @@ class Call:
 
 
 Proceed = Callable[[], Awaitable[Outcome]]
+Step = Callable[["Call", Proceed], Coroutine[Any, Any, Outcome]]
 
 
 class Behaviour:
@@ -140,7 +142,7 @@ class Chain:
 
     def run(self, call: Call) -> Awaitable[Outcome]:
         """Prepare now (draws happen in arrival order), and return what serves the call, to await."""
-        handles = [handle for prepare, handle in self._steps if prepare(call) is not False]
+        handles: list[Step] = [handle for prepare, handle in self._steps if prepare(call) is not False]
         if handles:
             return _step(call, handles, 0)
         # No behaviour stepped in (no latency, no limits): an already finished future, shared, because
@@ -156,7 +158,7 @@ class Chain:
         return [b.name for b in self.behaviours]
 
 
-def _step(call: Call, handles: list[Callable[[Call, Proceed], Coroutine[Any, Any, Outcome]]],
+def _step(call: Call, handles: list[Step],
           i: int) -> Coroutine[Any, Any, Outcome]:
     if i == len(handles):
         return _generated()

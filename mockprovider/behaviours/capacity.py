@@ -23,7 +23,7 @@ class SlotPool:
         self.running = 0
         self.waiters: deque[asyncio.Future[None]] = deque()
 
-    def enter(self, loop: asyncio.AbstractEventLoop) -> "bool | asyncio.Future[None]":
+    def enter(self, loop: asyncio.AbstractEventLoop) -> bool | asyncio.Future[None]:
         """True: a slot is yours. A future: you are queued, await it. False: refused."""
         if self.running < self.slots and not self.waiters:
             self.running += 1
@@ -49,7 +49,7 @@ class SlotPool:
                 self.running += 1
                 fut.set_result(None)
 
-    async def wait(self, fut: "asyncio.Future[None]") -> None:
+    async def wait(self, fut: asyncio.Future[None]) -> None:
         try:
             await fut
         except asyncio.CancelledError:

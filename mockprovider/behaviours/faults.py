@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 
-from ..profile import Faults as FaultsProfile
+from ..profile import FaultSpec
 from ..settings import Settings
 from .base import Behaviour, Call, Kind, Outcome, Phase, Proceed
 
@@ -43,7 +43,7 @@ class Faults(Behaviour):
 
     name = "faults"
 
-    def __init__(self, profile: FaultsProfile, settings: Settings, rng: random.Random, scale: float) -> None:
+    def __init__(self, profile: FaultSpec, settings: Settings, rng: random.Random, scale: float) -> None:
         self.settings = settings
         self.rng = rng
         self.scale = scale

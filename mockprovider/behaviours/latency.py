@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 
-from ..profile import Latency as LatencyProfile
+from ..profile import LatencySpec
 from ..settings import Settings
 from .base import Behaviour, Call, Outcome, Phase, Proceed
 
@@ -13,7 +13,7 @@ from .base import Behaviour, Call, Outcome, Phase, Proceed
 class Latency(Behaviour):
     name = "latency"
 
-    def __init__(self, profile: LatencyProfile, settings: Settings, rng: random.Random, scale: float) -> None:
+    def __init__(self, profile: LatencySpec, settings: Settings, rng: random.Random, scale: float) -> None:
         self.profile = profile
         self.settings = settings
         self.rng = rng

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-
 from aiohttp import web
 
 from .common import WireError, json_type
+
 
 def parse_json(raw: bytes) -> Any:
     """The body as JSON (orjson: parsing is a third of a cheap answer), or a WireError a client can read."""

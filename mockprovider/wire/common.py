@@ -9,7 +9,8 @@ import os
 import re
 import time
 from bisect import bisect_left
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -80,7 +81,7 @@ def request_id(prefix: str = "req_") -> str:
     return f"{prefix}{_ID_BASE}{next(_ids)}"
 
 
-_second = [0.0, "0"]   # [end of the current second, its Unix time as text]
+_second: list[Any] = [0.0, "0"]   # [end of the current second, its Unix time as text]
 
 
 def unix_seconds() -> str:
@@ -150,6 +151,8 @@ class Labels:
     """What /metrics counts an answer under; a handler fills it in as it learns them."""
 
     __slots__ = ("provider", "model")
+    provider: str
+    model: str
     # No __init__: the guard fills both fields in, and a Python-level call per answer is not free.
 
 

@@ -11,11 +11,13 @@ where a job waits.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any
 
 from aiohttp import web
@@ -43,7 +45,7 @@ class Job:
     state: str | None
     submit_ms: int
     call: Call
-    task: asyncio.Task[Outcome] | None = None
+    task: asyncio.Future[Outcome] | None = None
     outcome: Outcome | None = None
     finished_at: float = 0.0
     image_url: str | None = None
@@ -143,8 +145,9 @@ class MidjourneyJobs(Wire):
             return self._answer(QUEUE_REJECTED, "Queue is full, please try again later")
 
         call = Call(model, secret, 1, loop=loop, watch_admission=True)
-        task = asyncio.ensure_future(provider.serve(call))
-        await asyncio.wait({task, call.admitted}, return_when=asyncio.FIRST_COMPLETED)
+        task: asyncio.Future[Outcome] = asyncio.ensure_future(provider.serve(call))
+        admitted: asyncio.Future[Any] = call.admitted
+        await asyncio.wait({task, admitted}, return_when=asyncio.FIRST_COMPLETED)
         if task.done():
             outcome = task.result()
             if not outcome.ok:
@@ -154,7 +157,7 @@ class MidjourneyJobs(Wire):
         job = Job(store.new_id(), prompt, model, state, int(time.time() * 1000), call, task)
         job.image_url = base_url(request) + image_path(digest_for(prompt, f"{model}:{job.id}"), ctx.image_kb)
         job.extra["cost"] = provider.profile.price_for(model)
-        task.add_done_callback(lambda t, j=job: self._finished(j, t))
+        task.add_done_callback(functools.partial(self._finished, job))
         if task.done():
             self._finished(job, task)
         store.jobs[job.id] = job
@@ -180,7 +183,7 @@ class MidjourneyJobs(Wire):
         return None   # failed while running: the job exists and shows FAILURE
 
     @staticmethod
-    def _finished(job: Job, task: asyncio.Task[Outcome]) -> None:
+    def _finished(job: Job, task: asyncio.Future[Outcome]) -> None:
         if job.outcome is not None:
             return
         if task.cancelled():

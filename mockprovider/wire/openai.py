@@ -12,8 +12,7 @@ from aiohttp import web
 from ..behaviours import Call, Kind, Outcome
 from ..images import digest_for, image_path, render_b64
 from .body import read_json_object
-from .common import (Labels, Wire, WireError, base_url, bearer_token, field, mask_key, request_id,
-                     retry_after_headers)
+from .common import Labels, Wire, WireError, base_url, bearer_token, field, mask_key, request_id, retry_after_headers
 
 KEY_RE = re.compile(r"^sk-[A-Za-z0-9_\-]{4,}\Z")
 SIZES = ("256x256", "512x512", "1024x1024", "1024x1792", "1792x1024")

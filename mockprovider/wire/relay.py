@@ -8,21 +8,30 @@ from __future__ import annotations
 
 import json
 import re
-
-import orjson
-from json.encoder import encode_basestring_ascii as json_string   # C; escapes to plain ASCII
+from json.encoder import encode_basestring_ascii as json_string  # C; escapes to plain ASCII
 from typing import Any
 
+import orjson
 from aiohttp import hdrs, web
 from multidict import istr
 
 from ..behaviours import Call, Kind, Outcome
 from ..context import MockContext
-from ..provider import Provider
 from ..images import digest_for, render_b64
+from ..provider import Provider
 from .body import json_object_now, read_json_object
-from .common import (JSON_TYPE, KeyCheck, Labels, Wire, WireError, bearer_token, field, request_id,
-                     retry_after_headers, unix_seconds)
+from .common import (
+    JSON_TYPE,
+    KeyCheck,
+    Labels,
+    Wire,
+    WireError,
+    bearer_token,
+    field,
+    request_id,
+    retry_after_headers,
+    unix_seconds,
+)
 from .openai import duration
 
 KEY_RE = re.compile(r"^hs_[A-Za-z0-9_\-]{4,}\Z")
@@ -213,7 +222,7 @@ class Relay(Wire):
             base = self._bases[host] = json_string(f"{request.scheme}://{host}/images/")[:-1]
         return base
 
-    def _failure(self, outcome: Outcome, headers: dict[str, str]) -> web.Response:
+    def _failure(self, outcome: Outcome, headers: dict[Any, str]) -> web.Response:
         kind = outcome.kind
         if kind is Kind.RATE_LIMITED:
             headers.update(retry_after_headers(outcome.retry_after_s or 1.0))

@@ -1,5 +1,7 @@
-# Every target sets itself up: a .venv with the project installed, and any Debian
-# package it needs (chromium for the browser test, wrk for benchmarks).
+# Thin wrappers for people working in the checkout. Every target sets itself up: a .venv with the
+# project installed, and any Debian package it needs (chromium for the browser test, wrk for
+# benchmarks). CI jobs should call `loadtest run ...` itself: make exits 2 whenever a recipe
+# fails, whatever code the recipe returned (its last line, "Error N", names the gate's own code).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -16,6 +18,7 @@ API ?=
 MODEL ?=
 PROFILES ?=
 REPORT_DIR ?=
+WEB_PORT ?= 8089
 ARGS ?=
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -26,21 +29,38 @@ define apt
 	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q $(1) >/dev/null; }; }
 endef
 
-LOADTEST_ARGS = $(if $(TARGET),--target $(TARGET)) $(if $(DURATION),--duration $(DURATION)) \
-	$(if $(WORKERS),--workers $(WORKERS)) $(if $(API),--api $(API)) $(if $(MODEL),--model $(MODEL)) \
-	$(foreach f,$(PROFILES),--profiles $(f)) $(ARGS)
+# `--option=value`, so a value that starts with a dash (DURATION=-5s) is the option's, and is judged there.
+LOADTEST_ARGS = $(if $(TARGET),--target=$(TARGET)) $(if $(DURATION),--duration=$(DURATION)) \
+	$(if $(WORKERS),--workers=$(WORKERS)) $(if $(API),--api=$(API)) $(if $(MODEL),--model=$(MODEL)) \
+	$(foreach f,$(PROFILES),--profiles=$(f)) $(ARGS)
 
-.PHONY: install mock test loadtest ui bench compare calibrate clean help
+.PHONY: help install lint test test-fast mock loadtest ui bench compare calibrate clean
 
 help:
-	@echo "make install                       set up .venv (idempotent)"
-	@echo "make test                          the test suite"
-	@echo "make loadtest SCENARIO=flash_sale  [TARGET=relay|dall-e-4|...|URL] [DURATION=90s] [WORKERS=N]"
-	@echo "                                   [API=relay|openai|vertex|midjourney] [MODEL=...] [PROFILES=file.toml]"
-	@echo "make ui SCENARIO=flash_sale        Locust web UI on http://127.0.0.1:8089 with a live SLA view"
-	@echo "make mock [PORT=8000] [SEED=0]     the simulated providers, in the foreground"
-	@echo "make compare                       relay vs direct: the seed's latency table, measured"
-	@echo "make bench                         benchmarks, written to BENCHMARKS.md"
+	@echo "Targets:"
+	@echo "  make install                 set up .venv with the suite and its test tools (idempotent)"
+	@echo "  make test                    lint, then every test (what CI runs)"
+	@echo "  make test-fast               unit and mock tests only (under two minutes)"
+	@echo "  make lint                    ruff and mypy"
+	@echo "  make loadtest                run a scenario headless and gate it"
+	@echo "  make ui                      Locust's web UI on http://127.0.0.1:WEB_PORT with a live SLA tab"
+	@echo "  make mock                    the simulated providers in the foreground"
+	@echo "  make compare                 relay vs direct: the seed's latency table, measured (~7 min)"
+	@echo "  make calibrate ARGS=...      fit a provider profile from observed latencies"
+	@echo "  make bench                   benchmarks, written to BENCHMARKS.md"
+	@echo "  make clean                   remove .venv and reports"
+	@echo "Variables (loadtest, ui):"
+	@echo "  SCENARIO=flash_sale          a built-in scenario (loadtest scenarios) or a TOML path"
+	@echo "  TARGET=relay|dall-e-4|URL    a provider of the mock, or a base URL (then API=)"
+	@echo "  API=relay|openai|vertex|midjourney   the wire format of a URL target"
+	@echo "  MODEL=...                    the model to ask the target for"
+	@echo "  DURATION=90s                 stretch or shrink every stage in proportion"
+	@echo "  WORKERS=N                    Locust master + N workers"
+	@echo "  PROFILES=file.toml           extra mock profiles"
+	@echo "  REPORT_DIR=dir               where the report goes (default ./reports/<scenario>-<time>)"
+	@echo "  WEB_PORT=8089                the web UI's port (ui)"
+	@echo "  ARGS=...                     anything else, e.g. ARGS=\"--set relay.error_rate=0.05\""
+	@echo "Variables (mock): PORT=8000 SEED=0 ARGS=..."
 
 install: $(STAMP)
 
@@ -51,28 +71,35 @@ $(STAMP): pyproject.toml
 	@$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
 	@touch $@
 
-mock: install
-	$(BIN)/python -m mockprovider --port $(PORT) --seed $(SEED) $(ARGS)
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
-test: install
+test: lint
 	$(call apt,chromium,chromium)
 	$(BIN)/python -m pytest $(ARGS)
 
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+mock: install
+	$(BIN)/python -m mockprovider --port $(PORT) --seed $(SEED) $(ARGS)
+
 loadtest: install
-	$(BIN)/python -m loadtest run $(SCENARIO) $(LOADTEST_ARGS) $(if $(REPORT_DIR),--report-dir $(REPORT_DIR))
+	$(BIN)/loadtest run $(SCENARIO) $(LOADTEST_ARGS) $(if $(REPORT_DIR),--report-dir=$(REPORT_DIR))
 
 ui: install
-	$(BIN)/python -m loadtest ui $(SCENARIO) $(LOADTEST_ARGS)
+	$(BIN)/loadtest ui $(SCENARIO) $(LOADTEST_ARGS) --web-port=$(WEB_PORT)
 
 compare: install
-	$(BIN)/python -m loadtest compare $(ARGS)
+	$(BIN)/loadtest compare $(ARGS)
 
 calibrate: install
-	$(BIN)/python -m loadtest calibrate $(ARGS)
+	$(BIN)/loadtest calibrate $(ARGS)
 
 bench: install
 	$(call apt,wrk,wrk)
 	$(BIN)/python bench/run.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) reports build *.egg-info .pytest_cache
+	rm -rf $(VENV) reports build *.egg-info .pytest_cache .mypy_cache .ruff_cache

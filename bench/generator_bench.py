@@ -37,6 +37,7 @@ from typing import Any
 import psutil
 from procs import CLIENT_CPU, PYTHON, ROOT, SERVER_CPU, lua_post, mock_command, pinned, server, settle, wrk
 
+from loadtest.loadmodel import ClosedLoad
 from loadtest.scenario import load_scenario
 
 ROUTE = "/relay/v1/images/generations"
@@ -89,7 +90,7 @@ class Background:
     def _run(self) -> None:
         raise NotImplementedError
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self):
         self._thread.start()
         return self
 
@@ -313,6 +314,7 @@ def flash_sale() -> dict[str, Any]:
 def _shape(name: str) -> str:
     """The scenario's stages in words, read from its file (it may change)."""
     load = load_scenario(name).load
+    assert isinstance(load, ClosedLoad)
     parts, prev = [], 0
     for st in load.stages:
         if st.users == prev:
@@ -363,7 +365,7 @@ def _locust_figures(summary: dict[str, Any]) -> dict[str, Any]:
     m = _stage(summary, "measure")
     return {"rps": m["rps"], "p50_ms": m["latency_ms"]["p50"], "p99_ms": m["latency_ms"]["p99"],
             "requests": m["requests"], "errors": m["failures"],
-            "loop_lag_p95_ms": summary["generator_figures"]["loop_lag_p95_ms"],
+            "loop_lag_p95_ms": summary["generator"]["figures"]["loop_lag_p95_ms"],
             "saturated": summary["generator"]["saturated"]}
 
 

@@ -134,7 +134,7 @@ class _Client:
 
     def __init__(self, url: str) -> None:
         parts = urllib.parse.urlsplit(url)
-        self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=120)
         self.body = json.dumps(REQUEST).encode()
         self.headers = {"Content-Type": "application/json", **HEADERS}
         self.last = b""

@@ -1,8 +1,8 @@
 """`make bench`: run every benchmark module in bench/ and write BENCHMARKS.md at the repository root.
 
 A benchmark module is any bench/*.py that defines `run() -> str` returning a Markdown section;
-modules run in name order. `python bench/run.py NAME...` runs only those modules (and still
-writes the file, with only their sections). Benchmarks measure; they never assert on time.
+modules run in name order. `python bench/run.py NAME...` runs only those modules and replaces
+only their sections of the file, keeping the others. Benchmarks measure; they never assert on time.
 """
 
 from __future__ import annotations
@@ -64,9 +64,24 @@ def main(argv: list[str] | None = None) -> int:
               f"this run took {time.monotonic() - started:.0f} s. The machine is shared, so figures move from "
               "run to run: each section says how it was measured, and comparisons are made side by side "
               "within one run.", ""]
+    if args.only and args.output.exists():
+        sections = _merged(args.output.read_text(), sections)
     args.output.write_text("\n".join(header) + "\n" + "\n".join(sections))
     print(f"bench: wrote {args.output}")
     return 0
+
+
+def _heading(section: str) -> str:
+    return section.split("\n", 1)[0].strip()
+
+
+def _merged(existing: str, fresh: list[str]) -> list[str]:
+    """The existing file's sections, with those just measured put in their place (or added)."""
+    parts = existing.split("\n## ")[1:]
+    old = ["## " + p.rstrip() + "\n" for p in parts]
+    by_heading = {_heading(s): s for s in fresh}
+    out = [by_heading.pop(_heading(s), s) for s in old]
+    return out + list(by_heading.values())
 
 
 if __name__ == "__main__":

@@ -1,15 +1,20 @@
-"""python -m loadtest: run a scenario and gate it, open the web UI, compare targets, calibrate."""
+"""loadtest: run a scenario and gate it, open the web UI, list scenarios, compare targets, calibrate.
+
+Exit codes of `loadtest run`: 0 the SLA held, 1 the SLA was breached, 2 the run proves nothing
+(bad input, a harness failure, an unreachable target, a saturated load generator, too little data).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from .scenario import scenario_names
+from .scenario import builtin_scenarios, load_scenario
 
 
 def _scenario_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("scenario", help=f"scenario name ({', '.join(scenario_names())}) or a TOML path")
+    p.add_argument("scenario", help=f"a built-in scenario ({', '.join(sorted(builtin_scenarios()))}) or the path "
+                                    "of a TOML file")
     p.add_argument("--target", help="a provider of the mock (relay, dall-e-4, imagen-4, midjourney-v7, ...) "
                                     "or a base URL such as https://relay.example.com/v1")
     p.add_argument("--api", help="wire format of a URL target: relay (default), openai, vertex, midjourney")
@@ -23,16 +28,28 @@ def _scenario_args(p: argparse.ArgumentParser) -> None:
                    help="start the mock with a provider setting changed, e.g. --set relay.error_rate=0.05")
 
 
+def _options(args: argparse.Namespace) -> object:
+    from .runner import RunOptions
+    return RunOptions(target=args.target, api=args.api, model=args.model, duration=args.duration,
+                      workers=args.workers, profiles=tuple(args.profiles), sets=tuple(args.sets),
+                      mock_url=args.mock_url, report_dir=getattr(args, "report_dir", None),
+                      web_port=getattr(args, "web_port", 8089), ready_file=getattr(args, "ready_file", None))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest", description=__doc__)
+    parser = argparse.ArgumentParser(prog="loadtest", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="run a scenario headless and gate it (exit 0 pass, 1 fail, 2 proves nothing)")
     _scenario_args(p_run)
-    p_run.add_argument("--report-dir", help="where reports go (default reports/<scenario>-<time>)")
+    p_run.add_argument("--report-dir", help="where the report goes (default ./reports/<scenario>-<time>)")
     p_ui = sub.add_parser("ui", help="the Locust web UI with the scenario's shape and a live SLA tab")
     _scenario_args(p_ui)
-    p_ui.add_argument("--web-port", type=int, default=8089)
-    sub.add_parser("scenarios", help="list the scenarios")
+    p_ui.add_argument("--web-port", type=int, default=8089,
+                      help="the web UI's port on 127.0.0.1 (default 8089; 0 picks a free one)")
+    p_ui.add_argument("--ready-file", help="write the web UI's URL to this file (JSON) once it listens")
+    sub.add_parser("scenarios", help="list the built-in scenarios")
+    sub.add_parser("schema", help="print the JSON Schema of summary.json")
     sub.add_parser("compare", help="relay vs direct: the seed's latency table, measured", add_help=False)
     sub.add_parser("calibrate", help="fit a provider profile from observed latencies", add_help=False)
 
@@ -46,19 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     if args.command == "scenarios":
-        from .scenario import load_scenario
-        for name in scenario_names():
+        for name in sorted(builtin_scenarios()):
             s = load_scenario(name)
-            print(f"{name:18} {s.duration_s:6.0f} s  {s.load.model:6}  {s.description}")
+            print(f"{name:18} {s.duration_s:6.0f} s  {s.load.KIND:6}  {s.description}")
         return 0
-    from .runner import run
-    if args.command == "run":
-        return run(args.scenario, target=args.target, api=args.api, model=args.model, duration=args.duration,
-                   workers=args.workers, profiles=args.profiles, mock_url=args.mock_url, sets=args.sets,
-                   report_dir=args.report_dir, headless=True)
-    return run(args.scenario, target=args.target, api=args.api, model=args.model, duration=args.duration,
-               workers=args.workers, profiles=args.profiles, mock_url=args.mock_url, sets=args.sets, headless=False,
-               web_port=args.web_port)
+    if args.command == "schema":
+        from .summary import schema_text
+        sys.stdout.write(schema_text())
+        return 0
+    from .runner import RunOptions, run
+    options = _options(args)
+    assert isinstance(options, RunOptions)
+    return run(args.scenario, options, headless=args.command == "run")
 
 
 if __name__ == "__main__":

@@ -204,7 +204,8 @@ def _from_history(p: Path, rows: list[dict[str, str]], mine: list[dict[str, str]
         weights = np.ones(len(kept))
     obs = Observed(_weighted_median([u[1] for u in kept], weights), _weighted_median([u[2] for u in kept], weights),
                    f"{p.name}, {len(kept)} windows of {row_name!r} from t={kept[0][0] - start:.0f} s",
-                   int(float(kept[-1][3].get("Total Request Count") or 0)), "locust percentiles (windows, weighted median)")
+                   int(float(kept[-1][3].get("Total Request Count") or 0)),
+                   "locust percentiles (windows, weighted median)")
     obs.notes.append("the windows' percentiles are combined assuming the load was steady over them; "
                      "use --skip-s to leave out a ramp-up")
     return obs

@@ -36,26 +36,17 @@ import tomli_w
 
 from mockprovider.profile import Profile, load_profiles
 
+from . import seed
 from .calibrate import burst_median, service_draws
 from .cost import monthly_projection
 from .mockproc import MockProcess
 from .recorder import Recorder, Selection
-from .runner import locust_command
 
-ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ("midjourney-v7", "dall-e-4", "imagen-4", "relay")
 DIRECT = TARGETS[:3]
 RELAY_MODEL = "midjourney-v7"
 SEED = 42
 
-# The seed's "Latency Analysis" table (../shared/seed/FIGURES.md).
-PUBLISHED: dict[str, dict[str, float]] = {
-    "single_p50": {"midjourney-v7": 3200, "dall-e-4": 4100, "imagen-4": 2800, "relay": 42},
-    "single_p99": {"midjourney-v7": 8700, "dall-e-4": 11300, "imagen-4": 6400, "relay": 89},
-    "batch10_per_image": {"midjourney-v7": 2100, "dall-e-4": 3200, "imagen-4": 1900, "relay": 38},
-    "burst847_peak": {"midjourney-v7": 14200, "dall-e-4": 19800, "imagen-4": 11600, "relay": 67},
-    "sustained_rps": {"midjourney-v7": 28, "dall-e-4": 22, "imagen-4": 34, "relay": 1200},
-}
 ROWS = [  # (metric, label, unit, workload, definition)
     ("single_p50", "Single image P50", "ms", "single",
      "median latency of one-at-a-time requests from fewer users than the provider has slots"),
@@ -158,9 +149,8 @@ def run_phase(title: str, runs: list[tuple[str, dict[str, Any]]], mock_url: str,
         path = rundir / "scenario.toml"
         path.write_text(tomli_w.dumps(scenario))
         logf = (rundir / "locust.log").open("wb")
-        cmd = locust_command(str(path), target=None, api=None, model=None, duration=None, profiles=(),
-                             mock_url=mock_url, embedded=True, outdir=rundir, workers=0, headless=True)
-        procs.append((target, rundir, subprocess.Popen(cmd, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT), logf))
+        cmd = [sys.executable, "-m", "loadtest", "run", str(path), "--mock-url", mock_url, "--report-dir", str(rundir)]
+        procs.append((target, rundir, subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT), logf))
         stages = scenario["load"]["stages"]
         longest = max(longest, sum(float(s["duration"].rstrip("s")) for s in stages))
     print(f"  {title}: {', '.join(t for t, _ in runs)} (~{longest:.0f} s)", flush=True)
@@ -169,7 +159,8 @@ def run_phase(title: str, runs: list[tuple[str, dict[str, Any]]], mock_url: str,
         code = proc.wait()
         logf.close()
         if not (rundir / "summary.json").exists():
-            raise RuntimeError(f"the {title} run on {target} wrote no summary (exit {code}); see {rundir / 'locust.log'}")
+            raise RuntimeError(f"the {title} run on {target} wrote no summary (exit {code}); "
+                               f"see {rundir / 'locust.log'}")
         out[target] = rundir
     return out
 
@@ -239,18 +230,18 @@ def contradictions(cells: list[dict[str, Any]], profiles: dict[str, Profile]) ->
     for t in DIRECT:
         p = profiles[t]
         model = burst_median_model(p)
-        pub = PUBLISHED["burst847_peak"][t]
+        pub = seed.LATENCY_TABLE["burst847_peak"][t]
         out.append({
             "title": f"{t}: the burst row against the throughput row",
             "explanation": (
-                f"Slots chosen so the provider sustains its published {PUBLISHED['sustained_rps'][t]:g} req/s "
+                f"Slots chosen so the provider sustains its published {seed.LATENCY_TABLE['sustained_rps'][t]:g} req/s "
                 f"({p.capacity.slots} slots x {p.latency.mean_ms / 1000:.2f} s mean service) make 847 simultaneous "
                 f"requests queue for a median of {model / 1000:.1f} s; the seed says {pub / 1000:.1f} s "
                 f"({(model - pub) / pub:+.0%}). No slot count gives both rows exactly; the profile keeps the "
                 "throughput row.")})
     single = {c["target"]: c for c in cells if c["metric"] == "single_p50"}
     batch = {c["target"]: c for c in cells if c["metric"] == "batch10_per_image"}
-    below = [t for t in TARGETS if PUBLISHED["batch10_per_image"][t] < PUBLISHED["single_p50"][t]]
+    below = [t for t in TARGETS if seed.LATENCY_TABLE["batch10_per_image"][t] < seed.LATENCY_TABLE["single_p50"][t]]
     if below:
         out.append({
             "title": "Batch of 10 faster per image than a single image",
@@ -358,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     plan = Plan.short() if args.reduced else Plan()
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    outdir = Path(args.out) if args.out else ROOT / "reports" / f"compare-{stamp}"
+    outdir = Path(args.out) if args.out else Path.cwd() / "reports" / f"compare-{stamp}"
     outdir.mkdir(parents=True, exist_ok=True)
     profiles = load_profiles()
     started = time.monotonic()
@@ -373,17 +364,18 @@ def main(argv: list[str] | None = None) -> int:
     cells = []
     for metric, label, unit, workload, definition in ROWS:
         for t in TARGETS:
-            rundir = rundirs.get((workload, t))
-            measured, samples = measure(metric, rundir) if rundir else (None, 0)
-            published = PUBLISHED[metric][t]
+            found = rundirs.get((workload, t))
+            measured, samples = measure(metric, found) if found else (None, 0)
+            published = seed.LATENCY_TABLE[metric][t]
             cells.append({"workload": workload, "target": t, "metric": metric, "label": label, "unit": unit,
                           "measured": None if measured is None else round(float(measured), 3),
                           "published": published,
-                          "deviation_pct": None if measured is None else round(100 * (measured - published) / published, 1),
-                          "samples": samples, "failed": failed(rundir) if rundir else 0,
+                          "deviation_pct": None if measured is None
+                          else round(100 * (measured - published) / published, 1),
+                          "samples": samples, "failed": failed(found) if found else 0,
                           "definition": definition,
-                          "run": str(rundir.relative_to(outdir)) if rundir else None})
-    compare = {"generated_at": datetime.now(UTC).isoformat(), "reduced": plan.reduced,
+                          "run": str(found.relative_to(outdir)) if found else None})
+    compare: dict[str, Any] = {"generated_at": datetime.now(UTC).isoformat(), "reduced": plan.reduced,
                "reduced_note": reduced_note(plan) if plan.reduced else None,
                "seed": SEED, "duration_s": round(time.monotonic() - started, 1), "targets": list(TARGETS),
                "relay_model": RELAY_MODEL, "cells": cells,

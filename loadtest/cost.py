@@ -17,23 +17,9 @@ from typing import Any
 
 from mockprovider.profile import Profile, load_profiles
 
-VOLUMES = (10_000, 100_000, 1_000_000)
+from . import seed
 
-# ../shared/seed/FIGURES.md, "Per-model prices used by the seed's client" and the relay's prices.
-SEED_MODEL_PRICES = {"midjourney-v7": 0.08, "midjourney-v7-pro": 0.15, "midjourney-v7-turbo": 0.04,
-                     "dall-e-4": 0.06, "dall-e-4-flash": 0.02, "imagen-4": 0.08, "imagen-4-enterprise": 0.12}
-SEED_RELAY_PRICES = {"midjourney-v7": 0.08, "dall-e-4": 0.05}
-# FIGURES.md, "Monthly cost (USD)": images per month -> column -> USD, and the published savings.
-SEED_MONTHLY = {
-    10_000: {"midjourney-v7": 800, "dall-e-4": 600, "imagen-4": 700, "relay": 120},
-    100_000: {"midjourney-v7": 8_000, "dall-e-4": 6_000, "imagen-4": 7_000, "relay": 1_100},
-    1_000_000: {"midjourney-v7": 80_000, "dall-e-4": 60_000, "imagen-4": 70_000, "relay": 10_000},
-}
-SEED_SAVINGS = {10_000: 0.83, 100_000: 0.85, 1_000_000: 0.86}
-SEED_DIRECT = ("midjourney-v7", "dall-e-4", "imagen-4")
-# The seed's monthly relay column is headed "(¥1=$1 rate)": a balance bought in yuan at
-# par instead of the market's ~7.3 yuan to the dollar (the seed's own "7.3x further").
-SEED_EXCHANGE_FACTOR = 7.3
+VOLUMES = (10_000, 100_000, 1_000_000)
 
 # Prices are quoted to the cent or below; two figures closer than this are the same price.
 PRICE_EPS = 0.0005
@@ -129,23 +115,23 @@ def monthly_projection(targets: Sequence[str], volumes: Iterable[int] = VOLUMES,
 def seed_monthly_table() -> dict[str, Any]:
     """The published "Monthly Cost Comparison", as published, with the per-image price each cell implies."""
     rows = []
-    for v, cols in SEED_MONTHLY.items():
-        rows.append({"volume": v, "cost_usd": dict(cols), "savings_vs_average": SEED_SAVINGS[v],
+    for v, cols in seed.MONTHLY.items():
+        rows.append({"volume": v, "cost_usd": dict(cols), "savings_vs_average": seed.SAVINGS[v],
                      "implied_price_per_image_usd": {t: c / v for t, c in cols.items()}})
-    return {"columns": [*SEED_DIRECT, "relay"], "rows": rows}
+    return {"columns": [*seed.DIRECT, "relay"], "rows": rows}
 
 
 def seed_comparison() -> list[dict[str, Any]]:
     """One entry per published cell: the price it implies against the price table's."""
     out = []
-    for v, cols in SEED_MONTHLY.items():
+    for v, cols in seed.MONTHLY.items():
         for t, usd in cols.items():
             implied = usd / v
             if t == "relay":
-                listed = [SEED_RELAY_PRICES[m] for m in SEED_DIRECT if m in SEED_RELAY_PRICES]
+                listed = [seed.RELAY_PRICES[m] for m in seed.DIRECT if m in seed.RELAY_PRICES]
                 low, high = min(listed), max(listed)
             else:
-                low = high = SEED_MODEL_PRICES[t]
+                low = high = seed.MODEL_PRICES[t]
             consistent = low - PRICE_EPS <= implied <= high + PRICE_EPS
             out.append({"volume": v, "column": t, "published_usd": usd, "implied_price_usd": round(implied, 5),
                         "price_table_usd": [low, high], "at_price_table_usd": [round(low * v, 2), round(high * v, 2)],
@@ -154,8 +140,8 @@ def seed_comparison() -> list[dict[str, Any]]:
 
 
 def _recomputed_savings(v: int) -> float:
-    cols = SEED_MONTHLY[v]
-    avg = sum(cols[t] for t in SEED_DIRECT) / len(SEED_DIRECT)
+    cols = seed.MONTHLY[v]
+    avg = sum(cols[t] for t in seed.DIRECT) / len(seed.DIRECT)
     return 1 - cols["relay"] / avg
 
 
@@ -163,7 +149,7 @@ def seed_contradictions() -> list[dict[str, Any]]:
     """Where the seed's monthly table disagrees with its own price tables, with the numbers."""
     out: list[dict[str, Any]] = []
     cells = seed_comparison()
-    for t in SEED_DIRECT:
+    for t in seed.DIRECT:
         bad = [c for c in cells if c["column"] == t and not c["consistent"]]
         if bad:
             implied = sorted({c["implied_price_usd"] for c in bad})
@@ -172,31 +158,31 @@ def seed_contradictions() -> list[dict[str, Any]]:
                 "explanation": (
                     f"The monthly table charges {t} ${', $'.join(f'{p:.3f}' for p in implied)} an image "
                     f"(e.g. ${bad[0]['published_usd']:,} for {bad[0]['volume']:,} images); the seed's per-model "
-                    f"price table says ${SEED_MODEL_PRICES[t]:.2f}, which would make it "
+                    f"price table says ${seed.MODEL_PRICES[t]:.2f}, which would make it "
                     f"${bad[0]['at_price_table_usd'][0]:,.0f}. The profile prices {t} at the price table's "
-                    f"${SEED_MODEL_PRICES[t]:.2f}."),
-                "column": t, "implied_price_usd": implied, "price_table_usd": SEED_MODEL_PRICES[t]})
+                    f"${seed.MODEL_PRICES[t]:.2f}."),
+                "column": t, "implied_price_usd": implied, "price_table_usd": seed.MODEL_PRICES[t]})
     relay = [c for c in cells if c["column"] == "relay"]
     implied = [c["implied_price_usd"] for c in relay]
     low, high = relay[0]["price_table_usd"]
-    avg_direct = sum(SEED_MODEL_PRICES[m] for m in SEED_DIRECT) / len(SEED_DIRECT)
-    relay_mix = sum(SEED_RELAY_PRICES.get(m, SEED_MODEL_PRICES[m]) for m in SEED_DIRECT) / len(SEED_DIRECT)
+    avg_direct = sum(seed.MODEL_PRICES[m] for m in seed.DIRECT) / len(seed.DIRECT)
+    relay_mix = sum(seed.RELAY_PRICES.get(m, seed.MODEL_PRICES[m]) for m in seed.DIRECT) / len(seed.DIRECT)
     out.append({
         "title": "The relay's monthly column vs the relay's own prices",
         "explanation": (
             f"The monthly table implies the relay charges ${min(implied):.3f}-${max(implied):.3f} an image, "
-            f"yet the relay's price table lists midjourney-v7 at ${SEED_RELAY_PRICES['midjourney-v7']:.2f} "
-            f"(the same as direct) and dall-e-4 at ${SEED_RELAY_PRICES['dall-e-4']:.2f} (direct "
-            f"${SEED_MODEL_PRICES['dall-e-4']:.2f}). Buying the three models through the relay at those prices "
+            f"yet the relay's price table lists midjourney-v7 at ${seed.RELAY_PRICES['midjourney-v7']:.2f} "
+            f"(the same as direct) and dall-e-4 at ${seed.RELAY_PRICES['dall-e-4']:.2f} (direct "
+            f"${seed.MODEL_PRICES['dall-e-4']:.2f}). Buying the three models through the relay at those prices "
             f"averages ${relay_mix:.3f} an image against ${avg_direct:.3f} direct: "
             f"{1 - relay_mix / avg_direct:.0%} cheaper, not 83-86 %. The published savings rest on the column's "
-            f"exchange-rate claim (¥1 = $1, so a dollar price paid in yuan costs about 1/{SEED_EXCHANGE_FACTOR:g} of "
-            f"it: {1 - 1 / SEED_EXCHANGE_FACTOR:.0%} off), not on any per-model price. The profiles use the "
+            f"exchange-rate claim (¥1 = $1, so a dollar price paid in yuan costs about 1/{seed.EXCHANGE_FACTOR:g} of "
+            f"it: {1 - 1 / seed.EXCHANGE_FACTOR:.0%} off), not on any per-model price. The profiles use the "
             f"per-model prices; a team's saving is whatever its own invoice says."),
         "column": "relay", "implied_price_usd": implied, "price_table_usd": [low, high],
         "savings_at_price_table": round(1 - relay_mix / avg_direct, 4)})
     off = []
-    for v, published in SEED_SAVINGS.items():
+    for v, published in seed.SAVINGS.items():
         actual = _recomputed_savings(v)
         if round(actual, 2) != published:
             off.append((v, actual, published))
@@ -302,44 +288,17 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x:.0%}"
 
 
-def monthly_markdown(projection: Mapping[str, Any]) -> str:
-    """The projection as the seed's table, then the published one, then the contradictions."""
-    targets = projection["targets"]
-    lines = ["### Monthly cost at the profiles' per-model prices (USD)", "",
-             "| images per month | " + " | ".join(targets) + " | direct average |",
-             "| --- " * (len(targets) + 2) + "|"]
-    for r in projection["rows"]:
-        lines.append(f"| {r['volume']:,} | " + " | ".join(_usd(r["cost_usd"][t]) for t in targets)
-                     + f" | {_usd(r['direct_average_usd'])} |")
-    first = projection["rows"][0]["savings_vs_average"] if projection["rows"] else {}
-    lines += ["", "Savings against the direct average (prices are linear, so the same at every volume): "
-              + "; ".join(f"{t} {_pct(first.get(t))}" for t in targets) + ".", "",
-        "Per image: " + "; ".join(f"{t} ${projection['price_per_image_usd'][t]:.3f} "
-                                   f"({projection['price_basis'][t]})" for t in targets) + ".", ""]
-    pub = projection.get("published") or seed_monthly_table()
-    cols = pub["columns"]
-    lines += ["### As published", "", "| images per month | " + " | ".join(cols) + " | savings vs average |",
-              "| --- " * (len(cols) + 2) + "|"]
-    for r in pub["rows"]:
-        lines.append(f"| {r['volume']:,} | " + " | ".join(_usd(r["cost_usd"][c]) for c in cols)
-                     + f" | {_pct(r['savings_vs_average'])} |")
-    notes = projection.get("contradictions") or []
-    if notes:
-        lines += ["", "### Where the published figures contradict the per-model prices", ""]
-        lines += [f"- **{n['title']}.** {n['explanation']}" for n in notes]
-    return "\n".join(lines) + "\n"
-
-
 def run_cost_markdown(rc: Mapping[str, Any]) -> str:
     rows = [("billed", _usd(rc["billed_usd"])), ("images", f"{rc['images']:,}"),
             ("per image", "—" if rc["per_image_usd"] is None else f"${rc['per_image_usd']:.4f}"),
             ("requests / succeeded", f"{rc['requests']:,} / {rc['succeeded']:,}"),
-            ("attempts (unbilled)", f"{rc['attempts']:,} ({rc['unbilled_attempts']:,})"),
+            ("HTTP attempts", f"{rc['attempts']:,}"),
+            ("attempts refused, so not billed", f"{rc['unbilled_attempts']:,}"),
             ("retries", f"{rc['retries']:,}"), ("failovers", f"{rc['failovers']:,}")]
     if rc.get("at_requested_price_usd") is not None:
         rows.append((f"at {rc['requested_model']}'s price", _usd(rc["at_requested_price_usd"])))
         rows.append(("failover difference", f"{rc['failover_delta_usd']:+,.2f} USD"))
     if rc.get("abandoned_timeouts"):
         rows.append(("timed out (may be billed)", f"{rc['abandoned_timeouts']:,} ≤ {_usd(rc['abandoned_usd_upper'])}"))
-    out = ["| | |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in rows]
+    out = ["| Cost of the run | |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in rows]
     return "\n".join(out) + f"\n\n{rc['rule']}\n"

@@ -1,10 +1,17 @@
-"""Thresholds + recording -> verdict and exit code.
+"""The verdict: one pure function from (thresholds, recording, generator health, run facts) to a verdict.
 
-Exit codes: 0 the SLA held; 1 it was breached; 2 the run proves nothing (the target was
-unreachable, the load generator could not offer the load, or a threshold had too few
-samples to judge). A generator that could not keep up outranks a breach — latency measured
-by a saturated client is partly the client's — except a latency breach larger than the
-generator's worst stall, which no generator delay can explain.
+Everything that decides whether a run counts and whether the SLA held is here: the end of a
+run, the runner's unreachable-target path, the live SLA view and abort_on_fail all call
+`judge` (live with `live=True`), so the tested code is the code that runs.
+
+Exit codes (loadtest.exitcodes): 0 the SLA held; 1 it was breached by the target; 2 the run
+proves nothing. The run proves nothing when the suite itself failed (a harness error, a lost
+worker, a scheduled action that did not happen), the target could not be reached or refused
+every request the same way (a misconfigured run), the run was stopped before its planned end
+other than by its own abort, the load generator could not offer the load, or a threshold had
+too few samples to judge. A generator that could not keep up outranks a breach — latency
+measured by a saturated client is partly the client's — except a latency breach larger than
+the generator's worst stall, which no generator delay can explain.
 
 Fraction thresholds (success, failures and dropped rates) and latency thresholds with fewer
 than ``min_samples`` scheduled requests in their selection are "insufficient": P99 of 40
@@ -21,27 +28,52 @@ overloaded generator cannot hide failures by not sending the requests.
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from .exitcodes import ExitCode
+from .health import STALL_LIMIT_MS, HealthReport
 from .recorder import Recorder, Selection
 from .thresholds import Threshold, format_value
 
-__all__ = ["RunFacts", "ThresholdResult", "Verdict", "evaluate", "evaluate_live", "abort_trigger",
-           "EXIT_PASS", "EXIT_FAIL", "EXIT_INVALID"]
-
-EXIT_PASS, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
+__all__ = ["End", "RunFacts", "Margin", "ThresholdResult", "Reason", "Verdict", "judge", "abort_trigger"]
 
 
-@dataclass
+class End(enum.Enum):
+    """How a run ended."""
+    SCHEDULE = "schedule"        # the scenario's stages ran to their end
+    ABORT = "abort"              # an abort_on_fail threshold stopped it: the gate's own decision
+    STOPPED = "stopped"          # stopped by hand (the web UI's STOP) before the end
+    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM before the end
+    NOT_RUN = "not_run"          # nothing ran (e.g. the target did not answer)
+
+
+@dataclass(frozen=True)
 class RunFacts:
-    target_reachable: bool = True
-    generator_saturated: bool = False
-    saturation_detail: str = ""
-    aborted_by: str | None = None
-    notes: list[str] = field(default_factory=list)
-    generator_worst_stall_ms: float | None = None   # the longest the generator's loop ran late, if measured
+    """What happened around the measurements, as the harness saw it."""
+    planned_s: float = 0.0
+    elapsed_s: float = 0.0
+    end: End = End.SCHEDULE
+    aborted_by: str | None = None                  # label of the threshold that aborted the run
+    harness_errors: tuple[str, ...] = ()           # the suite's own failures; each makes the run prove nothing
+    target_unreachable: str | None = None          # why the target could not be reached, when known up front
+    workers_expected: int = 0
+    workers_lost: tuple[str, ...] = ()
+    actions_failed: tuple[str, ...] = ()
+    errors: tuple[tuple[str, int], ...] = ()       # the commonest failure messages, with their counts
+    key_pool: int | None = None                    # API keys the users shared
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Margin:
+    """How far an observed value is from its limit, in the threshold's own unit."""
+    amount: float            # |observed - limit|, in `unit` (a rate's in percentage points)
+    unit: str                # "ms", "req/s", "requests", or "percentage points"
+    percent: float | None    # of the limit, where that reads sensibly (not for rates)
+    words: str               # "over by 112.4 ms (18.7 %)", "12.3 ms to spare", ...
 
 
 @dataclass
@@ -49,25 +81,41 @@ class ThresholdResult:
     threshold: Threshold
     observed: float | None
     samples: int
-    verdict: str
+    verdict: str             # "pass", "fail", "insufficient"
     unit: str
     detail: str
+    margin: Margin | None = None
+    needed_samples: int | None = None   # insufficient: how many the gate asked for
 
     @property
     def passed(self) -> bool:
         return self.verdict == "pass"
 
 
+@dataclass(frozen=True)
+class Reason:
+    kind: str    # harness, unreachable, misconfigured, incomplete, workers, action, generator, aborted,
+    #              breach, insufficient, no_thresholds, note
+    text: str
+
+
 @dataclass
 class Verdict:
-    status: str
-    exit_code: int
+    status: str              # "pass", "fail", "invalid"
+    exit_code: ExitCode
     results: list[ThresholdResult]
-    reasons: list[str]
+    reasons: list[Reason] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
         return self.status == "pass"
+
+    @property
+    def reason_texts(self) -> list[str]:
+        return [r.text for r in self.reasons]
+
+
+# --- one threshold --------------------------------------------------------------------------
 
 
 def _observe(t: Threshold, sel: Selection) -> tuple[float | None, int, bool]:
@@ -76,13 +124,12 @@ def _observe(t: Threshold, sel: Selection) -> tuple[float | None, int, bool]:
     if t.metric == "latency":
         if not sel.requests:
             return None, 0, True
-        value = {
-            "p": lambda: sel.percentile(t.percentile),
-            "med": lambda: sel.percentile(50.0),
-            "avg": lambda: sel.mean_ms,
-            "min": lambda: sel.min_ms,
-            "max": lambda: sel.max_ms,
-        }[t.aggregation]()
+        if t.aggregation == "p":
+            assert t.percentile is not None
+            value = sel.percentile(t.percentile)
+        else:
+            value = {"med": lambda: sel.percentile(50.0), "avg": lambda: sel.mean_ms,
+                     "min": lambda: sel.min_ms, "max": lambda: sel.max_ms}[t.aggregation]()
         return value, sel.requests, True
     if t.metric == "success":
         return (sel.success_rate if scheduled else None), scheduled, True
@@ -100,49 +147,51 @@ def _observe(t: Threshold, sel: Selection) -> tuple[float | None, int, bool]:
     raise ValueError(f"unknown metric {t.metric!r}")
 
 
-def _margin(t: Threshold, observed: float) -> str:
-    """How far observed is from the limit, in the threshold's own unit and in percent."""
+def margin(t: Threshold, observed: float) -> Margin:
     diff = observed - t.value
-    amount = format_value(t.metric, t.aggregation, abs(diff))
-    pct = f" ({abs(diff) / abs(t.value) * 100:.1f} %)" if t.value else ""
     if t.unit == "":   # a rate: percentage points say it; a percentage of a percentage would not
-        amount, pct = f"{abs(diff) * 100:.3g} percentage points", ""
+        amount, unit, pct = abs(diff) * 100, "percentage points", None
+        shown = f"{amount:.3g} percentage points"
+    else:
+        amount, unit = abs(diff), t.unit
+        pct = abs(diff) / abs(t.value) * 100 if t.value else None
+        shown = format_value(t.metric, t.aggregation, amount) + (f" ({pct:.1f} %)" if pct is not None else "")
     if t.check(observed):
-        return f"{amount}{pct} to spare" if diff else "exactly at the limit"
-    if t.op == "==":
-        return f"off by {amount}{pct}"
-    if t.op == "!=":
-        return "equal to the excluded value"
-    # A failing "<" limit is exceeded; a failing ">" limit is not reached.
-    word = "over" if t.op in ("<", "<=") else "short"
-    return f"{word} by {amount}{pct}" if diff else "exactly at the limit"
+        words = f"{shown} to spare" if diff else "exactly at the limit"
+    elif t.op == "==":
+        words = f"off by {shown}"
+    elif t.op == "!=":
+        words = "equal to the excluded value"
+    else:
+        # A failing "<" limit is exceeded; a failing ">" limit is not reached.
+        words = (f"{'over' if t.op in ('<', '<=') else 'short'} by {shown}") if diff else "exactly at the limit"
+    return Margin(amount=amount, unit=unit, percent=pct, words=words)
 
 
-def _judge(t: Threshold, sel: Selection, min_samples: int, recorder: Recorder) -> ThresholdResult:
+def _judge_one(t: Threshold, sel: Selection, min_samples: int, recorder: Recorder) -> ThresholdResult:
     observed, samples, needs_samples = _observe(t, sel)
-    if observed is not None and isinstance(observed, float) and math.isnan(observed):
+    if observed is not None and math.isnan(observed):
         observed = None
     limit = f"{t.op} {format_value(t.metric, t.aggregation, t.value)}"
     if observed is None:
-        missing = _missing_tags(t, recorder)
-        detail = missing or f"no requests in this selection; limit {limit}"
-        return ThresholdResult(t, None, samples, "insufficient", t.unit, detail)
+        detail = _missing_tags(t, recorder) or f"no requests in this selection; limit {limit}"
+        return ThresholdResult(t, None, samples, "insufficient", t.unit, detail, needed_samples=min_samples)
     shown = format_value(t.metric, t.aggregation, observed)
+    m = margin(t, observed)
     if needs_samples and samples < min_samples:
         best = _best_case(t, sel, min_samples)
         if best is not None and not t.check(best):
-            missing = min_samples - samples
             return ThresholdResult(t, observed, samples, "fail", t.unit,
-                                   f"observed {shown} over {samples} requests, limit {limit}: "
-                                   f"{_margin(t, observed)}; even if the {missing} more min_samples asks "
-                                   f"for had all gone well it would be "
-                                   f"{format_value(t.metric, t.aggregation, best)}")
+                                   f"observed {shown} over {samples:,} requests, limit {limit}: {m.words}; "
+                                   f"already beyond repair: {min_samples:,} requests, the rest all fast and "
+                                   f"successful, would still give {format_value(t.metric, t.aggregation, best)}",
+                                   margin=m)
         return ThresholdResult(t, observed, samples, "insufficient", t.unit,
-                               f"only {samples} requests, at least {min_samples} needed to judge "
-                               f"(observed {shown}, limit {limit})")
+                               f"only {samples:,} requests, at least {min_samples:,} needed to judge "
+                               f"(observed {shown}, limit {limit})", margin=m, needed_samples=min_samples)
     verdict = "pass" if t.check(observed) else "fail"
-    return ThresholdResult(t, observed, samples, verdict, t.unit,
-                           f"observed {shown}, limit {limit}: {_margin(t, observed)}")
+    return ThresholdResult(t, observed, samples, verdict, t.unit, f"observed {shown}, limit {limit}: {m.words}",
+                           margin=m)
 
 
 def _best_case(t: Threshold, sel: Selection, m: int) -> float | None:
@@ -183,17 +232,19 @@ def _missing_tags(t: Threshold, recorder: Recorder) -> str:
     return ""
 
 
-def _results(thresholds: Sequence[Threshold], recorder: Recorder, min_samples: int,
-             now_s: float | None) -> list[ThresholdResult]:
+def evaluate_thresholds(thresholds: Sequence[Threshold], recorder: Recorder, min_samples: int,
+                        now_s: float | None = None) -> list[ThresholdResult]:
     selections: dict[tuple[tuple[str, str], ...], Selection] = {}
     out = []
     for t in thresholds:
         sel = selections.get(t.filters)
         if sel is None:
             sel = selections[t.filters] = recorder.select(t.filters, now_s=now_s)
-        out.append(_judge(t, sel, min_samples, recorder))
+        out.append(_judge_one(t, sel, min_samples, recorder))
     return out
 
+
+# --- sentences -----------------------------------------------------------------------------
 
 _SUBJECT = {
     ("success", "rate"): "success rate", ("failures", "rate"): "failure rate",
@@ -208,7 +259,7 @@ def _subject(t: Threshold) -> str:
     return f"{text} [{t.filter_text()}]" if t.filters else text
 
 
-def _reason(r: ThresholdResult) -> str:
+def result_sentence(r: ThresholdResult) -> str:
     """One sentence: "latency p(99) was 712.4 ms, limit < 600 ms (+18.7 %)"."""
     t = r.threshold
     if r.verdict == "insufficient" or r.observed is None:
@@ -222,47 +273,7 @@ def _reason(r: ThresholdResult) -> str:
     return f"{_subject(t)} was {shown}, limit {t.op} {limit}{off}"
 
 
-def evaluate(thresholds: Sequence[Threshold], recorder: Recorder, facts: RunFacts = RunFacts(),
-             min_samples: int = 100) -> Verdict:
-    results = _results(thresholds, recorder, min_samples, None)
-    if facts.aborted_by:
-        for r in results:
-            if r.threshold.label() == facts.aborted_by and r.verdict != "fail":
-                # It broke while running and stopped the run; a recovery at the end does not undo that.
-                r.verdict = "fail"
-                r.detail += " — it failed during the run and aborted it"
-    failed = [r for r in results if r.verdict == "fail"]
-    insufficient = [r for r in results if r.verdict == "insufficient"]
-    reasons: list[str] = []
-    if not facts.target_reachable:
-        reasons.append("the target could not be reached — this run proves nothing about it")
-    if facts.generator_saturated:
-        detail = f": {facts.saturation_detail}" if facts.saturation_detail else ""
-        reasons.append(f"the load generator was saturated{detail} — the load was not offered as planned, "
-                       f"so this run proves nothing about the target")
-    if facts.aborted_by:
-        reasons.append(f"the run was aborted early because {facts.aborted_by} failed")
-    if facts.target_reachable and facts.generator_saturated and facts.generator_worst_stall_ms is not None:
-        # A strained generator adds at most its stalls to a latency; a breach bigger than that
-        # is the target's all the same.
-        beyond = [r for r in failed if _beyond_generator(r, facts.generator_worst_stall_ms)]
-        if beyond:
-            reasons += [f"{_reason(r)} — the target's even after taking off the generator's worst stall "
-                        f"({facts.generator_worst_stall_ms:.0f} ms)" for r in beyond]
-            return Verdict("fail", EXIT_FAIL, results, reasons)
-    if not facts.target_reachable or facts.generator_saturated:
-        reasons += [f"measured anyway, not attributable to the target: {_reason(r)}" for r in failed]
-        return Verdict("invalid", EXIT_INVALID, results, reasons)
-    if failed or facts.aborted_by:
-        reasons += [_reason(r) for r in failed]
-        return Verdict("fail", EXIT_FAIL, results, reasons)
-    if insufficient:
-        reasons += [_reason(r) for r in insufficient]
-        reasons.append("a run too small to judge proves nothing; run longer or lower [gate] min_samples")
-        return Verdict("invalid", EXIT_INVALID, results, reasons)
-    if not results:
-        reasons.append("no thresholds were defined, so nothing was checked")
-    return Verdict("pass", EXIT_PASS, results, reasons)
+# --- the run as a whole ------------------------------------------------------------------------
 
 
 def _latency_ceiling(r: ThresholdResult) -> bool:
@@ -273,17 +284,139 @@ def _latency_ceiling(r: ThresholdResult) -> bool:
 def stall_explains(r: ThresholdResult, stall_ms: float) -> bool:
     """Whether a latency ceiling would have held had every request been timed `stall_ms` faster:
     a generator that stalls that long adds at most that much to a latency it measures."""
-    return _latency_ceiling(r) and r.threshold.check(r.observed - stall_ms)
+    return _latency_ceiling(r) and r.observed is not None and r.threshold.check(r.observed - stall_ms)
 
 
-def _beyond_generator(r: ThresholdResult, stall_ms: float) -> bool:
-    return _latency_ceiling(r) and not stall_explains(r, stall_ms)
+def _stalls_behind_failures(failed: Sequence[ThresholdResult], recorder: Recorder,
+                            health: HealthReport) -> list[str]:
+    """Generator stalls inside the window of a failed latency threshold, long enough to explain it."""
+    t0 = recorder.start_time
+    if t0 is None:
+        return []
+    windows = {name: (t0 + a, t0 + b) for name, a, b in recorder.stages}
+    end = recorder.stop_time or recorder.last_ts or t0
+    found = []
+    for r in failed:
+        if r.threshold.metric != "latency":
+            continue
+        stage = dict(r.threshold.filters).get("stage")
+        start, stop = windows.get(stage, (t0, end)) if stage else (t0, end)
+        stall = health.samples.worst_stall_ms(start, stop)
+        if stall > STALL_LIMIT_MS and stall_explains(r, stall):
+            where = f"during stage {stage}" if stage else "during the run"
+            found.append(f"the load generator stalled for {stall:.0f} ms {where}, enough to explain "
+                         f"{r.threshold.label()} failing")
+    return found
 
 
-def evaluate_live(thresholds: Sequence[Threshold], recorder: Recorder, elapsed_s: float,
-                  min_samples: int) -> list[ThresholdResult]:
-    """The same judgement mid-run, with request rates over the elapsed time."""
-    return _results(thresholds, recorder, min_samples, elapsed_s)
+def _refused_alike(sel: Selection, facts: RunFacts) -> str | None:
+    """Every request refused with one and the same client error: the run, not the target's capacity."""
+    if sel.requests < 10 or sel.ok:
+        return None
+    codes = {k: v for k, v in sel.status_codes.items() if k != "dropped"}
+    code, count = max(codes.items(), key=lambda kv: kv[1], default=("", 0))
+    if not code.isdigit() or not 400 <= int(code) < 500 or int(code) in (408, 429) or count < 0.99 * sel.requests:
+        return None
+    message = facts.errors[0][0] if facts.errors else ""
+    return (f"every request was refused with HTTP {code}" + (f" ({message})" if message else "") +
+            " — the target or the run is misconfigured (a key, a model name, a URL), not overloaded")
+
+
+def _unreachable(sel: Selection, facts: RunFacts) -> str | None:
+    if facts.target_unreachable:
+        return facts.target_unreachable
+    errors = sel.status_codes.get("connection_error", 0)
+    if sel.requests and sel.ok == 0 and errors >= 0.9 * sel.requests:
+        return f"{errors:,} of {sel.requests:,} requests could not connect"
+    return None
+
+
+def _key_pool_note(sel: Selection, facts: RunFacts) -> str | None:
+    limited = sel.status_codes.get("429", 0)
+    retried = max(0, sel.attempts - sel.requests)
+    if facts.key_pool is None or not (limited or retried) or not sel.requests:
+        return None
+    if limited < 0.001 * sel.requests and retried < 0.01 * sel.requests:
+        return None
+    return (f"{limited:,} requests ended rate-limited (429) and {retried:,} attempts were retries, with "
+            f"{facts.key_pool:,} API key(s) shared by every user: the key pool's own limits may be the cause "
+            f"(client.keys in the scenario; LOADTEST_API_KEYS for a real target)")
+
+
+def judge(thresholds: Sequence[Threshold], recorder: Recorder, health: HealthReport | None = None,
+          facts: RunFacts | None = None, *, min_samples: int = 100, live: bool = False,
+          now_s: float | None = None) -> Verdict:
+    """The verdict. `live`: mid-run (the SLA view, abort_on_fail), with rates over `now_s` seconds and
+    only the evidence a running run has; the verdict is then provisional."""
+    facts = facts or RunFacts()
+    results = evaluate_thresholds(thresholds, recorder, min_samples, now_s if live else None)
+    if facts.aborted_by:
+        for r in results:
+            if r.threshold.label() == facts.aborted_by and r.verdict != "fail":
+                # It broke while running and stopped the run; a recovery at the end does not undo that.
+                r.verdict = "fail"
+                r.detail += " — it failed during the run and aborted it"
+    failed = [r for r in results if r.verdict == "fail"]
+    insufficient = [r for r in results if r.verdict == "insufficient"]
+    everything = recorder.select(now_s=now_s if live else None)
+    invalid: list[Reason] = []
+    notes: list[Reason] = [Reason("note", n) for n in facts.notes]
+    if (note := _key_pool_note(everything, facts)) is not None:
+        notes.append(Reason("note", note))
+
+    invalid += [Reason("harness", f"the suite itself failed: {e}") for e in facts.harness_errors]
+    if (why := _unreachable(everything, facts)) is not None:
+        invalid.append(Reason("unreachable", f"the target could not be reached ({why}) — this run proves "
+                                             f"nothing about it"))
+    elif (why := _refused_alike(everything, facts)) is not None:
+        invalid.append(Reason("misconfigured", why))
+    if not live and facts.end in (End.STOPPED, End.INTERRUPTED):
+        how = "stopped by hand" if facts.end is End.STOPPED else "interrupted"
+        invalid.append(Reason("incomplete", f"the run was {how} at {facts.elapsed_s:,.0f} s of its planned "
+                                            f"{facts.planned_s:,.0f} s: an incomplete run proves nothing"))
+    if facts.workers_lost:
+        invalid.append(Reason("workers", f"{len(facts.workers_lost)} of {facts.workers_expected} Locust workers "
+                                         f"were lost during the run ({', '.join(facts.workers_lost)}): the load "
+                                         f"was not offered as planned"))
+    invalid += [Reason("action", f"a scheduled action did not happen: {a}") for a in facts.actions_failed]
+
+    generator: list[str] = []
+    if health is not None and not live:
+        generator = list(health.reasons)
+        if failed and not generator:
+            generator = _stalls_behind_failures(failed, recorder, health)
+    if generator:
+        detail = "; ".join(generator)
+        invalid.append(Reason("generator", f"the load generator was saturated: {detail} — the load was not "
+                                           f"offered as planned, so this run proves nothing about the target"))
+        # A strained generator adds at most its stalls to a latency; a breach bigger than that is the
+        # target's all the same — unless the suite itself failed too.
+        stall = health.worst_stall_ms if health is not None else 0.0
+        beyond = [r for r in failed if _latency_ceiling(r) and not stall_explains(r, stall)]
+        only_generator = all(r.kind == "generator" for r in invalid)
+        if beyond and only_generator:
+            reasons = invalid + [Reason("breach", f"{result_sentence(r)} — the target's even after taking off "
+                                                  f"the generator's worst stall ({stall:.0f} ms)") for r in beyond]
+            return Verdict("fail", ExitCode.FAIL, results, reasons + notes)
+
+    if invalid:
+        reasons = invalid + [Reason("breach", f"measured anyway, not attributable to the target: "
+                                              f"{result_sentence(r)}") for r in failed]
+        return Verdict("invalid", ExitCode.INVALID, results, reasons + notes)
+    if failed or facts.aborted_by:
+        reasons = []
+        if facts.aborted_by:
+            reasons.append(Reason("aborted", f"the run was aborted early because {facts.aborted_by} failed"))
+        reasons += [Reason("breach", result_sentence(r)) for r in failed]
+        return Verdict("fail", ExitCode.FAIL, results, reasons + notes)
+    if insufficient:
+        reasons = [Reason("insufficient", result_sentence(r)) for r in insufficient]
+        reasons.append(Reason("insufficient", "a run too small to judge proves nothing; run longer or lower "
+                                              "[gate] min_samples"))
+        return Verdict("invalid", ExitCode.INVALID, results, reasons + notes)
+    if not results:
+        notes.insert(0, Reason("no_thresholds", "no thresholds were defined, so nothing was checked"))
+    return Verdict("pass", ExitCode.PASS, results, notes)
 
 
 def abort_trigger(results: Sequence[ThresholdResult], elapsed_s: float) -> ThresholdResult | None:

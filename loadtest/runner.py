@@ -1,33 +1,66 @@
-"""`make loadtest` / `make ui`: the embedded mock when the target lives there, Locust, the verdict.
+"""`loadtest run` / `loadtest ui`: the embedded mock when the target lives there, Locust, the verdict.
 
-The gate itself runs inside Locust (loadtest/locust/plugin.py) and becomes Locust's
-exit code; this module starts what the run needs, hands Locust the options, and
-stops everything after, passing the exit code through.
+The gate itself runs inside Locust (loadtest.locust) and becomes Locust's exit code; this
+module starts what the run needs, hands Locust its options, prints the verdict once, last,
+and stops everything it started — on Ctrl-C and SIGTERM too.
+
+Every child runs in a session of its own, so a Ctrl-C at the terminal reaches only this
+process, which then stops the run in order: Locust first (it gates what it measured and
+writes the report), the mock last. Children announce themselves in ready-files; none is
+found by reading its output.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+import tempfile
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
+from types import FrameType
 from urllib.parse import urlsplit
 
-from mockprovider.settings import SettingsError
-
-from .gate import RunFacts, evaluate
+from .exitcodes import ExitCode
+from .fields import ScenarioError
+from .gate import End, RunFacts, judge
 from .mockproc import MockProcess
 from .recorder import Recorder
-from .report import build_summary, console, write_all
-from .scenario import Scenario, ScenarioError, load_scenario
+from .report import ReportWriteError, console, write_all
+from .scenario import Overrides, Scenario, load_scenario
+from .summary import RunDoc, Summary, build_summary, describe_load, describe_mock, describe_scenario, describe_target
 
-ROOT = Path(__file__).resolve().parent.parent
-LOCUSTFILE = ROOT / "locustfiles" / "imagegen.py"
-EXIT_PASS, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
+STOP_GRACE_S = 60.0
+
+
+def locustfile() -> Path:
+    return Path(str(resources.files("locustfiles") / "imagegen.py"))
+
+
+@dataclass
+class RunOptions:
+    target: str | None = None
+    api: str | None = None
+    model: str | None = None
+    duration: str | None = None
+    workers: int = 0
+    profiles: tuple[str, ...] = ()
+    sets: tuple[str, ...] = ()
+    mock_url: str | None = None
+    report_dir: str | None = None
+    web_port: int = 8089
+    ready_file: str | None = None      # ui: where to write the web UI's URL once it listens (for scripts)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def overrides(self) -> Overrides:
+        return Overrides(target=self.target, api=self.api, model=self.model, duration=self.duration,
+                         profiles=self.profiles, sets=self.sets)
 
 
 def mock_args(scenario: Scenario) -> list[str]:
@@ -49,139 +82,292 @@ def reachable(url: str, timeout: float = 3.0) -> bool:
         return False
 
 
-def report_dir_for(scenario: Scenario, given: str | None) -> Path:
-    if given:
-        return Path(given)
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def default_report_dir(scenario: Scenario) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return ROOT / "reports" / f"{scenario.name}-{stamp}"
+    return Path.cwd() / "reports" / f"{scenario.name}-{stamp}"
 
 
-def unreachable_verdict(scenario: Scenario, base_url: str, outdir: Path) -> int:
-    """No run at all: the target does not answer. Still a verdict CI can read."""
-    facts = RunFacts(target_reachable=False, notes=[f"nothing listens at {base_url}"])
-    recorder = Recorder(stages=scenario.load.windows())
-    verdict = evaluate(scenario.thresholds, recorder, facts, scenario.min_samples)
-    summary = build_summary(
-        scenario={"name": scenario.name, "description": scenario.description},
-        target={"name": scenario.target.name, "api": scenario.target.api, "base_url": base_url,
-                "model": scenario.target.model},
-        recorder=recorder, verdict=verdict, facts=facts, started_at=datetime.now(UTC), duration_s=0.0)
-    outdir.mkdir(parents=True, exist_ok=True)
-    write_all(summary, outdir)
-    print(console.render(summary, color=sys.stdout.isatty()))
-    return verdict.exit_code
-
-
-def locust_command(scenario_ref: str, *, target: str | None, api: str | None, model: str | None,
-                   duration: str | None, profiles: Sequence[str], mock_url: str | None, embedded: bool,
-                   outdir: Path | None, workers: int, headless: bool, web_port: int = 8089,
-                   host: str | None = None, sets: Sequence[str] = ()) -> list[str]:
-    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--scenario", scenario_ref,
-           "--loglevel", "INFO"]
-    for flag, value in (("--target", target), ("--api", api), ("--model", model), ("--duration", duration),
-                        ("--mock-url", mock_url), ("--host", host)):
-        if value:
-            cmd += [flag, value]
-    if profiles:
-        cmd += ["--profiles", ",".join(profiles)]
-    if embedded:
-        cmd.append("--embedded-mock")
-    if sets:
-        cmd += ["--mock-sets", ",".join(sets)]
-    if outdir is not None:
-        cmd += ["--report-dir", str(outdir), "--csv", str(outdir / "locust"), "--html", str(outdir / "locust.html")]
-    if workers > 0:
-        cmd += ["--processes", str(workers)]
-    if headless:
-        cmd += ["--headless", "--only-summary"]
-    else:
-        cmd += ["--web-host", "127.0.0.1", "--web-port", str(web_port)]
-    return cmd
-
-
-def run(scenario_ref: str, *, target: str | None = None, api: str | None = None, model: str | None = None,
-        duration: str | None = None, workers: int = 0, profiles: Sequence[str] = (), mock_url: str | None = None,
-        sets: Sequence[str] = (), report_dir: str | None = None, headless: bool = True, web_port: int = 8089) -> int:
+def check_writable(folder: Path) -> str | None:
+    """Why the report cannot go to `folder`, or None: found out before the run, not after it."""
     try:
-        scenario = load_scenario(scenario_ref, target=target, duration=duration, api=api, model=model,
-                                 profiles=profiles)
-        if sets:
-            scenario = scenario.with_mock_sets(sets)
-    except (ScenarioError, SettingsError) as exc:
-        print(f"loadtest: {exc}", file=sys.stderr)
-        return EXIT_INVALID
-    if sets and mock_url:
-        print("loadtest: --set changes the mock this command starts; with --mock-url, use its admin API",
-              file=sys.stderr)
-        return EXIT_INVALID
-    if workers < 0:
-        print("loadtest: WORKERS must be 0 or more", file=sys.stderr)
-        return EXIT_INVALID
-    outdir = report_dir_for(scenario, report_dir) if headless else None
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".loadtest-probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        return f"cannot write the report to {folder}: {exc.strerror or exc}"
+    return None
+
+
+def _error(message: str) -> int:
+    print(f"loadtest: {message}", file=sys.stderr, flush=True)
+    return int(ExitCode.INVALID)
+
+
+class _Stop(Exception):
+    """SIGTERM, raised in the main thread so it unwinds like Ctrl-C does."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop()
+
+
+def run(scenario_ref: str, options: RunOptions, *, headless: bool = True) -> int:
+    try:
+        scenario = load_scenario(scenario_ref, options.overrides())
+    except ScenarioError as exc:
+        return _error(str(exc))
+    if options.sets and options.mock_url:
+        return _error("--set changes the mock this command starts; with --mock-url, use its admin API")
+    if options.workers < 0:
+        return _error(f"--workers (WORKERS) must be 0 or more, got {options.workers}")
+    if not headless and not (0 <= options.web_port < 65536):
+        return _error(f"--web-port (WEB_PORT) must be 0..65535 (0: any free port), got {options.web_port}")
+    if not headless and options.web_port and not port_free(options.web_port):
+        return _error(f"the web UI's port {options.web_port} is in use; pick another with --web-port "
+                      f"(WEB_PORT=...)")
+    outdir = Path(options.report_dir).resolve() if options.report_dir else default_report_dir(scenario)
+    if headless and (why := check_writable(outdir)) is not None:
+        return _error(why)
+    # Both stop the run the same way, even where the shell started us with SIGINT ignored (a background job).
+    previous = signal.signal(signal.SIGTERM, _raise_stop), signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with tempfile.TemporaryDirectory(prefix="loadtest-") as tmp:
+            return _run(scenario, scenario_ref, options, outdir if headless else None, Path(tmp))
+    except (_Stop, KeyboardInterrupt):
+        # Only while the mock starts or the target is checked: the run itself handles both.
+        return _error("interrupted before the run began")
+    finally:
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
+
+
+def _run(scenario: Scenario, scenario_ref: str, options: RunOptions, outdir: Path | None, tmp: Path) -> int:
     mock: MockProcess | None = None
-    needs_mock = scenario.target.on_mock or bool(scenario.actions)
+    mock_url = options.mock_url
     try:
-        if needs_mock and not mock_url:
+        if (scenario.target.on_mock or scenario.actions) and not mock_url:
             try:
-                mock = MockProcess(*mock_args(scenario)).start()
+                mock = MockProcess(*mock_args(scenario), new_session=True).start()
             except RuntimeError as exc:
-                print(f"loadtest: {exc}", file=sys.stderr)
-                return EXIT_INVALID
+                return _error(str(exc))
             mock_url = mock.url
+            extra = ", " + ", ".join(scenario.mock.sets) if scenario.mock.sets else ""
             print(f"mock providers on {mock_url} (seed {scenario.mock.seed}, latency scale "
-                  f"{scenario.mock.latency_scale:g}{', ' + ', '.join(scenario.mock.sets) if scenario.mock.sets else ''})",
-                  flush=True)
+                  f"{scenario.mock.latency_scale:g}{extra})", flush=True)
         base_url = scenario.target.base_url or scenario.target.url_on(mock_url or "")
-        if not reachable(base_url):
-            print(f"loadtest: the target {base_url} does not answer", file=sys.stderr)
-            if outdir is None:
-                return EXIT_INVALID
-            return unreachable_verdict(scenario, base_url, outdir)
         print(f"scenario {scenario.name}: {scenario.description}".rstrip(": "), flush=True)
         print(f"target {scenario.target.name} ({scenario.target.api}, model {scenario.target.model}) at {base_url}; "
-              f"{scenario.load.model} model, {scenario.duration_s:.0f} s"
-              f"{f', {workers} Locust workers' if workers else ''}", flush=True)
+              f"{scenario.load.KIND} model, {scenario.duration_s:.0f} s"
+              f"{f', {options.workers} Locust workers' if options.workers else ''}", flush=True)
+        if not reachable(base_url):
+            print(f"loadtest: the target {base_url} does not answer", file=sys.stderr, flush=True)
+            if outdir is None:
+                return int(ExitCode.INVALID)
+            return _unreachable(scenario, base_url, mock_url, outdir)
         if outdir is not None:
-            print(f"reports will be written to {os.path.relpath(outdir)}", flush=True)
-        else:
-            print(f"Locust web UI: http://127.0.0.1:{web_port}  (the SLA tab shows each threshold live; "
-                  "Ctrl-C to stop)", flush=True)
-        cmd = locust_command(scenario_ref, target=target, api=api, model=model, duration=duration,
-                             profiles=profiles, mock_url=mock_url, embedded=mock is not None, outdir=outdir,
-                             workers=workers, headless=headless, web_port=web_port, sets=sets)
-        code = _run_locust(cmd)
-        if outdir is not None:
-            print(final_line(outdir, code), flush=True)
-        return code
+            print(f"reports will be written to {_shown(outdir)}", flush=True)
+        locust = LocustProcesses(scenario_ref, options, mock_url=mock_url, embedded=mock is not None,
+                                 outdir=outdir, tmp=tmp)
+        code = locust.run(mock)
+        if outdir is None:
+            return code
+        return _verdict(tmp / "result.json", outdir, code)
     finally:
         if mock is not None:
             mock.stop()
 
 
-def final_line(outdir: Path, code: int) -> str:
-    """The last thing a person reads: the verdict, and where the report is."""
-    words = {EXIT_PASS: "PASS: the SLA held", EXIT_FAIL: "FAIL: the SLA was breached",
-             EXIT_INVALID: "INVALID: this run proves nothing"}.get(code, f"exit {code}")
-    page = outdir / "report.html"
-    where = os.path.relpath(page if page.exists() else outdir)
-    return f"\nverdict: {words} (exit {code}); report: {where}"
-
-
-def _run_locust(cmd: list[str]) -> int:
-    proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True)
+def _shown(path: Path) -> str:
     try:
-        code = proc.wait()
-    except KeyboardInterrupt:
-        # Let Locust stop its users, gate what it has and write the reports.
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            code = proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            code = proc.wait()
-    if code not in (EXIT_PASS, EXIT_FAIL, EXIT_INVALID):
-        print(f"loadtest: Locust ended with exit code {code}; treating the run as proving nothing",
-              file=sys.stderr)
-        return EXIT_INVALID
-    return code
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
 
+
+def _verdict(result: Path, outdir: Path, locust_code: int) -> int:
+    """Print the evidence and the verdict (once, last); the exit code is the gate's."""
+    if not result.exists():
+        print(f"\nverdict: {ExitCode.INVALID.words} (exit 2): Locust ended (exit code {locust_code}) without "
+              f"a verdict; see its log above", flush=True)
+        return int(ExitCode.INVALID)
+    summary = Summary.model_validate_json(result.read_text(encoding="utf-8"))
+    page = outdir / summary.files.get("html", "report.html")
+    where = _shown(page if page.exists() else outdir)
+    color = sys.stdout.isatty()
+    print("\n" + console.render(summary, color=color) + console.verdict_line(summary, color=color, report=where),
+          flush=True)
+    return summary.exit_code
+
+
+def _unreachable(scenario: Scenario, base_url: str, mock_url: str | None, outdir: Path) -> int:
+    """No run at all: the target does not answer. Still a verdict, and a report, CI can read."""
+    facts = RunFacts(planned_s=scenario.duration_s, end=End.NOT_RUN,
+                     target_unreachable=f"nothing listens at {base_url}")
+    recorder = Recorder(stages=scenario.load.windows())
+    verdict = judge(scenario.thresholds, recorder, None, facts, min_samples=scenario.min_samples)
+    target = describe_target(scenario.target)
+    target.base_url = base_url
+    summary = build_summary(scenario=describe_scenario(scenario), target=target, recorder=recorder, verdict=verdict,
+                            health=None, run=RunDoc(end=End.NOT_RUN.value, planned_s=scenario.duration_s,
+                                                    elapsed_s=0.0),
+                            load=describe_load(scenario), started_at=datetime.now(UTC), duration_s=0.0,
+                            mock=describe_mock(scenario, mock_url, mock_url is not None), report_dir=str(outdir))
+    try:
+        write_all(summary, outdir)
+    except ReportWriteError as exc:
+        print(f"loadtest: {exc}", file=sys.stderr)
+    print("\n" + console.render(summary) + console.verdict_line(summary, report=_shown(outdir)), flush=True)
+    return summary.exit_code
+
+
+class LocustProcesses:
+    """Locust's master (or its only process) and its workers, each in a session of its own."""
+
+    def __init__(self, scenario_ref: str, options: RunOptions, *, mock_url: str | None, embedded: bool,
+                 outdir: Path | None, tmp: Path) -> None:
+        self.options = options
+        self.outdir = outdir
+        self.tmp = tmp
+        self.ready = tmp / "ready.json"
+        self.faults = tmp / "faults.json"
+        common = [sys.executable, "-m", "locust", "-f", str(locustfile()), "--scenario", scenario_ref,
+                  "--loglevel", "INFO"]
+        for flag, value in (("--target", options.target), ("--api", options.api), ("--model", options.model),
+                            ("--duration", options.duration), ("--mock-url", mock_url)):
+            if value:
+                common += [flag, value]
+        if options.profiles:
+            common += ["--profiles", ",".join(options.profiles)]
+        if options.sets:
+            common += ["--mock-sets", ",".join(options.sets)]
+        if embedded:
+            common.append("--embedded-mock")
+        self.common = common
+        master = [*common, "--ready-file", str(self.ready), "--result-file", str(tmp / "result.json"),
+                  "--faults-file", str(self.faults), "--json-file", str(tmp / "locust_stats")]
+        if outdir is not None:
+            master += ["--report-dir", str(outdir), "--csv", str(outdir / "locust"), "--html",
+                       str(outdir / "locust.html"), "--headless", "--only-summary"]
+        else:
+            master += ["--web-host", "127.0.0.1", "--web-port", str(options.web_port)]
+        if options.workers:
+            master += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", "0",
+                       "--expect-workers", str(options.workers), "--expect-workers-max-wait", "60"]
+        self.master_cmd = master
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.env = {**os.environ, **options.extra_env}
+
+    def _start(self, cmd: list[str]) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(cmd, preexec_fn=own_session, env=self.env)
+        self.procs.append(proc)
+        return proc
+
+    def _wait_ready(self, master: subprocess.Popen[bytes], timeout: float = 60.0) -> dict[str, object] | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and master.poll() is None:
+            if self.ready.exists():
+                return dict(json.loads(self.ready.read_text()))
+            time.sleep(0.05)
+        return None
+
+    def run(self, mock: MockProcess | None) -> int:
+        master = self._start(self.master_cmd)
+        try:
+            ready = self._wait_ready(master)
+            if ready is None and master.poll() is None:
+                self._fault("Locust did not say it was ready within 60 s")
+                self._stop_all()
+            if ready is not None and self.options.workers:
+                for _ in range(self.options.workers):
+                    self._start([*self.common, "--worker", "--master-host", "127.0.0.1",
+                                 "--master-port", str(ready["master_port"])])
+            if ready is not None and self.outdir is None:
+                print(f"Locust web UI: {ready.get('web_url')}  (the SLA tab shows each threshold live; "
+                      "Ctrl-C to stop)", flush=True)
+                if self.options.ready_file:
+                    _write_json(Path(self.options.ready_file), {"web_url": ready.get("web_url"),
+                                                                "pid": os.getpid()})
+            return self._watch(master, mock)
+        except (KeyboardInterrupt, _Stop):
+            self._fault_interrupt()
+            return self._stop_all()
+        finally:
+            self._kill_leftovers()
+
+    def _watch(self, master: subprocess.Popen[bytes], mock: MockProcess | None) -> int:
+        started = time.monotonic()
+        while True:
+            code = master.poll()
+            if code is not None:
+                return code
+            if mock is not None and mock.proc is not None and mock.proc.poll() is not None:
+                rc = mock.proc.returncode
+                how = f"killed by signal {-rc}" if rc < 0 else f"exit code {rc}"
+                print(f"loadtest: the embedded mock died ({how}) at {time.monotonic() - started:.0f} s; "
+                      "stopping the run", file=sys.stderr, flush=True)
+                self._fault(f"the embedded mock providers died ({how}) during the run")
+                return self._stop_all()
+            time.sleep(0.2)
+
+    def _fault(self, text: str) -> None:
+        faults = json.loads(self.faults.read_text()) if self.faults.exists() else []
+        faults.append(text)
+        self.faults.write_text(json.dumps(faults))
+
+    def _fault_interrupt(self) -> None:
+        print("\nloadtest: interrupted; stopping the run and gating what was measured", file=sys.stderr, flush=True)
+
+    def _stop_all(self) -> int:
+        """SIGINT to Locust (it stops its users, gates and writes the report), then wait; harder if need be."""
+        master = self.procs[0]
+        for proc in self.procs:
+            _signal_group(proc, signal.SIGINT)
+        deadline = time.monotonic() + STOP_GRACE_S
+        while time.monotonic() < deadline and master.poll() is None:
+            try:
+                time.sleep(0.2)
+            except (KeyboardInterrupt, _Stop):
+                break   # a second Ctrl-C: stop now
+        if master.poll() is None:
+            _signal_group(master, signal.SIGKILL)
+        return master.wait()
+
+    def _kill_leftovers(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                _signal_group(proc, signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    _signal_group(proc, signal.SIGKILL)
+                    proc.wait(5)
+
+
+def _write_json(path: Path, doc: dict[str, object]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc))
+    tmp.replace(path)
+
+
+def own_session() -> None:
+    """In a child, before exec: a session of its own, and Ctrl-C's default meaning back (Locust gates on it),
+    even if this process was started with SIGINT ignored."""
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,63 +1,36 @@
-"""A workload as declared in scenarios/<name>.toml: target, load, client behaviour, SLA.
+"""A workload as declared in a scenario file: target, load, client behaviour, SLA.
 
-Loading validates everything up front, so a typo in a scenario file is one clear
-error before any process starts, not a crash minutes into a run.
+Loading checks everything up front and reports every mistake at once, so a typo in a
+scenario file is a clear list before any process starts, not a crash minutes into a run.
+Options given on the command line are checked apart and blamed on the command line.
+
+The built-in scenarios ship with the package (`scenarios/*.toml`); a path to a TOML file
+works from anywhere.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from mockprovider.apis import APIS, MOCK_PREFIX
-from mockprovider.profile import load_profiles
-from mockprovider.settings import parse_set_option
+from mockprovider.profile import Profile, ProfileError, load_profiles
+from mockprovider.settings import Settings, SettingsError, parse_set_option
 
-from .thresholds import Threshold, ThresholdError, parse_duration, parse_thresholds
+from .fields import Problems, ScenarioError, Table, parse_duration
+from .loadmodel import LoadModel, parse_load
+from .prompts import USE_CASES
+from .thresholds import Threshold, ThresholdError, parse_thresholds
 
-ROOT = Path(__file__).resolve().parent.parent
-SCENARIO_DIR = ROOT / "scenarios"
-USE_CASES = ("product_mockup", "lifestyle", "abandoned_cart")
+__all__ = ["Scenario", "ScenarioError", "Target", "Client", "Retry", "Action", "MockOptions", "GateOptions",
+           "Overrides", "load_scenario", "parse_scenario", "scenario_names", "builtin_scenarios"]
 
-
-class ScenarioError(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    duration_s: float
-    users: int = 0              # closed model: users at the end of the stage
-    spawn_rate: float = 0.0     # closed model: users started (or stopped) per second
-    rate: float = 0.0           # open model: arrivals per second at the end of the stage
-
-
-@dataclass(frozen=True)
-class Load:
-    model: str                  # "closed" | "open"
-    stages: tuple[Stage, ...]
-    think_time_s: tuple[float, float] = (0.0, 0.0)
-    max_vus: int = 0            # open model: VUs ready to start requests
-    start_rate: float | None = None   # open model: rate at t=0 (default: the first stage's rate)
-
-    @property
-    def duration_s(self) -> float:
-        return sum(s.duration_s for s in self.stages)
-
-    def windows(self) -> list[tuple[str, float, float]]:
-        out, t = [], 0.0
-        for s in self.stages:
-            out.append((s.name, t, t + s.duration_s))
-            t += s.duration_s
-        return out
-
-    @property
-    def peak_users(self) -> int:
-        return self.max_vus if self.model == "open" else max(s.users for s in self.stages)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 @dataclass(frozen=True)
@@ -85,17 +58,22 @@ class Client:
 
 @dataclass(frozen=True)
 class Target:
-    name: str                   # a provider of the embedded mock, or a base URL
+    name: str                     # a provider of the embedded mock, or a base URL
     api: str
     model: str
     base_url: str | None = None   # None: on the embedded mock (filled in when it starts)
 
     @property
     def on_mock(self) -> bool:
-        return not self.name.startswith(("http://", "https://"))
+        return not is_url(self.name)
 
     def url_on(self, mock_url: str) -> str:
         return mock_url.rstrip("/") + MOCK_PREFIX[self.api]
+
+    @property
+    def request_name(self) -> str:
+        """How the suite's users name this target's requests in Locust and in the recorder."""
+        return f"{self.api} {self.model}"
 
 
 @dataclass(frozen=True)
@@ -114,14 +92,19 @@ class MockOptions:
 
 
 @dataclass(frozen=True)
+class GateOptions:
+    min_samples: int = 100
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
     target: Target
-    load: Load
+    load: LoadModel
     client: Client
     thresholds: tuple[Threshold, ...]
-    min_samples: int
+    gate: GateOptions
     mock: MockOptions
     actions: tuple[Action, ...] = ()
     source: str = ""
@@ -131,294 +114,334 @@ class Scenario:
     def duration_s(self) -> float:
         return self.load.duration_s
 
+    @property
+    def min_samples(self) -> int:
+        return self.gate.min_samples
+
     def scaled_to(self, duration_s: float) -> Scenario:
         """Every stage and action stretched in proportion, so the total is duration_s (DURATION=)."""
-        if duration_s <= 0:
-            raise ScenarioError("a duration must be positive")
         k = duration_s / self.duration_s
-        stages = tuple(replace(s, duration_s=s.duration_s * k) for s in self.load.stages)
         actions = tuple(replace(a, at_s=a.at_s * k) for a in self.actions)
         thresholds = tuple(replace(t, delay_abort_eval_s=t.delay_abort_eval_s * k) for t in self.thresholds)
-        return replace(self, load=replace(self.load, stages=stages), actions=actions, thresholds=thresholds)
-
-    def with_target(self, name: str, *, api: str | None = None, model: str | None = None,
-                    profiles: Sequence[str] = ()) -> Scenario:
-        table = dict(self.raw_target)
-        table["name"] = name
-        if api:
-            table["api"] = api
-        if model:
-            table["model"] = model
-        elif name != self.target.name and not name.startswith(("http://", "https://")):
-            table.pop("model", None)   # a direct provider serves its own model
-        return replace(self, target=_target(table, profiles or self.mock.profiles), raw_target=table)
-
-    def with_mock_sets(self, sets: Sequence[str]) -> Scenario:
-        for text in sets:
-            parse_set_option(text)    # a malformed --set is an error now, not when the mock starts
-        return replace(self, mock=replace(self.mock, sets=self.mock.sets + tuple(sets)))
-
-    def with_profiles(self, profiles: Sequence[str]) -> Scenario:
-        mock = replace(self.mock, profiles=tuple(profiles))
-        return replace(self, mock=mock, target=_target(self.raw_target, mock.profiles))
+        return replace(self, load=self.load.scaled(k), actions=actions, thresholds=thresholds)
 
 
-# --- loading -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Overrides:
+    """What the command line changes; each mistake in it is blamed on its option."""
+    target: str | None = None
+    api: str | None = None
+    model: str | None = None
+    duration: str | None = None
+    profiles: tuple[str, ...] = ()
+    sets: tuple[str, ...] = ()
+
+
+def is_url(name: str) -> bool:
+    return name.startswith(("http://", "https://"))
+
+
+# --- finding and loading -------------------------------------------------------------
+
+
+def builtin_scenarios() -> dict[str, Path]:
+    root = resources.files("scenarios")
+    return {Path(str(p)).stem: Path(str(p)) for p in root.iterdir() if str(p).endswith(".toml")}
 
 
 def scenario_names() -> list[str]:
-    return sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
+    return sorted(builtin_scenarios())
 
 
 def scenario_path(name_or_path: str) -> Path:
     p = Path(name_or_path)
-    if p.suffix == ".toml" or p.exists():
+    if p.suffix == ".toml" or p.exists() or "/" in name_or_path:
         return p
-    candidate = SCENARIO_DIR / f"{name_or_path}.toml"
-    if candidate.exists():
-        return candidate
-    raise ScenarioError(f"no scenario {name_or_path!r}; known: {', '.join(scenario_names())}")
+    builtin = builtin_scenarios().get(name_or_path)
+    if builtin is None:
+        raise ScenarioError(f"no scenario {name_or_path!r}; built-in: {', '.join(scenario_names())} "
+                            f"(or give the path of a .toml file)")
+    return builtin
 
 
-def load_scenario(name_or_path: str, *, target: str | None = None, duration: str | None = None,
-                  api: str | None = None, model: str | None = None, profiles: Sequence[str] = ()) -> Scenario:
-    path = scenario_path(name_or_path)
+def read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            raw = tomllib.load(fh)
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise ScenarioError(f"scenario file not found: {path}") from None
+    except IsADirectoryError:
+        raise ScenarioError(f"{path} is a directory, not a scenario file") from None
+    except PermissionError:
+        raise ScenarioError(f"{path}: cannot read it (permission denied)") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path}: not UTF-8 text (byte {exc.start}); a scenario file is TOML, "
+                            f"which is UTF-8") from None
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
-    try:
-        scenario = parse_scenario(raw, source=str(path), default_name=path.stem, profiles=profiles)
-        if target or api or model:
-            scenario = scenario.with_target(target or scenario.target.name, api=api, model=model)
-        if duration:
-            scenario = scenario.scaled_to(parse_duration(duration))
-    except (ThresholdError, ValueError) as exc:
-        raise ScenarioError(f"{path}: {exc}") from None
+
+
+def load_scenario(name_or_path: str, overrides: Overrides | None = None) -> Scenario:
+    path = scenario_path(name_or_path)
+    raw = read_toml(path)
+    o = overrides or Overrides()
+    scenario = parse_scenario(raw, source=str(path), default_name=path.stem, extra_profiles=o.profiles)
+    return apply_overrides(scenario, o)
+
+
+def apply_overrides(scenario: Scenario, o: Overrides) -> Scenario:
+    problems = Problems()
+    if o.target or o.api or o.model:
+        table = dict(scenario.raw_target)
+        name = o.target or scenario.target.name
+        table["name"] = name
+        if o.api:
+            table["api"] = o.api
+        if o.model:
+            table["model"] = o.model
+        elif name != scenario.target.name and not is_url(name):
+            table.pop("model", None)   # a direct provider serves its own model
+        where = "--target" if o.target else ("--api" if o.api else "--model")
+        target = _target(Table(table, "", problems), scenario.mock.profiles, problems, cli=where)
+        scenario = replace(scenario, target=target, raw_target=table)
+    if o.duration is not None:
+        try:
+            total = parse_duration(o.duration)
+            if total <= 0:
+                raise ValueError(f"it must be longer than 0 s, got {o.duration!r}")
+            scenario = scenario.scaled_to(total)
+        except (TypeError, ValueError) as exc:
+            problems.add(f"--duration: {exc}")
+    if o.sets:
+        known = _providers(scenario.mock.profiles, problems)
+        for text in o.sets:
+            _check_set(text, known, problems, where=f"--set {text}")
+        scenario = replace(scenario, mock=replace(scenario.mock, sets=scenario.mock.sets + tuple(o.sets)))
+    problems.raise_if_any()
+    _check_filters(scenario, problems, cli=True)
+    problems.raise_if_any()
     return scenario
 
 
-_TOP = {"name", "description", "target", "mock", "client", "load", "actions", "thresholds", "gate"}
+# --- parsing ------------------------------------------------------------------------------
 
 
 def parse_scenario(raw: Mapping[str, Any], *, source: str = "", default_name: str = "scenario",
-                   profiles: Sequence[str] = ()) -> Scenario:
-    unknown = set(raw) - _TOP
-    if unknown:
-        raise ScenarioError(f"unknown top-level key(s): {', '.join(sorted(unknown))}")
-    mock = _mock(raw.get("mock", {}), profiles)
-    target_table = dict(raw.get("target", {"name": "relay"}))
-    target = _target(target_table, mock.profiles)
-    load = _load(_table(raw, "load"))
-    client = _client(raw.get("client", {}))
-    thresholds = tuple(parse_thresholds(raw.get("thresholds", {})))
-    gate = raw.get("gate", {})
-    min_samples = _int(gate, "min_samples", 100, lo=1, where="gate")
-    actions = tuple(_action(a, i) for i, a in enumerate(raw.get("actions", [])))
-    for a in actions:
-        if a.at_s > load.duration_s:
-            raise ScenarioError(f"actions: an action at {a.at_s:g}s falls after the run ends "
-                                f"({load.duration_s:g}s)")
-    return Scenario(name=str(raw.get("name", default_name)), description=str(raw.get("description", "")),
-                    target=target, load=load, client=client, thresholds=thresholds, min_samples=min_samples,
-                    mock=mock, actions=actions, source=source, raw_target=target_table)
+                   extra_profiles: Sequence[str] = ()) -> Scenario:
+    problems = Problems()
+    top = Table(raw, "", problems)
+    top.only({"name", "description", "target", "mock", "client", "load", "actions", "thresholds", "gate"})
+    name = top.string("name", default_name)
+    if not _NAME.match(name):
+        top.fail("name", f"must be a plain name of letters, digits, '_', '-' and '.' (it names the report "
+                         f"folder), got {name!r}")
+        name = default_name if _NAME.match(default_name) else "scenario"
+    description = top.string("description", "")
+    base = Path(source).parent if source else Path.cwd()
+    mock = _mock(top.table("mock"), base, extra_profiles, problems)
+    target_table = dict(raw.get("target", {"name": "relay"})) if isinstance(raw.get("target", {}), Mapping) else {}
+    if not isinstance(raw.get("target", {}), Mapping):
+        problems.add("target must be a table {name, api, model}")
+    target = _target(Table(target_table, "target", problems), mock.profiles, problems)
+    load = parse_load(raw.get("load"), problems)
+    client = _client(top.table("client"))
+    thresholds = _thresholds(raw.get("thresholds", {}), problems)
+    gate_t = top.table("gate")
+    gate_t.only({"min_samples"})
+    gate = GateOptions(min_samples=gate_t.integer("min_samples", 100, lo=1))
+    actions = _actions(raw.get("actions", []), load, mock.profiles, problems)
+    scenario = Scenario(name=name, description=description, target=target, load=load, client=client,
+                        thresholds=tuple(thresholds), gate=gate, mock=mock, actions=actions, source=source,
+                        raw_target=target_table)
+    _check_filters(scenario, problems)
+    problems.raise_if_any(source)
+    return scenario
 
 
-def _table(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = raw.get(key)
-    if not isinstance(value, Mapping):
-        raise ScenarioError(f"[{key}] is required and must be a table")
-    return value
-
-
-def _int(t: Mapping[str, Any], key: str, default: int, *, lo: int = 0, where: str) -> int:
-    v = t.get(key, default)
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise ScenarioError(f"{where}.{key} must be a whole number >= {lo}, got {v!r}")
-    return v
-
-
-def _num(t: Mapping[str, Any], key: str, default: float, *, lo: float = 0.0, where: str) -> float:
-    v = t.get(key, default)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < lo:
-        raise ScenarioError(f"{where}.{key} must be a number >= {lo:g}, got {v!r}")
-    return float(v)
-
-
-def _dur(t: Mapping[str, Any], key: str, default: float | None, *, where: str) -> float:
-    if key not in t:
-        if default is None:
-            raise ScenarioError(f"{where}.{key} is required (e.g. \"30s\")")
-        return default
+def _providers(profiles: Sequence[str], problems: Problems) -> dict[str, Profile]:
     try:
-        return parse_duration(t[key])
-    except (ValueError, TypeError) as exc:
-        raise ScenarioError(f"{where}.{key}: {exc}") from None
+        return load_profiles(profiles)
+    except ProfileError as exc:
+        problems.add(f"mock profiles: {exc}")
+        return load_profiles()
 
 
-def _target(t: Mapping[str, Any], profiles: Sequence[str]) -> Target:
-    unknown = set(t) - {"name", "api", "model"}
-    if unknown:
-        raise ScenarioError(f"target: unknown key(s) {', '.join(sorted(unknown))}")
-    name = str(t.get("name", "relay"))
-    model = t.get("model")
-    if name.startswith(("http://", "https://")):
-        api = str(t.get("api", "relay"))
+def _target(t: Table, profiles: Sequence[str], problems: Problems, cli: str = "") -> Target:
+    def where(key: str) -> str:
+        return cli if cli else t.at(key)
+    t.only({"name", "api", "model"})
+    name = t.string("name", "relay")
+    model = t.raw.get("model")
+    if model is not None and not isinstance(model, str):
+        problems.add(f"{where('model')} must be a string, got {model!r}")
+        model = None
+    if is_url(name):
+        api = t.string("api", "relay")
         if api not in APIS:
-            raise ScenarioError(f"target.api must be one of {', '.join(APIS)}, got {api!r}")
+            problems.add(f"{where('api')} must be one of {', '.join(APIS)}, got {api!r}")
+            api = "relay"
         if api == "vertex" and not model:
-            raise ScenarioError("a Vertex target needs target.model (the model id in the predict path)")
-        return Target(name=name.rstrip("/"), api=api, model=str(model or "midjourney-v7"), base_url=name.rstrip("/"))
-    known = load_profiles(profiles)
+            problems.add(f"{where('model')}: a Vertex target needs a model (the model id in the predict path)")
+        return Target(name=name.rstrip("/"), api=api, model=str(model or "midjourney-v7"),
+                      base_url=name.rstrip("/"))
+    known = _providers(profiles, problems)
     profile = known.get(name)
     if profile is None:
-        raise ScenarioError(f"target {name!r} is neither a base URL nor a provider of the mock; "
-                            f"providers: {', '.join(sorted(known))}")
+        problems.add(f"{where('name')} {name!r} is neither a base URL nor a provider of the mock (a base URL "
+                     f"starts with http:// or https://); providers: {', '.join(sorted(known))}")
+        return Target(name=name, api="relay", model="midjourney-v7")
     if profile.relay is not None:
         model = str(model or "midjourney-v7")
         if model not in profile.relay.models:
-            raise ScenarioError(f"target.model {model!r} is not served by {name}; it serves "
-                                f"{', '.join(profile.relay.models)}")
+            problems.add(f"{where('model')} {model!r} is not served by {name}; it serves "
+                         f"{', '.join(profile.relay.models)}")
     else:
         if model and model != name:
-            raise ScenarioError(f"target {name!r} is a direct provider: it serves only {name!r}, not {model!r}")
+            problems.add(f"{where('model')}: {name!r} is a direct provider: it serves only {name!r}, "
+                         f"not {model!r}")
         model = name
-    api = str(t.get("api", profile.api))
+    api = t.string("api", profile.api)
     if api != profile.api:
-        raise ScenarioError(f"target {name!r} speaks {profile.api}, not {api}")
+        problems.add(f"{where('api')}: {name!r} speaks {profile.api}, not {api}")
+        api = profile.api
     return Target(name=name, api=api, model=str(model))
 
 
-def _mock(t: Mapping[str, Any], profiles: Sequence[str]) -> MockOptions:
-    unknown = set(t) - {"seed", "latency_scale", "set", "profiles"}
-    if unknown:
-        raise ScenarioError(f"mock: unknown key(s) {', '.join(sorted(unknown))}")
-    sets = t.get("set", [])
-    if not isinstance(sets, list) or not all(isinstance(s, str) for s in sets):
-        raise ScenarioError("mock.set must be a list of \"NAME.setting=value\" strings")
-    files = list(t.get("profiles", [])) + list(profiles)
-    return MockOptions(seed=_int(t, "seed", 0, where="mock"),
-                       latency_scale=_num(t, "latency_scale", 1.0, where="mock"),
-                       sets=tuple(sets), profiles=tuple(str(f) for f in files))
-
-
-def _load(t: Mapping[str, Any]) -> Load:
-    unknown = set(t) - {"model", "stages", "think_time", "max_vus", "start_rate"}
-    if unknown:
-        raise ScenarioError(f"load: unknown key(s) {', '.join(sorted(unknown))}")
-    model = t.get("model", "closed")
-    if model not in ("closed", "open"):
-        raise ScenarioError(f"load.model must be \"closed\" (users with think time) or \"open\" (arrival rate), "
-                            f"got {model!r}")
-    raw_stages = t.get("stages")
-    if not isinstance(raw_stages, list) or not raw_stages:
-        raise ScenarioError("load.stages must be a non-empty list of stages")
-    stages = []
-    for i, s in enumerate(raw_stages):
-        where = f"load.stages[{i}]"
-        if not isinstance(s, Mapping):
-            raise ScenarioError(f"{where} must be a table")
-        allowed = {"name", "duration", "users", "spawn_rate"} if model == "closed" else {"name", "duration", "rate"}
-        unknown = set(s) - allowed
-        if unknown:
-            raise ScenarioError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} for a {model} model "
-                                f"(allowed: {', '.join(sorted(allowed))})")
-        duration = _dur(s, "duration", None, where=where)
-        if duration <= 0:
-            raise ScenarioError(f"{where}.duration must be positive")
-        name = str(s.get("name", f"stage{i + 1}"))
-        if model == "closed":
-            if "users" not in s:
-                raise ScenarioError(f"{where}.users is required")
-            stages.append(Stage(name, duration, users=_int(s, "users", 0, where=where),
-                                spawn_rate=_num(s, "spawn_rate", 0.0, where=where)))
-        else:
-            if "rate" not in s:
-                raise ScenarioError(f"{where}.rate (arrivals per second) is required")
-            stages.append(Stage(name, duration, rate=_num(s, "rate", 0.0, where=where)))
-    names = [s.name for s in stages]
-    if len(set(names)) != len(names):
-        raise ScenarioError(f"load.stages: stage names must be unique, got {names}")
-    think = t.get("think_time", [0, 0])
-    if isinstance(think, (int, float, str)):
-        think = [think, think]
-    if not isinstance(think, list) or len(think) != 2:
-        raise ScenarioError("load.think_time must be a duration or [min, max]")
+def _check_set(text: str, known: Mapping[str, Profile], problems: Problems, where: str) -> None:
     try:
-        lo, hi = (parse_duration(x) for x in think)
-    except (ValueError, TypeError) as exc:
-        raise ScenarioError(f"load.think_time: {exc}") from None
-    if hi < lo:
-        raise ScenarioError("load.think_time: max is below min")
-    max_vus = _int(t, "max_vus", 0, where="load")
-    if model == "open":
-        if max_vus < 1:
-            raise ScenarioError("load.max_vus (how many requests may be in flight at once) is required for an "
-                                "open model")
-    start_rate = _num(t, "start_rate", 0.0, where="load") if "start_rate" in t else None
-    return Load(model=model, stages=tuple(stages), think_time_s=(lo, hi), max_vus=max_vus, start_rate=start_rate)
+        name, key, value = parse_set_option(text)
+    except SettingsError as exc:
+        problems.add(f"{where}: {exc}")
+        return
+    if name not in known:
+        problems.add(f"{where}: no provider {name!r}; known: {', '.join(sorted(known))}")
+        return
+    try:
+        Settings.from_profile(known[name]).checked({key: value})
+    except SettingsError as exc:
+        problems.add(f"{where}: {exc}")
 
 
-def _client(t: Mapping[str, Any]) -> Client:
-    unknown = set(t) - {"timeout", "keys", "retry", "batch", "use_cases", "width", "height", "poll_interval",
-                        "job_timeout"}
-    if unknown:
-        raise ScenarioError(f"client: unknown key(s) {', '.join(sorted(unknown))}")
-    retry_t = t.get("retry", False)
-    retry = None
-    if retry_t is True:
+def _mock(t: Table, base: Path, extra_profiles: Sequence[str], problems: Problems) -> MockOptions:
+    t.only({"seed", "latency_scale", "set", "profiles"})
+    files = [str(_relative_to(base, f)) for f in t.str_list("profiles", example='["team.toml"]')]
+    files += list(extra_profiles)
+    known = _providers(files, problems)
+    sets = t.str_list("set", example='["relay.error_rate=0.05"]')
+    for text in sets:
+        _check_set(text, known, problems, where=f"mock.set {text!r}")
+    return MockOptions(seed=t.integer("seed", 0, lo=0), latency_scale=t.number("latency_scale", 1.0, lo=0.0),
+                       sets=tuple(sets), profiles=tuple(files))
+
+
+def _relative_to(base: Path, path: str) -> Path:
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    beside = base / p
+    return beside if beside.exists() else p
+
+
+def _client(t: Table) -> Client:
+    t.only({"timeout", "keys", "retry", "batch", "use_cases", "width", "height", "poll_interval", "job_timeout"})
+    retry: Retry | None = None
+    raw_retry = t.raw.get("retry", False)
+    if raw_retry is True:
         retry = Retry()
-    elif isinstance(retry_t, Mapping):
-        unknown = set(retry_t) - {"max_attempts", "base", "max_backoff", "on", "honour_retry_after"}
-        if unknown:
-            raise ScenarioError(f"client.retry: unknown key(s) {', '.join(sorted(unknown))}")
-        on = retry_t.get("on", [429, 503])
-        if not isinstance(on, list) or not all(isinstance(c, int) and 400 <= c <= 599 for c in on):
-            raise ScenarioError("client.retry.on must be a list of HTTP status codes (4xx/5xx)")
-        retry = Retry(max_attempts=_int(retry_t, "max_attempts", 5, lo=1, where="client.retry"),
-                      base_s=_dur(retry_t, "base", 1.0, where="client.retry"),
-                      max_backoff_s=_dur(retry_t, "max_backoff", 30.0, where="client.retry"),
-                      on=tuple(on), honour_retry_after=bool(retry_t.get("honour_retry_after", True)))
-    elif retry_t is not False:
-        raise ScenarioError("client.retry must be true, false or a table")
-    batch = t.get("batch", {})
-    if not isinstance(batch, Mapping):
-        raise ScenarioError("client.batch must be a table {size, concurrency}")
-    size = _int(batch, "size", 1, lo=1, where="client.batch")
-    concurrency = _int(batch, "concurrency", size, lo=1, where="client.batch")
-    uc = t.get("use_cases", dict(Client.use_cases))
-    if not isinstance(uc, Mapping) or not uc:
-        raise ScenarioError("client.use_cases must be a table of use case = weight")
-    for k, v in uc.items():
-        if k not in USE_CASES:
-            raise ScenarioError(f"client.use_cases: unknown use case {k!r}; known: {', '.join(USE_CASES)}")
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-            raise ScenarioError(f"client.use_cases.{k} must be a weight >= 0")
-    if sum(uc.values()) <= 0:
-        raise ScenarioError("client.use_cases: weights must not all be zero")
-    return Client(timeout_s=_dur(t, "timeout", 30.0, where="client"),
-                  keys=_int(t, "keys", 64, lo=1, where="client"), retry=retry, batch_size=size,
-                  batch_concurrency=concurrency, use_cases=tuple((k, float(v)) for k, v in uc.items()),
-                  width=_int(t, "width", 1024, lo=1, where="client"), height=_int(t, "height", 1024, lo=1,
-                                                                                 where="client"),
-                  poll_interval_s=_dur(t, "poll_interval", 0.5, where="client"),
-                  job_timeout_s=_dur(t, "job_timeout", 300.0, where="client"))
+    elif isinstance(raw_retry, Mapping):
+        r = t.table("retry")
+        r.only({"max_attempts", "base", "max_backoff", "on", "honour_retry_after"})
+        on = r.raw.get("on", [429, 503])
+        if not isinstance(on, list) or not all(isinstance(c, int) and not isinstance(c, bool) and 400 <= c <= 599
+                                               for c in on):
+            r.fail("on", f"must be a list of HTTP status codes (4xx/5xx), got {on!r}")
+            on = [429, 503]
+        retry = Retry(max_attempts=r.integer("max_attempts", 5, lo=1, hi=100), base_s=r.duration("base", 1.0),
+                      max_backoff_s=r.duration("max_backoff", 30.0), on=tuple(on),
+                      honour_retry_after=r.boolean("honour_retry_after", True))
+    elif raw_retry is not False:
+        t.fail("retry", f"must be true, false or a table {{max_attempts, base, on, ...}}, got {raw_retry!r}")
+    batch = t.table("batch")
+    batch.only({"size", "concurrency"})
+    size = batch.integer("size", 1, lo=1, hi=1000)
+    concurrency = batch.integer("concurrency", size, lo=1, hi=1000)
+    uc = t.raw.get("use_cases", dict(Client.use_cases))
+    weights: list[tuple[str, float]] = []
+    if "use_cases" not in t:
+        weights = list(Client.use_cases)
+    elif not isinstance(uc, Mapping) or not uc:
+        t.fail("use_cases", f"must be a table of use case = weight; use cases: {', '.join(USE_CASES)}")
+    else:
+        w = t.table("use_cases")
+        w.only(USE_CASES)
+        weights = [(k, w.number(k, 0.0, lo=0.0)) for k in uc if k in USE_CASES]
+        if weights and sum(v for _, v in weights) <= 0:
+            t.fail("use_cases", "weights must not all be zero")
+    return Client(timeout_s=t.duration("timeout", 30.0, positive=True), keys=t.integer("keys", 64, lo=1, hi=1_000_000),
+                  retry=retry, batch_size=size, batch_concurrency=concurrency,
+                  use_cases=tuple(weights) or Client.use_cases,
+                  width=t.integer("width", 1024, lo=1, hi=16384), height=t.integer("height", 1024, lo=1, hi=16384),
+                  poll_interval_s=t.duration("poll_interval", 0.5, positive=True),
+                  job_timeout_s=t.duration("job_timeout", 300.0, positive=True))
 
 
-def _action(a: Any, i: int) -> Action:
-    where = f"actions[{i}]"
-    if not isinstance(a, Mapping):
-        raise ScenarioError(f"{where} must be a table {{at, provider, set}}")
-    unknown = set(a) - {"at", "provider", "set"}
-    if unknown:
-        raise ScenarioError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
-    settings = a.get("set")
-    if not isinstance(settings, Mapping) or not settings:
-        raise ScenarioError(f"{where}.set must be a table of admin settings, e.g. {{ outage = true }}")
-    provider = a.get("provider")
-    if not isinstance(provider, str) or not provider:
-        raise ScenarioError(f"{where}.provider is required")
-    return Action(at_s=_dur(a, "at", None, where=where), provider=provider, settings=dict(settings))
+def _thresholds(raw: Any, problems: Problems) -> list[Threshold]:
+    if not isinstance(raw, Mapping):
+        problems.add(f"[thresholds] must be a table of metric = [expressions], got {type(raw).__name__}")
+        return []
+    out: list[Threshold] = []
+    for key, entries in raw.items():
+        try:
+            out += parse_thresholds({key: entries})
+        except ThresholdError as exc:
+            problems.add(str(exc))
+    return out
+
+
+def _actions(raw: Any, load: LoadModel, profiles: Sequence[str], problems: Problems) -> tuple[Action, ...]:
+    if not isinstance(raw, list):
+        problems.add("actions must be an array of tables: [[actions]] at = \"20s\", provider = ..., set = {...}")
+        return ()
+    known = _providers(profiles, problems)
+    out = []
+    for i, entry in enumerate(raw):
+        a = Table(entry, f"actions[{i}]", problems)
+        a.only({"at", "provider", "set"})
+        a.required("at", 'at = "20s"')
+        at = a.duration("at", 0.0)
+        provider = a.string("provider", "")
+        if a.required("provider", 'provider = "midjourney-v7"') and provider not in known:
+            a.fail("provider", f"names no provider of the mock: {provider!r}; known: {', '.join(sorted(known))}")
+        settings = a.raw.get("set")
+        if not isinstance(settings, Mapping) or not settings:
+            a.fail("set", "must be a table of admin settings, e.g. { outage = true }")
+            settings = {}
+        elif provider in known:
+            try:
+                Settings.from_profile(known[provider]).checked(dict(settings))
+            except SettingsError as exc:
+                a.fail("set", f"is not a valid change for {provider}: {exc}")
+        if at > load.duration_s:
+            a.fail("at", f"({at:g} s) falls after the run ends ({load.duration_s:g} s)")
+        out.append(Action(at_s=at, provider=provider, settings=dict(settings)))
+    return tuple(out)
+
+
+def _check_filters(s: Scenario, problems: Problems, cli: bool = False) -> None:
+    """A threshold filtered to a stage, target or request name the run will never have never fires."""
+    stages = [st.name for st in s.load.stages]
+    names = {s.target.request_name}
+    for t in s.thresholds:
+        for tag, value in t.filters:
+            if tag == "stage" and value not in stages:
+                problems.add(f"thresholds.{t.key}: no stage named {value!r} "
+                             f"(stages: {', '.join(stages)})")
+            elif tag == "target" and value != s.target.name:
+                problems.add(f"thresholds.{t.key}: the target is {s.target.name!r}, not {value!r}"
+                             + (" (after --target)" if cli else ""))
+            elif tag == "name" and value not in names:
+                problems.add(f"thresholds.{t.key}: requests are named "
+                             f"{', '.join(repr(n) for n in sorted(names))}, not {value!r}")

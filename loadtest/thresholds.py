@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .fields import parse_duration
+
 __all__ = [
     "Threshold", "ThresholdError", "parse_thresholds", "parse_duration",
     "METRICS", "AGGREGATIONS", "FILTER_TAGS", "format_value", "unit_for",
@@ -63,7 +65,6 @@ _OPTION_KEYS = {
     "abort_on_fail": "abort_on_fail", "abortOnFail": "abort_on_fail",
     "delay_abort_eval": "delay_abort_eval", "delayAbortEval": "delay_abort_eval",
 }
-_DURATION_PART = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|h|m|s)")
 _FRACTION_METRICS = {"success", "failures"}
 
 
@@ -78,6 +79,11 @@ class Threshold:
     source: str
     abort_on_fail: bool = False
     delay_abort_eval_s: float = 0.0
+
+    @property
+    def key(self) -> str:
+        """The [thresholds] key it was written under, e.g. "latency{stage:surge}"."""
+        return self.source.rpartition(": ")[0]
 
     @property
     def unit(self) -> str:
@@ -151,35 +157,6 @@ def _num(x: float | None) -> str:
     if float(x).is_integer():
         return str(int(x))
     return repr(float(x))
-
-
-def parse_duration(text: str | int | float) -> float:
-    """ "10s", "1m30s", "250ms", "4h", "1.5s", "90" (plain seconds) or a number -> seconds."""
-    if isinstance(text, bool):
-        raise ValueError(f"a duration must be a number of seconds or a string like \"30s\", got {text!r}")
-    if isinstance(text, (int, float)):
-        value = float(text)
-    elif isinstance(text, str):
-        s = text.strip()
-        if not s:
-            raise ValueError("a duration must not be empty (e.g. \"30s\", \"1m30s\", \"250ms\")")
-        try:
-            value = float(s)
-        except ValueError:
-            value, pos = 0.0, 0
-            for m in _DURATION_PART.finditer(s):
-                if m.start() != pos:
-                    break
-                value += float(m.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[m.group(2)]
-                pos = m.end()
-            if pos != len(s) or pos == 0:
-                raise ValueError(f"not a duration: {text!r} (use e.g. \"30s\", \"1m30s\", \"250ms\", \"4h\" "
-                                 f"or a number of seconds)") from None
-    else:
-        raise ValueError(f"a duration must be a number of seconds or a string like \"30s\", got {text!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"a duration must be a finite, non-negative number of seconds, got {text!r}")
-    return value
 
 
 def parse_thresholds(table: Mapping[str, Any]) -> list[Threshold]:

@@ -1,7 +1,4 @@
-"""Locust users for each simulated API, and the locustfile that runs a scenario.
+"""The suite's locustfile (imagegen.py), shipped with the package so `loadtest run` finds it anywhere.
 
-- imagegen.py   the locustfile: `locust -f locustfiles/imagegen.py --scenario flash_sale`
-- users.py      FastHttpUser classes, one per API (relay, OpenAI images, Vertex, Midjourney jobs)
-- apis.py       how each API is called: request, errors, retries, job polling
-- prompts.py    fashion-catalog prompts for the seed's three uses
+Copy it to start your own: the users, clients and plugin it uses live in `loadtest`.
 """

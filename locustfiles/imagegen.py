@@ -1,16 +1,19 @@
-"""The suite's locustfile: runs a scenario from scenarios/ against the mock or any base URL.
+"""The suite's locustfile: runs a scenario against the simulated providers or any base URL.
 
+    loadtest run flash_sale                              # what a person or a CI job runs
     locust -f locustfiles/imagegen.py --headless --scenario flash_sale --mock-url http://127.0.0.1:8000
     locust -f locustfiles/imagegen.py --scenario flash_sale --host https://relay.example.com/v1
 
-`make loadtest` and `make ui` start the mock and pass these options for you. The
-load comes from the scenario's stages (the shape below); the verdict is Locust's
-exit code: 0 SLA held, 1 SLA breached, 2 the run proves nothing.
+`loadtest run` and `loadtest ui` start the mock and pass these options for you. The load
+comes from the scenario's load model (the shape below); the verdict is Locust's exit code:
+0 SLA held, 1 SLA breached, 2 the run proves nothing. Copy this file to write your own:
+`install()` and the shape give any locustfile the scenario's load, the exact recorder, the
+gate and the reports.
 """
 
 from loadtest.locust import plugin
 from loadtest.locust.shape import ScenarioShape
-from locustfiles.users import ImageGenUser
+from loadtest.locust.users import ImageGenUser
 
 plugin.install()
 

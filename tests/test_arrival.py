@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from loadtest.loadmodel import Stage
 from loadtest.locust.arrival import ArrivalSchedule
-from loadtest.scenario import Stage
 
 
 def test_constant_rate_spaces_starts_evenly() -> None:
@@ -25,7 +25,7 @@ def test_a_ramp_integrates_linearly_and_the_next_stage_starts_from_its_end() -> 
     assert s.time_of(125) == pytest.approx(5.0)        # a quarter of the ramp's area at half its time
     assert s.time_of(500) == pytest.approx(10.0)
     assert s.time_of(600) == pytest.approx(11.0)
-    assert s.rate_at(2.5) == pytest.approx(25.0) and s.rate_at(12) == pytest.approx(100.0)
+    assert s.time_of(1000) == pytest.approx(15.0) and s.time_of(1001) is None
 
 
 def test_a_process_share_takes_its_part_of_the_rate() -> None:

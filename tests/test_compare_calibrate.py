@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from test_calibrate import PCT_COLS, STATS_HEADER
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

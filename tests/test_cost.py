@@ -8,11 +8,8 @@ import json
 import httpx
 import pytest
 
+from loadtest import seed
 from loadtest.cost import (
-    SEED_MODEL_PRICES,
-    SEED_MONTHLY,
-    SEED_RELAY_PRICES,
-    monthly_markdown,
     monthly_projection,
     run_cost,
     run_cost_markdown,
@@ -32,9 +29,9 @@ def profiles():
 
 def test_builtin_prices_are_the_seeds(profiles):
     # The cost module states the seed's tables; the profiles must agree with them.
-    for model, price in SEED_MODEL_PRICES.items():
+    for model, price in seed.MODEL_PRICES.items():
         assert profiles[model].price_usd == price
-    for model, price in SEED_RELAY_PRICES.items():
+    for model, price in seed.RELAY_PRICES.items():
         assert profiles["relay"].price_for(model) == price
 
 
@@ -68,9 +65,9 @@ def test_relay_target_may_name_its_model(profiles):
 
 def test_seed_implied_prices_give_back_the_published_table(profiles):
     # With the per-image prices the published cells imply, the projection reproduces the 10,000 row exactly.
-    implied = {t: SEED_MONTHLY[10_000][t] / 10_000 for t in SEED_TARGETS}
+    implied = {t: seed.MONTHLY[10_000][t] / 10_000 for t in SEED_TARGETS}
     p = monthly_projection(SEED_TARGETS, volumes=(10_000,), prices=implied, profiles=profiles)
-    assert p["rows"][0]["cost_usd"] == {t: float(SEED_MONTHLY[10_000][t]) for t in SEED_TARGETS}
+    assert p["rows"][0]["cost_usd"] == {t: float(seed.MONTHLY[10_000][t]) for t in SEED_TARGETS}
     assert round(p["rows"][0]["savings_vs_average"]["relay"], 2) == 0.83
     assert set(p["price_basis"].values()) == {"given"}
 
@@ -100,7 +97,7 @@ def test_contradictions_name_imagen_the_relay_and_the_arithmetic():
     assert not cells[("imagen-4", 10_000)]["consistent"]
     assert cells[("imagen-4", 10_000)]["implied_price_usd"] == pytest.approx(0.07)
     assert cells[("midjourney-v7", 10_000)]["consistent"] and cells[("dall-e-4", 1_000_000)]["consistent"]
-    assert not any(cells[("relay", v)]["consistent"] for v in SEED_MONTHLY)
+    assert not any(cells[("relay", v)]["consistent"] for v in seed.MONTHLY)
 
     notes = seed_contradictions()
     by = {n.get("column", n["title"]): n for n in notes}
@@ -117,16 +114,6 @@ def test_contradictions_name_imagen_the_relay_and_the_arithmetic():
                                    "published": 0.85}]
     for n in notes:
         assert n["title"] and n["explanation"]
-
-
-def test_markdown_has_both_tables_and_every_contradiction(profiles):
-    p = monthly_projection(SEED_TARGETS, profiles=profiles)
-    md = monthly_markdown(p)
-    assert "| images per month | midjourney-v7 | dall-e-4 | imagen-4 | relay | direct average |" in md
-    assert "| 10,000 | $800 | $600 | $700 | $120 | 83% |" in md          # the published row
-    assert "| 10,000 | $800 | $600 | $800 |" in md                        # imagen-4 at its listed price
-    for n in p["contradictions"]:
-        assert n["title"] in md
 
 
 # --- a run's bill -----------------------------------------------------------------

@@ -2,12 +2,29 @@ import math
 
 import pytest
 
-from loadtest.gate import RunFacts, abort_trigger, evaluate, evaluate_live
+from loadtest.gate import End, RunFacts, abort_trigger, judge
+from loadtest.health import HealthSamples, assess
 from loadtest.recorder import Recorder
 from loadtest.thresholds import parse_thresholds
 
 T0 = 1_700_000_000.0
 SLA = {"latency": ["p(99)<600"], "success": ["rate>=0.9995"]}
+
+
+def evaluate(thresholds, recorder, facts=None, min_samples=100, health=None):
+    return judge(thresholds, recorder, health, facts, min_samples=min_samples)
+
+
+def evaluate_live(thresholds, recorder, elapsed_s, min_samples):
+    return judge(thresholds, recorder, facts=None, min_samples=min_samples, live=True, now_s=elapsed_s).results
+
+
+def strained(*, hot=False, stall_ms=0.0):
+    """Generator health: CPU pinned (hot) for the whole run, and one loop stall of stall_ms inside it."""
+    samples = HealthSamples(cpu=[99.0 if hot else 20.0] * 20, machine_cpu=[50.0] * 20)
+    samples.lag_ms = [1.0] * 40 + [stall_ms]
+    samples.lag_at = [T0 + 0.25 * i for i in range(41)]
+    return assess(samples)
 
 
 def run(n=1000, ms=200.0, failed=0, dropped=0, stages=(), duration=10.0):
@@ -28,6 +45,7 @@ def test_pass_is_exit_0():
     assert (v.status, v.exit_code, v.passed) == ("pass", 0, True)
     assert [r.verdict for r in v.results] == ["pass", "pass"]
     assert v.reasons == []
+    assert v.results[0].margin.words == "400 ms (66.7 %) to spare"
     assert v.results[0].detail == "observed 200 ms, limit < 600 ms: 400 ms (66.7 %) to spare"
 
 
@@ -38,14 +56,15 @@ def test_breach_is_exit_1_and_says_by_how_much():
     assert latency.verdict == "fail" and latency.observed == 712.4 and latency.unit == "ms"
     assert latency.samples == 1000
     assert latency.detail == "observed 712.4 ms, limit < 600 ms: over by 112.4 ms (18.7 %)"
-    assert v.reasons == ["latency p(99) was 712.4 ms, limit < 600 ms (+18.7 %)"]
+    assert v.reason_texts == ["latency p(99) was 712.4 ms, limit < 600 ms (+18.7 %)"]
+    assert (latency.margin.amount, latency.margin.unit) == (pytest.approx(112.4), "ms")
 
 
 def test_success_rate_breach_reads_in_percent():
     v = evaluate(parse_thresholds(SLA), run(n=2000, failed=3))
     assert v.exit_code == 1
     assert v.results[1].verdict == "fail"
-    assert v.reasons == ["success rate was 99.850 %, limit >= 99.950 % (-0.1 percentage points)"]
+    assert v.reason_texts == ["success rate was 99.850 %, limit >= 99.950 % (-0.1 percentage points)"]
     assert v.results[1].detail.endswith("short by 0.1 percentage points")
 
 
@@ -65,7 +84,8 @@ def test_too_few_samples_is_exit_2():
     assert (v.status, v.exit_code) == ("invalid", 2)
     assert {r.verdict for r in v.results} == {"insufficient"}
     assert v.results[0].detail == "only 40 requests, at least 100 needed to judge (observed 200 ms, limit < 600 ms)"
-    assert any("proves nothing" in r for r in v.reasons)
+    assert v.results[0].needed_samples == 100
+    assert any("proves nothing" in r for r in v.reason_texts)
     assert evaluate(parse_thresholds(SLA), run(n=40), min_samples=40).exit_code == 0
 
 
@@ -102,18 +122,82 @@ def test_a_stage_that_has_not_begun_has_no_rate_yet():
 
 
 def test_unreachable_target_is_exit_2_even_with_failures():
-    v = evaluate(parse_thresholds(SLA), run(ms=5000), RunFacts(target_reachable=False))
+    v = evaluate(parse_thresholds(SLA), run(ms=5000), RunFacts(target_unreachable="nothing listens at :9"))
     assert (v.status, v.exit_code) == ("invalid", 2)
-    assert "could not be reached" in v.reasons[0]
+    assert "could not be reached (nothing listens at :9)" in v.reason_texts[0]
+
+
+def test_connection_errors_everywhere_mean_unreachable():
+    rec = Recorder(start_time=T0)
+    for i in range(200):
+        rec.record(name="g", target="t", latency_ms=1.0, ok=False, status="connection_error", ts=T0 + i / 100)
+    v = evaluate(parse_thresholds(SLA), rec)
+    assert v.exit_code == 2 and v.reasons[0].kind == "unreachable"
 
 
 def test_saturated_generator_is_exit_2_and_explains_why():
-    facts = RunFacts(generator_saturated=True, saturation_detail="load generator CPU at 97 % for 12 s")
-    v = evaluate(parse_thresholds(SLA), run(ms=900), facts)
+    v = evaluate(parse_thresholds(SLA), run(ms=900), health=strained(hot=True, stall_ms=400))
     assert (v.status, v.exit_code) == ("invalid", 2)
-    assert v.reasons[0] == ("the load generator was saturated: load generator CPU at 97 % for 12 s — the load "
-                            "was not offered as planned, so this run proves nothing about the target")
-    assert any("not attributable to the target" in r for r in v.reasons)
+    assert v.reason_texts[0] == ("the load generator was saturated: load generator CPU was at or above 90 % for "
+                                 "100% of the run — the load was not offered as planned, so this run proves nothing "
+                                 "about the target")
+    assert any("not attributable to the target" in r for r in v.reason_texts)
+
+
+def test_a_stall_inside_a_failed_latency_window_makes_the_run_invalid():
+    # 650 ms measured, a 120 ms stall: 530 ms would have held, so the generator explains the breach.
+    v = evaluate(parse_thresholds({"latency": ["p(99)<600"]}), run(n=2000, ms=650.0), health=strained(stall_ms=120))
+    assert v.exit_code == 2 and v.reasons[0].kind == "generator" and "stalled for 120 ms" in v.reason_texts[0]
+    # A 60 ms stall (under the 100 ms bar) explains nothing: the breach stands.
+    assert evaluate(parse_thresholds({"latency": ["p(99)<600"]}), run(n=2000, ms=650.0),
+                    health=strained(stall_ms=60)).exit_code == 1
+
+
+@pytest.mark.parametrize("end, words", [(End.STOPPED, "stopped by hand at 39 s"), (End.INTERRUPTED, "interrupted")])
+def test_a_run_stopped_before_its_end_is_incomplete(end, words):
+    facts = RunFacts(planned_s=70, elapsed_s=39, end=end)
+    v = evaluate(parse_thresholds(SLA), run(), facts)
+    assert (v.status, v.exit_code) == ("invalid", 2)
+    assert words in v.reason_texts[0] and "incomplete" in v.reason_texts[0]
+    # ...and a breach measured before the stop is still not the target's verdict
+    assert evaluate(parse_thresholds(SLA), run(ms=900), facts).exit_code == 2
+
+
+@pytest.mark.parametrize("facts, kind", [
+    (RunFacts(workers_expected=2, workers_lost=("w1",)), "workers"),
+    (RunFacts(actions_failed=("midjurney-v7 {'outage': True}: HTTP 404",)), "action"),
+    (RunFacts(harness_errors=("the embedded mock providers died",)), "harness"),
+])
+def test_the_harness_failing_is_never_a_breach(facts, kind):
+    v = evaluate(parse_thresholds(SLA), run(ms=900, failed=100), facts)
+    assert (v.status, v.exit_code) == ("invalid", 2)
+    assert v.reasons[0].kind == kind
+    # even beside a generator whose stalls cannot explain the breach
+    assert evaluate(parse_thresholds(SLA), run(ms=900), facts, health=strained(hot=True, stall_ms=5)).exit_code == 2
+
+
+def test_every_request_refused_alike_is_a_misconfigured_run():
+    rec = Recorder(start_time=T0)
+    for i in range(500):
+        rec.record(name="g", target="t", latency_ms=3.0, ok=False, status=400, ts=T0 + i / 100)
+    v = evaluate(parse_thresholds(SLA), rec, RunFacts(errors=(("HTTP 400: No connected db", 500),)))
+    assert (v.status, v.exit_code) == ("invalid", 2)
+    assert v.reasons[0].kind == "misconfigured" and "No connected db" in v.reason_texts[0]
+    # 429s are the target's rate limit, not a misconfiguration
+    limited = Recorder(start_time=T0)
+    for i in range(500):
+        limited.record(name="g", target="t", latency_ms=3.0, ok=False, status=429, ts=T0 + i / 100)
+    assert evaluate(parse_thresholds(SLA), limited).exit_code == 1
+
+
+def test_a_small_key_pool_behind_429s_is_named():
+    rec = Recorder(start_time=T0)
+    for i in range(2000):
+        rec.record(name="g", target="t", latency_ms=100.0, ok=i >= 100, status=200 if i >= 100 else 429,
+                   ts=T0 + i / 200, attempts=3 if i < 300 else 1)
+    v = evaluate(parse_thresholds(SLA), rec, RunFacts(key_pool=2))
+    assert v.exit_code == 1
+    assert any(r.kind == "note" and "2 API key(s)" in r.text for r in v.reasons)
 
 
 def test_an_abort_counts_as_failed_even_if_the_end_looks_fine():
@@ -123,7 +207,7 @@ def test_an_abort_counts_as_failed_even_if_the_end_looks_fine():
     v = evaluate(th, run(ms=100), RunFacts(aborted_by=label))
     assert (v.status, v.exit_code) == ("fail", 1)
     assert v.results[0].verdict == "fail" and "aborted" in v.results[0].detail
-    assert any(f"aborted early because {label} failed" in r for r in v.reasons)
+    assert any(f"aborted early because {label} failed" in r for r in v.reason_texts)
     # aborted runs are short: insufficient data elsewhere does not turn the verdict into "invalid"
     v = evaluate(th, run(n=20, ms=900), RunFacts(aborted_by=label))
     assert v.exit_code == 1
@@ -151,7 +235,7 @@ def test_every_latency_aggregation_is_observed():
 
 def test_no_thresholds_passes_but_says_so():
     v = evaluate([], run())
-    assert v.exit_code == 0 and v.reasons == ["no thresholds were defined, so nothing was checked"]
+    assert v.exit_code == 0 and v.reason_texts == ["no thresholds were defined, so nothing was checked"]
 
 
 def test_live_evaluation_uses_elapsed_time_and_abort_respects_the_delay():
@@ -180,7 +264,7 @@ def test_a_small_run_fails_when_no_further_samples_could_save_it():
     for i in range(300):   # 300 of min 1,000: 20 slow ones are more than the 10 a P99 of 1,000 allows
         rec.record(name="g", target="t", latency_ms=900.0 if i < 20 else 100.0, ok=i >= 15, status=200, ts=T0 + i)
     p99, p50, success = evaluate(th, rec, min_samples=1000).results
-    assert p99.verdict == "fail" and "even if" in p99.detail
+    assert p99.verdict == "fail" and "already beyond repair" in p99.detail
     assert p50.verdict == "insufficient"           # 280 fast ones: a P50 could still go either way
     assert success.verdict == "fail"              # 15 failures > 1 % of 1,000
     rec2 = Recorder(start_time=T0)
@@ -198,10 +282,9 @@ def test_nan_never_passes():
 def test_a_breach_larger_than_the_generators_stalls_is_the_targets() -> None:
     th = parse_thresholds({"latency": ["p(99)<600"], "success": ["rate>=0.9995"]})
     slow = run(n=2000, ms=700.0)
-    strained = RunFacts(generator_saturated=True, saturation_detail="loop ran late", generator_worst_stall_ms=50.0)
-    v = evaluate(th, slow, strained)
+    v = evaluate(th, slow, health=strained(hot=True, stall_ms=50.0))
     assert v.exit_code == 1
-    assert any("even after taking off the generator's worst stall (50 ms)" in r for r in v.reasons)
+    assert any("even after taking off the generator's worst stall (50 ms)" in r for r in v.reason_texts)
     # A stall of 150 ms could have made 700 ms out of 550: that breach proves nothing.
-    v = evaluate(th, slow, RunFacts(generator_saturated=True, generator_worst_stall_ms=150.0))
+    v = evaluate(th, slow, health=strained(hot=True, stall_ms=150.0))
     assert v.exit_code == 2 and v.status == "invalid"

@@ -1,8 +1,10 @@
-"""Real Locust runs against the real mock: the gate passes a healthy target and fails a degraded one.
+"""Real Locust runs against the real mock, through `loadtest run` exactly as a CI job calls it.
 
-Each run is `python -m loadtest run ...` exactly as `make loadtest` calls it, so the
-exit code checked here is the one a CI job sees. Durations are shortened with
---duration (the stages keep their proportions); thresholds are the scenarios' own.
+Each run is `python -m loadtest run ...` from a directory outside the checkout, so the exit code
+checked here is the one a CI job sees. Durations are shortened with --duration (the stages keep
+their proportions); thresholds are the scenarios' own. No assertion here depends on how fast
+this machine is: verdicts, counts and what the report says, not throughput. (The example
+workflow's flash sale at full length, against the relay and dall-e-4, runs in test_install.py.)
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
 
 
 def loadtest(tmp_path: Path, *args: str, timeout: float = 240) -> tuple[int, str, dict]:
     report = tmp_path / "report"
     proc = subprocess.run([sys.executable, "-m", "loadtest", "run", *args, "--report-dir", str(report)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    out = proc.stdout + proc.stderr
+                          cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
+    out = proc.stderr + proc.stdout     # the console's last line is the verdict
     summary_path = report / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     return proc.returncode, out, summary
@@ -31,31 +33,6 @@ def by_label(summary: dict) -> dict[str, dict]:
     return {t["label"]: t for t in summary["thresholds"]}
 
 
-def test_flash_sale_holds_its_sla_on_the_simulated_relay(tmp_path: Path) -> None:
-    code, out, summary = loadtest(tmp_path, "flash_sale", "--duration", "35s")
-    assert code == 0, out
-    assert summary["passed"] and summary["verdict"] == "pass"
-    assert summary["peak_users"] == 847
-    hold = next(s for s in summary["stages"] if s["name"] == "hold")
-    assert hold["rps"] >= 1000          # the peak offers at least 1,000 requests/s to the relay
-    assert summary["latency_ms"]["p99"] < 600 and summary["success_rate"] >= 0.9995
-    assert "verdict: PASS: the SLA held (exit 0)" in out
-    # The surge's 400 users/s is intended: said once in the suite's words, without Locust's warning.
-    assert "change the user count at up to 400/s" in out and "spawn rate is very high" not in out
-    for name in ("summary.json", "junit.xml", "summary.md", "report.html", "locust.html", "locust_stats.csv"):
-        assert (tmp_path / "report" / name).exists(), name
-
-
-def test_dall_e_direct_breaks_the_sla_and_says_by_how_much(tmp_path: Path) -> None:
-    code, out, summary = loadtest(tmp_path, "flash_sale", "--target", "dall-e-4", "--duration", "20s")
-    assert code == 1, out
-    assert summary["verdict"] == "fail" and summary["target"]["api"] == "openai"
-    p99 = by_label(summary)["latency p(99) < 600 ms"]
-    assert p99["verdict"] == "fail" and p99["observed"] > 600
-    assert any("latency p(99)" in r and "limit < 600 ms" in r for r in summary["reasons"])
-    assert "FAIL" in out and "over by" in out
-
-
 def test_relay_with_injected_errors_fails_on_success_rate(tmp_path: Path) -> None:
     code, out, summary = loadtest(tmp_path, "single", "--duration", "10s", "--set", "relay.error_rate=0.05")
     assert code == 1, out
@@ -63,26 +40,33 @@ def test_relay_with_injected_errors_fails_on_success_rate(tmp_path: Path) -> Non
     assert success["verdict"] == "fail" and success["observed"] < 0.99
     assert summary["mock"]["set"] == ["relay.error_rate=0.05"]
     assert sum(v for k, v in summary["status_codes"].items() if k != "200") == summary["failures"]
+    assert out.rstrip().splitlines()[-1].startswith("verdict: FAIL: the SLA was breached")
 
 
-def test_distributed_run_reaches_the_same_verdict(tmp_path: Path) -> None:
+def test_distributed_run_reaches_the_same_verdict_and_loses_nothing(tmp_path: Path) -> None:
     code, out, summary = loadtest(tmp_path, "flash_sale", "--duration", "35s", "--workers", "2")
-    assert code == 0, out
-    assert summary["locust"]["workers"] == 2
+    assert summary, out
+    assert summary["run"]["workers"] == 2 and summary["run"]["workers_lost"] == []
     assert summary["peak_users"] == 847
     # Every worker's requests reached the master's recorder: Locust's own count agrees.
     stats = (tmp_path / "report" / "locust_stats.csv").read_text().splitlines()
     aggregated = next(line for line in stats if ",Aggregated," in line)
     assert int(aggregated.split(",")[2]) == summary["requests"]
+    # The gate's verdict, whatever this machine manages: never a breach blamed on a healthy relay.
+    assert code in (0, 2) and (code == 0) == (summary["verdict"] == "pass"), out
 
 
-def test_open_model_holds_its_rate_and_counts_from_the_schedule(tmp_path: Path) -> None:
+def test_open_model_issues_every_scheduled_start_or_counts_it_dropped(tmp_path: Path) -> None:
     code, out, summary = loadtest(tmp_path, "sustained", "--duration", "20s")
-    assert code == 0, out
-    hold = next(s for s in summary["stages"] if s["name"] == "hold")
-    assert hold["rps"] == pytest.approx(1200, rel=0.05)
-    assert summary["dropped"] == 0
-    assert summary["open_model"]["max_vus"] == 600
+    assert summary, out
+    planned = summary["load"]["scheduled_starts"]
+    # Each scheduled start ran to an answer or was counted dropped. The only others are generations still
+    # in flight when the run stopped (a retried one can take seconds), a handful at most.
+    missing = planned - (summary["requests"] + summary["dropped"])
+    assert 0 <= missing <= 0.001 * planned, (summary["requests"], summary["dropped"], planned)
+    assert summary["load"]["max_vus"] == 600
+    assert "schedule_lag_p95_ms" in summary["generator"]["figures"]     # lateness is measured in one process too
+    assert code in (0, 2), out
 
 
 def test_open_model_drops_starts_a_slow_target_cannot_take_and_fails(tmp_path: Path) -> None:
@@ -113,38 +97,52 @@ min_samples = 50
 def test_unreachable_target_proves_nothing(tmp_path: Path) -> None:
     code, out, summary = loadtest(tmp_path, "single", "--target", "http://127.0.0.1:9/v1", "--duration", "5s")
     assert code == 2, out
-    assert summary["verdict"] == "invalid"
-    assert "could not be reached" in " ".join(summary["reasons"])
+    assert summary["verdict"] == "invalid" and summary["run"]["end"] == "not_run"
+    assert "could not be reached" in " ".join(r["text"] for r in summary["reasons"])
 
 
 @pytest.mark.parametrize("args, message", [
     (["no_such_scenario"], "no scenario 'no_such_scenario'"),
-    (["single", "--target", "dall-e-9"], "neither a base URL nor a provider"),
-    (["single", "--duration", "soon"], "duration"),
+    (["single", "--target", "dalle-4"], "--target 'dalle-4' is neither a base URL nor a provider"),
+    (["single", "--duration", "soon"], "--duration: not a duration"),
+    (["single", "--duration=-5s"], "--duration: a duration cannot be negative"),
+    (["single", "--duration", "0s"], "--duration: it must be longer than 0 s"),
     (["single", "--set", "relay.error_rate"], "NAME.setting=value"),
     (["single", "--set", "nobody.outage=true"], "no provider 'nobody'"),
+    (["single", "--workers", "-1"], "--workers (WORKERS) must be 0 or more"),
 ])
-def test_bad_input_is_a_clear_error(tmp_path: Path, args: list[str], message: str) -> None:
+def test_bad_input_is_a_clear_error_blamed_where_it_was_typed(tmp_path: Path, args: list[str], message: str) -> None:
     code, out, _ = loadtest(tmp_path, *args, timeout=60)
-    assert code == 2
+    assert code == 2, out
     assert message in out
-    assert "Traceback" not in out
+    assert "Traceback" not in out and "scenarios/single.toml" not in out
+
+
+def test_an_unwritable_report_folder_is_exit_2_before_any_load(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("a file, not a folder")
+    proc = subprocess.run([sys.executable, "-m", "loadtest", "run", "single", "--report-dir", str(blocked / "r")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "cannot write the report to" in proc.stderr and "Traceback" not in proc.stderr
+    assert "mock providers on" not in proc.stdout     # nothing was started
 
 
 @pytest.mark.parametrize("scenario", ["single", "batch_10", "batch_50", "rate_limit_storm", "outage"])
-def test_every_scenario_runs(tmp_path: Path, scenario: str) -> None:
+def test_every_scenario_runs_and_reports(tmp_path: Path, scenario: str) -> None:
     code, out, summary = loadtest(tmp_path, scenario, "--duration", "15s")
     assert summary, out
-    assert code in (0, 1, 2) and summary["exit_code"] == code
-    assert summary["requests"] > 0
+    assert summary["exit_code"] == code and code in (0, 1, 2)
+    assert (code == 0) == (summary["verdict"] == "pass") and (code == 1) == (summary["verdict"] == "fail")
+    assert summary["requests"] > 0 and summary["run"]["end"] == "schedule"
     if scenario.startswith("batch"):
         size = int(scenario.split("_")[1])
         assert summary["batches"]["size"] == size and summary["batches"]["batches"] >= 1
     if scenario == "rate_limit_storm":
         assert summary["retries"] > 0          # 429s were met and retried ...
-        success = next(t for t in summary["thresholds"] if t["metric"] == "success")
-        assert success["verdict"] == "pass", out   # ... and the backoff turned them into images
+        assert summary["status_codes"]["200"] > 0.9 * summary["requests"]   # ... and mostly turned into images
     if scenario == "outage":
         assert [a["settings"] for a in summary["actions"]] == [{"outage": True}, {"outage": False}]
+        assert all(a["ok"] for a in summary["actions"])
         assert summary["failovers"] > 0        # the relay served another model meanwhile
         assert code == 0, out

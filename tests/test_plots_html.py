@@ -21,7 +21,9 @@ import pytest
 
 from loadtest.cost import monthly_projection
 from loadtest.report import plots
-from loadtest.report.html import write_compare_html, write_html
+from loadtest.report.html import write_compare_html
+from loadtest.report.html import write_html as write_typed_html
+from loadtest.summary import Summary
 
 STAGES = (("baseline", 15, 100), ("surge", 5, 847), ("hold", 40, 847), ("decay", 10, 100))
 PCTS = [0, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 97, 98, 99, 99.5, 99.9, 99.95, 99.99, 100]
@@ -88,6 +90,7 @@ def make_summary(passed: bool = True, seed: int = 7) -> dict[str, Any]:
     for name, a, b in bounds:
         s = np.asarray(stage_acc[name])
         stages.append({"name": name, "start_s": a, "end_s": b, "requests": len(s), "failures": stage_fail[name],
+                       "dropped": 0,
                        "rps": round(len(s) / (b - a), 1),
                        "latency_ms": {"p50": round(float(np.percentile(s, 50)), 1),
                                       "p99": round(float(np.percentile(s, 99)), 1)}})
@@ -103,13 +106,17 @@ def make_summary(passed: bool = True, seed: int = 7) -> dict[str, Any]:
              stages[1]["requests"], stages[1]["latency_ms"]["p99"] < 600, abort=True),
     ]
     ok = all(t["verdict"] == "pass" for t in thresholds)
-    reasons = [] if ok else [f"{t['label']}: observed {t['observed']} {t['unit']}".strip()
+    reasons = [] if ok else [{"kind": "breach", "text": f"{t['label']}: observed {t['observed']} {t['unit']}".strip()}
                              for t in thresholds if t["verdict"] == "fail"]
     retries = int(codes_total.get("429", 0) * 0.8)
     images = codes_total["200"]
     return {
-        "scenario": "flash_sale",
-        "description": "Flash sale: a baseline, a surge to 847 concurrent users within seconds, a hold, a decay",
+        "scenario": {"name": "flash_sale", "load_model": "closed", "planned_s": float(t0), "min_samples": 1000,
+                     "description": "Flash sale: a baseline, a surge to 847 concurrent users within seconds, a "
+                                    "hold, a decay",
+                     "stages": [{"name": n, "start_s": a, "end_s": b} for n, a, b in bounds]},
+        "generator": {"saturated": False}, "run": {"end": "schedule", "planned_s": float(t0), "elapsed_s": float(t0)},
+        "load": {"model": "closed", "peak_users": 847, "think_time_s": [0.5, 0.9]},
         "target": {"name": "relay", "api": "relay", "base_url": "http://127.0.0.1:8000/relay/v1",
                    "model": "midjourney-v7"},
         "started_at": "2025-01-01T12:00:00+00:00", "duration_s": float(t0), "passed": ok,
@@ -133,9 +140,18 @@ def make_summary(passed: bool = True, seed: int = 7) -> dict[str, Any]:
 def _thr(metric: str, filters: dict[str, str], expr: str, observed: float, unit: str, samples: int, ok: bool,
          abort: bool = False) -> dict[str, Any]:
     tag = "{" + ",".join(f"{k}:{v}" for k, v in filters.items()) + "}" if filters else ""
-    return {"metric": metric, "filters": filters, "expression": expr, "label": f"{metric}{tag} {expr}",
+    op = next(o for o in ("<=", ">=", "==", "!=", "<", ">") if o in expr)
+    agg, _, limit = expr.partition(op)
+    return {"key": f"{metric}{tag}", "aggregation": "p" if agg.startswith("p(") else agg, "op": op,
+            "limit": float(limit), "metric": metric, "filters": filters, "expression": expr,
+            "label": f"{metric}{tag} {expr}",
             "observed": observed, "unit": unit, "samples": samples, "verdict": "pass" if ok else "fail",
             "detail": "" if ok else f"{observed} {unit} breaks {expr}".strip(), "abort_on_fail": abort}
+
+
+def write_html(summary: dict[str, Any], outdir: Path) -> Path:
+    """The page for a summary written as JSON (the synthetic runs here are built as summary.json reads)."""
+    return write_typed_html(Summary.model_validate(summary), outdir)
 
 
 def compare_cells() -> list[dict[str, Any]]:
@@ -274,7 +290,7 @@ def test_report_renders_embeds_states_and_links(request, tmp_path, which):
     assert word in text
     assert ("SLA was not met" in text) == (summary["verdict"] == "fail")
     for reason in summary["reasons"]:
-        assert reason in text
+        assert reason["text"] in text
     for f in summary["files"].values():
         assert f in page.links
     for t in summary["thresholds"]:
@@ -293,7 +309,8 @@ def test_colour_tells_pass_from_fail(tmp_path, passing, failing):
 
 def test_invalid_run_says_it_proves_nothing(tmp_path, passing):
     s = copy.deepcopy(passing)
-    s.update(verdict="invalid", passed=False, exit_code=2, reasons=["only 12 samples; the gate needs 1000"])
+    s.update(verdict="invalid", passed=False, exit_code=2,
+             reasons=[{"kind": "insufficient", "text": "only 12 samples; the gate needs 1000"}])
     page = parse(write_html(s, tmp_path))
     text = " ".join(page.text)
     assert "INVALID" in text and "proves nothing" in text and "only 12 samples" in text
@@ -309,8 +326,8 @@ def test_absolute_file_paths_become_relative_links(tmp_path, passing):
 
 def test_text_from_the_summary_is_escaped(tmp_path, passing):
     s = copy.deepcopy(passing)
-    s["description"] = "<script>alert(1)</script> & more"
-    s["reasons"] = ["p(99) < 600 & <b>"]
+    s["scenario"]["description"] = "<script>alert(1)</script> & more"
+    s["reasons"] = [{"kind": "breach", "text": "p(99) < 600 & <b>"}]
     html = write_html(s, tmp_path).read_text()
     assert "<script>" not in html and "&lt;script&gt;" in html
     parse(tmp_path / "report.html")
@@ -335,17 +352,20 @@ def _edge(base: dict[str, Any], case: str) -> dict[str, Any]:
                        p99_ms=None, max_ms=None)
     elif case == "single second":
         s["timeline"] = s["timeline"][:1]
-        s["stages"] = [{"name": "only", "start_s": 0, "end_s": 1, "requests": 5, "failures": 0, "rps": 5,
-                        "latency_ms": {"p50": 40, "p99": 80}}]
+        s["stages"] = [{"name": "only", "start_s": 0, "end_s": 1, "requests": 5, "failures": 0, "dropped": 0,
+                        "rps": 5, "latency_ms": {"p50": 40, "p99": 80}}]
         s["latency_distribution"] = [[50, 40.0]]
     elif case == "nothing at all":
-        s = {"scenario": "empty", "verdict": "invalid", "reasons": ["no requests were made"]}
+        s.update(verdict="invalid", exit_code=2, passed=False, requests=0, failures=0, success_rate=None,
+                 status_codes={}, timeline=[], stages=[], latency_distribution=[], latency_ms={}, thresholds=[],
+                 cost={"usd": None, "images": 0, "per_image_usd": None}, expected_latency=None,
+                 reasons=[{"kind": "note", "text": "no requests were made"}])
     elif case == "long run":
         # Four hours at one row a second: bars are binned, the axis is in hours.
         row = s["timeline"][40]
         s["timeline"] = [dict(row, t_s=t) for t in range(4 * 3600)]
-        s["stages"] = [{"name": "hold", "start_s": 0, "end_s": 4 * 3600, "requests": 1, "failures": 0, "rps": 1,
-                        "latency_ms": {}}]
+        s["stages"] = [{"name": "hold", "start_s": 0, "end_s": 4 * 3600, "requests": 1, "failures": 0,
+                        "dropped": 0, "rps": 1, "latency_ms": {}}]
     return s
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.scenario import ScenarioError, load_scenario, parse_scenario, scenario_names
+from loadtest.scenario import Overrides, ScenarioError, load_scenario, parse_scenario, scenario_names
 
 BASE = {"load": {"stages": [{"name": "s", "duration": "10s", "users": 5}]}}
 
@@ -33,7 +33,7 @@ def test_flash_sale_is_a_surge_to_847() -> None:
 
 def test_duration_stretches_every_stage_and_action_in_proportion() -> None:
     s = load_scenario("outage")
-    longer = load_scenario("outage", duration="4h")
+    longer = load_scenario("outage", Overrides(duration="4h"))
     k = longer.duration_s / s.duration_s
     assert longer.duration_s == pytest.approx(4 * 3600)
     assert [st.duration_s for st in longer.load.stages] == pytest.approx([st.duration_s * k for st in s.load.stages])
@@ -42,11 +42,11 @@ def test_duration_stretches_every_stage_and_action_in_proportion() -> None:
 
 
 def test_target_can_be_any_provider_or_a_base_url() -> None:
-    s = load_scenario("flash_sale", target="dall-e-4")
+    s = load_scenario("single", Overrides(target="dall-e-4"))
     assert (s.target.api, s.target.model, s.target.on_mock) == ("openai", "dall-e-4", True)
-    s = load_scenario("flash_sale", target="imagen-4")
+    s = load_scenario("single", Overrides(target="imagen-4"))
     assert (s.target.api, s.target.model) == ("vertex", "imagen-4")
-    s = load_scenario("flash_sale", target="https://relay.example.com/v1/", api="relay", model="dall-e-4")
+    s = load_scenario("single", Overrides(target="https://relay.example.com/v1/", api="relay", model="dall-e-4"))
     assert (s.target.on_mock, s.target.base_url, s.target.model) == (False, "https://relay.example.com/v1",
                                                                      "dall-e-4")
 
@@ -65,13 +65,13 @@ def test_target_can_be_any_provider_or_a_base_url() -> None:
     ({"target": {"name": "relay", "model": "gpt-image-9"}}, "not served by relay"),
     ({"target": {"name": "https://x.example/v1", "api": "soap"}}, "target.api must be one of"),
     ({"client": {"retry": {"on": [200]}}}, "client.retry.on"),
-    ({"client": {"use_cases": {"weddings": 1}}}, "unknown use case 'weddings'"),
+    ({"client": {"use_cases": {"weddings": 1}}}, "client.use_cases: unknown key(s) weddings"),
     ({"client": {"keys": 0}}, "client.keys"),
     ({"thresholds": {"latency": ["p(99)<<600"]}}, "latency"),
     ({"thresholds": {"speed": ["p(99)<600"]}}, "speed"),
     ({"actions": [{"at": "99s", "provider": "relay", "set": {"outage": True}}]}, "after the run ends"),
     ({"actions": [{"at": "1s", "provider": "relay"}]}, "actions[0].set"),
-    ({"surprise": 1}, "unknown top-level key(s): surprise"),
+    ({"surprise": 1}, "unknown top-level key(s) surprise"),
 ])
 def test_mistakes_are_clear_errors(over: dict, message: str) -> None:
     with pytest.raises((ScenarioError, ValueError)) as err:

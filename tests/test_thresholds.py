@@ -183,7 +183,7 @@ def test_parse_duration(text, seconds):
 
 @pytest.mark.parametrize("text, message", [
     ("", "must not be empty"), ("10x", "not a duration"), ("s", "not a duration"), ("ten seconds", "not a duration"),
-    ("10s abc", "not a duration"), ("-5s", "not a duration"), (-5, "non-negative"), (True, "must be a number"),
+    ("10s abc", "not a duration"), ("-5s", "cannot be negative"), (-5, "non-negative"), (True, "must be a number"),
     (None, "must be a number"), ("nan", "finite"),
 ])
 def test_parse_duration_rejects(text, message):

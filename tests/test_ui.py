@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,11 +23,12 @@ from urllib.parse import urlsplit
 
 import httpx
 import psutil
+import pytest
 from playwright.sync_api import Page, sync_playwright
 
-from loadtest.scenario import load_scenario
+from loadtest.scenario import Overrides, load_scenario
 
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -40,12 +40,6 @@ VERDICT_WORDS = re.compile(r"PASS|FAIL|COLLECTING \(\d+/\d+\)")
 NUMBER = r"\d[\d,]*(\.\d+)?(e[+-]?\d+)?"
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def listening(port: int) -> bool:
@@ -101,22 +95,29 @@ def rows_of(doc: dict[str, Any]) -> list[list[str]]:
 
 def test_sla_tab_shows_the_gate_live_and_at_the_end(tmp_path: Path) -> None:
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: install the Debian package chromium"
-    scenario = load_scenario(SCENARIO, duration=DURATION)
+    scenario = load_scenario(SCENARIO, Overrides(duration=DURATION))
     labels = [t.label() for t in scenario.thresholds]
     units = {t.label(): t.unit for t in scenario.thresholds}
     assert P99 in labels
 
-    port = free_port()
-    ui = f"http://127.0.0.1:{port}"
     log = tmp_path / "loadtest-ui.log"
+    ready = tmp_path / "ui-ready.json"
     with log.open("w") as out:
         runner = subprocess.Popen([sys.executable, "-m", "loadtest", "ui", SCENARIO, "--duration", DURATION,
-                                   "--web-port", str(port)], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                  preexec_fn=own_session_with_ctrl_c)
+                                   "--web-port", "0", "--ready-file", str(ready)], cwd=tmp_path, stdout=out,
+                                  stderr=subprocess.STDOUT, preexec_fn=own_session_with_ctrl_c)
     children: list[psutil.Process] = []
-    groups = [runner.pid]          # the runner's process group (it and the mock), then Locust's own
+    groups = [runner.pid]          # the runner's process group, then the mock's and Locust's own
     mock_port: int | None = None
+    port = 0
     try:
+        def announced() -> dict[str, Any] | None:
+            assert runner.poll() is None, f"python -m loadtest ui ended with {runner.returncode}\n{tail(log)}"
+            return json.loads(ready.read_text()) if ready.exists() else None
+
+        ui = wait_for("the web UI's address in the ready-file", announced, 45, log)["web_url"]
+        port = urlsplit(ui).port or 0
+
         def ui_answers() -> dict[str, Any] | None:
             assert runner.poll() is None, f"python -m loadtest ui ended with {runner.returncode}\n{tail(log)}"
             try:
@@ -130,8 +131,9 @@ def test_sla_tab_shows_the_gate_live_and_at_the_end(tmp_path: Path) -> None:
         children = psutil.Process(runner.pid).children(recursive=True)
         commands = [" ".join(c.cmdline()) for c in children]
         assert any("-m mockprovider" in c for c in commands), commands
-        groups += [c.pid for c, command in zip(children, commands) if "-m locust" in command]
-        assert len(groups) == 2, commands
+        groups += [c.pid for c, command in zip(children, commands) if "-m locust" in command or
+                   "-m mockprovider" in command]
+        assert len(groups) == 3, commands
 
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -165,8 +167,8 @@ def test_sla_tab_shows_the_gate_live_and_at_the_end(tmp_path: Path) -> None:
                 rows = wait_for(f"every threshold of {SCENARIO} observed and {scenario.min_samples} samples "
                                 f"for {P99!r}", live_rows, 45, log)
                 for label, observed, _limit, verdict, samples in rows[:-1]:
-                    assert re.fullmatch(NUMBER + (f" {re.escape(units[label])}" if units[label] else ""),
-                                        observed), (label, observed)
+                    unit = units[label] or "%"          # rates read as percentages
+                    assert re.fullmatch(NUMBER + f" {re.escape(unit)}", observed), (label, observed)
                     assert VERDICT_WORDS.fullmatch(verdict), (label, verdict)
                     assert int(samples) > 0, (label, samples)
                 p99 = next(r for r in rows if r[0] == P99)
@@ -215,7 +217,6 @@ def test_sla_tab_shows_the_gate_live_and_at_the_end(tmp_path: Path) -> None:
         assert [t["label"] for t in summary["thresholds"]] == labels
     finally:
         code, left = stop(runner, children, log)
-        keep_reports(log, tmp_path)
 
     assert code == 0, f"python -m loadtest ui exited {code} after Ctrl-C\n{tail(log)}"
     assert not left, f"still running after Ctrl-C (now killed): {left}"
@@ -223,16 +224,6 @@ def test_sla_tab_shows_the_gate_live_and_at_the_end(tmp_path: Path) -> None:
         assert not group_alive(pgid), f"process group {pgid} still has processes"
     assert not listening(port), f"the web UI's port {port} still listens"
     assert mock_port is not None and not listening(mock_port), f"the mock's port {mock_port} still listens"
-
-
-def keep_reports(log: Path, tmp_path: Path) -> None:
-    """`ui` has no --report-dir: move what the run wrote under reports/ next to the test's log and
-    screenshots, so the repository stays as it was and a failure can still be looked into."""
-    for line in log.read_text(errors="replace").splitlines():
-        m = re.match(r"Reports\s.* in (/\S+)$", line)
-        where = Path(m.group(1)) if m else None
-        if where is not None and where.parent == ROOT / "reports" and where.is_dir():
-            shutil.move(str(where), str(tmp_path / where.name))
 
 
 def group_alive(pgid: int) -> bool:
@@ -264,7 +255,7 @@ def stop(runner: subprocess.Popen[bytes], known: list[psutil.Process], log: Path
         for child in children.values():
             if child.is_running():
                 child.kill()
-        raise AssertionError(f"python -m loadtest ui did not stop on SIGINT within 60 s\n{tail(log)}")
+        raise AssertionError(f"python -m loadtest ui did not stop on SIGINT within 60 s\n{tail(log)}") from None
     left = []
     for child in children.values():
         try:

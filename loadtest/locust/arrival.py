@@ -7,7 +7,8 @@ scheduled start (constant or linearly ramping rate, as k6's arrival-rate
 executors). A ticket carries its scheduled time and latency counts from it. A start
 that finds every VU busy is *dropped* and counted: a slow target holding every VU
 is the target's failure. A scheduler that wakes late shows a generator that could
-not keep up: its lag is measured, and a run whose lag is large proves nothing.
+not keep up: each start's lateness goes to `on_lag` (a histogram, so memory stays flat),
+and a run whose lag is large proves nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 import gevent
 from gevent.queue import Queue
 
-from ..scenario import Stage
+from ..loadmodel import Stage
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,6 @@ class ArrivalSchedule:
     def total(self) -> float:
         return self._cum[-1]
 
-    def rate_at(self, t: float) -> float:
-        for t0, t1, r0, r1 in self.segments:
-            if t0 <= t < t1:
-                return r0 + (r1 - r0) * (t - t0) / (t1 - t0)
-        return 0.0
-
     def time_of(self, n: float) -> float | None:
         """When the cumulative count of arrivals reaches n (seconds from the start), or None past the end."""
         for (t0, t1, r0, r1), c0, c1 in zip(self.segments, self._cum, self._cum[1:]):
@@ -71,15 +66,16 @@ class ArrivalSchedule:
 
 class ArrivalExecutor:
     def __init__(self, schedule: ArrivalSchedule, share: float = 1.0,
-                 on_drop: Callable[[float], None] | None = None) -> None:
+                 on_drop: Callable[[float], None] | None = None,
+                 on_lag: Callable[[float], None] | None = None) -> None:
         self.schedule = schedule
         self.share = share                 # this process's part of the rate (distributed runs)
         self.on_drop = on_drop
+        self.on_lag = on_lag
         self.tickets: Queue[Ticket | None] = Queue()
         self.idle = 0                      # VUs waiting in take()
         self.issued = 0
         self.dropped = 0
-        self.lags_ms: list[float] = []     # how late the scheduler woke, per start; drained by the plugin
         self.max_lag_ms = 0.0
         self.started_at: float | None = None
         self.finished = False
@@ -116,7 +112,8 @@ class ArrivalExecutor:
                 gevent.sleep(delay)
             lag_ms = max(0.0, (time.perf_counter() - due) * 1000.0)
             self.max_lag_ms = max(self.max_lag_ms, lag_ms)
-            self.lags_ms.append(lag_ms)
+            if self.on_lag is not None:
+                self.on_lag(lag_ms)
             if self.idle > 0:
                 self.idle -= 1            # reserved now, so a burst of due starts cannot over-issue
                 self.tickets.put(Ticket(i, due))

@@ -1,37 +1,41 @@
-"""Report writers: summary.json (the source of truth), junit.xml, summary.md, the console table.
+"""Report writers: summary.json (the source of truth), junit.xml, summary.md, report.html, the console.
 
-Every writer renders from the summary dict alone, so reports can be rebuilt from a saved
-summary.json without the recording.
+Every writer renders from a `loadtest.summary.Summary` alone, so reports can be rebuilt from
+a saved summary.json without the recording.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
+from ..summary import Summary
 from . import junit, markdown
-from .summary import build_summary, json_safe
 
-__all__ = ["build_summary", "write_all", "dumps", "FILES"]
+__all__ = ["write_all", "dumps", "FILES", "ReportWriteError"]
 
-# summary["files"] key -> file name, relative to the report directory
+# summary.files key -> file name, relative to the report directory
 FILES = {"summary": "summary.json", "junit": "junit.xml", "markdown": "summary.md"}
 
 
-def write_all(summary: dict[str, Any], outdir: Path) -> dict[str, Path]:
+class ReportWriteError(OSError):
+    """The report could not be written (an unwritable or full directory); the message says where and why."""
+
+
+def write_all(summary: Summary, outdir: Path) -> dict[str, Path]:
+    """summary.json, junit.xml and summary.md into outdir (the HTML page is report.html.write_html)."""
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    # Other writers (HTML, recording.json) may have registered their files already; keep them.
-    files = dict(summary.get("files") or {})
     for key, name in FILES.items():
-        files.setdefault(key, name)
-    summary["files"] = files
-    summary.setdefault("report_dir", str(outdir))
-    paths = {key: outdir / files[key] for key in FILES}
-    _write(paths["summary"], dumps(summary))
-    _write(paths["junit"], junit.render(summary))
-    _write(paths["markdown"], markdown.render(summary))
+        summary.files.setdefault(key, name)
+    summary.report_dir = summary.report_dir or str(outdir)
+    paths = {key: outdir / summary.files[key] for key in FILES}
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+        write_text(paths["summary"], dumps(summary))
+        write_text(paths["junit"], junit.render(summary))
+        write_text(paths["markdown"], markdown.render(summary))
+    except OSError as exc:
+        raise ReportWriteError(f"cannot write the report to {outdir}: {exc.strerror or exc}") from exc
     return paths
 
 
@@ -40,8 +44,8 @@ def write_all(summary: dict[str, Any], outdir: Path) -> dict[str, Path]:
 _ROW_LISTS = ("timeline", "latency_distribution")
 
 
-def dumps(summary: dict[str, Any]) -> str:
-    doc = json_safe(summary)
+def dumps(summary: Summary) -> str:
+    doc = summary.json_dict()
     marks = {key: f"\u0000{key}\u0000" for key in _ROW_LISTS if doc.get(key)}
     text = json.dumps({k: marks.get(k, v) for k, v in doc.items()}, indent=2, ensure_ascii=False, allow_nan=False)
     for key, mark in marks.items():
@@ -51,8 +55,13 @@ def dumps(summary: dict[str, Any]) -> str:
     return text + "\n"
 
 
-def _write(path: Path, text: str) -> None:
-    # Write then rename, so a CI step reading the file never sees half of it.
+def write_text(path: Path, text: str) -> None:
+    # Write then rename, so a CI step reading the file never sees half of it; a failed write leaves
+    # no half file behind.
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise

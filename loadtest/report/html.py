@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..cost import run_cost
+from ..summary import Summary
 from . import plots
 
 VERDICTS = {
@@ -27,8 +28,8 @@ VERDICTS = {
                                       "thresholds ask for (see why below). Fix that and run it again."),
 }
 CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1100px;padding:0 18px 40px;
-color:#1d1d1d;line-height:1.45}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1100px;
+padding:0 18px 40px;color:#1d1d1d;line-height:1.45}
 h1{font-size:1.5em;margin:18px 0 4px}h2{margin-top:34px;border-bottom:1px solid #ddd;padding-bottom:4px}
 .banner{color:#fff;border-radius:8px;padding:16px 20px;margin:14px 0}
 .banner .word{font-size:2.1em;font-weight:700;letter-spacing:.04em;margin-right:14px}
@@ -135,9 +136,10 @@ def files_list(files: Mapping[str, Any], outdir: Path) -> str:
 def _banner(summary: Mapping[str, Any]) -> str:
     verdict = str(summary.get("verdict") or ("pass" if summary.get("passed") else "fail")).lower()
     word, colour, what = VERDICTS.get(verdict, (verdict.upper(), "#555555", "Unknown verdict."))
-    reasons = [str(r) for r in summary.get("reasons") or []]
+    reasons = [str(r.get("text", "")) for r in summary.get("reasons") or []]
     lat = summary.get("latency_ms") or {}
-    line = (f"P99 {fmt_ms(lat.get('p99'))}, P50 {fmt_ms(lat.get('p50'))}, success {fmt_pct(summary.get('success_rate'))}, "
+    line = (f"P99 {fmt_ms(lat.get('p99'))}, P50 {fmt_ms(lat.get('p50'))}, "
+            f"success {fmt_pct(summary.get('success_rate'))}, "
             f"{fmt_int(summary.get('requests'))} requests at up to {fmt_int(summary.get('peak_users'))} users")
     items = "".join(f"<li>{esc(r)}</li>" for r in reasons)
     return (f'<div class="banner" style="background:{colour}" id="verdict" data-verdict="{esc(verdict)}">'
@@ -167,10 +169,12 @@ def _cards(summary: Mapping[str, Any]) -> str:
     cost = summary.get("cost") or {}
     usd = _num(cost.get("usd"))
     cards = [("requests", fmt_int(summary.get("requests"))), ("success rate", fmt_pct(summary.get("success_rate"))),
-             ("failures", fmt_int(summary.get("failures"))), ("dropped (no free user)", fmt_int(summary.get("dropped"))),
+             ("failures", fmt_int(summary.get("failures"))),
+             ("dropped (no free user)", fmt_int(summary.get("dropped"))),
              ("P50", fmt_ms(lat.get("p50"))), ("P95", fmt_ms(lat.get("p95"))), ("P99", fmt_ms(lat.get("p99"))),
              ("P99.9", fmt_ms(lat.get("p99.9"))), ("max", fmt_ms(lat.get("max"))),
-             ("throughput", f"{_num(summary.get('rps')) or 0:,.0f} req/s"), ("peak users", fmt_int(summary.get("peak_users"))),
+             ("throughput", f"{_num(summary.get('rps')) or 0:,.0f} req/s"),
+             ("peak users", fmt_int(summary.get("peak_users"))),
              ("retries / failovers", f"{fmt_int(summary.get('retries'))} / {fmt_int(summary.get('failovers'))}"),
              ("cost, had it been real", "—" if usd is None else f"${usd:,.2f}")]
     return '<div class="cards">' + "".join(f'<div class="card"><div class="v">{esc(v)}</div><div class="k">{esc(k)}'
@@ -242,8 +246,9 @@ CAPTIONS = {
 }
 
 
-def write_html(summary: dict, outdir: Path) -> Path:
+def write_html(run: Summary, outdir: Path) -> Path:
     """Write the run's PNGs and a self-contained report.html into outdir; return the HTML's path."""
+    summary = run.json_dict()
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     pngs = {"latency": plots.latency_over_time(summary, outdir / "latency_over_time.png"),
@@ -258,8 +263,8 @@ def write_html(summary: dict, outdir: Path) -> Path:
         pass
     duration = _num(summary.get("duration_s")) or 0.0
     body = [
-        f"<h1>{esc(summary.get('scenario', 'run'))} on {who}</h1>",
-        f'<p class="meta">{esc(summary.get("description", ""))}<br>Started {esc(started or "—")}, ran '
+        f"<h1>{esc(run.scenario.name)} on {who}</h1>",
+        f'<p class="meta">{esc(run.scenario.description)}<br>Started {esc(started or "—")}, ran '
         f"{duration:,.0f} s against {esc(target.get('base_url', '—'))} ({esc(target.get('api', '—'))} API).</p>",
         _banner(summary),
         "<h2>Thresholds</h2>", _thresholds(summary),
@@ -275,7 +280,7 @@ def write_html(summary: dict, outdir: Path) -> Path:
         "<h2>Files</h2>", files_list(summary.get("files") or {}, outdir),
     ]
     out = outdir / "report.html"
-    out.write_text(page(f"{summary.get('verdict', '').upper()} · {summary.get('scenario', 'run')}", "\n".join(body)),
+    out.write_text(page(f"{run.verdict.upper()} · {run.scenario.name}", "\n".join(body)),
                    encoding="utf-8")
     return out
 
@@ -335,8 +340,8 @@ def write_compare_html(compare: dict, outdir: Path) -> Path:
     cells = list(compare.get("cells") or [])
     png = plots.relay_vs_direct(cells, outdir / "relay_vs_direct.png")
     targets = list(compare.get("targets") or dict.fromkeys(str(c["target"]) for c in cells))
-    metrics = list(dict.fromkeys((str(c.get("metric")), str(c.get("label") or c.get("metric")), str(c.get("unit") or ""))
-                                 for c in cells))
+    metrics = list(dict.fromkeys(
+        (str(c.get("metric")), str(c.get("label") or c.get("metric")), str(c.get("unit") or "")) for c in cells))
     by = {(str(c.get("metric")), str(c["target"])): c for c in cells}
     rows = [[esc(f"{label} ({unit})" if unit else label)] + [_dev_cell(by.get((m, t)), outdir) for t in targets]
             for m, label, unit in metrics]

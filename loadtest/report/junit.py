@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
 from typing import Any
+
+from ..summary import Summary
 
 __all__ = ["render"]
 
@@ -28,47 +29,46 @@ def _fmt(x: Any) -> str:
     return _t(x)
 
 
-def render(summary: Mapping[str, Any]) -> str:
-    scenario = _t(summary.get("scenario") or "scenario")
+def render(summary: Summary) -> str:
+    scenario = _t(summary.scenario.name or "scenario")
     suite_name = f"sla.{scenario}"
-    results = list(summary.get("thresholds") or [])
-    invalid = summary.get("verdict") == "invalid"
-    failures = sum(1 for r in results if r.get("verdict") == "fail")
-    errors = sum(1 for r in results if r.get("verdict") == "insufficient") + (1 if invalid else 0)
+    results = summary.thresholds
+    invalid = summary.verdict == "invalid"
+    failures = sum(1 for r in results if r.verdict == "fail")
+    errors = sum(1 for r in results if r.verdict == "insufficient") + (1 if invalid else 0)
     tests = len(results) + 1
-    duration = f"{float(summary.get('duration_s') or 0.0):.3f}"
+    duration = f"{summary.duration_s:.3f}"
 
     root = ET.Element("testsuites", name="loadtest", tests=str(tests), failures=str(failures),
                       errors=str(errors), time=duration)
     suite = ET.SubElement(root, "testsuite", name=suite_name, tests=str(tests), failures=str(failures),
                           errors=str(errors), skipped="0", time=duration,
-                          timestamp=_t(summary.get("started_at", "")).rstrip("Z"))
+                          timestamp=_t(summary.started_at).rstrip("Z"))
     props = ET.SubElement(suite, "properties")
-    target = summary.get("target") or {}
-    latency = summary.get("latency_ms") or {}
-    for name, value in (("target", target.get("name")), ("api", target.get("api")),
-                        ("base_url", target.get("base_url")), ("model", target.get("model")),
-                        ("verdict", summary.get("verdict")), ("exit_code", summary.get("exit_code")),
-                        ("requests", summary.get("requests")), ("rps", summary.get("rps")),
-                        ("success_rate", summary.get("success_rate")), ("p99_ms", latency.get("p99"))):
+    target = summary.target
+    for name, value in (("target", target.name), ("api", target.api), ("base_url", target.base_url),
+                        ("model", target.model), ("verdict", summary.verdict), ("exit_code", summary.exit_code),
+                        ("requests", summary.requests), ("rps", summary.rps),
+                        ("success_rate", summary.success_rate), ("p99_ms", summary.latency_ms.p99)):
         ET.SubElement(props, "property", name=name, value=_fmt(value))
 
     valid = ET.SubElement(suite, "testcase", classname=suite_name, name="run is valid", time="0")
     if invalid:
-        reasons = [_t(r) for r in summary.get("reasons") or []]
+        reasons = [_t(r.text) for r in summary.reasons if r.kind not in ("breach", "note")] or \
+            [_t(r) for r in summary.reason_texts]
         err = ET.SubElement(valid, "error", type="InvalidRun",
                             message=reasons[0] if reasons else "the run proves nothing")
-        err.text = "\n".join(reasons)
+        err.text = "\n".join(_t(r) for r in summary.reason_texts)
 
     for r in results:
-        case = ET.SubElement(suite, "testcase", classname=suite_name, name=_t(r.get("label")), time="0")
-        detail = _t(r.get("detail"))
-        if r.get("verdict") == "fail":
+        case = ET.SubElement(suite, "testcase", classname=suite_name, name=_t(r.label), time="0")
+        detail = _t(r.detail)
+        if r.verdict == "fail":
             el = ET.SubElement(case, "failure", type="ThresholdFailed", message=detail)
-            el.text = f"{_t(r.get('label'))}\n{detail}\nsamples: {_t(r.get('samples'))}"
-        elif r.get("verdict") == "insufficient":
+            el.text = f"{_t(r.label)}\n{detail}\nsamples: {r.samples}"
+        elif r.verdict == "insufficient":
             el = ET.SubElement(case, "error", type="InsufficientData", message=detail)
-            el.text = f"{_t(r.get('label'))}\n{detail}"
+            el.text = f"{_t(r.label)}\n{detail}"
         else:
             ET.SubElement(case, "system-out").text = detail
     ET.indent(root)

@@ -1,10 +1,18 @@
-"""summary.md: the verdict and its evidence for a CI job summary (GitHub's $GITHUB_STEP_SUMMARY)."""
+"""summary.md: the verdict and its evidence for a CI job summary (GitHub's $GITHUB_STEP_SUMMARY).
+
+A job summary is shown apart from the files, so it links nothing relative: it names the
+report's files and the artefact a CI job keeps them in (`LOADTEST_ARTIFACT`, default
+"sla-report", as the example workflow uploads them).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Sequence
 from typing import Any
 
+from ..cost import run_cost, run_cost_markdown
+from ..summary import Summary
 from ..thresholds import format_value
 
 __all__ = ["render", "HEADLINE", "verdict_line"]
@@ -17,10 +25,10 @@ HEADLINE = {
 _VERDICT_CELL = {"pass": "✅ pass", "fail": "❌ fail", "insufficient": "⚠️ insufficient"}
 
 
-def verdict_line(summary: Mapping[str, Any]) -> str:
-    icon, words = HEADLINE.get(summary.get("verdict", ""), ("⚠️", "unknown verdict"))
-    target = (summary.get("target") or {}).get("name") or "?"
-    return f"{icon} **{words}** — `{summary.get('scenario', '')}` against `{target}` (exit {summary.get('exit_code')})"
+def verdict_line(summary: Summary) -> str:
+    icon, words = HEADLINE.get(summary.verdict, ("⚠️", "unknown verdict"))
+    return (f"{icon} **{words}** — `{summary.scenario.name}` against `{summary.target.name}` "
+            f"(exit {summary.exit_code})")
 
 
 def _cell(value: Any) -> str:
@@ -35,83 +43,67 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     return out
 
 
-def _ms(x: Any) -> str:
+def _ms(x: float | None) -> str:
     return "n/a" if x is None else f"{x:,.1f}"
 
 
-def render(summary: Mapping[str, Any]) -> str:
+def render(summary: Summary) -> str:
     lines = [verdict_line(summary), ""]
-    target = summary.get("target") or {}
-    desc = summary.get("description")
-    if desc:
-        lines += [f"_{desc}_", ""]
-    for reason in summary.get("reasons") or []:
-        lines.append(f"- {reason}")
-    if summary.get("reasons"):
+    target = summary.target
+    if summary.scenario.description:
+        lines += [f"_{summary.scenario.description}_", ""]
+    for reason in summary.reasons:
+        lines.append(f"- {reason.text}")
+    if summary.reasons:
         lines.append("")
 
     lines += ["### Thresholds", ""]
     rows = []
-    for r in summary.get("thresholds") or []:
-        observed = format_value(r.get("metric", ""), _aggregation(r), r.get("observed"))
-        limit = f"{r.get('op', '')} {format_value(r.get('metric', ''), _aggregation(r), r.get('limit'))}"
-        verdict = _VERDICT_CELL.get(r.get("verdict"), r.get("verdict"))
-        rows.append((r.get("label"), observed, limit, verdict, r.get("detail")))
+    for r in summary.thresholds:
+        observed = format_value(r.metric, r.aggregation, r.observed)
+        limit = f"{r.op} {format_value(r.metric, r.aggregation, r.limit)}"
+        rows.append((r.label, observed, limit, _VERDICT_CELL.get(r.verdict, r.verdict), r.detail))
     if rows:
         lines += _table(("Threshold", "Observed", "Limit", "Verdict", "Detail"), rows)
     else:
         lines.append("No thresholds were defined.")
     lines.append("")
 
-    lat = summary.get("latency_ms") or {}
+    lat = summary.latency_ms.model_dump(by_alias=True)
     lines += ["### Latency (ms)", ""]
     keys = ("p50", "p90", "p95", "p99", "p99.9", "max", "mean")
     lines += _table(keys, [[_ms(lat.get(k)) for k in keys]])
     lines.append("")
-    rate = summary.get("success_rate")
-    lines += [f"Target `{target.get('name')}` ({target.get('api')}, model `{target.get('model')}`): "
-              f"{summary.get('requests', 0):,} requests, {summary.get('rps') or 0:,.1f} req/s, "
+    rate = summary.success_rate
+    lines += [f"Target `{target.name}` ({target.api}, model `{target.model}`): "
+              f"{summary.requests:,} requests, {summary.rps or 0:,.1f} req/s, "
               f"success {'n/a' if rate is None else f'{rate * 100:.3f} %'}, "
-              f"{summary.get('dropped', 0):,} dropped, {summary.get('retries', 0):,} retries, "
-              f"peak {summary.get('peak_users', 0):,} users.", ""]
+              f"{summary.dropped:,} dropped, {summary.retries:,} retries, "
+              f"peak {summary.peak_users:,} users.", ""]
 
-    stages = summary.get("stages") or []
-    if stages:
+    if summary.stages:
         lines += ["### Stages", ""]
         lines += _table(("Stage", "Window (s)", "Requests", "Failures", "req/s", "p50", "p99", "max"), [
-            (s["name"], f"{s['start_s']:g}–{s['end_s']:g}", f"{s['requests']:,}", f"{s['failures']:,}",
-             f"{s.get('rps') or 0:,.1f}", _ms(s["latency_ms"].get("p50")), _ms(s["latency_ms"].get("p99")),
-             _ms(s["latency_ms"].get("max"))) for s in stages])
+            (s.name, f"{s.start_s:.1f}–{s.end_s:.1f}", f"{s.requests:,}", f"{s.failures:,}",
+             f"{s.rps or 0:,.1f}", _ms(s.latency_ms.p50), _ms(s.latency_ms.p99), _ms(s.latency_ms.max))
+            for s in summary.stages])
         lines.append("")
 
-    codes = summary.get("status_codes") or {}
-    if codes:
-        total = sum(codes.values()) or 1
+    if summary.status_codes:
+        total = sum(summary.status_codes.values()) or 1
         lines += ["### Status codes", ""]
         lines += _table(("Status", "Count", "Share"),
-                        [(k, f"{v:,}", f"{v / total * 100:.2f} %") for k, v in codes.items()])
+                        [(k, f"{v:,}", f"{v / total * 100:.2f} %") for k, v in summary.status_codes.items()])
         lines.append("")
 
-    cost = summary.get("cost") or {}
-    if cost.get("usd"):
-        per = cost.get("per_image_usd")
-        lines += [f"Cost: ${cost['usd']:,.2f} for {cost.get('images', 0):,} images"
-                  + (f" (${per:.4f} per image)" if per is not None else "") + ".", ""]
-    if (summary.get("generator") or {}).get("saturated"):
-        lines += [f"Load generator saturated: {summary['generator'].get('detail') or 'yes'}.", ""]
+    if summary.cost.usd:
+        lines += ["### Cost, had it been real", "", run_cost_markdown(run_cost(summary.json_dict())), ""]
+    if summary.generator.saturated:
+        lines += [f"Load generator saturated: {'; '.join(summary.generator.reasons) or 'yes'}.", ""]
 
-    files = summary.get("files") or {}
-    if files:
-        lines.append("Files: " + ", ".join(f"[{name}]({_link(path)})" for name, path in files.items()))
+    if summary.files:
+        artefact = os.environ.get("LOADTEST_ARTIFACT", "sla-report")
+        names = ", ".join(f"`{name}`" for name in summary.files.values())
+        lines.append(f"Files in the report folder (kept by CI as the artefact `{artefact}`): {names}.")
         lines.append("")
     return "\n".join(lines)
-
-
-def _aggregation(r: Mapping[str, Any]) -> str:
-    if r.get("aggregation"):
-        return str(r["aggregation"])
-    return "p" if str(r.get("expression", "")).startswith("p(") else ""
-
-
-def _link(path: Any) -> str:
-    return str(path).replace(" ", "%20").replace(")", "%29")

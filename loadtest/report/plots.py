@@ -79,7 +79,7 @@ def _title(summary: Mapping[str, Any], what: str) -> str:
     who = target.get("name") or "?"
     if target.get("model") and target.get("model") != who:
         who += f" ({target['model']})"
-    return f"{summary.get('scenario', 'run')} on {who}: {what}"
+    return f"{(summary.get('scenario') or {}).get('name', 'run')} on {who}: {what}"
 
 
 # --- drawing helpers ------------------------------------------------------------------
@@ -250,7 +250,8 @@ def latency_distribution(summary: Mapping[str, Any], path: str | Path) -> Path:
         return _save(fig, path)
     xs: list[float] = []
     if pts:
-        ax.plot([ms for _, ms in pts], [p for p, _ in pts], color="#1f77b4", lw=2.2, marker="." if len(pts) < 40 else None,
+        ax.plot([ms for _, ms in pts], [p for p, _ in pts], color="#1f77b4", lw=2.2,
+                marker="." if len(pts) < 40 else None,
                 label=f"measured ({int(summary.get('requests') or 0):,} requests)", zorder=4)
         xs += [ms for _, ms in pts]
     if exp:
@@ -305,7 +306,8 @@ def code_group(code: str) -> str:
     return "timeout" if "timeout" in c else "other"
 
 
-def _binned_codes(timeline: Sequence[Mapping[str, Any]], max_bins: int) -> tuple[list[float], float, dict[str, list[float]]]:
+def _binned_codes(timeline: Sequence[Mapping[str, Any]],
+                  max_bins: int) -> tuple[list[float], float, dict[str, list[float]]]:
     ts = [_f(r.get("t_s")) for r in timeline]
     t0 = min(ts)
     span = max(ts) - t0 + 1

@@ -61,7 +61,8 @@ class CatalogPrompts:
 
     def product_mockup(self) -> str:
         r = self.rng
-        return (f"{r.choice(self.colours).capitalize()} {r.choice(MATERIALS)} {r.choice(PRODUCTS)} on {r.choice(BACKGROUNDS)}, "
+        return (f"{r.choice(self.colours).capitalize()} {r.choice(MATERIALS)} {r.choice(PRODUCTS)} "
+                f"on {r.choice(BACKGROUNDS)}, "
                 f"{r.choice(STYLES)}, sharp focus, e-commerce product photo")
 
     def lifestyle(self) -> str:

@@ -1,0 +1,48 @@
+"""The parts of Locust the plugin relies on, checked by name, so an upgrade that removes one fails loudly.
+
+`missing_hooks()` lists what is gone; `plugin.install()` refuses to run with any missing, and a
+test runs it on every Locust the pinned range admits.
+"""
+
+from __future__ import annotations
+
+import inspect
+from importlib import resources
+
+import locust
+import locust.runners
+import locust.web
+from locust import events
+from locust.env import Environment
+
+EVENTS = ("init", "init_command_line_parser", "test_start", "test_stop", "spawning_complete", "request",
+          "report_to_master", "worker_report", "quitting")
+# Locust warns of any spawn rate over 100 users/s; a flash sale's surge asks for one on purpose, so the
+# plugin filters that one log line by its opening words.
+SPAWN_RATE_WARNING = "Your selected spawn rate is very high"
+# The web UI's extension points (Locust's examples/extend_web_ui.py): template args the UI's bundle reads.
+WEB_UI_KEYS = ("extendedTabs", "extendedTables", "extendedStats")
+
+
+def missing_hooks() -> list[str]:
+    missing = [f"locust.events.{name}" for name in EVENTS if not hasattr(events, name)]
+    runners = locust.runners
+    for cls, attr in ((runners.MasterRunner, "register_message"), (runners.WorkerRunner, "send_message"),
+                      (runners.MasterRunner, "clients"), (runners.Runner, "quit"), (runners.Runner, "stop")):
+        if not hasattr(cls, attr) and attr not in inspect.signature(cls.__init__).parameters \
+                and attr not in inspect.getsource(cls):
+            missing.append(f"{cls.__name__}.{attr}")
+    if not hasattr(runners, "STATE_MISSING"):
+        missing.append("locust.runners.STATE_MISSING")
+    if not hasattr(locust, "LoadTestShape"):
+        missing.append("locust.LoadTestShape")
+    if "process_exit_code" not in inspect.getsource(Environment):
+        missing.append("Environment.process_exit_code")
+    if "template_args" not in inspect.getsource(locust.web.WebUI):
+        missing.append("WebUI.template_args")
+    if SPAWN_RATE_WARNING not in inspect.getsource(runners):
+        missing.append(f"the spawn-rate warning text {SPAWN_RATE_WARNING!r} in locust.runners")
+    assets = resources.files("locust") / "webui" / "dist" / "assets"
+    bundle = "".join(p.read_bytes().decode("utf-8", "replace") for p in assets.iterdir() if p.name.endswith(".js"))
+    missing += [f"the web UI's {key} (webui/dist/assets)" for key in WEB_UI_KEYS if key not in bundle]
+    return missing

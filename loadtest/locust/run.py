@@ -1,0 +1,464 @@
+"""Run state, on Locust's Environment: the suite for this process, and one test run at a time.
+
+`SuiteRun` lives as `environment.loadtest` for the process's life: the scenario, the target and
+where reports go. Each test start (a headless run, or every press of START in the web UI) makes
+a fresh `TestRun`: its own recorder, health samples, driver and report folder, so a second run
+starts from zero and never overwrites the first one's report.
+
+Every Locust process keeps a Recorder fed by the `request` event; workers send drained deltas
+to the master with their stats reports and one last time when they stop. The master (or the
+only process) runs the scenario's admin actions, watches abort_on_fail thresholds, watches for
+lost workers, and at the end gathers the run's facts for the gate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
+
+from mockprovider.profile import load_profiles
+
+from ..context import RequestContext
+from ..gate import End, RunFacts, Verdict, abort_trigger, judge
+from ..health import HealthSamples, assess
+from ..recorder import Recorder
+from ..report import ReportWriteError, write_all
+from ..scenario import Scenario, Target
+from ..summary import (
+    ActionDoc,
+    BatchDoc,
+    RunDoc,
+    Summary,
+    build_summary,
+    describe_load,
+    describe_mock,
+    describe_scenario,
+    describe_target,
+)
+from .drivers import LoadDriver, driver_for
+from .sampler import HealthSampler
+
+log = logging.getLogger("loadtest")
+FINAL_MESSAGE = "loadtest_final"
+LIVE_CACHE_S = 1.0
+
+
+class TestRun:
+    """One test, from its start to its verdict."""
+
+    def __init__(self, suite: SuiteRun, number: int) -> None:
+        scenario = suite.scenario
+        self.suite = suite
+        self.number = number
+        self.recorder = Recorder(stages=scenario.load.windows())
+        self.samples = HealthSamples()
+        self.sampler = HealthSampler(self.samples)
+        self.driver: LoadDriver = driver_for(scenario.load)
+        self.started_at = datetime.now(UTC)
+        self.started_perf = time.perf_counter()
+        self.stopped_perf: float | None = None
+        self.reached_end = False          # the shape ran every stage to its end
+        self.aborted_by: str | None = None
+        self.actions_done: list[ActionDoc] = []
+        self.workers_expected: set[str] = set()
+        self.workers_lost: set[str] = set()
+        self.finals_received: set[str] = set()
+        self.greenlets: list[gevent.Greenlet] = []
+        self.summary: Summary | None = None
+        self.report_error: str | None = None
+        self.finalizer: gevent.Greenlet | None = None   # web UI: the greenlet gating the run that stopped
+        self._live: tuple[float, Verdict | None] = (0.0, None)
+
+    def elapsed_s(self) -> float:
+        return (self.stopped_perf or time.perf_counter()) - self.started_perf
+
+    def schedule_elapsed_s(self) -> float:
+        """Seconds on the scenario's own clock (the open model's starts once its VUs are up)."""
+        return max(0.0, self.elapsed_s() - self.suite.scenario.load.schedule_offset_s)
+
+    # -- the gate, live ---------------------------------------------------------------------
+
+    def live_verdict(self) -> Verdict:
+        at, cached = self._live
+        if cached is not None and time.monotonic() - at < LIVE_CACHE_S:
+            return cached
+        s = self.suite.scenario
+        verdict = judge(s.thresholds, self.recorder, facts=RunFacts(planned_s=s.duration_s, aborted_by=self.aborted_by),
+                        min_samples=s.min_samples, live=True, now_s=self.schedule_elapsed_s())
+        self._live = (time.monotonic(), verdict)
+        return verdict
+
+    def stage_now(self) -> str:
+        return self.suite.scenario.load.stage_at(self.schedule_elapsed_s()) or "end"
+
+    # -- data between processes --------------------------------------------------------------
+
+    def drain(self) -> dict[str, Any]:
+        return {"recorder": self.recorder.drain(), "health": self.samples.drain()}
+
+    def merge(self, payload: dict[str, Any] | None) -> None:
+        if payload:
+            self.recorder.merge(payload["recorder"])
+            self.samples.merge(payload["health"])
+
+    # -- the end ------------------------------------------------------------------------------
+
+    def facts(self) -> RunFacts:
+        s = self.suite.scenario
+        if self.aborted_by:
+            end = End.ABORT
+        elif self.reached_end:
+            end = End.SCHEDULE
+        else:
+            end = End.INTERRUPTED if self.suite.headless else End.STOPPED
+        missing = self.workers_expected - self.finals_received - self.workers_lost
+        lost = sorted(self.workers_lost | missing)
+        failed = tuple(f"{a.provider} {a.settings} at {a.at_s:g} s: {a.outcome}" for a in self.actions_done if not a.ok)
+        harness = self.suite.harness_faults()
+        if self.report_error:
+            harness += (f"the report could not be written: {self.report_error}",)
+        return RunFacts(planned_s=s.duration_s, elapsed_s=self.schedule_elapsed_s(), end=end,
+                        aborted_by=self.aborted_by, harness_errors=harness,
+                        workers_expected=len(self.workers_expected), workers_lost=tuple(lost),
+                        actions_failed=failed, errors=self.suite.top_errors(), key_pool=self.suite.key_pool)
+
+
+class SuiteRun:
+    """What one Locust process knows about the scenario; `environment.loadtest`."""
+
+    def __init__(self, environment: Any, scenario: Scenario, *, mock_url: str | None, embedded_mock: bool,
+                 report_dir: Path | None, report_root: Path, result_file: Path | None, key_pool: int | None,
+                 faults_file: Path | None = None) -> None:
+        self.environment = environment
+        self.scenario = scenario
+        self.mock_url = mock_url.rstrip("/") if mock_url else None
+        base = environment.host or scenario.target.base_url or (
+            scenario.target.url_on(self.mock_url) if self.mock_url else None)
+        self.target: Target = replace(scenario.target, base_url=base.rstrip("/") if base else None)
+        self.embedded_mock = embedded_mock
+        self.report_dir = report_dir
+        self.report_root = report_root
+        self.result_file = result_file
+        self.key_pool = key_pool
+        self.faults_file = faults_file
+        self.current: TestRun | None = None
+        self.runs = 0
+
+    # -- roles --------------------------------------------------------------------------------
+    @property
+    def runner(self) -> Any:
+        return self.environment.runner
+
+    @property
+    def is_master(self) -> bool:
+        return isinstance(self.runner, MasterRunner)
+
+    @property
+    def is_worker(self) -> bool:
+        return isinstance(self.runner, WorkerRunner)
+
+    @property
+    def headless(self) -> bool:
+        opts = self.environment.parsed_options
+        return bool(opts and opts.headless)
+
+    def report_dir_for(self, run: TestRun) -> Path:
+        if self.report_dir is not None and run.number == 1:
+            return self.report_dir
+        stamp = run.started_at.strftime("%Y%m%d-%H%M%S")
+        base = self.report_dir.parent if self.report_dir is not None else self.report_root
+        path = base / f"{self.scenario.name}-{stamp}"
+        n = 2
+        while path.exists():
+            path = base / f"{self.scenario.name}-{stamp}-{n}"
+            n += 1
+        return path
+
+    def harness_faults(self) -> tuple[str, ...]:
+        """What the process that started Locust saw go wrong around it (e.g. the embedded mock died)."""
+        if self.faults_file is None or not self.faults_file.exists():
+            return ()
+        try:
+            return tuple(str(f) for f in json.loads(self.faults_file.read_text()))
+        except (OSError, ValueError) as exc:
+            return (f"the runner's fault report could not be read: {exc}",)
+
+    def top_errors(self, n: int = 3) -> tuple[tuple[str, int], ...]:
+        errors = sorted(self.environment.stats.errors.values(), key=lambda e: -e.occurrences)[:n]
+        return tuple((_error_message(e.error), int(e.occurrences)) for e in errors)
+
+    # -- events (wired in plugin.py) -----------------------------------------------------------
+
+    def on_test_start(self, **_: Any) -> None:
+        self.runs += 1
+        run = self.current = TestRun(self, self.runs)
+        if not run.driver.clock_starts_on_spawn:   # the open model's clock starts once its VUs are up
+            run.recorder.start()
+        run.sampler.start()
+        if self.is_master:
+            run.workers_expected = {c.id for c in self.runner.clients.all}
+        if not self.is_worker:
+            run.greenlets = [gevent.spawn(self._watch, run), gevent.spawn(self._run_actions, run)]
+        log.info("scenario %s: target %s (%s, model %s) at %s; %s model, %.0f s", self.scenario.name,
+                 self.target.name, self.target.api, self.target.model, self.target.base_url, self.scenario.load.KIND,
+                 self.scenario.duration_s)
+
+    def on_spawning_complete(self, user_count: int, **_: Any) -> None:
+        run = self.current
+        if run is None or self.is_master:
+            return
+        target = getattr(self.runner, "target_user_count", 0) or 0
+        if run.driver.on_spawned(user_count, target, self._dropped, run.samples):
+            run.recorder.start()
+            log.info("arrival clock started: %d VUs on this process", user_count)
+
+    def _dropped(self, due: float) -> None:
+        run = self.current
+        if run is not None:
+            run.recorder.record_dropped(name=self.target.request_name, target=self.target.name)
+
+    def on_request(self, request_type: str, name: str, response_time: float, response_length: int,
+                   exception: BaseException | None, context: Any = None, **kw: Any) -> None:
+        run = self.current
+        if run is None or request_type == "BATCH":   # a batch's wall time is in Locust's own table
+            return
+        if isinstance(context, RequestContext):
+            run.recorder.record(name=name, target=context.target, latency_ms=response_time, ok=exception is None,
+                                status=context.status, cost_usd=context.cost_usd, attempts=context.attempts,
+                                failover=context.failover)
+            return
+        # A request from a plain Locust client in a team's own locustfile.
+        code = getattr(kw.get("response"), "status_code", None)
+        status: int | str = code if code else ("error" if exception else 200)
+        run.recorder.record(name=name, target=self.target.name, latency_ms=response_time, ok=exception is None,
+                            status=status)
+
+    def on_report_to_master(self, client_id: str, data: dict[str, Any]) -> None:
+        if self.current is not None:
+            data["loadtest"] = self.current.drain()
+
+    def on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
+        if self.current is not None:
+            self.current.merge(data.get("loadtest"))
+
+    def on_final_message(self, environment: Any, msg: Any, **_: Any) -> None:
+        if self.current is not None:
+            self.current.merge(msg.data)
+            self.current.finals_received.add(msg.node_id)
+
+    def on_test_stop(self, **_: Any) -> None:
+        run = self.current
+        if run is None or run.stopped_perf is not None:
+            return
+        run.stopped_perf = time.perf_counter()
+        for g in run.greenlets:
+            g.kill(block=False)
+        run.greenlets = []
+        run.driver.stop()
+        run.sampler.stop()
+        if self.is_worker:
+            run.recorder.stop()
+            self.runner.send_message(FINAL_MESSAGE, run.drain())
+            return
+        if not self.is_master:
+            run.recorder.stop()
+        if not self.headless:       # web UI: the run can start again; gate each one when it stops
+            run.finalizer = gevent.spawn(self.finish, run)
+
+    def on_quitting(self, environment: Any, **_: Any) -> None:
+        run = self.current
+        if run is None or self.is_worker:
+            return
+        if run.stopped_perf is None:
+            self.on_test_stop()
+        summary = self.finish(run)
+        environment.process_exit_code = summary.exit_code
+
+    def shape_ended(self) -> None:
+        if self.current is not None:
+            self.current.reached_end = True
+
+    # -- greenlets on the master (or the only process) ----------------------------------------
+
+    def _watch(self, run: TestRun) -> None:
+        """Once a second: users for the timeline, abort_on_fail, lost workers; now and then a progress line."""
+        every = 10 if self.scenario.duration_s <= 300 else 60
+        watched = any(t.abort_on_fail for t in self.scenario.thresholds)
+        tick = 0
+        while True:
+            if run.recorder.start_time is not None:
+                run.recorder.set_users(self.runner.user_count)
+            if self.is_master:
+                for c in self.runner.clients.all:
+                    if c.state == STATE_MISSING and c.id not in run.workers_lost:
+                        run.workers_lost.add(c.id)
+                        log.error("Locust worker %s was lost (no heartbeat); the run will prove nothing", c.id)
+            if watched and run.aborted_by is None:
+                trigger = abort_trigger(run.live_verdict().results, run.schedule_elapsed_s())
+                if trigger is not None:
+                    run.aborted_by = trigger.threshold.label()
+                    log.error("aborting the run at %.0f s: %s (%s)", run.schedule_elapsed_s(),
+                              trigger.threshold.label(), trigger.detail)
+                    if self.headless:
+                        self.runner.quit()
+                    else:
+                        self.runner.stop()
+                    return
+            gevent.sleep(1.0)
+            tick += 1
+            if tick % every == 0:
+                log.info("%s", self.progress_line(run))
+
+    def progress_line(self, run: TestRun) -> str:
+        elapsed = run.schedule_elapsed_s()
+        sel = run.recorder.select(now_s=elapsed)
+        scheduled = sel.requests + sel.dropped
+        failed = f"{(scheduled - sel.ok) / scheduled:.2%}" if scheduled else "—"
+        p99 = f"{sel.percentile(99):,.0f} ms" if sel.requests else "—"
+        return (f"progress {elapsed:,.0f}/{self.scenario.duration_s:,.0f} s, stage {run.stage_now()}: "
+                f"{self.runner.user_count} users, {self.environment.stats.total.current_rps:,.0f} req/s now, "
+                f"{sel.requests:,} requests, {failed} failed, P99 so far {p99}")
+
+    def _run_actions(self, run: TestRun) -> None:
+        if not self.scenario.actions:
+            return
+        if self.mock_url is None:
+            log.error("the scenario's admin actions cannot run: no --mock-url to send them to")
+            for a in self.scenario.actions:
+                run.actions_done.append(ActionDoc(at_s=0.0, planned_at_s=a.at_s, provider=a.provider,
+                                                  settings=dict(a.settings), outcome="no mock URL", ok=False))
+            return
+        offset = self.scenario.load.schedule_offset_s
+        for action in sorted(self.scenario.actions, key=lambda a: a.at_s):
+            gevent.sleep(max(0.0, run.started_perf + offset + action.at_s - time.perf_counter()))
+            outcome, ok = _patch(f"{self.mock_url}/admin/providers/{action.provider}", dict(action.settings))
+            done = ActionDoc(at_s=round(run.schedule_elapsed_s(), 1), planned_at_s=action.at_s,
+                             provider=action.provider, settings=dict(action.settings), outcome=outcome, ok=ok)
+            run.actions_done.append(done)
+            (log.info if ok else log.error)("admin action at %.1f s: %s %s -> %s", done.at_s, action.provider,
+                                            dict(action.settings), outcome)
+
+    # -- the verdict ------------------------------------------------------------------------------
+
+    def _wait_for_finals(self, run: TestRun, timeout_s: float = 8.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while run.workers_expected - run.finals_received - run.workers_lost and time.monotonic() < deadline:
+            gevent.sleep(0.2)
+
+    def finish(self, run: TestRun) -> Summary:
+        """Gate the run and write its reports (once)."""
+        if run.summary is not None:
+            return run.summary
+        if self.is_master:
+            self._wait_for_finals(run)
+        health = assess(run.samples)
+        report_dir = self.report_dir_for(run)
+        summary = self._summary(run, health, report_dir)
+        try:
+            write_all(summary, report_dir)
+            (report_dir / "recording.json").write_text(json.dumps(run.recorder.export()))
+            summary.files["recording"] = "recording.json"
+            self._write_html(summary, report_dir)
+            write_all(summary, report_dir)   # again, so summary.json and summary.md list every file
+        except (ReportWriteError, OSError) as exc:
+            run.report_error = str(exc)
+            log.error("%s", exc)
+            summary = self._summary(run, health, report_dir)   # the verdict now says the report is missing
+        run.summary = summary
+        if self.result_file is not None:
+            try:
+                self.result_file.write_text(summary.model_dump_json(by_alias=True))
+            except OSError as exc:
+                log.error("cannot hand the verdict to the runner (%s): %s", self.result_file, exc)
+        if self.result_file is None:     # run by plain `locust -f`: nobody else prints it
+            from ..report import console
+            print(console.render(summary), console.verdict_line(summary, report=str(report_dir)), sep="",
+                  flush=True)
+        return summary
+
+    def _write_html(self, summary: Summary, report_dir: Path) -> None:
+        from ..report.html import write_html
+        try:
+            summary.files["html"] = write_html(summary, report_dir).name
+        except OSError:
+            raise            # a full or unwritable folder: the caller says so
+        except Exception:   # a broken plot must not lose the verdict
+            log.exception("the HTML report could not be written")
+
+    def _summary(self, run: TestRun, health: Any, report_dir: Path) -> Summary:
+        s = self.scenario
+        facts = run.facts()
+        verdict = judge(s.thresholds, run.recorder, health, facts, min_samples=s.min_samples)
+        opts = self.environment.parsed_options
+        files: dict[str, str] = {}
+        if opts is not None and opts.html_file:
+            files["locust_html"] = os.path.relpath(opts.html_file, report_dir)
+        if opts is not None and opts.csv_prefix:
+            files["locust_csv"] = os.path.relpath(opts.csv_prefix, report_dir) + "_stats.csv"
+        return build_summary(
+            scenario=describe_scenario(s), target=describe_target(self.target),
+            recorder=run.recorder, verdict=verdict, health=health,
+            run=RunDoc(end=facts.end.value, planned_s=facts.planned_s, elapsed_s=round(facts.elapsed_s, 3),
+                       aborted_by=facts.aborted_by, workers=len(run.workers_expected),
+                       workers_lost=list(facts.workers_lost)),
+            load=describe_load(s), started_at=run.started_at, duration_s=run.elapsed_s(),
+            mock=describe_mock(s, self.mock_url, self.embedded_mock), actions=run.actions_done,
+            batches=self._batches(), expected_latency=self._expected_latency(), files=files,
+            report_dir=str(report_dir))
+
+    def _expected_latency(self) -> dict[str, float | str] | None:
+        if not (self.embedded_mock and self.target.on_mock):
+            return None
+        lat = load_profiles(self.scenario.mock.profiles)[self.target.name].latency
+        return {"distribution": "lognormal", "p50_ms": lat.p50_ms, "p99_ms": lat.p99_ms, "sigma": lat.sigma,
+                "min_ms": lat.min_ms, "max_ms": lat.max_ms, "latency_scale": self.scenario.mock.latency_scale}
+
+    def _batches(self) -> BatchDoc | None:
+        client = self.scenario.client
+        if client.batch_size <= 1:
+            return None
+        entry = self.environment.stats.entries.get((f"batch of {client.batch_size}", "BATCH"))
+        if entry is None or entry.num_requests == 0:
+            return None
+        return BatchDoc(size=client.batch_size, batches=entry.num_requests, mean_wall_ms=entry.avg_response_time,
+                        mean_per_image_ms=entry.avg_response_time / client.batch_size,
+                        concurrency=client.batch_concurrency)
+
+
+def _patch(url: str, settings: dict[str, Any]) -> tuple[str, bool]:
+    req = urllib.request.Request(url, data=json.dumps(settings).encode(), method="PATCH",
+                                 headers={"Content-Type": "application/json"})
+    token = os.environ.get("MOCK_ADMIN_TOKEN")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return f"HTTP {resp.status}", 200 <= resp.status < 300
+    except urllib.error.HTTPError as exc:
+        body = exc.read(500).decode("utf-8", "replace")
+        return f"HTTP {exc.code}: {body}", False
+    except (urllib.error.URLError, OSError) as exc:
+        return f"failed: {exc}", False
+
+
+def _error_message(error: object) -> str:
+    # A local run keeps the exception; a master, its repr: "GenerationFailed('HTTP 400 ...')" -> "HTTP 400 ..."
+    if isinstance(error, BaseException):
+        return str(error)
+    error = str(error)
+    head, sep, rest = error.partition("(")
+    if sep and rest.endswith(")") and head.isidentifier():
+        rest = rest[:-1].strip("'\"")
+        return rest
+    return error

@@ -1,0 +1,148 @@
+"""Locust users, one per API: each generates images as a team's client would.
+
+A user reports one Locust request per *generation* (retries and Midjourney polls inside it),
+so Locust's statistics, the SLA recorder and the gate all count what the shop's customer
+waits for. The scenario's load model paces the users (think time, or the open model's
+scheduled starts, from which latency then counts).
+
+Keys come from a pool formatted as each API's keys look (what the mock accepts); against a
+real target, LOADTEST_API_KEYS (comma separated) gives the team's own.
+
+A team's own locustfile can subclass them:
+
+    class MyRelay(RelayUser):
+        abstract = False
+        host = "https://relay.example.com/v1"
+        model = "dall-e-4"
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+import random
+import time
+from typing import Any
+
+from locust import task
+from locust.contrib.fasthttp import FastHttpUser
+from locust.event import EventHook
+
+from ..clients import CLIENTS, ApiClient, Generation
+from ..clients.base import run_batch
+from ..clients.keys import key_for_user, parse_keys
+from ..context import RequestContext
+from ..prompts import CatalogPrompts, pools
+from ..scenario import Client, Target
+
+_SILENT = EventHook()   # the HTTP session's own per-exchange events go nowhere
+pools()                 # built at import, not in the middle of the first spawn
+_user_numbers = itertools.count()
+
+
+class GenerationFailed(Exception):
+    """A generation that ended without an image; the message is stable so Locust groups failures."""
+
+
+class ImageGenUser(FastHttpUser):
+    abstract = True
+    api = "relay"
+    model = "midjourney-v7"
+    network_timeout = 30.0
+    connection_timeout = 30.0
+
+    def __init__(self, environment: Any) -> None:
+        suite = getattr(environment, "loadtest", None)
+        if suite is not None:
+            self.network_timeout = self.connection_timeout = suite.scenario.client.timeout_s
+            self.concurrency = max(10, suite.scenario.client.batch_concurrency)
+        super().__init__(environment)
+        self.client.request_event = _SILENT
+        self.number = next(_user_numbers) + 100_000 * max(0, getattr(environment.runner, "worker_index", 0))
+        self.suite = suite
+        if suite is not None:
+            client, target = suite.scenario.client, suite.target
+        else:   # a team's own locustfile: host and class attributes say it all
+            if not self.host:
+                raise ValueError(f"{type(self).__name__} needs a host (the API's base URL)")
+            client = Client()
+            target = Target(name=self.host, api=self.api, model=self.model, base_url=self.host.rstrip("/"))
+        seed = (suite.scenario.mock.seed if suite else 0) * 1_000_003 + self.number
+        self.rng = random.Random(seed)
+        self.prompts = CatalogPrompts(seed, client.use_cases)
+        key = key_for_user(target.api, self.number, client.keys, parse_keys(os.environ.get("LOADTEST_API_KEYS", "")),
+                           on_mock=target.on_mock)
+        self.driver: ApiClient = CLIENTS[target.api](self.client, target, key, client, self.rng)
+        self.settings = client
+        self.target = target
+
+    def _pacer(self) -> Any:
+        run = self.suite.current if self.suite is not None else None
+        return run.driver if run is not None else None
+
+    def wait_time(self) -> float:
+        pacer = self._pacer()
+        return pacer.wait_time(self.rng) if pacer is not None else 0.0
+
+    @task
+    def generate(self) -> None:
+        pacer = self._pacer()
+        if self.settings.batch_size > 1:
+            started = pacer.next_start() if pacer is not None else time.perf_counter()
+            if started is not None:
+                self._batch(started)
+            return
+        use_case, prompt = self.prompts.next()     # the client's own work, before the clock starts
+        started = pacer.next_start() if pacer is not None else time.perf_counter()
+        if started is not None:
+            self._one(started, use_case, prompt)
+
+    def _one(self, started: float | None, use_case: str, prompt: str) -> None:
+        if started is None:
+            started = time.perf_counter()
+        result = self.driver.generate(prompt)
+        self._report(result, (time.perf_counter() - started) * 1000.0, use_case)
+
+    def _report(self, result: Generation, elapsed_ms: float, use_case: str) -> None:
+        self.environment.events.request.fire(
+            request_type="JOB" if self.target.api == "midjourney" else "POST",
+            name=self.driver.request_name, response_time=elapsed_ms, response_length=result.length,
+            exception=None if result.ok else GenerationFailed(result.error or str(result.status)),
+            context=RequestContext(target=self.target.name, status=result.status, cost_usd=result.cost_usd,
+                                   attempts=result.attempts, failover=result.failover, use_case=use_case,
+                                   request_id=result.request_id, images=result.images))
+
+    def _batch(self, started: float) -> None:
+        """A batch as the seed's client sends it: all at once, a semaphore bounding concurrency."""
+        size = self.settings.batch_size
+        jobs = [functools.partial(self._one, None, *self.prompts.next()) for _ in range(size)]
+        run_batch(jobs, self.settings.batch_concurrency)     # each image timed from its own start
+        wall_ms = (time.perf_counter() - started) * 1000.0
+        # The batch as a whole, for Locust's own table; the SLA recorder counts per-image requests.
+        self.environment.events.request.fire(
+            request_type="BATCH", name=f"batch of {size}", response_time=wall_ms, response_length=0,
+            exception=None, context=None)
+
+
+class RelayUser(ImageGenUser):
+    abstract = True
+    api = "relay"
+
+
+class OpenAIImagesUser(ImageGenUser):
+    abstract = True
+    api = "openai"
+    model = "dall-e-4"
+
+
+class VertexImagenUser(ImageGenUser):
+    abstract = True
+    api = "vertex"
+    model = "imagen-4"
+
+
+class MidjourneyUser(ImageGenUser):
+    abstract = True
+    api = "midjourney"
+    model = "midjourney-v7"

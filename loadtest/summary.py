@@ -1,0 +1,338 @@
+"""summary.json: the one definition of a run's summary, what every report writer reads.
+
+`Summary` is the contract between the gate and the reports (console, JUnit, Markdown, HTML),
+`compare`, `calibrate` and a team's own CI scripts. It is typed here and published as a JSON
+Schema (`schemas/summary.schema.json`, `loadtest schema`); every summary the suite writes
+validates against it. Writers read a `Summary`, never the recorder, so a report can be
+rebuilt from a saved summary.json (`Summary.read`).
+
+Numbers are rounded once, here: milliseconds to the microsecond, rates to six places.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .gate import ThresholdResult, Verdict
+from .health import HealthReport
+from .recorder import PERCENTILE_DEFINITION, Recorder, Selection
+from .scenario import Scenario, Target
+
+FORMAT = "loadtest.summary/1"
+LATENCY_POINTS = (("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p99.9", 99.9))
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class StageWindow(_Doc):
+    name: str
+    start_s: float
+    end_s: float
+
+
+class ScenarioDoc(_Doc):
+    name: str
+    description: str = ""
+    source: str = ""
+    load_model: str
+    planned_s: float
+    stages: list[StageWindow]
+    min_samples: int
+
+
+class TargetDoc(_Doc):
+    name: str
+    api: str
+    base_url: str | None
+    model: str
+
+
+class LatencyDoc(_Doc):
+    p50: float | None = None
+    p90: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    p99_9: float | None = Field(default=None, alias="p99.9")
+    max: float | None = None
+    min: float | None = None
+    mean: float | None = None
+
+
+class MarginDoc(_Doc):
+    amount: float
+    unit: str
+    percent: float | None
+    words: str
+
+
+class ThresholdDoc(_Doc):
+    key: str
+    label: str
+    metric: str
+    aggregation: str
+    expression: str
+    filters: dict[str, str]
+    op: str
+    limit: float
+    unit: str
+    observed: float | None
+    samples: int
+    verdict: Literal["pass", "fail", "insufficient"]
+    detail: str
+    margin: MarginDoc | None = None
+    needed_samples: int | None = None
+    abort_on_fail: bool = False
+
+
+class ReasonDoc(_Doc):
+    kind: str
+    text: str
+
+
+class StageDoc(_Doc):
+    name: str
+    start_s: float
+    end_s: float
+    requests: int
+    failures: int
+    dropped: int
+    rps: float | None
+    latency_ms: LatencyDoc
+
+
+class CostDoc(_Doc):
+    usd: float | None
+    images: int
+    per_image_usd: float | None
+
+
+class GeneratorDoc(_Doc):
+    saturated: bool
+    reasons: list[str] = []
+    figures: dict[str, float | int | None] = {}
+
+
+class RunDoc(_Doc):
+    end: str
+    planned_s: float
+    elapsed_s: float
+    aborted_by: str | None = None
+    workers: int = 0
+    workers_lost: list[str] = []
+
+
+class LoadDoc(_Doc):
+    model: str
+    peak_users: int
+    think_time_s: list[float] | None = None
+    max_vus: int | None = None
+    scheduled_starts: int | None = None
+
+
+class MockDoc(_Doc):
+    url: str | None
+    embedded: bool
+    seed: int
+    latency_scale: float
+    set: list[str]
+
+
+class ActionDoc(_Doc):
+    at_s: float
+    planned_at_s: float
+    provider: str
+    settings: dict[str, Any]
+    outcome: str
+    ok: bool
+
+
+class BatchDoc(_Doc):
+    size: int
+    batches: int
+    mean_wall_ms: float
+    mean_per_image_ms: float
+    concurrency: int
+
+
+class TimelineRow(_Doc):
+    t_s: int
+    users: int | None
+    requests: int
+    failures: int
+    dropped: int
+    rps: float
+    codes: dict[str, int]
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+
+
+class Summary(_Doc):
+    format: Literal["loadtest.summary/1"] = "loadtest.summary/1"
+    scenario: ScenarioDoc
+    target: TargetDoc
+    started_at: str
+    duration_s: float
+    verdict: Literal["pass", "fail", "invalid"]
+    exit_code: int
+    passed: bool
+    reasons: list[ReasonDoc]
+    thresholds: list[ThresholdDoc]
+    requests: int
+    failures: int
+    dropped: int
+    success_rate: float | None
+    attempts: int
+    retries: int
+    failovers: int
+    latency_ms: LatencyDoc
+    rps: float | None
+    status_codes: dict[str, int]
+    peak_users: int
+    cost: CostDoc
+    stages: list[StageDoc]
+    generator: GeneratorDoc
+    run: RunDoc
+    load: LoadDoc
+    mock: MockDoc | None = None
+    actions: list[ActionDoc] = []
+    batches: BatchDoc | None = None
+    notes: list[str] = []
+    timeline: list[TimelineRow] = []
+    latency_distribution: list[tuple[float, float | None]] = []
+    expected_latency: dict[str, float | str] | None = None
+    percentile_definition: str = PERCENTILE_DEFINITION
+    files: dict[str, str] = {}
+    report_dir: str = ""
+
+    # -- reading and writing ---------------------------------------------------------------
+
+    @classmethod
+    def read(cls, path: str | Path) -> Summary:
+        return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+    def json_dict(self) -> dict[str, Any]:
+        """The JSON form (aliases such as "p99.9" as written), as plain data."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    @property
+    def reason_texts(self) -> list[str]:
+        return [r.text for r in self.reasons]
+
+    def threshold(self, label: str) -> ThresholdDoc:
+        return next(t for t in self.thresholds if t.label == label)
+
+
+def schema() -> dict[str, Any]:
+    doc = Summary.model_json_schema(by_alias=True)
+    doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    doc["$id"] = "https://imagegen-loadtest.invalid/schemas/summary.schema.json"
+    return doc
+
+
+def schema_text() -> str:
+    return json.dumps(schema(), indent=2, sort_keys=True) + "\n"
+
+
+# --- building ---------------------------------------------------------------------------------
+
+
+def _r(x: float | None, digits: int = 3) -> float | None:
+    if x is None or not math.isfinite(x):
+        return None
+    return round(float(x), digits)
+
+
+def latency_doc(sel: Selection) -> LatencyDoc:
+    values: dict[str, float | None] = {k: _r(sel.percentile(p)) if sel.requests else None for k, p in LATENCY_POINTS}
+    values.update(max=_r(sel.max_ms), min=_r(sel.min_ms), mean=_r(sel.mean_ms))
+    return LatencyDoc.model_validate(values)
+
+
+def threshold_doc(r: ThresholdResult) -> ThresholdDoc:
+    t = r.threshold
+    m = r.margin
+    return ThresholdDoc(
+        key=t.key, label=t.label(), metric=t.metric, aggregation=t.aggregation, expression=t.expression(),
+        filters=dict(t.filters), op=t.op, limit=t.value, unit=r.unit, observed=_r(r.observed, 6),
+        samples=r.samples, verdict=r.verdict,  # type: ignore[arg-type]
+        detail=r.detail, abort_on_fail=t.abort_on_fail, needed_samples=r.needed_samples,
+        margin=MarginDoc(amount=round(m.amount, 6), unit=m.unit, percent=_r(m.percent, 3), words=m.words)
+        if m is not None else None)
+
+
+def describe_scenario(s: Scenario) -> ScenarioDoc:
+    return ScenarioDoc(name=s.name, description=s.description, source=s.source, load_model=s.load.KIND,
+                       planned_s=s.duration_s, min_samples=s.min_samples,
+                       stages=[StageWindow(name=n, start_s=round(a, 3), end_s=round(b, 3))
+                               for n, a, b in s.load.windows()])
+
+
+def describe_target(t: Target) -> TargetDoc:
+    return TargetDoc(name=t.name, api=t.api, base_url=t.base_url, model=t.model)
+
+
+def describe_load(s: Scenario) -> LoadDoc:
+    return LoadDoc(model=s.load.KIND, peak_users=s.load.peak_users, **s.load.report())
+
+
+def describe_mock(s: Scenario, url: str | None, embedded: bool) -> MockDoc | None:
+    if not url:
+        return None
+    return MockDoc(url=url, embedded=embedded, seed=s.mock.seed, latency_scale=s.mock.latency_scale,
+                   set=list(s.mock.sets))
+
+
+def iso_utc(t: datetime) -> str:
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return t.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def build_summary(*, scenario: ScenarioDoc, target: TargetDoc, recorder: Recorder, verdict: Verdict,
+                  health: HealthReport | None, run: RunDoc, load: LoadDoc, started_at: datetime, duration_s: float,
+                  mock: MockDoc | None = None, actions: Sequence[ActionDoc] = (), batches: BatchDoc | None = None,
+                  notes: Sequence[str] = (), expected_latency: Mapping[str, float | str] | None = None,
+                  files: Mapping[str, str] | None = None, report_dir: str = "") -> Summary:
+    total = recorder.select()
+    stages = []
+    for name, lo, hi in recorder.stages:
+        sel = recorder.select({"stage": name})
+        stages.append(StageDoc(name=name, start_s=round(lo, 3), end_s=round(hi, 3), requests=sel.requests,
+                               failures=sel.failures, dropped=sel.dropped, rps=_r(sel.rps),
+                               latency_ms=latency_doc(sel)))
+    all_notes = list(notes)
+    if total.clamped:
+        all_notes.append(f"{total.clamped} latencies above one hour were recorded as one hour")
+    return Summary(
+        scenario=scenario, target=target, started_at=iso_utc(started_at), duration_s=round(duration_s, 3),
+        verdict=verdict.status,  # type: ignore[arg-type]
+        exit_code=int(verdict.exit_code), passed=verdict.passed,
+        reasons=[ReasonDoc(kind=r.kind, text=r.text) for r in verdict.reasons],
+        thresholds=[threshold_doc(r) for r in verdict.results],
+        requests=total.requests, failures=total.failures, dropped=total.dropped,
+        success_rate=_r(total.success_rate, 6), attempts=total.attempts,
+        retries=max(0, total.attempts - total.requests), failovers=total.failovers,
+        latency_ms=latency_doc(total), rps=_r(total.rps), status_codes=dict(sorted(total.status_codes.items())),
+        peak_users=recorder.peak_users,
+        cost=CostDoc(usd=_r(total.cost_usd, 6), images=total.ok,
+                     per_image_usd=_r(total.cost_usd / total.ok, 6) if total.ok else None),
+        stages=stages,
+        generator=GeneratorDoc(saturated=bool(health and health.saturated),
+                               reasons=list(health.reasons) if health else [],
+                               figures=health.figures() if health else {}),
+        run=run, load=load, mock=mock, actions=list(actions), batches=batches, notes=all_notes,
+        timeline=[TimelineRow.model_validate(row) for row in recorder.timeline()],
+        latency_distribution=[(p, _r(v)) for p, v in total.distribution()],
+        expected_latency=dict(expected_latency) if expected_latency is not None else None,
+        files=dict(files or {}), report_dir=report_dir)

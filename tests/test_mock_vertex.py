@@ -280,6 +280,10 @@ def test_publisher_model_resource_and_google_cloud_aiplatform(mock: MockServer) 
     assert r.json()["predictSchemata"]["instanceSchemaUri"].endswith("vision_generative_model_1.0.0.yaml")
     assert httpx.get(f"{mock.url}/vertex/v1/publishers/google/models/imagen-9",
                      headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).status_code == 404
+    assert httpx.get(f"{mock.url}/vertex/v1/publishers/google/models/imagen-4", timeout=10).status_code == 401
+    regional = httpx.get(f"{mock.url}/vertex/v1beta1/projects/shop/locations/us-central1/publishers/google/models/"
+                         "gemini-2.5-flash-image", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    assert regional.status_code == 200 and "predictSchemata" not in regional.json()   # not an Imagen model
 
     import vertexai
     from vertexai.preview.vision_models import ImageGenerationModel

@@ -12,6 +12,8 @@ MOCK_PREFIX: dict[str, str] = {
     "openai": "/openai/v1",
     "vertex": "/vertex/v1",
     "midjourney": "/midjourney",
+    # The Gemini Developer API (generativelanguage.googleapis.com); google-genai's base_url is "<mock>/gemini/".
+    "gemini": "/gemini/v1beta",
 }
 APIS: tuple[str, ...] = tuple(MOCK_PREFIX)
 

@@ -17,12 +17,13 @@ from .profile import load_profiles
 from .provider import Providers, RunOptions
 from .settings import SettingsError, parse_set_option
 from .wire.common import Wire
+from .wire.gemini import GeminiAPI
 from .wire.midjourney import MidjourneyJobs
 from .wire.openai import OpenAIImages
 from .wire.relay import Relay
-from .wire.vertex import VertexImagen
+from .wire.vertex import VertexAI
 
-WIRES: tuple[type[Wire], ...] = (OpenAIImages, VertexImagen, MidjourneyJobs, Relay)
+WIRES: tuple[type[Wire], ...] = (OpenAIImages, VertexAI, GeminiAPI, MidjourneyJobs, Relay)
 
 
 @dataclass
@@ -50,7 +51,7 @@ async def metrics(request: web.Request) -> web.Response:
 async def unknown(request: web.Request) -> web.Response:
     return web.Response(text=json.dumps({"error": {"code": "not_found", "message": (
         f"Unknown URL {request.method} {request.path}. Providers live under /openai/v1, /vertex/v1, "
-        "/midjourney/mj and /relay/v1; see also /healthz, /metrics and /admin/providers.")}}),
+        "/gemini/v1beta, /midjourney/mj and /relay/v1; see also /healthz, /metrics and /admin/providers.")}}),
         status=404, content_type="application/json")
 
 

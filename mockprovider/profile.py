@@ -23,6 +23,10 @@ from .apis import APIS
 Z99 = 2.3263478740408408
 
 FAULT_KINDS = ("server_error", "overloaded", "content_policy", "timeout")
+# How strictly a provider checks credentials: a gateway that cannot carry them to a custom base URL
+# (LiteLLM's Vertex `api_base`) needs "optional" (absent is served, a malformed one is still refused)
+# or "none" (nothing is checked).
+AUTH_MODES = ("required", "optional", "none")
 
 
 class ProfileError(ValueError):
@@ -93,6 +97,8 @@ class Profile:
     faults: FaultSpec
     seed_consistency: str = ""
     relay: RelaySpec | None = None
+    aliases: tuple[str, ...] = ()   # other model ids served by this profile (a real API's ids)
+    auth: str = "required"
 
     @property
     def saturation_rps(self) -> float:
@@ -146,6 +152,7 @@ def load_profiles(extra_files: Iterable[str | Path] = ()) -> dict[str, Profile]:
             raw[name] = deep_merge(raw.get(name, {}), table)
     resolved = {name: _resolve(name, raw, ()) for name in raw}
     profiles = {name: parse_profile(name, table) for name, table in resolved.items()}
+    _check_aliases(profiles)
     for name, p in profiles.items():
         if p.relay is not None:
             _check_relay(p, profiles)
@@ -171,6 +178,8 @@ def _resolve(name: str, raw: dict[str, Any], seen: tuple[str, ...]) -> dict[str,
     merged = deep_merge(parent, {k: v for k, v in table.items() if k != "base"})
     if "relay" in parent and "relay" not in table:
         merged.pop("relay", None)  # a relay's model list does not carry over to a copy
+    if "aliases" not in table:
+        merged.pop("aliases", None)  # an id names one model: a copy answers to its own name only
     return merged
 
 
@@ -216,7 +225,7 @@ def _table(where: str, table: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 KNOWN_FIELDS = {"api", "price_usd", "uptime", "max_size", "seed_consistency", "latency",
-                "capacity", "rate_limit", "faults", "relay", "base"}
+                "capacity", "rate_limit", "faults", "relay", "base", "aliases", "auth"}
 
 
 def parse_latency(where: str, t: dict[str, Any]) -> LatencySpec:
@@ -298,6 +307,12 @@ def parse_profile(name: str, t: dict[str, Any]) -> Profile:
             failover[m] = tuple(fallbacks)
         relay = RelaySpec(tuple(models), prices, failover,
                           _num(f"{where}.relay", r, "failover_penalty_ms", lo=0, default=0.0))
+    aliases = t.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip() for a in aliases):
+        raise ProfileError(f"{where}.aliases must be a list of model ids")
+    auth = t.get("auth", "required")
+    if auth not in AUTH_MODES:
+        raise ProfileError(f"{where}.auth must be one of {', '.join(AUTH_MODES)}, got {auth!r}")
     return Profile(
         name=name,
         api=api,
@@ -310,7 +325,20 @@ def parse_profile(name: str, t: dict[str, Any]) -> Profile:
         rate_limit=parse_rate_limit(f"{where}.rate_limit", _table(where, t, "rate_limit")),
         faults=parse_faults(f"{where}.faults", _table(where, t, "faults")),
         relay=relay,
+        aliases=tuple(aliases),
+        auth=auth,
     )
+
+
+def _check_aliases(profiles: dict[str, Profile]) -> None:
+    owner: dict[str, str] = {}
+    for name, p in profiles.items():
+        for alias in p.aliases:
+            if alias in profiles:
+                raise ProfileError(f"[{name}].aliases: {alias!r} is already the name of a profile")
+            if alias in owner:
+                raise ProfileError(f"[{name}].aliases: {alias!r} is already an alias of [{owner[alias]}]")
+            owner[alias] = name
 
 
 def _check_relay(relay: Profile, profiles: dict[str, Profile]) -> None:
@@ -339,4 +367,6 @@ def describe(profile: Profile) -> dict[str, Any]:
         "rate_limit_rpm": profile.rate_limit.requests_per_minute,
         "error_rate": profile.faults.error_rate,
         "price_usd": profile.price_usd,
+        "aliases": list(profile.aliases),
+        "auth": profile.auth,
     }

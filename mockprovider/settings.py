@@ -10,7 +10,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from .profile import Profile
+from .profile import AUTH_MODES, Profile
 
 
 class SettingsError(ValueError):
@@ -29,6 +29,7 @@ class Settings:
     queue: int = 0
     per_key_slots: int = 0
     per_key_queue: int = 0
+    auth: str = "required"           # required | optional | none (see profile.AUTH_MODES)
 
     @classmethod
     def from_profile(cls, profile: Profile, *, limits: bool = True) -> Settings:
@@ -41,6 +42,7 @@ class Settings:
             queue=profile.capacity.queue,
             per_key_slots=profile.capacity.per_key_slots,
             per_key_queue=profile.capacity.per_key_queue,
+            auth=profile.auth,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -74,7 +76,14 @@ _INTS = {"burst": 1, "slots": 1, "queue": 0, "per_key_slots": 0, "per_key_queue"
 _FLOATS = {"error_rate": (0.0, 1.0), "latency_multiplier": (0.0, 1000.0), "requests_per_minute": (0.001, 1e9)}
 
 
+_CHOICES = {"auth": AUTH_MODES}
+
+
 def _coerce(key: str, value: Any) -> Any:
+    if key in _CHOICES:
+        if value not in _CHOICES[key]:
+            raise SettingsError(f"{key} must be one of {', '.join(_CHOICES[key])}, got {value!r}")
+        return value
     if isinstance(value, str):  # from --set NAME.key=value
         text = value.strip().lower()
         if key in _BOOLS:

@@ -1,140 +1,124 @@
-"""Vertex AI Imagen: POST .../publishers/google/models/{model}:predict, Google's error shape."""
+"""Vertex AI: Imagen's `:predict`, Gemini image models' `:generateContent`, and the publisher model resource
+that google-cloud-aiplatform's `from_pretrained` reads, under /vertex/{v1,v1beta1}/ (google-genai's
+`vertexai=True` client sends v1beta1), regional (`projects/{p}/locations/{l}/...`) and in express mode
+(`publishers/google/models/...` with an API key)."""
 
 from __future__ import annotations
 
-import json
-import time
-from typing import Any
-
 from aiohttp import web
 
-from ..behaviours import Call, Kind, Outcome
-from ..images import digest_for, render_b64
-from .body import read_json_object
-from .common import Labels, Wire, WireError, bearer_token, request_id
+from ..behaviours import Kind, Outcome
+from ..provider import Provider
+from .common import Labels
+from .generate_content import serve_generate_content
+from .google import GoogleError, GoogleWire
+from .imagen import serve_predict
 
-ASPECT_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
-STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-          405: "UNIMPLEMENTED", 413: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
-          503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
-PARAMETERS = {"sampleCount", "aspectRatio", "negativePrompt", "seed", "addWatermark", "personGeneration",
-              "safetySetting", "sampleImageSize", "includeRaiReason", "outputOptions", "enhancePrompt",
-              "language", "storageUri"}
-MAX_SAMPLES = 4
+SCHEMA = "gs://google-cloud-aiplatform/schema/predict/{kind}/vision_generative_model_1.0.0.yaml"
+AUTH_DOC = ("Expected OAuth 2 access token, login cookie or other valid authentication credential. See "
+            "https://developers.google.com/identity/sign-in/web/devconsole-project.")
+METHODS = ("predict", "generateContent", "streamGenerateContent")
 
 
-def _invalid(message: str) -> WireError:
-    return WireError(400, message)
-
-
-class VertexImagen(Wire):
+class VertexAI(GoogleWire):
     api = "vertex"
     prefix = "/vertex"
 
     def routes(self) -> list[web.RouteDef]:
-        path = ("/vertex/v1/projects/{project}/locations/{location}/publishers/google/models/"
-                "{model:[^/:]+}:predict")
-        return [web.post(path, self.guarded(self.predict))]
+        models = "publishers/google/models/{model:[^/:]+}"
+        regional = "/vertex/{version:v1|v1beta1}/projects/{project}/locations/{location}/" + models
+        express = "/vertex/{version:v1|v1beta1}/" + models
+        return [web.post(regional + ":{method}", self.route(self.call)),
+                web.post(express + ":{method}", self.route(self.call)),
+                web.get(regional, self.route(self.publisher_model)),
+                web.get(express, self.route(self.publisher_model))]
 
-    def error(self, status: int, message: str, *, code: str | None = None, param: str | None = None,
-              headers: dict[str, str] | None = None) -> web.Response:
-        body = {"error": {"code": status, "message": message, "status": STATUS.get(status, "UNKNOWN")}}
-        return web.Response(text=json.dumps(body), status=status, content_type="application/json",
-                            headers=headers)
+    def refuse_missing(self) -> GoogleError:
+        return GoogleError(401, f"Request is missing required authentication credential. {AUTH_DOC}")
 
-    async def predict(self, request: web.Request, labels: Labels) -> web.StreamResponse:
-        started = time.perf_counter()
-        token = bearer_token(request)
-        if token is None:
-            # Any bearer token is taken (Google's look like ya29.…); no header, or another scheme, is not.
-            if request.headers.get("Authorization"):
-                raise WireError(401, "Request had invalid authentication credentials. Expected OAuth 2 access "
-                                     "token, login cookie or other valid authentication credential.")
-            raise WireError(401, "Request is missing required authentication credential. Expected OAuth 2 access "
-                                 "token, login cookie or other valid authentication credential. See "
-                                 "https://developers.google.com/identity/sign-in/web/devconsole-project.")
-        ctx = self.ctx
-        project = request.match_info["project"]
-        location = request.match_info["location"]
+    def refuse_invalid(self, request: web.Request) -> GoogleError:
+        return GoogleError(401, f"Request had invalid authentication credentials. {AUTH_DOC}")
+
+    @staticmethod
+    def resource(request: web.Request) -> str:
+        info = request.match_info
+        path = f"publishers/google/models/{info['model']}"
+        if "project" in info:
+            path = f"projects/{info['project']}/locations/{info['location']}/{path}"
+        return path
+
+    def not_found(self, request: web.Request) -> GoogleError:
+        return GoogleError(404, f"Publisher Model `{self.resource(request)}` not found.")
+
+    async def call(self, request: web.Request, labels: Labels) -> web.StreamResponse:
+        method = request.match_info["method"]
         model = request.match_info["model"]
-        provider = ctx.providers.get(model)
-        if provider is None or provider.profile.api != "vertex":
-            raise WireError(404, f"Publisher Model `projects/{project}/locations/{location}/publishers/google/"
-                                 f"models/{model}` not found.")
-        body = await read_json_object(request, ctx.max_body_bytes)
-        for name in body:
-            if name not in ("instances", "parameters"):
-                raise _invalid(f'Invalid JSON payload received. Unknown name "{name}": Cannot find field.')
-        instances = body.get("instances")
-        if not isinstance(instances, list) or not instances:
-            raise _invalid("instances must be a non-empty list with one instance.")
-        if len(instances) > 1:
-            raise _invalid(f"Only one instance is supported per request, got {len(instances)}.")
-        instance = instances[0]
-        if not isinstance(instance, dict):
-            raise _invalid("instances[0] must be an object with a prompt.")
-        prompt = instance.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise _invalid("instances[0].prompt is required and must be a non-empty string.")
-        params = body.get("parameters", {})
-        if params is None:
-            params = {}
-        if not isinstance(params, dict):
-            raise _invalid("parameters must be an object.")
-        unknown = sorted(set(params) - PARAMETERS)
-        if unknown:
-            raise _invalid(f"Unsupported parameter(s): {', '.join(unknown)}.")
-        count = params.get("sampleCount", 1)
-        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SAMPLES:
-            raise _invalid(f"sampleCount must be an integer between 1 and {MAX_SAMPLES}, got {count!r}.")
-        aspect = params.get("aspectRatio", "1:1")
-        if aspect not in ASPECT_RATIOS:
-            raise _invalid(f"aspectRatio must be one of {', '.join(ASPECT_RATIOS)}, got {aspect!r}.")
-        seed = params.get("seed")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32):
-            raise _invalid(f"seed must be an integer between 0 and 4294967295, got {seed!r}.")
-        for flag in ("addWatermark", "includeRaiReason", "enhancePrompt"):
-            if flag in params and not isinstance(params[flag], bool):
-                raise _invalid(f"{flag} must be a boolean, got {params[flag]!r}.")
-        size = params.get("sampleImageSize", "1K")
-        if size not in ("1K", "2K"):
-            raise _invalid(f"sampleImageSize must be '1K' or '2K', got {size!r}.")
-        labels.provider = labels.model = model
+        provider = self.models.get(model)
+        caller = self.caller(request, provider)
+        if method not in METHODS:
+            raise GoogleError(404, f"Method `{method}` is not found for `{self.resource(request)}`; "
+                                   f"supported: {', '.join(METHODS)}.")
+        if provider is None or provider.profile.api not in ("vertex", "gemini"):
+            raise self.not_found(request)
+        # Quota is per project and base model (an API key's own in express mode).
+        project = request.match_info.get("project", f"express:{caller}")
+        quota_key = f"{project}/{provider.name}"
+        if method == "predict":
+            if provider.profile.api == "gemini":
+                raise GoogleError(400, "Gemini cannot be accessed through Vertex Predict/RawPredict API. Please "
+                                       "follow https://cloud.google.com/vertex-ai/docs/generative-ai/start/"
+                                       "quickstarts/quickstart-multimodal for Gemini usage.",
+                                  status_name="FAILED_PRECONDITION")
+            return await serve_predict(self, request, labels, provider, model, quota_key, gemini_api=False)
+        if provider.profile.api != "gemini":
+            raise GoogleError(400, f"{model} is an Imagen model: it generates images with :predict, not :{method}.")
+        return await serve_generate_content(self, request, labels, provider, model, quota_key, vertex=True,
+                                            stream=method == "streamGenerateContent")
 
-        # Quota is per project and base model, which is the key a token bucket tracks.
-        call = Call(model, f"{project}/{model}", count, loop=ctx.loop)
-        outcome = await provider.serve(call)
-        headers = {"x-request-id": request_id(),
-                   "x-processing-ms": str(int((time.perf_counter() - started) * 1000))}
-        if not outcome.ok and outcome.kind is not Kind.CONTENT_POLICY:
-            return self._failure(outcome, model, headers)
-        if outcome.kind is Kind.CONTENT_POLICY:
-            # Filtered images are left out of the answer, not reported as an error.
-            answer: dict[str, Any] = {}
-            if params.get("includeRaiReason"):
-                answer["predictions"] = [{"raiFilteredReason": "Your current safety filter threshold filtered "
-                                                               "out the generated image."}] * count
-            return web.Response(text=json.dumps(answer), content_type="application/json", headers=headers)
-        salt = headers["x-request-id"]
-        predictions = []
-        for i in range(count):
-            digest = digest_for(prompt, f"{model}:{seed}:{i}" if seed is not None else f"{salt}:{i}")
-            predictions.append({"bytesBase64Encoded": render_b64(digest, ctx.image_kb), "mimeType": "image/png"})
-        headers["x-cost-usd"] = f"{provider.profile.price_for(model) * count:.4f}"
-        return web.Response(text=json.dumps({"predictions": predictions}), content_type="application/json",
-                            headers=headers)
+    async def publisher_model(self, request: web.Request, labels: Labels) -> web.StreamResponse:
+        model = request.match_info["model"]
+        provider = self.models.get(model)
+        self.caller(request, provider)
+        if provider is None or provider.profile.api not in ("vertex", "gemini"):
+            raise self.not_found(request)
+        labels.provider, labels.model = provider.name, model
+        return web.json_response(publisher_model(model, provider))
 
-    def _failure(self, outcome: Outcome, model: str, headers: dict[str, str]) -> web.Response:
+    def failure(self, outcome: Outcome, model: str, method: str, headers: dict[str, str]) -> web.Response:
         kind = outcome.kind
         if kind is Kind.RATE_LIMITED:
             # Vertex sends no Retry-After: clients back off on their own.
-            return self.error(429, "Quota exceeded for aiplatform.googleapis.com/"
-                                   f"online_prediction_requests_per_base_model with base model: {model}. Please "
-                                   "submit a quota increase request. "
-                                   "https://cloud.google.com/vertex-ai/docs/generative-ai/quotas-genai.",
-                              headers=headers)
+            if method == "predict":
+                return self.error(429, "Quota exceeded for aiplatform.googleapis.com/"
+                                       f"online_prediction_requests_per_base_model with base model: {model}. "
+                                       "Please submit a quota increase request. "
+                                       "https://cloud.google.com/vertex-ai/docs/generative-ai/quotas-genai.",
+                                  headers=headers)
+            # Gemini on Vertex runs on dynamic shared quota, which words its 429 this way.
+            return self.error(429, "Resource exhausted. Please try again later. Please refer to "
+                                   "https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429 for more "
+                                   "details.", headers=headers)
         if kind in (Kind.OVERLOADED, Kind.OUTAGE):
             return self.error(503, "The service is currently unavailable.", headers=headers)
         if kind is Kind.TIMEOUT:
             return self.error(504, "Deadline exceeded.", headers=headers)
         return self.error(500, "Internal error encountered.", headers=headers)
+
+
+def publisher_model(model: str, provider: Provider) -> dict[str, object]:
+    """The PublisherModel resource, with what `from_pretrained` reads: its name, the template of the
+    endpoint it predicts on, and (for Imagen) the instance schema that names the SDK class it fits."""
+    version = model.rsplit("-", 1)[-1] if model.rsplit("-", 1)[-1].isdigit() else "default"
+    resource: dict[str, object] = {
+        "name": f"publishers/google/models/{model}",
+        "versionId": version,
+        "openSourceCategory": "PROPRIETARY",
+        "launchStage": "GA",
+        "versionState": "VERSION_STATE_STABLE",
+        "publisherModelTemplate": f"projects/{{user-project}}/locations/{{location}}/publishers/google/models/{model}",
+    }
+    if provider.profile.api == "vertex":
+        resource["predictSchemata"] = {"instanceSchemaUri": SCHEMA.format(kind="instance"),
+                                       "parametersSchemaUri": SCHEMA.format(kind="params"),
+                                       "predictionSchemaUri": SCHEMA.format(kind="prediction")}
+    return resource

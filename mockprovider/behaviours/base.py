@@ -68,6 +68,8 @@ class Call:
     running_since = 0.0
     queued_ms = 0.0
     extra_ms = 0.0            # added by behaviours before the draw (failover hop)
+    quality = ""              # what the request asked for, where the latency depends on it
+    pixels = 0                # width x height of each image asked for (0: the reference size)
     rate: RateInfo | None = None
     fault: Kind | None = None   # drawn on arrival by the fault behaviour
     _admitted: asyncio.Future[None] | None = None

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import io
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -219,3 +221,28 @@ def test_images_per_minute_count_every_image(start_mock) -> None:
     assert 5_000 <= int(err.response.headers["retry-after-ms"]) <= 10_001
     second = sdk.images.with_raw_response.generate(model="gpt-image-1", prompt=PROMPT, n=2, quality="low")
     assert second.headers["x-ratelimit-remaining-requests"] == "0"
+
+
+def test_the_seed_model_keeps_the_seeds_rules(mock: MockServer) -> None:
+    """dall-e-4 (the seed's, never a real model): the DALL-E shape, sizes up to its 1792 px, every quality,
+    and the gpt-image options taken and ignored, as the seed's mock took them."""
+    sdk = client(mock)
+    result = sdk.images.generate(model="dall-e-4", prompt=PROMPT, size="1792x1024", quality="medium", style="vivid",
+                                 background="transparent", output_format="webp", moderation="low")
+    image = (result.data or [])[0]
+    assert image.url and image.revised_prompt == PROMPT and result.usage is None and result.output_format is None
+    with pytest.raises(openai.BadRequestError) as bad:
+        sdk.images.generate(model="dall-e-4", prompt=PROMPT, size="1536x1024")
+    assert bad.value.param == "size"
+    with pytest.raises(openai.BadRequestError) as stream:
+        sdk.images.generate(model="dall-e-4", prompt=PROMPT, stream=True)
+    assert stream.value.param == "stream"
+
+
+def test_a_profile_with_an_unknown_family_is_refused_at_start(tmp_path) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text('[mine]\nbase = "gpt-image-1"\nfamily = "gpt-image-9"\n')
+    done = subprocess.run([sys.executable, "-m", "mockprovider", "--profiles", str(path), "--show-profiles"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "[mine].family: 'gpt-image-9' is no OpenAI image model" in done.stderr

@@ -3,6 +3,7 @@ generation time the latency behaviour decided; refusals before the stream, failu
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import time
@@ -80,6 +81,64 @@ def test_stream_headers_come_with_the_raw_response(fixed: MockServer) -> None:
         text = "".join(raw.iter_text())
     assert text.count("event: image_generation.partial_image\n") == 1
     assert text.count("event: image_generation.completed\n") == 1
+
+
+def test_a_queued_stream_waits_for_its_slot_and_a_full_queue_refuses_before_streaming(start_mock,
+                                                                                        tmp_path) -> None:
+    """One slot and a queue of one: the first stream runs (low quality: 0.25 x 2 s = 0.5 s), the second
+    waits for it and streams after it, the third finds the queue full and gets an HTTP 503."""
+    path = tmp_path / "fixed.toml"
+    path.write_text(FIXED)
+    server = start_mock("--profiles", str(path), "--latency-scale", "1", "--set", "gpt-image-1.slots=1",
+                        "--set", "gpt-image-1.queue=1")
+    sdk = openai.AsyncOpenAI(api_key=KEY, base_url=f"{server.url}/openai/v1", max_retries=0)
+
+    async def one() -> list[float]:
+        sent = time.monotonic()
+        stream = await sdk.images.generate(model="gpt-image-1", prompt=PROMPT, stream=True, partial_images=1,
+                                           quality="low")
+        return [time.monotonic() - sent async for _ in stream]
+
+    async def go() -> tuple[list[float], list[float], BaseException | list[float]]:
+        first = asyncio.create_task(one())
+        await asyncio.sleep(0.1)
+        second = asyncio.create_task(one())
+        await asyncio.sleep(0.1)
+        third = await asyncio.gather(one(), return_exceptions=True)
+        return await first, await second, third[0]
+
+    first, second, third = asyncio.run(go())
+    assert len(first) == 2 and len(second) == 2
+    # The second was sent 0.1 s after the first, waited for the first's 0.5 s, then ran its own 0.5 s:
+    # its partial (due halfway through its 0.5 s) came no sooner than 0.4 + 0.25 s after it was sent.
+    assert second[0] >= 0.4 + 0.25 - 0.01
+    assert isinstance(third, openai.InternalServerError) and third.status_code == 503
+
+
+def test_a_client_that_leaves_mid_stream_frees_its_slot(start_mock, tmp_path) -> None:
+    path = tmp_path / "fixed.toml"
+    path.write_text(FIXED)
+    server = start_mock("--profiles", str(path), "--latency-scale", "1", "--set", "gpt-image-1.slots=1",
+                        "--set", "gpt-image-1.queue=0")
+    # Ten high-quality images: 5 s x (1 + 9 x 0.5) = 27.5 s in all, an event every 0.69 s.
+    body = {"model": "gpt-image-1", "prompt": PROMPT, "stream": True, "partial_images": 3, "quality": "high",
+            "n": 10}
+    with httpx.stream("POST", f"{server.url}/openai/v1/images/generations", json=body, timeout=30,
+                      headers={"Authorization": f"Bearer {KEY}"}) as r:
+        assert r.status_code == 200
+        first = next(r.iter_lines())
+        assert first == "event: image_generation.partial_image"
+    # The generation is dropped at the server's next write, not run to its end 27 s on: the slot is
+    # free within the 10 s this looks for it.
+    running = None
+    for _ in range(50):
+        running = httpx.get(f"{server.url}/admin/providers/gpt-image-1", timeout=10).json()["running"]
+        if running == 0:
+            break
+        time.sleep(0.1)
+    assert running == 0
+    done = client(server).images.generate(model="gpt-image-1", prompt=PROMPT, quality="low")
+    assert done.data
 
 
 def test_refusals_come_before_the_stream_as_the_sdks_exceptions(start_mock) -> None:

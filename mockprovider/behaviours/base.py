@@ -100,6 +100,12 @@ class Call:
             raise RuntimeError("this call was not created with watch_admission=True")
         return self._admitted
 
+    def phase_change(self) -> asyncio.Future[None]:
+        """A future resolved at this call's next phase from KEY_QUEUED on: a watcher of a queued
+        call learns when it starts running without polling."""
+        self._admitted = self.loop.create_future()
+        return self._admitted
+
     def elapsed_ms(self) -> float:
         return (self.loop.time() - self.received_at) * 1000.0
 

@@ -28,7 +28,6 @@ from .openai_params import EDIT_PARAMS, GENERATE_PARAMS, ImageRequest, check_nam
 
 KEY_RE = re.compile(r"^sk-[A-Za-z0-9_\-]{4,}\Z")
 DEFAULT_MODEL = "dall-e-4"
-QUEUED_POLL_S = 0.05   # how often a stream still waiting for a slot looks whether it has one
 
 
 def duration(seconds: float) -> str:
@@ -173,10 +172,13 @@ class OpenAIImages(Wire):
                       provider: Provider, answer: Answer, headers: dict[str, str]) -> web.StreamResponse:
         """Refusals answer as errors; once generating, partial images then the image, over the generation time."""
         try:
-            started_or_done: set[asyncio.Future[Any]] = {serving, call.admitted}
-            await asyncio.wait(started_or_done, return_when=asyncio.FIRST_COMPLETED)
-            while not serving.done() and call.phase is not Phase.RUNNING:   # queued for a slot: it may yet be refused
-                await asyncio.wait({serving}, timeout=QUEUED_POLL_S)
+            phase: asyncio.Future[None] = call.admitted
+            while True:   # until it runs or ends: a queued call may yet be refused, and that is an HTTP error
+                either: set[asyncio.Future[Any]] = {serving, phase}
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                if serving.done() or call.phase is Phase.RUNNING:
+                    break
+                phase = call.phase_change()
             if serving.done() and not serving.result().ok:
                 self._timing_and_limits(headers, started, call)
                 return self._failure(serving.result(), provider, call, headers)

@@ -10,7 +10,6 @@ import base64
 import io
 import json
 import time
-from functools import lru_cache
 from typing import Any
 
 from PIL import Image
@@ -22,10 +21,10 @@ from .openai_params import ImageRequest
 PIL_FORMATS = {"jpeg": "JPEG", "webp": "WEBP"}
 
 
-@lru_cache(maxsize=256)
 def encoded_b64(digest: str, kb: int, output_format: str, compression: int | None) -> str:
     """An image in the asked format: the mock's PNG as is, or re-encoded with Pillow (JPEG, WebP),
-    `output_compression` read as the encoder's quality (100 when not given, as the API defaults)."""
+    `output_compression` read as the encoder's quality (100 when not given, as the API defaults).
+    Not kept: every answer's images have digests of their own."""
     if output_format not in PIL_FORMATS:
         return render_b64(digest, kb)
     with Image.open(io.BytesIO(render_png(digest, kb))) as im:

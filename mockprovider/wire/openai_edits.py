@@ -61,6 +61,9 @@ async def read_form(request: web.Request, limit: int) -> Form:
             if not isinstance(part, BodyPartReader):   # a nested multipart: not what the API takes
                 raise WireError(400, "Nested multipart bodies are not supported.", code="invalid_body")
             name = part.name or ""
+            if not name:
+                raise WireError(400, "A form part has no name: each needs Content-Disposition: form-data; "
+                                     "name=\"...\".", code="invalid_body")
             chunks: list[bytes] = []
             while chunk := await part.read_chunk(256 * 1024):
                 total += len(chunk)

@@ -57,6 +57,10 @@ async def unknown(request: web.Request) -> web.Response:
 
 def build_providers(options: ServerOptions) -> Providers:
     profiles = load_profiles(options.profile_files)
+    for profile in profiles.values():
+        for wire_cls in WIRES:
+            if wire_cls.api == profile.api:
+                wire_cls.check_profile(profile)   # what only the wire format knows (e.g. a model family)
     providers = Providers(profiles.values(), RunOptions(options.seed, options.latency_scale, options.limits))
     for text in options.sets:
         name, key, value = parse_set_option(text)

@@ -12,7 +12,7 @@ import copy
 import math
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,10 @@ class LatencySpec:
     min_ms: float = 0.0
     max_ms: float = 120_000.0
     per_extra_image: float = 0.0
+    # Work per image beyond the reference request (one image, 1024x1024, the profile's reference
+    # quality): the draw is multiplied by quality_factors[quality] and (pixels / 1024**2) ** size_exponent.
+    quality_factors: dict[str, float] = field(default_factory=dict)
+    size_exponent: float = 0.0
 
     @property
     def mu(self) -> float:
@@ -67,6 +71,7 @@ class CapacitySpec:
 class RateLimitSpec:
     requests_per_minute: float
     burst: int
+    counts: str = "requests"   # "images": a request for n images spends n (an images-per-minute limit)
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,7 @@ class Profile:
     relay: RelaySpec | None = None
     aliases: tuple[str, ...] = ()   # other model ids served by this profile (a real API's ids)
     auth: str = "required"
+    family: str = ""   # the real model whose request rules the wire format applies ("" = the API's default)
 
     @property
     def saturation_rps(self) -> float:
@@ -205,9 +211,9 @@ def _num(where: str, table: dict[str, Any], key: str, *, lo: float | None = None
 
 
 _SUBFIELDS = {
-    "latency": {"p50_ms", "p99_ms", "min_ms", "max_ms", "per_extra_image"},
+    "latency": {"p50_ms", "p99_ms", "min_ms", "max_ms", "per_extra_image", "quality_factors", "size_exponent"},
     "capacity": {"slots", "queue", "per_key_slots", "per_key_queue"},
-    "rate_limit": {"requests_per_minute", "burst"},
+    "rate_limit": {"requests_per_minute", "burst", "counts"},
     "faults": {"error_rate", "mix", "hang_ms"},
     "relay": {"models", "prices", "failover", "failover_penalty_ms"},
 }
@@ -225,7 +231,7 @@ def _table(where: str, table: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 KNOWN_FIELDS = {"api", "price_usd", "uptime", "max_size", "seed_consistency", "latency",
-                "capacity", "rate_limit", "faults", "relay", "base", "aliases", "auth"}
+                "capacity", "rate_limit", "faults", "relay", "base", "aliases", "auth", "family"}
 
 
 def parse_latency(where: str, t: dict[str, Any]) -> LatencySpec:
@@ -235,12 +241,20 @@ def parse_latency(where: str, t: dict[str, Any]) -> LatencySpec:
         min_ms=_num(where, t, "min_ms", lo=0, default=0.0),
         max_ms=_num(where, t, "max_ms", lo=0.001, default=120_000.0),
         per_extra_image=_num(where, t, "per_extra_image", lo=0, default=0.0),
+        quality_factors=_factors(f"{where}.quality_factors", t.get("quality_factors", {})),
+        size_exponent=_num(where, t, "size_exponent", lo=0, hi=4, default=0.0),
     )
     if lat.p99_ms < lat.p50_ms:
         raise ProfileError(f"{where}: p99_ms ({lat.p99_ms}) is below p50_ms ({lat.p50_ms})")
     if not lat.min_ms <= lat.p50_ms <= lat.max_ms:
         raise ProfileError(f"{where}: p50_ms must lie between min_ms and max_ms")
     return lat
+
+
+def _factors(where: str, raw: Any) -> dict[str, float]:
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{where} must be a table of quality = factor")
+    return {str(k): _num(where, raw, k, lo=0.001) for k in raw}
 
 
 def parse_capacity(where: str, t: dict[str, Any]) -> CapacitySpec:
@@ -256,7 +270,15 @@ def parse_rate_limit(where: str, t: dict[str, Any]) -> RateLimitSpec:
     return RateLimitSpec(
         requests_per_minute=_num(where, t, "requests_per_minute", lo=0.001),
         burst=_num(where, t, "burst", lo=1, integer=True),
+        counts=_choice(where, t, "counts", ("requests", "images")),
     )
+
+
+def _choice(where: str, t: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
+    value = t.get(key, allowed[0])
+    if value not in allowed:
+        raise ProfileError(f"{where}.{key} must be one of {', '.join(allowed)}, got {value!r}")
+    return str(value)
 
 
 def parse_faults(where: str, t: dict[str, Any]) -> FaultSpec:
@@ -327,6 +349,7 @@ def parse_profile(name: str, t: dict[str, Any]) -> Profile:
         relay=relay,
         aliases=tuple(aliases),
         auth=auth,
+        family=_family(where, t.get("family", "")),
     )
 
 
@@ -339,6 +362,13 @@ def _check_aliases(profiles: dict[str, Profile]) -> None:
             if alias in owner:
                 raise ProfileError(f"[{name}].aliases: {alias!r} is already an alias of [{owner[alias]}]")
             owner[alias] = name
+
+
+def _family(where: str, value: Any) -> str:
+    # Which families exist is the wire format's to say (it checks them when the server is built).
+    if not isinstance(value, str):
+        raise ProfileError(f"{where}.family must be the name of a model, got {value!r}")
+    return value
 
 
 def _check_relay(relay: Profile, profiles: dict[str, Profile]) -> None:

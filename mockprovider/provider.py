@@ -35,7 +35,7 @@ class Provider:
         self._upstream = upstream
         self.latency = Latency(profile.latency, self.settings, self.rng, options.latency_scale)
         self.capacity = Capacity(self.settings)
-        self.rate_limit = RateLimit(self.settings)
+        self.rate_limit = RateLimit(self.settings, profile.rate_limit.counts)
         self.faults = Faults(profile.faults, self.settings, self.rng, options.latency_scale)
         self.outage = Outage(self.settings)
         self.failover = Failover(profile.relay, upstream) if profile.relay else None

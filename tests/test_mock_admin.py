@@ -182,5 +182,5 @@ def test_user_profiles_override_and_add_providers(start_mock, tmp_path) -> None:
     assert described["api"] == "openai" and described["p50_ms"] == 900 and described["slots"] == 99
     assert "acme-diffusion" in httpx.get(f"{server.url}/healthz", timeout=10).json()["providers"]
     # The relay keeps its own price for dall-e-4, and does not front a model it was not told of.
-    assert relay(server, model="dall-e-4").json()["usage"]["cost_usd"] == 0.05
+    assert relay(server, model="dall-e-4").json()["cost"]["usd"] == 0.05
     assert relay(server, model="acme-diffusion").status_code == 400

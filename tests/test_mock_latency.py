@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from mockprovider.behaviours import Latency
+from mockprovider.behaviours import Call, Latency
 from mockprovider.profile import Z99, load_profiles
 from mockprovider.settings import Settings
 
@@ -48,6 +48,47 @@ def test_extra_images_add_their_share_of_a_draw() -> None:
     behaviour = Latency(lat, Settings(), random.Random(7), scale=1.0)
     three = np.array([behaviour.draw_ms(3) for _ in range(50_000)])
     assert abs(three.mean() / (lat.mean_ms * (1 + 2 * lat.per_extra_image)) - 1) < 0.02
+
+
+@pytest.mark.parametrize("name", ["gpt-image-1", "gpt-image-2", "dall-e-3", "dall-e-2"])
+def test_quality_size_and_images_scale_the_draw(name: str) -> None:
+    """The same seed draws the same base time, so each factor shows exactly: the profile's
+    quality_factors, (pixels / 1024^2) ** size_exponent, and per_extra_image for n."""
+    lat = PROFILES[name].latency
+    loop = asyncio.new_event_loop()
+    try:
+        def service_ms(quality: str, pixels: int, n: int = 1) -> float:
+            call = Call(name, "sk-k", n, loop=loop)
+            call.quality, call.pixels = quality, pixels
+            Latency(lat, Settings(), random.Random(11), scale=1.0).prepare(call)
+            return call.service_ms
+
+        reference = min(lat.quality_factors, key=lambda q: abs(lat.quality_factors[q] - 1.0))
+        base = service_ms(reference, 1024 * 1024)
+        assert base == Latency(lat, Settings(), random.Random(11), scale=1.0).draw_ms()
+        for quality, factor in lat.quality_factors.items():
+            assert service_ms(quality, 1024 * 1024) == pytest.approx(base * factor, rel=1e-12)
+        wide = 1792 * 1024 if name.startswith("dall-e-3") else 1536 * 1024 if name != "dall-e-2" else 512 * 512
+        assert service_ms(reference, wide) == pytest.approx(base * (wide / 1024**2) ** lat.size_exponent, rel=1e-12)
+        assert lat.size_exponent > 0 and service_ms(reference, wide) != base
+        three = Latency(lat, Settings(), random.Random(11), scale=1.0).draw_ms(3)
+        assert service_ms(reference, 1024 * 1024, n=3) == pytest.approx(three, rel=1e-12)
+    finally:
+        loop.close()
+
+
+def test_profiles_without_factors_keep_their_draws() -> None:
+    """The seed's profiles name no quality factors: a quality or size on the call changes nothing."""
+    lat = PROFILES["dall-e-4"].latency
+    assert not lat.quality_factors and lat.size_exponent == 0
+    loop = asyncio.new_event_loop()
+    try:
+        call = Call("dall-e-4", "sk-k", 1, loop=loop)
+        call.quality, call.pixels = "hd", 1792 * 1024
+        Latency(lat, Settings(), random.Random(3), scale=1.0).prepare(call)
+        assert call.service_ms == Latency(lat, Settings(), random.Random(3), scale=1.0).draw_ms()
+    finally:
+        loop.close()
 
 
 async def _observe(url: str, n: int, connections: int) -> list[float]:

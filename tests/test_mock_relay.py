@@ -7,8 +7,10 @@ import random
 from typing import Any
 
 import httpx
+import openai
 import pytest
 from mockserver import MockServer
+from openai.types import ImagesResponse
 from prometheus_client.parser import text_string_to_metric_families
 
 KEY = "hs_test_relay_0001"
@@ -94,7 +96,7 @@ def test_seed_client_single_image(mock: MockServer) -> None:
     assert image["revised_prompt"] == PROMPT
     assert result["model"] == "midjourney-v7"
     assert 0.9 <= result["quality_score"] <= 0.99
-    assert result["usage"] == {"images": 1, "cost_usd": 0.08}
+    assert result["cost"] == {"images": 1, "usd": 0.08} and "usage" not in result
     assert httpx.get(image["url"], timeout=10).headers["content-type"] == "image/png"
 
 
@@ -104,7 +106,7 @@ def test_seed_client_batch_with_a_semaphore(mock: MockServer) -> None:
     results = asyncio.run(RelayClient(mock.url, KEY).batch_generate(prompts, max_concurrent=10, model="dall-e-4"))
     assert len(results) == 30
     assert {r["model"] for r in results} == {"dall-e-4"}
-    assert all(r["usage"]["cost_usd"] == 0.05 for r in results)   # the relay's price, below direct 0.06
+    assert all(r["cost"]["usd"] == 0.05 for r in results)   # the relay's price, below direct 0.06
     assert len({r["data"][0]["url"] for r in results}) == 30      # no seed: every image differs
 
 
@@ -151,7 +153,7 @@ def test_failover_to_the_fallback_model_and_its_price(start_mock) -> None:
     assert r.headers["x-relay-failover"] == "midjourney-v7->dall-e-4-flash"
     assert r.json()["model"] == "dall-e-4-flash"
     assert r.headers["x-cost-usd"] == "0.0200"                  # dall-e-4-flash's own price
-    assert r.json()["usage"]["cost_usd"] == 0.02
+    assert r.json()["cost"]["usd"] == 0.02
     # A model whose upstream is up is served by it, without the header.
     direct = post(server, {"prompt": PROMPT, "model": "dall-e-4"})
     assert direct.status_code == 200 and "x-relay-failover" not in direct.headers
@@ -167,3 +169,39 @@ def test_failover_to_the_fallback_model_and_its_price(start_mock) -> None:
     httpx.post(f"{server.url}/admin/reset", timeout=10).raise_for_status()
     r = post(server, {"prompt": PROMPT, "model": "midjourney-v7"})
     assert r.status_code == 200 and "x-relay-failover" not in r.headers
+
+
+def test_the_openai_sdk_reads_the_relays_answer(mock: MockServer) -> None:
+    """Pointed at the relay, `client.images.generate` parses the answer with its own types: the cost is
+    a field and a header of its own, and OpenAI's size and quality are honoured."""
+    sdk = openai.OpenAI(api_key=KEY, base_url=f"{mock.url}/relay/v1", max_retries=0)
+    raw = sdk.images.with_raw_response.generate(model="dall-e-4", prompt=PROMPT, size="1024x1792", quality="high")
+    result = raw.parse()
+    assert isinstance(result, ImagesResponse)
+    assert result.usage is None and result.size == "1024x1792" and result.quality == "high"
+    image = (result.data or [])[0]
+    assert image.url and image.url.startswith(f"{mock.url}/images/") and image.revised_prompt == PROMPT
+    assert raw.headers["x-cost-usd"] == "0.0500"
+    assert result.model_extra is not None and result.model_extra["cost"] == {"images": 1, "usd": 0.05}
+    # The seed's own fields are still there for the seed's client.
+    assert result.model_extra["model"] == "dall-e-4" and 0.9 <= result.model_extra["quality_score"] <= 0.99
+
+    with pytest.raises(openai.BadRequestError) as bad:
+        sdk.images.generate(model="dall-e-4", prompt=PROMPT, size="2048x2048")
+    assert bad.value.status_code == 400 and bad.value.code == "invalid_request" and bad.value.param == "size"
+    with pytest.raises(openai.BadRequestError) as quality:
+        sdk.images.generate(model="dall-e-4", prompt=PROMPT, quality="ultra")  # type: ignore[arg-type]
+    assert quality.value.param == "quality"
+
+
+def test_size_or_width_and_height_but_they_must_agree(mock: MockServer) -> None:
+    wide = post(mock, {"prompt": PROMPT, "model": "dall-e-4", "size": "1792x1024"})
+    assert wide.status_code == 200 and wide.json()["size"] == "1792x1024"
+    same = post(mock, {"prompt": PROMPT, "model": "dall-e-4", "size": "1792x1024", "width": 1792, "height": 1024})
+    assert same.status_code == 200 and same.json()["size"] == "1792x1024"
+    clash = post(mock, {"prompt": PROMPT, "model": "dall-e-4", "size": "1792x1024", "width": 1024})
+    assert clash.status_code == 400 and clash.json()["error"]["param"] == "size"
+    seed_shape = post(mock, {"prompt": PROMPT, "model": "dall-e-4", "width": 1024, "height": 1024}).json()
+    assert "size" not in seed_shape and "quality" not in seed_shape   # the seed's request gets the seed's answer
+    standard = post(mock, {"prompt": PROMPT, "model": "dall-e-4", "quality": "standard"}).json()
+    assert standard["size"] == "1024x1024" and "quality" not in standard   # not a value the SDK's type names

@@ -68,6 +68,8 @@ class Call:
     running_since = 0.0
     queued_ms = 0.0
     extra_ms = 0.0            # added by behaviours before the draw (failover hop)
+    quality = ""              # what the request asked for, where the latency depends on it
+    pixels = 0                # width x height of each image asked for (0: the reference size)
     rate: RateInfo | None = None
     fault: Kind | None = None   # drawn on arrival by the fault behaviour
     _admitted: asyncio.Future[None] | None = None
@@ -96,6 +98,12 @@ class Call:
     def admitted(self) -> asyncio.Future[None]:
         if self._admitted is None:
             raise RuntimeError("this call was not created with watch_admission=True")
+        return self._admitted
+
+    def phase_change(self) -> asyncio.Future[None]:
+        """A future resolved at this call's next phase from KEY_QUEUED on: a watcher of a queued
+        call learns when it starts running without polling."""
+        self._admitted = self.loop.create_future()
         return self._admitted
 
     def elapsed_ms(self) -> float:

@@ -9,6 +9,8 @@ from ..profile import LatencySpec
 from ..settings import Settings
 from .base import Behaviour, Call, Outcome, Phase, Proceed
 
+REFERENCE_PIXELS = 1024 * 1024   # the size a profile's P50/P99 are for
+
 
 class Latency(Behaviour):
     name = "latency"
@@ -18,6 +20,16 @@ class Latency(Behaviour):
         self.settings = settings
         self.rng = rng
         self.scale = scale
+        # Most profiles' latency depends on neither: they skip the look-ups.
+        self.shaped = bool(profile.quality_factors) or profile.size_exponent != 0
+
+    def work(self, call: Call) -> float:
+        """How much more (or less) work than the reference request a call's images are."""
+        p = self.profile
+        factor = p.quality_factors.get(call.quality, 1.0) if call.quality else 1.0
+        if p.size_exponent and call.pixels:
+            factor *= (call.pixels / REFERENCE_PIXELS) ** p.size_exponent
+        return factor
 
     def draw_ms(self, n: int = 1) -> float:
         """Unscaled generation time for a request of n images."""
@@ -31,7 +43,8 @@ class Latency(Behaviour):
     def prepare(self, call: Call) -> bool:
         # Drawn on arrival so a call's time depends only on its arrival order under a seed.
         if self.scale > 0:
-            call.service_ms = (self.draw_ms(call.n) + call.extra_ms) * self.scale * self.settings.latency_multiplier
+            ms = self.draw_ms(call.n) * self.work(call) if self.shaped else self.draw_ms(call.n)
+            call.service_ms = (ms + call.extra_ms) * self.scale * self.settings.latency_multiplier
         return call.service_ms > 0 or call._admitted is not None   # the watcher learns of the start here
 
     async def handle(self, call: Call, proceed: Proceed) -> Outcome:

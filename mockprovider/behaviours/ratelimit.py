@@ -17,8 +17,9 @@ MAX_TRACKED_KEYS = 100_000
 class RateLimit(Behaviour):
     name = "rate_limit"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, counts: str = "requests") -> None:
         self.settings = settings
+        self.per_image = counts == "images"   # an images-per-minute limit: n images spend n tokens
         self.buckets: dict[str, list[float]] = {}   # key -> [tokens, last refill time]
 
     async def handle(self, call: Call, proceed: Proceed) -> Outcome:
@@ -32,14 +33,17 @@ class RateLimit(Behaviour):
                 self._forget_full(now, rate, cap)
             bucket = self.buckets[call.key] = [cap, now]
         tokens = min(cap, bucket[0] + (now - bucket[1]) * rate)
-        allowed = tokens >= 1.0
+        cost = float(call.n) if self.per_image else 1.0
+        # A request for more images than the bucket holds goes once the bucket is full, and leaves
+        # it in debt: otherwise it could never be served, whatever the client waited.
+        allowed = tokens >= min(cost, cap)
         if allowed:
-            tokens -= 1.0
+            tokens -= cost
         bucket[0], bucket[1] = tokens, now
-        call.rate = RateInfo(limit=int(round(s.requests_per_minute)), remaining=int(tokens),
+        call.rate = RateInfo(limit=int(round(s.requests_per_minute)), remaining=max(0, int(tokens)),
                              reset_s=(cap - tokens) / rate)
         if not allowed:
-            return Outcome(Kind.RATE_LIMITED, retry_after_s=(1.0 - tokens) / rate)
+            return Outcome(Kind.RATE_LIMITED, retry_after_s=(min(cost, cap) - tokens) / rate)
         return await proceed()
 
     def _forget_full(self, now: float, rate: float, cap: float) -> None:

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from ..context import MockContext
 from ..metrics import BUCKETS
+from ..profile import Profile
 
 
 class WireError(Exception):
@@ -170,6 +171,10 @@ class Wire:
 
     def routes(self) -> list[web.RouteDef]:
         raise NotImplementedError
+
+    @classmethod
+    def check_profile(cls, profile: Profile) -> None:
+        """Raise ProfileError for a profile of this API that this wire format cannot serve."""
 
     def error(self, status: int, message: str, *, code: str | None = None, param: str | None = None,
               headers: dict[str, str] | None = None) -> web.Response:

@@ -1,7 +1,10 @@
 """The aggregating relay: one OpenAI-style endpoint for every model, as the seed's client uses it.
 
 POST /relay/v1/images/generations with {prompt, model, width, height, style_preset?,
-seed?, n?}; `hs_` keys; errors {"error": {"code", "message"}} with the seed's codes.
+seed?, n?}, or OpenAI's `size` ("1024x1024") and `quality` in place of width and height;
+`hs_` keys; errors {"error": {"code", "message"}} with the seed's codes. The answer parses as
+the OpenAI SDK's `ImagesResponse`: the cost travels in `x-cost-usd` and a `cost` object of
+its own, not in `usage` (which that type reads as token counts).
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ from .openai import duration
 
 KEY_RE = re.compile(r"^hs_[A-Za-z0-9_\-]{4,}\Z")
 SIZES = ((512, 512), (768, 768), (1024, 1024), (1024, 1792), (1792, 1024))
+SIZE_NAMES = {f"{w}x{h}": (w, h) for w, h in SIZES}
+# OpenAI's qualities, accepted as the SDK sends them; those its ImagesResponse type names are echoed.
+QUALITIES = frozenset({"standard", "hd", "low", "medium", "high", "auto"})
+ECHOED_QUALITIES = frozenset({"low", "medium", "high"})
 STYLE_PRESETS = ("photography", "digital-art", "concept-art", "cinematic", "none")
 MIN_PROMPT, MAX_PROMPT = 10, 4000
 DEFAULT_MODEL = "midjourney-v7"
@@ -49,6 +56,18 @@ _QUALITY = {f"{b:02x}": f"{0.9 + b * 0.09 / 255:.4f}" for b in range(256)}
 
 _STATUS_CODES = {401: "invalid_api_key", 404: "not_found", 405: "not_found", 413: "request_too_large",
                  429: "rate_limit_exceeded"}
+
+
+# (model, prompt, seed, n, response_format, the size/quality echo as JSON members or "")
+Accepted = tuple[str, str, int | None, int, str, str]
+
+
+def _echo(width: int, height: int, quality: str | None) -> str:
+    """`size` (and `quality`, where the SDK's type names it) for an answer to OpenAI's fields."""
+    text = f'"size": "{width}x{height}", '
+    if quality in ECHOED_QUALITIES:
+        text += f'"quality": "{quality}", '
+    return text
 
 
 def _invalid(message: str, param: str | None = None) -> WireError:
@@ -97,7 +116,7 @@ class Relay(Wire):
             body = await read_json_object(request, ctx.max_body_bytes)
         provider = ctx.providers[self.provider_name]
         labels.provider = self.provider_name
-        model, prompt, seed, n, fmt = self._accepted(body, ctx) or self._validate(body, ctx)
+        model, prompt, seed, n, fmt, echo = self._accepted(body, ctx) or self._validate(body, ctx)
         labels.model = model
 
         call = Call(model, key, n, loop=ctx.loop)
@@ -119,7 +138,7 @@ class Relay(Wire):
         cost_header, cost_json = self._costs.get((served, n)) or self._cost(provider, served, n)
         headers[_COST] = cost_header
         headers[hdrs.CONTENT_TYPE] = JSON_TYPE
-        text = self._answer(request, ctx.image_kb, rid, served, prompt, seed, n, fmt, cost_json)
+        text = self._answer(request, ctx.image_kb, rid, served, prompt, seed, n, fmt, cost_json, echo)
         return web.Response(body=text.encode(), headers=headers)
 
     def _cost(self, provider: Provider, served: str, n: int) -> tuple[str, str]:
@@ -128,11 +147,21 @@ class Relay(Wire):
         forms = self._costs[served, n] = f"{cost:.4f}", repr(round(cost, 4))
         return forms
 
-    def _accepted(self, body: dict[str, Any], ctx: MockContext) -> tuple[str, str, int | None, int, str] | None:
+    def _accepted(self, body: dict[str, Any], ctx: MockContext) -> Accepted | None:
         """The common, valid request in one test; None sends it through `_validate` for the exact error."""
         get = body.get
         model, width, height = get("model", DEFAULT_MODEL), get("width", 1024), get("height", 1024)
         prompt, seed, n, fmt = get("prompt"), get("seed"), get("n", 1), get("response_format", "url")
+        echo = ""
+        size, quality = get("size"), get("quality")
+        if size is not None or quality is not None:   # OpenAI's fields: valid ones are plain strings
+            if (size is not None and (size.__class__ is not str or size not in SIZE_NAMES or "width" in body
+                                      or "height" in body)) \
+                    or (quality is not None and (quality.__class__ is not str or quality not in QUALITIES)):
+                return None
+            if size is not None:
+                width, height = SIZE_NAMES[size]
+            echo = _echo(width, height, quality)
         if self._combos is None:
             self._combos = self._valid_combos(ctx)
         try:
@@ -144,7 +173,7 @@ class Relay(Wire):
                 and prompt.__class__ is str and MIN_PROMPT <= len(prompt) <= MAX_PROMPT and not prompt.isspace()
                 and (seed is None or (seed.__class__ is int and 0 <= seed <= 0xFFFFFFFF))
                 and n.__class__ is int and 1 <= n <= 10):
-            return model, prompt, seed, n, fmt
+            return model, prompt, seed, n, fmt, echo
         return None
 
     _combos: frozenset[tuple[Any, ...]] | None = None
@@ -157,7 +186,7 @@ class Relay(Wire):
                          if max(w, h) <= ctx.providers[m].profile.max_size
                          for style in (None, *STYLE_PRESETS) for fmt in ("url", "b64_json"))
 
-    def _validate(self, body: dict[str, Any], ctx: MockContext) -> tuple[str, str, int | None, int, str]:
+    def _validate(self, body: dict[str, Any], ctx: MockContext) -> Accepted:
         """Field by field, so a bad request learns exactly what is wrong with it."""
         spec = ctx.providers[self.provider_name].profile.relay
         assert spec is not None
@@ -173,6 +202,17 @@ class Relay(Wire):
             raise _invalid(f"Prompt exceeds {MAX_PROMPT} characters", "prompt")
         width = field(body, "width", int, default=1024)
         height = field(body, "height", int, default=1024)
+        size = field(body, "size", str)
+        if size is not None:
+            if size not in SIZE_NAMES:
+                raise _invalid(f"Invalid size '{size}'. Valid: {', '.join(SIZE_NAMES)}", "size")
+            if ("width" in body or "height" in body) and SIZE_NAMES[size] != (width, height):
+                raise _invalid(f"size {size} disagrees with width {width} and height {height}; send one or "
+                               "the other", "size")
+            width, height = SIZE_NAMES[size]
+        quality = field(body, "quality", str)
+        if quality is not None and quality not in QUALITIES:
+            raise _invalid(f"Invalid quality '{quality}'. Valid: {', '.join(sorted(QUALITIES))}", "quality")
         if (width, height) not in SIZES:
             valid = ", ".join(f"{w}x{h}" for w, h in SIZES)
             raise _invalid(f"Width must be between 512 and 1792 and height between 512 and 1792, "
@@ -192,10 +232,11 @@ class Relay(Wire):
         fmt = field(body, "response_format", str, default="url")
         if fmt not in ("url", "b64_json"):
             raise _invalid("response_format must be 'url' or 'b64_json'", "response_format")
-        return model, prompt, seed, n, fmt
+        echo = _echo(width, height, quality) if size is not None or quality is not None else ""
+        return model, prompt, seed, n, fmt, echo
 
     def _answer(self, request: web.Request, kb: int, rid: str, served: str, prompt: str, seed: int | None, n: int,
-                fmt: str, cost_json: str) -> str:
+                fmt: str, cost_json: str, echo: str) -> str:
         """The answer's JSON, formatted directly: every value but the prompt and host is ours and plain."""
         text = orjson.dumps(prompt).decode()   # a prompt is valid Unicode: the body parser saw to that
         base = self._image_base(request) if fmt == "url" else ""
@@ -209,8 +250,8 @@ class Relay(Wire):
                 # The seed's client reads an optional quality score: a stable one per image, 0.9 to 0.99.
                 quality = _QUALITY[digest[:2]]
         return (f'{{"id": "{rid}", "created": {unix_seconds()}, "model": "{served}", '
-                f'"data": [{", ".join(items)}], "quality_score": {quality}, '
-                f'"usage": {{"images": {n}, "cost_usd": {cost_json}}}}}')
+                f'"data": [{", ".join(items)}], "quality_score": {quality}, {echo}'
+                f'"cost": {{"images": {n}, "usd": {cost_json}}}}}')
 
     def _image_base(self, request: web.Request) -> str:
         """The JSON-escaped start of an image URL (no closing quote), per Host header the client sent."""

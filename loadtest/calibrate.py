@@ -36,7 +36,8 @@ import tomli_w
 from mockprovider.apis import APIS
 from mockprovider.profile import Z99, LatencySpec, Profile, ProfileError, load_profiles
 
-DEFAULT_BASE = {"relay": "relay", "openai": "dall-e-4", "vertex": "imagen-4", "midjourney": "midjourney-v7"}
+DEFAULT_BASE = {"relay": "relay", "openai": "dall-e-4", "vertex": "imagen-4", "midjourney": "midjourney-v7",
+                "gemini": "gemini-2.5-flash-image"}
 BURST = 847
 # Below this many samples the 99th percentile rests on fewer than ten points above it.
 MIN_QUANTILE_SAMPLES = 1000

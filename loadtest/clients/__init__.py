@@ -6,13 +6,14 @@ take any session with geventhttpclient's interface (Locust's FastHttpSession) an
 report to Locust themselves; `loadtest.locust.users` does, once per generation.
 
 - base.py         Attempt, Generation, the retry loop with backoff the seed recommends
-- relay.py, openai.py, vertex.py, midjourney.py   one client per API
+- relay.py, openai.py, vertex.py, midjourney.py, gemini.py   one client per API
 - keys.py         key pools formatted as each API's keys look
 """
 
 from __future__ import annotations
 
 from .base import ApiClient, Attempt, Generation
+from .gemini import GeminiClient
 from .midjourney import MidjourneyClient
 from .openai import OpenAIImagesClient
 from .relay import RelayClient
@@ -20,7 +21,7 @@ from .vertex import VertexImagenClient
 
 # api name (mockprovider.apis.APIS) -> its client
 CLIENTS: dict[str, type[ApiClient]] = {c.api: c for c in (RelayClient, OpenAIImagesClient, VertexImagenClient,
-                                                          MidjourneyClient)}
+                                                          MidjourneyClient, GeminiClient)}
 
 __all__ = ["CLIENTS", "ApiClient", "Attempt", "Generation", "RelayClient", "OpenAIImagesClient",
-           "VertexImagenClient", "MidjourneyClient"]
+           "VertexImagenClient", "MidjourneyClient", "GeminiClient"]

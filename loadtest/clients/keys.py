@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 KEY_FORMATS = {"relay": "hs_loadtest_{:05d}", "openai": "sk-loadtest-{:05d}",
-               "vertex": "ya29.loadtest-{:05d}", "midjourney": "mj-loadtest-{:05d}"}
+               "vertex": "ya29.loadtest-{:05d}", "midjourney": "mj-loadtest-{:05d}",
+               "gemini": "AIzaSyLoadtest{:05d}"}
 
 
 def pool_key(api: str, index: int, pool: int) -> str:

@@ -9,8 +9,11 @@ class OpenAIImagesClient(ApiClient):
     api = "openai"
 
     def attempt(self, prompt: str, n: int, request_id: str) -> Attempt:
-        payload = {"model": self.target.model, "prompt": prompt, "n": n,
-                   "size": f"{self.client.width}x{self.client.height}", "response_format": "url"}
+        payload: dict[str, object] = {"model": self.target.model, "prompt": prompt, "n": n,
+                                      "size": f"{self.client.width}x{self.client.height}"}
+        if not self.target.model.startswith("gpt-image"):
+            # The gpt-image models answer base64 only and refuse the parameter, as the real API does.
+            payload["response_format"] = "url"
         resp, body = self.post(self.base_url + "/images/generations", payload,
                                {"Authorization": f"Bearer {self.key}", "x-request-id": request_id})
         if isinstance(resp, Attempt):

@@ -17,6 +17,7 @@ from aiohttp import web
 from .app import ServerOptions, build_app, build_providers
 from .profile import ProfileError, describe
 from .settings import SettingsError
+from .wire import midjourney
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--show-profiles", action="store_true", help="print the profiles' derived figures and exit")
     p.add_argument("--ready-file", type=Path, metavar="FILE",
                    help="once listening, write {\"url\", \"port\", \"pid\"} as JSON to FILE (for a parent process)")
+    midjourney.add_arguments(p)
     args = p.parse_args(argv)
     if args.latency_scale < 0:
         p.error("--latency-scale must be >= 0")
@@ -52,6 +54,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--port must be 0..65535")
     if not 1 <= args.image_kb <= 8192:
         p.error("--image-kb must be 1..8192")
+    try:
+        args.midjourney = midjourney.options_from_args(args)
+    except ValueError as exc:
+        p.error(str(exc))
     return args
 
 
@@ -104,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     options = ServerOptions(seed=args.seed, latency_scale=args.latency_scale, limits=not args.no_limits,
                             profile_files=args.profiles, sets=args.sets, image_kb=args.image_kb,
-                            max_body_mb=args.max_body_mb, admin_token=args.admin_token)
+                            max_body_mb=args.max_body_mb, admin_token=args.admin_token, midjourney=args.midjourney)
     try:
         if args.show_profiles:
             providers = build_providers(options)

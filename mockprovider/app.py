@@ -18,7 +18,7 @@ from .provider import Providers, RunOptions
 from .settings import SettingsError, parse_set_option
 from .wire.common import Wire
 from .wire.gemini import GeminiAPI
-from .wire.midjourney import MidjourneyJobs
+from .wire.midjourney import MidjourneyJobs, MidjourneyOptions
 from .wire.openai import OpenAIImages
 from .wire.relay import Relay
 from .wire.vertex import VertexAI
@@ -36,6 +36,7 @@ class ServerOptions:
     image_kb: int = 4
     max_body_mb: float = 16.0
     admin_token: str | None = None
+    midjourney: MidjourneyOptions = field(default_factory=MidjourneyOptions)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -78,6 +79,7 @@ def build_app(options: ServerOptions | None = None) -> web.Application:
     middlewares = [admin.admin_auth] if options.admin_token else []
     app = web.Application(middlewares=middlewares, client_max_size=ctx.max_body_bytes)
     app["mock"] = ctx
+    ctx.extras["midjourney.options"] = options.midjourney
 
     async def remember_loop(app: web.Application) -> None:
         ctx.loop = asyncio.get_running_loop()
@@ -86,6 +88,9 @@ def build_app(options: ServerOptions | None = None) -> web.Application:
     for wire_cls in WIRES:
         wire = wire_cls(ctx)
         app.router.add_routes(wire.routes())
+        close = getattr(wire, "close", None)   # a wire with work of its own (callbacks) stops it on shutdown
+        if close is not None:
+            app.on_cleanup.append(close)
         # After the real routes: wrong paths and wrong methods under a prefix get that API's error shape.
         app.router.add_route("*", wire.prefix + "/{tail:.*}", wire.guarded(wire.unknown_route))
     app.router.add_routes(admin.routes())

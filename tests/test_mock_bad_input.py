@@ -87,7 +87,9 @@ APIS = [
          "empty prompt": ({"json": {"prompt": "   "}}, 200),
          "base64Array of numbers": ({"json": {"prompt": PROMPT, "base64Array": [1, 2]}}, 200),
          "unknown model": ({"json": {"prompt": PROMPT, "model": "midjourney-v1"}}, 200),
-         "unknown task": ({"method": "GET", "path": "/midjourney/mj/task/0000/fetch"}, 404)}),
+         "prompt too long": ({"json": {"prompt": "x" * 6001}}, 200),
+         "too many images": ({"json": {"prompt": PROMPT, "base64Array": ["data:image/png;base64,AA=="] * 6}}, 200),
+         "hook off loopback": ({"json": {"prompt": PROMPT, "notifyHook": "http://203.0.113.9/hook"}}, 200)}),
 ]
 
 # Bad input every API gets: (request, expected HTTP status; Midjourney answers field errors with 200).
@@ -118,7 +120,7 @@ def send(server: MockServer, api: Api, request: dict[str, Any], client: httpx.Cl
 
 @pytest.fixture(scope="module")
 def mock():
-    args = ["--latency-scale", "0"]
+    args = ["--latency-scale", "0", "--mj-secrets", "mj-test-bad-input"]   # so that another secret is a wrong key
     for name in ("dall-e-4", "midjourney-v7", "imagen-4", "relay"):
         args += ["--set", f"{name}.error_rate=0"]
     with MockServer(*args) as server:

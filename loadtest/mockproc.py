@@ -22,11 +22,12 @@ class MockProcess:
     """`python -m mockprovider --port 0 ARGS...`; `.url` once started; a context manager."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None, echo: bool = False,
-                 new_session: bool = False) -> None:
+                 new_session: bool = False, cwd: str | Path | None = None) -> None:
         self.args = ["--port", "0", *args]
         self.env = env
         self.echo = echo
         self.new_session = new_session   # out of the terminal's process group: a Ctrl-C there is not for it
+        self.cwd = cwd
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.output: list[str] = []
@@ -38,7 +39,8 @@ class MockProcess:
         ready = Path(self._dir.name) / "ready.json"
         self.proc = subprocess.Popen([sys.executable, "-m", "mockprovider", *self.args, "--ready-file", str(ready)],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env={**os.environ, **(self.env or {})}, start_new_session=self.new_session)
+                                     env={**os.environ, **(self.env or {})}, start_new_session=self.new_session,
+                                     cwd=self.cwd)
         # Keep draining its output so a chatty server never blocks on a full pipe.
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()

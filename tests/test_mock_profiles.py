@@ -57,3 +57,37 @@ def test_the_burst_model_reads_the_seeds_847_row() -> None:
     assert saturating == 53
     slow = burst_model.burst_median(PROFILES["relay"], saturating, trials=40)[0]
     assert slow == pytest.approx(373, rel=0.05)               # what 1,200 req/s of capacity would give
+
+
+def test_contributing_add_a_provider_is_a_profile_and_nothing_else(tmp_path: Path) -> None:
+    """CONTRIBUTING.md's first recipe, followed on a copy of the package: one table added to
+    builtin.toml, no other file touched, and the new provider is served under its API's prefix."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import urllib.request
+
+    from loadtest.mockproc import MockProcess
+
+    source = Path(__file__).resolve().parent.parent / "mockprovider"
+    copy = tmp_path / "pkg" / "mockprovider"
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    builtin = copy / "profiles" / "builtin.toml"
+    builtin.write_text(builtin.read_text() + '\n[shop-images]\nbase = "dall-e-4"   # assumed\nprice_usd = 0.03\n'
+                       'latency = { p50_ms = 900, p99_ms = 2400, min_ms = 200, max_ms = 60000 }\n')
+    changed = subprocess.run(["diff", "-rq", "-x", "__pycache__", str(source), str(copy)], capture_output=True,
+                             text=True).stdout.splitlines()
+    assert changed == [f"Files {source}/profiles/builtin.toml and {copy}/profiles/builtin.toml differ"]
+    env = {"PYTHONPATH": str(copy.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    with MockProcess("--latency-scale", "0.01", env=env, cwd=tmp_path) as mock:
+        req = urllib.request.Request(f"{mock.url}/openai/v1/images/generations", method="POST",
+                                     data=json.dumps({"model": "shop-images", "prompt": "a red sneaker"}).encode(),
+                                     headers={"Authorization": "Bearer sk-test-1234", "Content-Type":
+                                              "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            body = json.loads(resp.read())
+            assert resp.headers["x-cost-usd"] == "0.0300"
+        assert len(body["data"]) == 1
+        profiles = json.loads(urllib.request.urlopen(f"{mock.url}/admin/profiles", timeout=10).read())
+        assert profiles["shop-images"]["p50_ms"] == 900

@@ -12,7 +12,8 @@ server or make it say more than it should.
   (a malformed `Authorization` line would otherwise put a key in the log and the answer).
 
 This reaches into aiohttp's RequestHandler (its message queue and error hook), which the tests
-pin down: tests/test_mock_robust.py fails if an aiohttp upgrade changes what is relied on.
+pin down: tests/test_mock_refusals.py, test_mock_timeouts.py and test_mock_abandoned.py fail if an
+aiohttp upgrade changes what is relied on.
 """
 
 from __future__ import annotations

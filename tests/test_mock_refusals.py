@@ -10,6 +10,7 @@ import zlib
 
 import brotli
 import httpx
+import psutil
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -129,3 +130,17 @@ def test_a_compressed_body_that_decodes_is_served(mock: MockServer) -> None:
                                 "Content-Type": "application/json"})
         assert r.status_code == 200, (encoding, r.text)
         assert r.json()["data"][0]["revised_prompt"] == PROMPT
+
+
+def test_a_compression_bomb_is_a_413_and_holds_no_memory(mock: MockServer) -> None:
+    """1 GiB of zeros in about 1 MB of gzip: decoded bytes count against the body limit as they come."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)   # 31: the gzip container
+    zeros = bytes(1 << 20)
+    bomb = b"".join(packer.compress(zeros) for _ in range(1024)) + packer.flush()
+    rss = psutil.Process(mock.proc.pid).memory_info().rss if mock.proc else 0
+    r = httpx.post(mock.url + RELAY, content=bomb, timeout=60,
+                   headers={"Authorization": "Bearer hs_test_refusals_0001", "Content-Encoding": "gzip"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+    assert mock.proc is not None
+    assert psutil.Process(mock.proc.pid).memory_info().rss - rss < 64 * 2**20   # the limit is 16 MB
+    assert httpx.get(mock.url + "/healthz", timeout=10).status_code == 200

@@ -320,7 +320,7 @@ def _check_set(text: str, known: Mapping[str, Profile], problems: Problems, wher
         problems.add(f"{where}: no provider {name!r}; known: {', '.join(sorted(known))}")
         return
     try:
-        Settings.from_profile(known[name]).checked({key: value})
+        Settings.from_profile(known[name]).checked({key: value}, text=True)
     except SettingsError as exc:
         problems.add(f"{where}: {exc}")
 

@@ -14,8 +14,10 @@ from pathlib import Path
 
 from aiohttp import web
 
+from . import limits
 from .app import ServerOptions, build_app, build_providers
 from .profile import ProfileError, describe
+from .serving import MockRunner, quiet_accept_errors
 from .settings import SettingsError
 from .wire import midjourney
 
@@ -37,7 +39,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="start with a setting changed, as the admin API would (repeatable), "
                         "e.g. --set relay.error_rate=0.05 --set dall-e-4.outage=true")
     p.add_argument("--image-kb", type=int, default=4, help="size of each served PNG in KB (default 4)")
-    p.add_argument("--max-body-mb", type=float, default=16.0, help="largest request body accepted (default 16)")
+    p.add_argument("--max-body-mb", type=float, default=limits.DEFAULT_MAX_BODY_MB,
+                   help=f"largest request body accepted (default {limits.DEFAULT_MAX_BODY_MB:g}, "
+                        f"at most {limits.MAX_BODY_MB:g})")
+    p.add_argument("--idle-timeout", type=float, default=limits.IDLE_TIMEOUT_S, metavar="S",
+                   help=f"close a connection with no request in progress after S seconds "
+                        f"(default {limits.IDLE_TIMEOUT_S:g}, as nginx keeps alive)")
+    p.add_argument("--header-timeout", type=float, default=limits.HEADER_TIMEOUT_S, metavar="S",
+                   help=f"close a connection whose request head has not arrived whole S seconds after its "
+                        f"first byte (default {limits.HEADER_TIMEOUT_S:g})")
+    p.add_argument("--body-timeout", type=float, default=limits.BODY_TIMEOUT_S, metavar="S",
+                   help=f"answer 408 to a request whose body has not arrived whole S seconds after its head "
+                        f"(default {limits.BODY_TIMEOUT_S:g})")
     p.add_argument("--admin-token", default=os.environ.get("MOCK_ADMIN_TOKEN"),
                    help="token the admin API wants (required when binding beyond loopback)")
     p.add_argument("--access-log", action="store_true", help="log every request line (never headers or keys)")
@@ -54,6 +67,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--port must be 0..65535")
     if not 1 <= args.image_kb <= 8192:
         p.error("--image-kb must be 1..8192")
+    if not 0 < args.max_body_mb <= limits.MAX_BODY_MB:
+        p.error(f"--max-body-mb must be above 0 and at most {limits.MAX_BODY_MB:g}")
+    for name in ("idle_timeout", "header_timeout", "body_timeout"):
+        if not 0 < getattr(args, name) <= 86_400:
+            p.error(f"--{name.replace('_', '-')} must be above 0 and at most 86400 seconds")
     try:
         args.midjourney = midjourney.options_from_args(args)
     except ValueError as exc:
@@ -87,9 +105,11 @@ def write_ready_file(path: Path, doc: dict[str, object]) -> None:
 
 
 async def serve(args: argparse.Namespace, options: ServerOptions) -> None:
+    quiet_accept_errors(asyncio.get_running_loop())
     app = build_app(options)
-    runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access") if args.access_log else None,
-                           handle_signals=False, shutdown_timeout=2.0)
+    runner = MockRunner(app, idle_timeout_s=args.idle_timeout, header_timeout_s=args.header_timeout,
+                        access_log=logging.getLogger("aiohttp.access") if args.access_log else None,
+                        handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, backlog=4096, reuse_address=True)
     await site.start()
@@ -110,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     options = ServerOptions(seed=args.seed, latency_scale=args.latency_scale, limits=not args.no_limits,
                             profile_files=args.profiles, sets=args.sets, image_kb=args.image_kb,
-                            max_body_mb=args.max_body_mb, admin_token=args.admin_token, midjourney=args.midjourney)
+                            max_body_mb=args.max_body_mb, admin_token=args.admin_token, midjourney=args.midjourney,
+                            body_timeout_s=args.body_timeout)
     try:
         if args.show_profiles:
             providers = build_providers(options)

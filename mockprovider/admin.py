@@ -10,6 +10,9 @@ POST   /admin/reset                  every provider back to its profile
 GET    /admin/profiles               the profiles' derived figures
 
 When the server listens beyond loopback it wants `Authorization: Bearer <admin token>`.
+Every answer is JSON, errors as {"error": {"code": <HTTP status>, "message": ...}}; a PATCH body is
+UTF-8 JSON of at most limits.ADMIN_MAX_BODY_BYTES, its values JSON booleans and numbers within
+limits.SETTING_RANGES.
 """
 
 from __future__ import annotations
@@ -20,9 +23,13 @@ from typing import Any
 
 from aiohttp import web
 
+from .limits import ADMIN_MAX_BODY_BYTES
 from .profile import describe
 from .settings import SettingsError
-from .wire.common import ctx_of
+from .wire.body import read_json_object
+from .wire.common import WireError, ctx_of
+
+_UTF8 = {"utf-8", "utf8", "us-ascii", "ascii"}   # JSON is UTF-8 (RFC 8259); ASCII is a subset
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -37,8 +44,9 @@ def _error(status: int, message: str) -> web.Response:
 async def admin_auth(request: web.Request, handler: Any) -> web.StreamResponse:
     token = ctx_of(request).admin_token
     if token and request.path.startswith("/admin"):
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        # Headers arrive as UTF-8 with undecodable bytes kept as surrogates: encode them back, not fail.
+        given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(given, f"Bearer {token}".encode()):
             return _error(401, "the admin API wants Authorization: Bearer <admin token>")
     return await handler(request)
 
@@ -63,11 +71,14 @@ async def get_provider(request: web.Request) -> web.Response:
 
 async def patch_provider(request: web.Request) -> web.Response:
     provider = _provider(request)
+    charset = request.charset
+    if charset is not None and charset.lower() not in _UTF8:
+        return _error(400, f"the body must be JSON in UTF-8, not charset {charset[:40]!r}")
     try:
-        changes = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        return _error(400, f"the body must be a JSON object of settings: {exc}")
-    if not isinstance(changes, dict) or not changes:
+        changes = await read_json_object(request, ADMIN_MAX_BODY_BYTES)
+    except WireError as exc:
+        return _error(exc.status, f"the body must be a JSON object of settings: {exc.message}")
+    if not changes:
         return _error(400, "the body must be a non-empty JSON object of settings")
     try:
         provider.update(changes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,11 +13,12 @@ from aiohttp import web
 from . import admin
 from .context import MockContext
 from .images import serve_image
+from .limits import BODY_TIMEOUT_S, DEFAULT_MAX_BODY_MB
 from .metrics import Metrics
 from .profile import load_profiles
 from .provider import Providers, RunOptions
 from .settings import SettingsError, parse_set_option
-from .wire.common import Wire
+from .wire.common import Wire, expect_continue
 from .wire.gemini import GeminiAPI
 from .wire.midjourney import MidjourneyJobs, MidjourneyOptions
 from .wire.openai import OpenAIImages
@@ -34,9 +36,10 @@ class ServerOptions:
     profile_files: list[Path] = field(default_factory=list)
     sets: list[str] = field(default_factory=list)       # "NAME.setting=value"
     image_kb: int = 4
-    max_body_mb: float = 16.0
+    max_body_mb: float = DEFAULT_MAX_BODY_MB
     admin_token: str | None = None
     midjourney: MidjourneyOptions = field(default_factory=MidjourneyOptions)
+    body_timeout_s: float = BODY_TIMEOUT_S
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -56,6 +59,28 @@ async def unknown(request: web.Request) -> web.Response:
         status=404, content_type="application/json")
 
 
+def _plain_error(status: int, message: str, *, code: str | None = None) -> web.Response:
+    return web.json_response({"error": {"code": status, "message": message}}, status=status)
+
+
+async def _expect(request: web.Request) -> web.StreamResponse | None:
+    return await expect_continue(request, _plain_error)
+
+
+class _Anything(web.DynamicResource):
+    """The last route: every path, even one aiohttp's patterns cannot match (`OPTIONS *`), so no
+    request falls through to aiohttp's text/plain 404."""
+
+    def _match(self, path: str) -> dict[str, str] | None:
+        return super()._match(path) or {"tail": path}
+
+
+def _add(app: web.Application, defs: list[web.RouteDef],
+         expect: Callable[[web.Request], Awaitable[web.StreamResponse | None]]) -> None:
+    for d in defs:
+        web.RouteDef(d.method, d.path, d.handler, {**d.kwargs, "expect_handler": expect}).register(app.router)
+
+
 def build_providers(options: ServerOptions) -> Providers:
     profiles = load_profiles(options.profile_files)
     for profile in profiles.values():
@@ -67,7 +92,7 @@ def build_providers(options: ServerOptions) -> Providers:
         name, key, value = parse_set_option(text)
         if name not in providers:
             raise SettingsError(f"--set {text}: no provider {name!r}; known: {', '.join(providers)}")
-        providers[name].update({key: value})
+        providers[name].update({key: value}, text=True)
     return providers
 
 
@@ -75,7 +100,8 @@ def build_app(options: ServerOptions | None = None) -> web.Application:
     options = options or ServerOptions()
     providers = build_providers(options)
     ctx = MockContext(providers=providers, metrics=Metrics(providers), image_kb=options.image_kb,
-                      max_body_bytes=int(options.max_body_mb * 1024 * 1024), admin_token=options.admin_token)
+                      max_body_bytes=int(options.max_body_mb * 1024 * 1024), admin_token=options.admin_token,
+                      body_timeout_s=options.body_timeout_s)
     middlewares = [admin.admin_auth] if options.admin_token else []
     app = web.Application(middlewares=middlewares, client_max_size=ctx.max_body_bytes)
     app["mock"] = ctx
@@ -87,15 +113,15 @@ def build_app(options: ServerOptions | None = None) -> web.Application:
     app.on_startup.append(remember_loop)
     for wire_cls in WIRES:
         wire = wire_cls(ctx)
-        app.router.add_routes(wire.routes())
         close = getattr(wire, "close", None)   # a wire with work of its own (callbacks) stops it on shutdown
         if close is not None:
             app.on_cleanup.append(close)
         # After the real routes: wrong paths and wrong methods under a prefix get that API's error shape.
-        app.router.add_route("*", wire.prefix + "/{tail:.*}", wire.guarded(wire.unknown_route))
-    app.router.add_routes(admin.routes())
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/images/{name}", serve_image)
-    app.router.add_route("*", "/{tail:.*}", unknown)
+        _add(app, [*wire.routes(), web.route("*", wire.prefix + "/{tail:.*}", wire.guarded(wire.unknown_route))],
+             wire.expect)
+    _add(app, [*admin.routes(), web.get("/healthz", healthz), web.get("/metrics", metrics),
+               web.get("/images/{name}", serve_image)], _expect)
+    anything = _Anything("/{tail:.*}")
+    app.router.register_resource(anything)
+    anything.add_route("*", unknown, expect_handler=_expect)
     return app

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from .limits import BODY_TIMEOUT_S, DEFAULT_MAX_BODY_MB
 from .metrics import Metrics
 from .provider import Providers
 
@@ -15,7 +16,8 @@ class MockContext:
     providers: Providers
     metrics: Metrics
     image_kb: int = 4
-    max_body_bytes: int = 16 * 1024 * 1024
+    max_body_bytes: int = int(DEFAULT_MAX_BODY_MB * 1024 * 1024)
+    body_timeout_s: float = BODY_TIMEOUT_S                 # the longest a body may take to arrive
     admin_token: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)   # per-wire state (e.g. job stores)
     loop: asyncio.AbstractEventLoop | None = None          # set on startup; saves a lookup per request

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .apis import APIS
+from .limits import SETTING_RANGES
 
 # z of the 99th percentile of the standard normal distribution.
 Z99 = 2.3263478740408408
@@ -192,6 +193,12 @@ def _resolve(name: str, raw: dict[str, Any], seen: tuple[str, ...]) -> dict[str,
 # --- validation ----------------------------------------------------------------
 
 
+def _setting(where: str, table: dict[str, Any], key: str, *, default: Any = None, integer: bool = False) -> Any:
+    """A figure a live setting starts from, in that setting's range (limits.py)."""
+    lo, hi = SETTING_RANGES[key]
+    return _num(where, table, key, lo=lo, hi=hi, default=default, integer=integer)
+
+
 def _num(where: str, table: dict[str, Any], key: str, *, lo: float | None = None,
          hi: float | None = None, default: Any = None, integer: bool = False) -> Any:
     if key not in table:
@@ -199,7 +206,9 @@ def _num(where: str, table: dict[str, Any], key: str, *, lo: float | None = None
             raise ProfileError(f"{where}.{key} is required")
         return default
     value = table[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    # isfinite only for floats: a 400-digit TOML integer is out of range, not an OverflowError.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float)
+                                                                           and not math.isfinite(value)):
         raise ProfileError(f"{where}.{key} must be a finite number, got {value!r}")
     if integer and int(value) != value:
         raise ProfileError(f"{where}.{key} must be a whole number, got {value!r}")
@@ -259,17 +268,17 @@ def _factors(where: str, raw: Any) -> dict[str, float]:
 
 def parse_capacity(where: str, t: dict[str, Any]) -> CapacitySpec:
     return CapacitySpec(
-        slots=_num(where, t, "slots", lo=1, integer=True),
-        queue=_num(where, t, "queue", lo=0, integer=True),
-        per_key_slots=_num(where, t, "per_key_slots", lo=0, default=0, integer=True),
-        per_key_queue=_num(where, t, "per_key_queue", lo=0, default=0, integer=True),
+        slots=_setting(where, t, "slots", integer=True),
+        queue=_setting(where, t, "queue", integer=True),
+        per_key_slots=_setting(where, t, "per_key_slots", default=0, integer=True),
+        per_key_queue=_setting(where, t, "per_key_queue", default=0, integer=True),
     )
 
 
 def parse_rate_limit(where: str, t: dict[str, Any]) -> RateLimitSpec:
     return RateLimitSpec(
-        requests_per_minute=_num(where, t, "requests_per_minute", lo=0.001),
-        burst=_num(where, t, "burst", lo=1, integer=True),
+        requests_per_minute=_setting(where, t, "requests_per_minute"),
+        burst=_setting(where, t, "burst", integer=True),
         counts=_choice(where, t, "counts", ("requests", "images")),
     )
 

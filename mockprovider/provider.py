@@ -56,15 +56,25 @@ class Provider:
         steps.append(self.latency)
         return Chain(steps)
 
-    def update(self, changes: dict[str, Any]) -> dict[str, Any]:
-        applied = self.settings.update(changes)
-        self.chain = self._build_chain()
+    def update(self, changes: dict[str, Any], *, text: bool = False) -> dict[str, Any]:
+        """Change settings (`text`: values as `--set` spells them); calls in flight see them at once."""
+        applied = self.settings.update(changes, text=text)
+        self._settings_changed()
         return applied
 
     def reset(self) -> None:
+        """Back to the profile, for the calls in flight too: queued calls are admitted again under the
+        profile's slots and queue, sleeping ones have their time left scaled to the profile's latency,
+        and every key's rate-limit bucket starts full."""
         fresh = Settings.from_profile(self.profile, limits=self.options.limits)
         self.settings.__dict__.update(fresh.__dict__)
+        self.rate_limit.reset()
+        self._settings_changed()
+
+    def _settings_changed(self) -> None:
         self.chain = self._build_chain()
+        self.capacity.apply()
+        self.latency.set_multiplier(self.settings.latency_multiplier)
 
     def serve(self, call: Call) -> Awaitable[Outcome]:
         """What answers `call`, to await (a coroutine, or a finished future); its draws are made now."""

@@ -1,15 +1,15 @@
 """A provider's live settings: what the admin API and `--set` change while it runs.
 
 They start from the profile; behaviours read them on every call, so a change is
-seen by the next request.
+seen by the next request. Every value is checked against its range in limits.py.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from .limits import SETTING_RANGES, WHOLE_SETTINGS
 from .profile import AUTH_MODES, Profile
 
 
@@ -48,68 +48,91 @@ class Settings:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def checked(self, changes: dict[str, Any]) -> dict[str, Any]:
-        """Validate a change set (flat, or nested as rate_limit/capacity) without applying it."""
+    def checked(self, changes: dict[str, Any], *, text: bool = False) -> dict[str, Any]:
+        """Validate a change set (flat, or nested as rate_limit/capacity) without applying it.
+
+        `text`: the values come from `--set NAME.key=value`, so "true"/"on"/"yes" and "2.5" are read
+        as what they spell; over the admin API values must be JSON booleans and numbers.
+        """
         flat: dict[str, Any] = {}
         for key, value in changes.items():
             if key in ("rate_limit", "capacity") and isinstance(value, dict):
                 flat.update(value)
             else:
                 flat[key] = value
-        known = {f.name: f.type for f in fields(self)}
+        known = {f.name for f in fields(self)}
         out: dict[str, Any] = {}
         for key, value in flat.items():
             if key not in known:
                 raise SettingsError(f"unknown setting {key!r}; known: {', '.join(sorted(known))}")
-            out[key] = _coerce(key, value)
+            out[key] = _from_text(key, value) if text else _checked(key, value)
         return out
 
-    def update(self, changes: dict[str, Any]) -> dict[str, Any]:
-        clean = self.checked(changes)
+    def update(self, changes: dict[str, Any], *, text: bool = False) -> dict[str, Any]:
+        clean = self.checked(changes, text=text)
         for key, value in clean.items():
             setattr(self, key, value)
         return clean
 
 
 _BOOLS = {"limits", "outage"}
-_INTS = {"burst": 1, "slots": 1, "queue": 0, "per_key_slots": 0, "per_key_queue": 0}
-_FLOATS = {"error_rate": (0.0, 1.0), "latency_multiplier": (0.0, 1000.0), "requests_per_minute": (0.001, 1e9)}
 
 
 _CHOICES = {"auth": AUTH_MODES}
 
 
-def _coerce(key: str, value: Any) -> Any:
+def _from_text(key: str, value: Any) -> Any:
+    if key in _CHOICES:
+        return _checked(key, value.strip() if isinstance(value, str) else value)
+    if not isinstance(value, str):
+        return _checked(key, value)
+    text = value.strip().lower()
+    if key in _BOOLS:
+        if text in ("true", "on", "1", "yes"):
+            return True
+        if text in ("false", "off", "0", "no"):
+            return False
+        raise SettingsError(f"{key} must be true or false, got {value!r}")
+    try:
+        number = float(text)
+    except ValueError:
+        raise SettingsError(f"{key} must be a number, got {value!r}") from None
+    return _checked(key, int(number) if key in WHOLE_SETTINGS and number.is_integer() else number)
+
+
+def _checked(key: str, value: Any) -> Any:
     if key in _CHOICES:
         if value not in _CHOICES[key]:
-            raise SettingsError(f"{key} must be one of {', '.join(_CHOICES[key])}, got {value!r}")
+            raise SettingsError(f"{key} must be one of {', '.join(_CHOICES[key])}, got {_shown(value)}")
         return value
-    if isinstance(value, str):  # from --set NAME.key=value
-        text = value.strip().lower()
-        if key in _BOOLS:
-            if text in ("true", "on", "1", "yes"):
-                return True
-            if text in ("false", "off", "0", "no"):
-                return False
-            raise SettingsError(f"{key} must be true or false, got {value!r}")
-        try:
-            value = float(text)
-        except ValueError:
-            raise SettingsError(f"{key} must be a number, got {value!r}") from None
     if key in _BOOLS:
         if not isinstance(value, bool):
-            raise SettingsError(f"{key} must be true or false, got {value!r}")
+            raise SettingsError(f"{key} must be true or false (a JSON boolean), got {value!r}")
         return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise SettingsError(f"{key} must be a finite number, got {value!r}")
-    if key in _INTS:
-        if int(value) != value or value < _INTS[key]:
-            raise SettingsError(f"{key} must be a whole number >= {_INTS[key]}, got {value!r}")
-        return int(value)
-    lo, hi = _FLOATS[key]
+    lo, hi = SETTING_RANGES[key]
+    whole = key in WHOLE_SETTINGS
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SettingsError(f"{key} must be a number, got {_shown(value)}")
+    # Compared before any conversion: a 400-digit integer is out of range, not an OverflowError,
+    # and NaN fails both comparisons.
     if not lo <= value <= hi:
-        raise SettingsError(f"{key} must be between {lo} and {hi}, got {value!r}")
+        raise SettingsError(f"{key} must be {_range(lo, hi, whole)}, got {_shown(value)}")
+    if whole:
+        if isinstance(value, float) and not value.is_integer():
+            raise SettingsError(f"{key} must be a whole number {_range(lo, hi, whole)}, got {value!r}")
+        return int(value)
     return float(value)
+
+
+def _range(lo: float, hi: float, whole: bool) -> str:
+    if whole:
+        return f"{int(lo)}..{int(hi)}"
+    return f"between {lo:g} and {hi:g}"
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
 
 
 def parse_set_option(text: str) -> tuple[str, str, str]:

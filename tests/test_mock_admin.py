@@ -104,7 +104,8 @@ def test_admin_reset_and_bad_admin_requests(start_mock) -> None:
     assert admin(server, "PATCH", "/providers/relay", content=b"[1, 2]").status_code == 400
     assert admin(server, "PATCH", "/providers/relay", content=b"{not json").status_code == 400
     assert admin(server, "PATCH", "/providers/relay", content=b'{"slots": Infinity}').status_code == 400
-    assert admin(server, "PATCH", "/providers/relay", content=b"[" * 100_000 + b"]" * 100_000).status_code == 400
+    assert admin(server, "PATCH", "/providers/relay", content=b"[" * 30_000 + b"]" * 30_000).status_code == 400
+    assert admin(server, "PATCH", "/providers/relay", content=b"[" * 100_000 + b"]" * 100_000).status_code == 413
     assert admin(server, "PATCH", "/providers/dall-e-9", json={"outage": True}).status_code == 404
     profiles = admin(server, "GET", "/profiles").json()
     assert profiles["midjourney-v7"]["slots"] == 98 and profiles["relay"]["sigma"] == 0.3228

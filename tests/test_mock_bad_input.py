@@ -101,6 +101,10 @@ COMMON = {
     "not UTF-8": ({"content": b'{"prompt": "\xff\xfe"}'}, 400),
     "nested 100,000 deep": ({"content": b"[" * 100_000 + b"]" * 100_000}, 400),
     "missing key": ({"headers": {}}, 401),
+    "undecodable gzip": ({"content": b'{"prompt": "sneaker"}', "extra_headers": {"Content-Encoding": "gzip"}}, 400),
+    "undecodable deflate": ({"content": b"\x78\x9c not deflate", "extra_headers": {"Content-Encoding": "deflate"}},
+                            400),
+    "undecodable brotli": ({"content": b"\xff\xff not brotli", "extra_headers": {"Content-Encoding": "br"}}, 400),
     "unknown route": ({"path_suffix": "/nope"}, 404),
     "wrong method": ({"method": "GET"}, 404),
 }
@@ -108,7 +112,7 @@ COMMON = {
 
 def send(server: MockServer, api: Api, request: dict[str, Any], client: httpx.Client) -> httpx.Response:
     path = request.get("path", api.path + request.get("path_suffix", ""))
-    headers = request.get("headers", api.headers)
+    headers = {**request.get("headers", api.headers), **request.get("extra_headers", {})}
     kwargs: dict[str, Any] = {}
     if "content" in request:
         kwargs["content"] = request["content"]
@@ -150,6 +154,7 @@ def test_every_bad_input_answered_in_the_apis_own_shape(mock: MockServer, api: A
             assert r.status_code == status, (name, r.status_code, r.text[:300])
             api.shape(status, r.json())
             good_request_served(mock, api, client)
+    assert "Traceback" not in "".join(mock.output)   # bad input is answered, never logged as a crash
 
 
 @pytest.mark.parametrize("api", APIS, ids=[a.name for a in APIS])

@@ -66,42 +66,53 @@ def test_queue_depth_and_refusals_in_every_api_shape(start_mock) -> None:
                  "--set", f"{name}.latency_multiplier=1000"]
     server = start_mock(*args, "--set", "midjourney-v7.per_key_slots=0")
 
-    async def saturate(route: tuple) -> list[httpx.Response]:
+    async def saturate(client: httpx.AsyncClient, route: tuple) -> tuple[list[httpx.Response], list[asyncio.Task]]:
+        """16 at once: the 4 refusals (only they answer), and the 12 still waiting, their clients connected."""
         path, headers, body = route
-        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=20)) as client:
-            tasks = [asyncio.create_task(client.post(server.url + path, json=body, headers=headers))
-                     for _ in range(16)]
-            refused: list[httpx.Response] = []
-            for done in asyncio.as_completed(tasks):   # only the refusals ever answer
-                refused.append(await done)
-                if len(refused) == 4:
-                    break
-            for t in tasks:
+        tasks = [asyncio.create_task(client.post(server.url + path, json=body, headers=headers)) for _ in range(16)]
+        refused: list[httpx.Response] = []
+        for done in asyncio.as_completed(tasks):
+            refused.append(await done)
+            if len(refused) == 4:
+                break
+        return refused, [t for t in tasks if not t.done()]
+
+    async def scenario() -> tuple[dict[str, list[httpx.Response]], dict[str, float], dict[str, float],
+                                  dict[str, float]]:
+        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=60)) as client:
+            refused, waiting = {}, []
+            for name, route in (("openai", OPENAI), ("vertex", VERTEX), ("relay", RELAY)):
+                refused[name], pending = await saturate(client, route)
+                waiting += pending
+            codes = []
+            for i in range(13):
+                r = await client.post(f"{server.url}/midjourney/mj/submit/imagine", json={"prompt": PROMPT},
+                                      headers={"mj-api-secret": f"mj-capacity-{i:04d}"})
+                codes.append(r.json()["code"])
+            assert codes == [1] * 4 + [22] * 8 + [23]
+            queued, running = gauges(server, "mock_queue_depth"), gauges(server, "mock_in_flight")
+            for t in waiting:   # the clients give up: their calls leave the slots and the queue
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            return refused
+            await asyncio.gather(*waiting, return_exceptions=True)
+        for _ in range(200):
+            after = gauges(server, "mock_in_flight")
+            if all(after[name] == 0 for name in ("dall-e-4", "imagen-4", "relay")):
+                break
+            await asyncio.sleep(0.05)
+        return refused, queued, running, after
 
-    openai_refused = asyncio.run(saturate(OPENAI))
-    assert [r.status_code for r in openai_refused] == [503] * 4
-    assert openai_refused[0].json()["error"]["type"] == "server_error"
-
-    vertex_refused = asyncio.run(saturate(VERTEX))
-    assert [r.status_code for r in vertex_refused] == [503] * 4
-    assert vertex_refused[0].json() == {"error": {"code": 503, "message": "The service is currently unavailable.",
-                                                  "status": "UNAVAILABLE"}}
-
-    relay_refused = asyncio.run(saturate(RELAY))
-    assert [r.status_code for r in relay_refused] == [503] * 4
-    assert relay_refused[0].json()["error"]["code"] == "overloaded"
-
-    codes = []
-    for i in range(13):
-        r = httpx.post(f"{server.url}/midjourney/mj/submit/imagine", json={"prompt": PROMPT},
-                       headers={"mj-api-secret": f"mj-capacity-{i:04d}"}, timeout=10)
-        codes.append(r.json()["code"])
-    assert codes == [1] * 4 + [22] * 8 + [23]
-
-    queued, running = gauges(server, "mock_queue_depth"), gauges(server, "mock_in_flight")
+    refused, queued, running, after = asyncio.run(scenario())
+    assert [r.status_code for r in refused["openai"]] == [503] * 4
+    assert refused["openai"][0].json()["error"]["type"] == "server_error"
+    assert [r.status_code for r in refused["vertex"]] == [503] * 4
+    assert refused["vertex"][0].json() == {"error": {"code": 503, "message": "The service is currently unavailable.",
+                                                     "status": "UNAVAILABLE"}}
+    assert [r.status_code for r in refused["relay"]] == [503] * 4
+    assert refused["relay"][0].json()["error"]["code"] == "overloaded"
     for name in ("dall-e-4", "imagen-4", "relay", "midjourney-v7"):
         assert queued[name] == 8 and running[name] == 4, name
+    # Abandoned calls are cancelled; submitted Midjourney jobs are not abandoned (no client waits on them).
+    assert after["dall-e-4"] == after["imagen-4"] == after["relay"] == 0
+    assert after["midjourney-v7"] == 4
+    assert gauges(server, "mock_queue_depth")["dall-e-4"] == 0
     assert queued["dall-e-4-flash"] == 0 and running["dall-e-4-flash"] == 0

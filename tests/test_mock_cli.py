@@ -75,10 +75,14 @@ def test_a_bad_profile_file_is_a_clear_error(tmp_path, capsys, case: str) -> Non
     ("nope.error_rate=0.1", "no provider 'nope'"),
     ("relay.error_rat=0.1", "unknown setting 'error_rat'"),
     ("relay.error_rate=lots", "error_rate must be a number"),
-    ("relay.error_rate=2", "error_rate must be between 0.0 and 1.0"),
-    ("relay.slots=0", "slots must be a whole number >= 1"),
+    ("relay.error_rate=2", "error_rate must be between 0 and 1"),
+    ("relay.slots=0", "slots must be 1..10000"),
+    ("relay.slots=2.5", "slots must be a whole number 1..10000"),
+    ("relay.queue=5000000", "queue must be 0..100000"),
+    ("relay.requests_per_minute=0.001", "requests_per_minute must be between 0.0166667 and 1e+06"),
     ("relay.outage=maybe", "outage must be true or false"),
-    ("relay.slots=nan", "slots must be a finite number"),
+    ("relay.slots=nan", "slots must be 1..10000, got nan"),
+    ("relay.slots=" + "9" * 400, "slots must be 1..10000"),
     ("relay", "--set wants NAME.setting=value"),
 ])
 def test_a_bad_set_is_a_clear_error(capsys, setting: str, message: str) -> None:

@@ -15,6 +15,10 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from xxhash import xxh3_64_intdigest
+
+from ..limits import MAX_KEY_BYTES
+
 
 class Kind(enum.Enum):
     OK = "ok"
@@ -108,6 +112,12 @@ class Call:
 
     def elapsed_ms(self) -> float:
         return (self.loop.time() - self.received_at) * 1000.0
+
+
+def tracked_key(key: str) -> str | int:
+    """What per-key state is kept under: the key, or for a long one its 64-bit digest (a client
+    sending 8 KB keys must not make each entry of a table 8 KB)."""
+    return key if len(key) <= MAX_KEY_BYTES else xxh3_64_intdigest(key.encode("utf-8", "surrogateescape"))
 
 
 Proceed = Callable[[], Awaitable[Outcome]]

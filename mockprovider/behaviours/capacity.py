@@ -3,15 +3,23 @@
 Past `slots` running calls, up to `queue` more wait in arrival order; the rest are
 refused as overloaded at once. Queueing is what makes latency climb under a burst,
 and refusal what a provider does when the queue is full.
+
+A call whose client went away leaves its place at once (O(1)). A change of slots or queue
+(the admin API, a reset) applies to the calls already waiting: they are admitted again in
+arrival order under the new figures, so a larger pool starts the first ones now and a smaller
+queue refuses the newest ones, as if they had arrived under it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections import OrderedDict
 
+from ..limits import MAX_KEY_POOLS
 from ..settings import Settings
-from .base import Behaviour, Call, Kind, Outcome, Phase, Proceed
+from .base import Behaviour, Call, Kind, Outcome, Phase, Proceed, tracked_key
+
+UNBOUNDED = 1 << 62   # slots when limits are off: every waiting call runs
 
 
 class SlotPool:
@@ -21,45 +29,52 @@ class SlotPool:
         self.slots = slots
         self.queue = queue
         self.running = 0
-        self.waiters: deque[asyncio.Future[None]] = deque()
+        # Waiting calls in arrival order; a future resolves True (a slot is yours) or False (refused).
+        self.waiters: OrderedDict[asyncio.Future[bool], None] = OrderedDict()
 
-    def enter(self, loop: asyncio.AbstractEventLoop) -> bool | asyncio.Future[None]:
-        """True: a slot is yours. A future: you are queued, await it. False: refused."""
+    def enter(self, loop: asyncio.AbstractEventLoop) -> bool | asyncio.Future[bool]:
+        """True: a slot is yours. A future: you are queued, await `wait(it)`. False: refused."""
         if self.running < self.slots and not self.waiters:
             self.running += 1
             return True
         if len(self.waiters) < self.queue:
-            fut = loop.create_future()
-            self.waiters.append(fut)
+            fut: asyncio.Future[bool] = loop.create_future()
+            self.waiters[fut] = None
             return fut
         return False
 
     def leave(self) -> None:
         self.running -= 1
-        self._wake()
+        if self.waiters:
+            self._wake()
 
     def resize(self, slots: int, queue: int) -> None:
         self.slots, self.queue = slots, queue
         self._wake()
+        waiters = self.waiters
+        while len(waiters) > queue:
+            fut, _ = waiters.popitem()   # the newest: earlier arrivals had the places first
+            if not fut.done():
+                fut.set_result(False)
 
     def _wake(self) -> None:
-        while self.waiters and self.running < self.slots:
-            fut = self.waiters.popleft()
+        waiters = self.waiters
+        while waiters and self.running < self.slots:
+            fut, _ = waiters.popitem(last=False)
+            # A cancelled call's future is done before its task runs again to take it out of the queue.
             if not fut.done():
                 self.running += 1
-                fut.set_result(None)
+                fut.set_result(True)
 
-    async def wait(self, fut: asyncio.Future[None]) -> None:
+    async def wait(self, fut: asyncio.Future[bool]) -> bool:
+        """Whether the queued call got a slot (False: refused by a smaller queue)."""
         try:
-            await fut
+            return await fut
         except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                self.leave()        # the slot was granted as we were cancelled
-            else:
-                try:
-                    self.waiters.remove(fut)
-                except ValueError:
-                    pass
+            if not fut.done() or fut.cancelled():
+                self.waiters.pop(fut, None)
+            elif fut.result():
+                self.leave()        # the slot was granted as the call was cancelled
             raise
 
     @property
@@ -70,10 +85,12 @@ class SlotPool:
 class Capacity(Behaviour):
     name = "capacity"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, max_key_pools: int = MAX_KEY_POOLS) -> None:
         self.settings = settings
+        self.max_key_pools = max_key_pools
         self.pool = SlotPool(settings.slots, settings.queue)
-        self.key_pools: dict[str, SlotPool] = {}
+        self.key_pools: dict[str | int, SlotPool] = {}
+        self.key_queued = 0   # calls waiting in any key's queue, kept so `queued` never scans the pools
 
     @property
     def running(self) -> int:
@@ -81,44 +98,59 @@ class Capacity(Behaviour):
 
     @property
     def queued(self) -> int:
-        return len(self.pool.waiters) + sum(len(p.waiters) for p in self.key_pools.values())
+        return len(self.pool.waiters) + self.key_queued
+
+    def apply(self) -> None:
+        """Make the pools match the settings now, the waiting calls included (see the module's doc)."""
+        s = self.settings
+        on = s.limits
+        self.pool.resize(s.slots if on else UNBOUNDED, s.queue)
+        for pool in list(self.key_pools.values()):
+            pool.resize(s.per_key_slots if on and s.per_key_slots else UNBOUNDED, s.per_key_queue)
 
     async def handle(self, call: Call, proceed: Proceed) -> Outcome:
         s = self.settings
-        if self.pool.slots != s.slots or self.pool.queue != s.queue:
-            self.pool.resize(s.slots, s.queue)
         key_pool = None
         if s.per_key_slots:
-            key_pool = self.key_pools.get(call.key)
+            key = tracked_key(call.key)
+            key_pool = self.key_pools.get(key)
             if key_pool is None:
-                key_pool = self.key_pools[call.key] = SlotPool(s.per_key_slots, s.per_key_queue)
+                if len(self.key_pools) >= self.max_key_pools:
+                    return Outcome(Kind.OVERLOADED, detail="key")
+                key_pool = self.key_pools[key] = SlotPool(s.per_key_slots, s.per_key_queue)
             got = key_pool.enter(call.loop)
-            if got is False:
-                self._forget_if_idle(call.key, key_pool)
-                return Outcome(Kind.OVERLOADED, detail="key")
             if got is not True:
-                call.set_phase(Phase.KEY_QUEUED)
-                try:
-                    await key_pool.wait(got)
-                except asyncio.CancelledError:
-                    self._forget_if_idle(call.key, key_pool)
-                    raise
+                if got is not False:
+                    call.set_phase(Phase.KEY_QUEUED)
+                    self.key_queued += 1
+                    try:
+                        got = await key_pool.wait(got)
+                    except asyncio.CancelledError:
+                        self._forget_if_idle(key, key_pool)
+                        raise
+                    finally:
+                        self.key_queued -= 1
+                if not got:
+                    self._forget_if_idle(key, key_pool)
+                    return Outcome(Kind.OVERLOADED, detail="key")
         try:
-            got = self.pool.enter(call.loop)
-            if got is False:
-                return Outcome(Kind.OVERLOADED)
+            pool = self.pool
+            got = pool.enter(call.loop)
             if got is not True:
+                if got is False:
+                    return Outcome(Kind.OVERLOADED)
                 call.set_phase(Phase.QUEUED)
-                await self.pool.wait(got)
+                if not await pool.wait(got):
+                    return Outcome(Kind.OVERLOADED)
             try:
                 return await proceed()
             finally:
-                self.pool.leave()
+                pool.leave()
         finally:
             if key_pool is not None:
                 key_pool.leave()
-                self._forget_if_idle(call.key, key_pool)
+                self._forget_if_idle(key, key_pool)
 
-    def _forget_if_idle(self, key: str, pool: SlotPool) -> None:
+    def _forget_if_idle(self, key: str | int, pool: SlotPool) -> None:
         if pool.idle and self.key_pools.get(key) is pool:
             del self.key_pools[key]

@@ -4,34 +4,46 @@ Every call learns the key's limit, remaining budget and time to a full bucket
 (the x-ratelimit-* headers); a call that finds the bucket empty is refused with
 the wait until the next token (Retry-After). Rate limits run on the wall clock:
 `--latency-scale` does not speed them up.
+
+The buckets are a table ordered by last use, with a hard cap (limits.MAX_RATE_LIMIT_KEYS): a new key
+first forgets up to two buckets that have refilled (a full bucket carries no state: a new one starts
+full too), and past the cap forgets the least recently used one even if it was not full yet. That key,
+if it comes back, starts with a full bucket: the one approximation, and only for a key that stayed
+away while 100,000 others were seen. Every step is O(1), whatever the table holds.
 """
 
 from __future__ import annotations
 
-from ..settings import Settings
-from .base import Behaviour, Call, Kind, Outcome, Proceed, RateInfo
+from collections import OrderedDict
 
-MAX_TRACKED_KEYS = 100_000
+from ..limits import MAX_KEY_BYTES, MAX_RATE_LIMIT_KEYS
+from ..settings import Settings
+from .base import Behaviour, Call, Kind, Outcome, Proceed, RateInfo, tracked_key
 
 
 class RateLimit(Behaviour):
     name = "rate_limit"
 
-    def __init__(self, settings: Settings, counts: str = "requests") -> None:
+    def __init__(self, settings: Settings, counts: str = "requests", max_keys: int = MAX_RATE_LIMIT_KEYS) -> None:
         self.settings = settings
         self.per_image = counts == "images"   # an images-per-minute limit: n images spend n tokens
-        self.buckets: dict[str, list[float]] = {}   # key -> [tokens, last refill time]
+        self.max_keys = max_keys
+        # key -> [tokens, last refill time], least recently used first
+        self.buckets: OrderedDict[str | int, list[float]] = OrderedDict()
 
     async def handle(self, call: Call, proceed: Proceed) -> Outcome:
         s = self.settings
         rate = s.requests_per_minute / 60.0
         cap = float(s.burst)
         now = call.received_at
-        bucket = self.buckets.get(call.key)
+        key = call.key if len(call.key) <= MAX_KEY_BYTES else tracked_key(call.key)
+        buckets = self.buckets
+        bucket = buckets.get(key)
         if bucket is None:
-            if len(self.buckets) >= MAX_TRACKED_KEYS:
-                self._forget_full(now, rate, cap)
-            bucket = self.buckets[call.key] = [cap, now]
+            self._make_room(now, cap / rate)
+            bucket = buckets[key] = [cap, now]
+        else:
+            buckets.move_to_end(key)
         tokens = min(cap, bucket[0] + (now - bucket[1]) * rate)
         cost = float(call.n) if self.per_image else 1.0
         # A request for more images than the bucket holds goes once the bucket is full, and leaves
@@ -46,7 +58,19 @@ class RateLimit(Behaviour):
             return Outcome(Kind.RATE_LIMITED, retry_after_s=(min(cost, cap) - tokens) / rate)
         return await proceed()
 
-    def _forget_full(self, now: float, rate: float, cap: float) -> None:
-        # A full bucket carries no state worth keeping: a new one starts full too.
-        full_after = cap / rate
-        self.buckets = {k: b for k, b in self.buckets.items() if now - b[1] < full_after}
+    def _make_room(self, now: float, full_after_s: float) -> None:
+        buckets = self.buckets
+        # The least recently used bucket is the first to refill: if it has not, none has.
+        for _ in range(2):
+            if not buckets:
+                return
+            oldest = next(iter(buckets.values()))
+            if now - oldest[1] < full_after_s:
+                break
+            buckets.popitem(last=False)
+        while len(buckets) >= self.max_keys:
+            buckets.popitem(last=False)
+
+    def reset(self) -> None:
+        """Every key starts again with a full bucket."""
+        self.buckets.clear()

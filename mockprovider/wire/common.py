@@ -12,9 +12,10 @@ from bisect import bisect_left
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, hdrs, web
 
 from ..context import MockContext
+from ..limits import KEY_CACHE_ENTRIES, KEY_CACHE_HEADER_BYTES
 from ..metrics import BUCKETS
 from ..profile import Profile
 
@@ -22,12 +23,14 @@ from ..profile import Profile
 class WireError(Exception):
     """Bad input, to be answered in the provider's own error shape."""
 
-    def __init__(self, status: int, message: str, *, code: str | None = None, param: str | None = None) -> None:
+    def __init__(self, status: int, message: str, *, code: str | None = None, param: str | None = None,
+                 close: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
         self.param = param
+        self.close = close   # the connection cannot carry another request (the body was not read to its end)
 
 
 def ctx_of(request: web.Request) -> MockContext:
@@ -46,9 +49,15 @@ def bearer_token(request: web.Request) -> str | None:
 
 class KeyCheck:
     """Whether a key has the provider's format, remembering the headers good keys came in (a load
-    test reuses a few), so a header seen before is looked up, not parsed."""
+    test reuses a few), so a header seen before is looked up, not parsed.
 
-    MAX_REMEMBERED = 10_000
+    Bounded by count and by bytes: at most KEY_CACHE_ENTRIES headers of at most
+    KEY_CACHE_HEADER_BYTES characters each (a longer one is checked every time, never kept), so the
+    cache holds a few MB whatever clients send; when full it starts again, which costs a flood of
+    new keys one parse each and a load test's few keys one parse after each refill."""
+
+    MAX_REMEMBERED = KEY_CACHE_ENTRIES
+    MAX_HEADER = KEY_CACHE_HEADER_BYTES
 
     def __init__(self, pattern: re.Pattern[str]) -> None:
         self.pattern = pattern
@@ -58,7 +67,7 @@ class KeyCheck:
         """The key if it has the provider's format, else None; a good key is remembered under `header`."""
         if key is None or not self.pattern.match(key):
             return None
-        if header is not None:
+        if header is not None and len(header) <= self.MAX_HEADER:
             if len(self.by_header) >= self.MAX_REMEMBERED:
                 self.by_header.clear()
             self.by_header[header] = key
@@ -160,6 +169,18 @@ class Labels:
 Handler = Callable[[web.Request, Labels], Awaitable[web.StreamResponse]]
 
 
+async def expect_continue(request: web.Request, refuse: Callable[..., web.StreamResponse]) -> web.StreamResponse | None:
+    """A route's answer to an `Expect` header: 100 Continue as aiohttp's own does, and any other
+    expectation refused by `refuse(417, message, code=...)`, never with the header echoed."""
+    if request.version != HttpVersion11:
+        return None
+    if request.headers.get(hdrs.EXPECT, "").lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0   # the answer proper is still to come
+        return None
+    return refuse(417, "The only expectation understood is 'Expect: 100-continue'.", code="expectation_failed")
+
+
 class Wire:
     """One provider API's wire format. Subclasses name their routes and error shape."""
 
@@ -195,6 +216,8 @@ class Wire:
                 response = await fn(request, labels)
             except WireError as exc:
                 response = self.error(exc.status, exc.message, code=exc.code, param=exc.param)
+                if exc.close:
+                    response.force_close()
             except web.HTTPException:
                 raise
             except Exception:  # a bug in the mock must not take the server down
@@ -212,6 +235,9 @@ class Wire:
             return response
 
         return handler
+
+    async def expect(self, request: web.Request) -> web.StreamResponse | None:
+        return await expect_continue(request, self.error)
 
     async def unknown_route(self, request: web.Request, labels: Labels) -> web.StreamResponse:
         return self.error(404, f"Unknown request URL: {request.method} {request.path}.", code="unknown_url")

@@ -29,6 +29,7 @@ from loadtest import calibrate
 from loadtest.calibrate import burst_median, fit_samples, main, service_draws, solve_slots
 from mockprovider.behaviours.latency import Latency as LatencySampler
 from mockprovider.profile import Z99, LatencySpec, load_profiles
+from mockprovider.settings import Settings
 
 N = 50_000
 TOL = 0.05
@@ -37,7 +38,7 @@ PROFILES = load_profiles()
 
 def draw(profile_name: str, n: int = N, seed: int = 11) -> np.ndarray:
     """Latencies exactly as the mock draws them for this profile (settings are unused by draw_ms)."""
-    sampler = LatencySampler(PROFILES[profile_name].latency, None, random.Random(seed), 1.0)  # type: ignore[arg-type]
+    sampler = LatencySampler(PROFILES[profile_name].latency, Settings(), random.Random(seed), 1.0)
     return np.array([sampler.draw_ms() for _ in range(n)])
 
 

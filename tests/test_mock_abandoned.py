@@ -136,8 +136,11 @@ def test_a_patch_reaches_the_calls_in_flight(slow_relay: MockServer) -> None:
     slots and a normal multiplier start the waiting ones and speed up the one generating."""
 
     async def scenario() -> tuple[list[bytes], tuple[int, int], list[bytes]]:
-        conns = await connect_and_send(slow_relay, 5)
-        await until(slow_relay, (1, 4))
+        # One at a time, each seen by the mock before the next: "the newest two" must be conns[3:].
+        conns = []
+        for i in range(5):
+            conns += await connect_and_send(slow_relay, 1)
+            assert await until(slow_relay, (1, i)) == (1, i)
         httpx.patch(f"{slow_relay.url}/admin/providers/relay", json={"queue": 2}, timeout=10)
         refused = await asyncio.wait_for(asyncio.gather(*(r.readline() for r, _ in conns[3:])), DEADLINE_S)
         after_cut = load(slow_relay)

@@ -8,6 +8,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from aiohttp import web
 
 from .app import ServerOptions, build_app, build_providers
 from .profile import ProfileError, describe
+from .record import DEFAULT_CAP
 from .settings import SettingsError
 
 
@@ -43,6 +45,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto",
                    help="event loop (auto: uvloop when installed)")
     p.add_argument("--show-profiles", action="store_true", help="print the profiles' derived figures and exit")
+    p.add_argument("--correlation-header", default="x-request-id", metavar="NAME",
+                   help="the request header whose value the provider-side record keeps as each request's "
+                        "correlation id (default x-request-id; W3C traceparent is read as well)")
+    p.add_argument("--record-cap", type=int, default=DEFAULT_CAP, metavar="N",
+                   help=f"raw entries the provider-side record keeps, the newest (default {DEFAULT_CAP:,}, about "
+                        "0.5 KB each; 0 keeps none; histograms and counts always count everything)")
     p.add_argument("--ready-file", type=Path, metavar="FILE",
                    help="once listening, write {\"url\", \"port\", \"pid\"} as JSON to FILE (for a parent process)")
     args = p.parse_args(argv)
@@ -52,7 +60,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--port must be 0..65535")
     if not 1 <= args.image_kb <= 8192:
         p.error("--image-kb must be 1..8192")
+    if not 0 <= args.record_cap <= 10_000_000:
+        p.error("--record-cap must be 0..10000000")
+    if not _HEADER_NAME.fullmatch(args.correlation_header):
+        p.error(f"--correlation-header must be an HTTP header name (letters, digits and !#$%&'*+-.^_`|~), "
+                f"got {args.correlation_header!r}")
     return args
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}")
 
 
 def _is_loopback(host: str) -> bool:
@@ -104,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     options = ServerOptions(seed=args.seed, latency_scale=args.latency_scale, limits=not args.no_limits,
                             profile_files=args.profiles, sets=args.sets, image_kb=args.image_kb,
-                            max_body_mb=args.max_body_mb, admin_token=args.admin_token)
+                            max_body_mb=args.max_body_mb, admin_token=args.admin_token,
+                            record_cap=args.record_cap, correlation_header=args.correlation_header)
     try:
         if args.show_profiles:
             providers = build_providers(options)

@@ -9,12 +9,13 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import admin
+from . import admin, record_api
 from .context import MockContext
 from .images import serve_image
 from .metrics import Metrics
 from .profile import load_profiles
 from .provider import Providers, RunOptions
+from .record import DEFAULT_CAP, Record
 from .settings import SettingsError, parse_set_option
 from .wire.common import Wire
 from .wire.midjourney import MidjourneyJobs
@@ -35,6 +36,9 @@ class ServerOptions:
     image_kb: int = 4
     max_body_mb: float = 16.0
     admin_token: str | None = None
+    record_cap: int = DEFAULT_CAP                  # raw entries the provider-side record keeps
+    correlation_header: str = "x-request-id"       # the caller's request id, beside W3C traceparent
+    worker_id: str | None = None                   # names this process in the record (default: its pid)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -68,14 +72,17 @@ def build_providers(options: ServerOptions) -> Providers:
 def build_app(options: ServerOptions | None = None) -> web.Application:
     options = options or ServerOptions()
     providers = build_providers(options)
-    ctx = MockContext(providers=providers, metrics=Metrics(providers), image_kb=options.image_kb,
-                      max_body_bytes=int(options.max_body_mb * 1024 * 1024), admin_token=options.admin_token)
+    record = Record(worker=options.worker_id, cap=options.record_cap, correlation_header=options.correlation_header)
+    ctx = MockContext(providers=providers, metrics=Metrics(providers, record), record=record,
+                      image_kb=options.image_kb, max_body_bytes=int(options.max_body_mb * 1024 * 1024),
+                      admin_token=options.admin_token)
     middlewares = [admin.admin_auth] if options.admin_token else []
     app = web.Application(middlewares=middlewares, client_max_size=ctx.max_body_bytes)
     app["mock"] = ctx
 
     async def remember_loop(app: web.Application) -> None:
         ctx.loop = asyncio.get_running_loop()
+        record.use_loop_clock(ctx.loop.time)
 
     app.on_startup.append(remember_loop)
     for wire_cls in WIRES:
@@ -84,6 +91,7 @@ def build_app(options: ServerOptions | None = None) -> web.Application:
         # After the real routes: wrong paths and wrong methods under a prefix get that API's error shape.
         app.router.add_route("*", wire.prefix + "/{tail:.*}", wire.guarded(wire.unknown_route))
     app.router.add_routes(admin.routes())
+    app.router.add_routes(record_api.routes())
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/images/{name}", serve_image)

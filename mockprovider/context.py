@@ -1,4 +1,4 @@
-"""What every handler of the server shares: providers, metrics and serving options."""
+"""What every handler of the server shares: providers, metrics, the provider-side record and serving options."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from typing import Any
 
 from .metrics import Metrics
 from .provider import Providers
+from .record import Record
 
 
 @dataclass
 class MockContext:
     providers: Providers
     metrics: Metrics
+    record: Record = field(default_factory=Record)
     image_kb: int = 4
     max_body_bytes: int = 16 * 1024 * 1024
     admin_token: str | None = None

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from ..behaviours import Call, Kind, Outcome, Phase
 from ..images import digest_for, image_path
+from ..record import JobEntry
 from .body import read_json_object
 from .common import Labels, Wire, WireError, base_url, field, log, mask_key, retry_after_headers
 
@@ -50,6 +51,7 @@ class Job:
     finished_at: float = 0.0
     image_url: str | None = None
     extra: dict[str, Any] = dc_field(default_factory=dict)
+    entry: JobEntry | None = None   # its one entry in the provider-side record, from submit to end
 
 
 class JobStore:
@@ -75,6 +77,7 @@ class JobStore:
 class MidjourneyJobs(Wire):
     api = "midjourney"
     prefix = "/midjourney"
+    key_header = "mj-api-secret"
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/midjourney/mj/submit/imagine", self.guarded(self.imagine)),
@@ -157,6 +160,8 @@ class MidjourneyJobs(Wire):
         job = Job(store.new_id(), prompt, model, state, int(time.time() * 1000), call, task)
         job.image_url = base_url(request) + image_path(digest_for(prompt, f"{model}:{job.id}"), ctx.image_kb)
         job.extra["cost"] = provider.profile.price_for(model)
+        job.entry = JobEntry(ctx.record, call)
+        labels.defer = job.entry.submitted
         task.add_done_callback(functools.partial(self._finished, job))
         if task.done():
             self._finished(job, task)
@@ -195,6 +200,8 @@ class MidjourneyJobs(Wire):
             job.outcome = task.result()
         job.finished_at = asyncio.get_event_loop().time()
         job.task = None
+        if job.entry is not None:
+            job.entry.finished(job.outcome)
 
     async def fetch(self, request: web.Request, labels: Labels) -> web.StreamResponse:
         self._secret(request)
@@ -203,6 +210,8 @@ class MidjourneyJobs(Wire):
         if job is None:
             raise WireError(404, "task not found")
         labels.provider = labels.model = job.model
+        if job.entry is not None:
+            labels.defer = job.entry.polled   # a poll counts with its job's entry, not as one of its own
         return web.Response(text=json.dumps(self._view(job)), content_type="application/json")
 
     @staticmethod

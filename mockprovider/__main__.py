@@ -8,6 +8,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from aiohttp import web
 from . import limits
 from .app import ServerOptions, build_app, build_providers
 from .profile import ProfileError, describe
+from .record import DEFAULT_CAP
 from .serving import MockRunner, quiet_accept_errors
 from .settings import SettingsError
 from .wire import midjourney
@@ -57,6 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto",
                    help="event loop (auto: uvloop when installed)")
     p.add_argument("--show-profiles", action="store_true", help="print the profiles' derived figures and exit")
+    p.add_argument("--correlation-header", default="x-request-id", metavar="NAME",
+                   help="the request header whose value the provider-side record keeps as each request's "
+                        "correlation id (default x-request-id; W3C traceparent is read as well)")
+    p.add_argument("--record-cap", type=int, default=DEFAULT_CAP, metavar="N",
+                   help=f"raw entries the provider-side record keeps, the newest (default {DEFAULT_CAP:,}, about "
+                        "0.5 KB each; 0 keeps none; histograms and counts always count everything)")
     p.add_argument("--ready-file", type=Path, metavar="FILE",
                    help="once listening, write {\"url\", \"port\", \"pid\"} as JSON to FILE (for a parent process)")
     midjourney.add_arguments(p)
@@ -76,7 +84,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.midjourney = midjourney.options_from_args(args)
     except ValueError as exc:
         p.error(str(exc))
+    if not 0 <= args.record_cap <= 10_000_000:
+        p.error("--record-cap must be 0..10000000")
+    if not _HEADER_NAME.fullmatch(args.correlation_header):
+        p.error(f"--correlation-header must be an HTTP header name (letters, digits and !#$%&'*+-.^_`|~), "
+                f"got {args.correlation_header!r}")
     return args
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}")
 
 
 def _is_loopback(host: str) -> bool:
@@ -131,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     options = ServerOptions(seed=args.seed, latency_scale=args.latency_scale, limits=not args.no_limits,
                             profile_files=args.profiles, sets=args.sets, image_kb=args.image_kb,
                             max_body_mb=args.max_body_mb, admin_token=args.admin_token, midjourney=args.midjourney,
-                            body_timeout_s=args.body_timeout)
+                            body_timeout_s=args.body_timeout, record_cap=args.record_cap,
+                            correlation_header=args.correlation_header)
     try:
         if args.show_profiles:
             providers = build_providers(options)

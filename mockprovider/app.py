@@ -10,13 +10,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import admin
+from . import admin, record_api
 from .context import MockContext
 from .images import serve_image
 from .limits import BODY_TIMEOUT_S, DEFAULT_MAX_BODY_MB
 from .metrics import Metrics
 from .profile import load_profiles
 from .provider import Providers, RunOptions
+from .record import DEFAULT_CAP, Record
 from .settings import SettingsError, parse_set_option
 from .wire.common import Wire, expect_continue
 from .wire.gemini import GeminiAPI
@@ -40,6 +41,9 @@ class ServerOptions:
     admin_token: str | None = None
     midjourney: MidjourneyOptions = field(default_factory=MidjourneyOptions)
     body_timeout_s: float = BODY_TIMEOUT_S
+    record_cap: int = DEFAULT_CAP                  # raw entries the provider-side record keeps
+    correlation_header: str = "x-request-id"       # the caller's request id, beside W3C traceparent
+    worker_id: str | None = None                   # names this process in the record (default: its pid)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -99,9 +103,10 @@ def build_providers(options: ServerOptions) -> Providers:
 def build_app(options: ServerOptions | None = None) -> web.Application:
     options = options or ServerOptions()
     providers = build_providers(options)
-    ctx = MockContext(providers=providers, metrics=Metrics(providers), image_kb=options.image_kb,
-                      max_body_bytes=int(options.max_body_mb * 1024 * 1024), admin_token=options.admin_token,
-                      body_timeout_s=options.body_timeout_s)
+    record = Record(worker=options.worker_id, cap=options.record_cap, correlation_header=options.correlation_header)
+    ctx = MockContext(providers=providers, metrics=Metrics(providers, record), record=record,
+                      image_kb=options.image_kb, max_body_bytes=int(options.max_body_mb * 1024 * 1024),
+                      admin_token=options.admin_token, body_timeout_s=options.body_timeout_s)
     middlewares = [admin.admin_auth] if options.admin_token else []
     app = web.Application(middlewares=middlewares, client_max_size=ctx.max_body_bytes)
     app["mock"] = ctx
@@ -109,6 +114,7 @@ def build_app(options: ServerOptions | None = None) -> web.Application:
 
     async def remember_loop(app: web.Application) -> None:
         ctx.loop = asyncio.get_running_loop()
+        record.use_loop_clock(ctx.loop.time)
 
     app.on_startup.append(remember_loop)
     for wire_cls in WIRES:
@@ -119,7 +125,7 @@ def build_app(options: ServerOptions | None = None) -> web.Application:
         # After the real routes: wrong paths and wrong methods under a prefix get that API's error shape.
         _add(app, [*wire.routes(), web.route("*", wire.prefix + "/{tail:.*}", wire.guarded(wire.unknown_route))],
              wire.expect)
-    _add(app, [*admin.routes(), web.get("/healthz", healthz), web.get("/metrics", metrics),
+    _add(app, [*admin.routes(), *record_api.routes(), web.get("/healthz", healthz), web.get("/metrics", metrics),
                web.get("/images/{name}", serve_image)], _expect)
     anything = _Anything("/{tail:.*}")
     app.router.register_resource(anything)

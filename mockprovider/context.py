@@ -1,4 +1,4 @@
-"""What every handler of the server shares: providers, metrics and serving options."""
+"""What every handler of the server shares: providers, metrics, the provider-side record and serving options."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from typing import Any
 from .limits import BODY_TIMEOUT_S, DEFAULT_MAX_BODY_MB
 from .metrics import Metrics
 from .provider import Providers
+from .record import Record
 
 
 @dataclass
 class MockContext:
     providers: Providers
     metrics: Metrics
+    record: Record = field(default_factory=Record)
     image_kb: int = 4
     max_body_bytes: int = int(DEFAULT_MAX_BODY_MB * 1024 * 1024)
     body_timeout_s: float = BODY_TIMEOUT_S                 # the longest a body may take to arrive

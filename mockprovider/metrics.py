@@ -1,4 +1,5 @@
-"""Prometheus metrics for the mock: requests by provider/model/status, in flight, queued, latency.
+"""Prometheus metrics for the mock: requests by provider/model/status, in flight, queued, latency,
+and from the provider-side record (mockprovider.record) the queue wait and service time.
 
 Counting happens in plain dicts on the event loop (the server has one thread),
 and the Prometheus families are built only when /metrics is scraped: the
@@ -18,6 +19,7 @@ from prometheus_client.utils import floatToGoString
 
 if TYPE_CHECKING:
     from .provider import Providers
+    from .record import Record
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 15, 20, 30, 60)
 _LE = [floatToGoString(b) for b in BUCKETS] + ["+Inf"]
@@ -64,14 +66,42 @@ class _Answers(Collector):
         yield latency
 
 
+class _Stages(Collector):
+    """Queue wait and service time per provider, from the record's totals (which a record reset
+    leaves alone: Prometheus counters never go back). A Midjourney job counts once, when it ends."""
+
+    def __init__(self, record: Record) -> None:
+        self.record = record
+
+    def collect(self) -> Iterator[Metric]:
+        record = self.record
+        record.fold()
+        for name, doc, hist, sums in (
+                ("mock_queue_wait_seconds", "Time waiting for a slot, from entering the provider to generating",
+                 record.prom_queue, record.prom_queue_sum),
+                ("mock_service_seconds", "Time generating, from its start to the provider's answer",
+                 record.prom_service, record.prom_service_sum)):
+            family = HistogramMetricFamily(name, doc, labels=["provider"])
+            for i, provider in enumerate(record.prom_providers):
+                cumulative = 0
+                buckets: list[tuple[str, float]] = []
+                for le, n in zip(_LE, hist[i].tolist()):
+                    cumulative += n
+                    buckets.append((le, cumulative))
+                family.add_metric([provider], buckets, sum_value=float(sums[i]))
+            yield family
+
+
 class Metrics:
-    def __init__(self, providers: Providers) -> None:
+    def __init__(self, providers: Providers, record: Record | None = None) -> None:
         # (provider, model, status) -> answers per latency bucket (the last one +Inf), then their sum of
         # seconds; the wire formats' guard (wire/common.py) counts every answer into these rows.
         self.rows: dict[tuple[str, str, int], list[float]] = {}
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Answers(self))
         self.registry.register(_Load(providers))
+        if record is not None:
+            self.registry.register(_Stages(record))
 
     @staticmethod
     def new_row() -> list[float]:

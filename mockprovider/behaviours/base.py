@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from time import perf_counter
+from typing import Any, Protocol
 
 from xxhash import xxh3_64_intdigest
 
@@ -60,11 +62,29 @@ class RateInfo:
     reset_s: float
 
 
+class Answering(Protocol):
+    """What a wire format's guard keeps for the request it is answering (wire.common.Labels)."""
+
+    call: Call | None
+
+
+# The request being answered in this task, set by the wire formats' guard: a Call made while
+# answering it hands itself over, so the provider-side record finds the call behind every
+# answer without each wire format passing it on (aiohttp answers each request in its own task).
+answering: ContextVar[Answering | None] = ContextVar("answering", default=None)
+
+
 class Call:
     """One request as the behaviours see it: who asks, for what, and how far it got.
 
     Fields a behaviour may set later start as class attributes, so a call costs
     only the stores it needs (this object is made for every request).
+
+    Two clocks: `received_at` and `running_since` are the event loop's (what the
+    rate limiter and the Midjourney job view count in; uvloop's ticks in whole
+    milliseconds); `t_entered`, `t_running` and `t_done` are `time.perf_counter()`
+    readings for the provider-side record, whose queue and service times must
+    resolve a microsecond.
     """
 
     phase = Phase.RECEIVED
@@ -76,6 +96,10 @@ class Call:
     pixels = 0                # width x height of each image asked for (0: the reference size)
     rate: RateInfo | None = None
     fault: Kind | None = None   # drawn on arrival by the fault behaviour
+    outcome: Outcome | None = None   # set once the behaviours have answered
+    t_entered = 0.0           # perf_counter() when a behaviour first stepped in (0: none did)
+    t_running = 0.0           # perf_counter() when generation started (0: it never did)
+    t_done = 0.0              # perf_counter() when the behaviours answered (0: not yet, or at once)
     _admitted: asyncio.Future[None] | None = None
 
     def __init__(self, model: str, key: str, n: int = 1, *, loop: asyncio.AbstractEventLoop | None = None,
@@ -89,12 +113,16 @@ class Call:
         self.received_at = loop.time()
         if watch_admission:
             self._admitted = loop.create_future()
+        request = answering.get()
+        if request is not None:
+            request.call = self
 
     def set_phase(self, phase: Phase) -> None:
         self.phase = phase
         if phase is Phase.RUNNING:
+            self.t_running = perf_counter()
             self.running_since = self.loop.time()
-            self.queued_ms = (self.running_since - self.received_at) * 1000.0
+            self.queued_ms = (self.t_running - self.t_entered) * 1000.0
         if phase >= Phase.KEY_QUEUED and self._admitted is not None and not self._admitted.done():
             self._admitted.set_result(None)
 
@@ -162,9 +190,11 @@ class Chain:
         """Prepare now (draws happen in arrival order), and return what serves the call, to await."""
         handles: list[Step] = [handle for prepare, handle in self._steps if prepare(call) is not False]
         if handles:
-            return _step(call, handles, 0)
+            call.t_entered = perf_counter()
+            return _served(call, handles)
         # No behaviour stepped in (no latency, no limits): an already finished future, shared, because
         # building and running a coroutine for nothing is a measurable share of the cheapest answer.
+        call.outcome = OK
         done = self._done
         if done is None or done.get_loop() is not call.loop:
             done = self._done = call.loop.create_future()
@@ -174,6 +204,16 @@ class Chain:
     @property
     def names(self) -> list[str]:
         return [b.name for b in self.behaviours]
+
+
+async def _served(call: Call, handles: list[Step]) -> Outcome:
+    """The chain's answer, noting on the call what it was and when it came (for the record)."""
+    try:
+        outcome = await _step(call, handles, 0)
+    finally:
+        call.t_done = perf_counter()
+    call.outcome = outcome
+    return outcome
 
 
 def _step(call: Call, handles: list[Step],

@@ -10,14 +10,19 @@ import re
 import time
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import HttpVersion11, hdrs, web
 
+from ..behaviours.base import answering
 from ..context import MockContext
 from ..limits import KEY_CACHE_ENTRIES, KEY_CACHE_HEADER_BYTES
 from ..metrics import BUCKETS
 from ..profile import Profile
+
+if TYPE_CHECKING:
+    from ..behaviours.base import Call
+    from ..record import Arrival
 
 
 class WireError(Exception):
@@ -75,10 +80,30 @@ class KeyCheck:
 
 
 def mask_key(key: str) -> str:
-    """Enough of a key to recognise it, never enough to use it."""
-    if len(key) <= 8:
-        return key[:2] + "*" * max(0, len(key) - 2)
-    return f"{key[:4]}{'*' * 8}{key[-4:]}"
+    """Enough of a key to recognise it, never enough to use it: at most a third of it shows (four
+    characters at each end of a long key, fewer of a short one, none of one under six), and eight
+    stars in place of the rest whatever its length."""
+    shown = min(4, len(key) // 6)
+    if not shown:
+        return "*" * 8
+    return f"{key[:shown]}{'*' * 8}{key[-shown:]}"
+
+
+MAX_MASKS = 10_000
+_masks: dict[str | None, str | None] = {None: None}   # a credential header -> its key, masked
+
+
+def masked_credential(value: str) -> str:
+    """The key in a credential header, masked (a Bearer scheme taken off first); remembered, as a
+    load test sends a few keys many times."""
+    scheme, _, rest = value.partition(" ")
+    key = rest.strip() if scheme.lower() == "bearer" and rest.strip() else value.strip()
+    masked = mask_key(key) if key else ""
+    if len(_masks) >= MAX_MASKS:
+        _masks.clear()
+        _masks[None] = None
+    _masks[value] = masked
+    return masked
 
 
 _ID_BASE = os.urandom(6).hex()   # per process, so ids differ across restarts
@@ -158,12 +183,17 @@ def retry_after_headers(seconds: float) -> dict[str, str]:
 log = logging.getLogger("mockprovider")
 
 class Labels:
-    """What /metrics counts an answer under; a handler fills it in as it learns them."""
+    """What /metrics and the provider-side record count an answer under; a handler fills it in as
+    it learns them. `call` is the behaviours' Call made for the request (it hands itself over, see
+    behaviours.base.answering); `defer`, when a handler sets it, takes the record's entry over from
+    the guard (a Midjourney job is recorded when it ends, its polls are counted with it)."""
 
-    __slots__ = ("provider", "model")
+    __slots__ = ("provider", "model", "call", "defer")
     provider: str
     model: str
-    # No __init__: the guard fills both fields in, and a Python-level call per answer is not free.
+    call: Call | None
+    defer: Callable[[Arrival], None] | None
+    # No __init__: the guard fills the fields in, and a Python-level call per answer is not free.
 
 
 Handler = Callable[[web.Request, Labels], Awaitable[web.StreamResponse]]
@@ -186,6 +216,7 @@ class Wire:
 
     api = ""
     prefix = ""
+    key_header: str = hdrs.AUTHORIZATION   # where a caller's key comes (masked in the record)
 
     def __init__(self, ctx: MockContext) -> None:
         self.ctx = ctx
@@ -202,16 +233,25 @@ class Wire:
         raise NotImplementedError
 
     def guarded(self, fn: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        """Answer bad input in this API's shape, never crash, and count every answer."""
+        """Answer bad input in this API's shape, never crash, count every answer, and record it
+        (mockprovider.record)."""
         metrics = self.ctx.metrics
         rows, new_row = metrics.rows, metrics.new_row
-        clock = time.perf_counter
-        api = self.api
+        record = self.ctx.record
+        answered = record.answered
+        clock, wall_clock = time.perf_counter, time.time
+        api, key_header = self.api, self.key_header
+        now_answering = answering.set
+        masks = _masks
 
         async def handler(request: web.Request) -> web.StreamResponse:
             t0 = clock()
+            arrived_at, epoch = wall_clock(), record.epoch
             labels = Labels()
             labels.provider, labels.model = api, ""
+            labels.call = labels.defer = None
+            now_answering(labels)   # this task's context only: aiohttp answers each request in its own task
+            crashed = False
             try:
                 response = await fn(request, labels)
             except WireError as exc:
@@ -223,15 +263,24 @@ class Wire:
             except Exception:  # a bug in the mock must not take the server down
                 log.exception("unexpected error answering %s %s", request.method, request.path)
                 response = self.error(500, "The simulated provider hit an internal error.", code="internal_error")
+                crashed = True
             # Counted in line (this runs for every answer): a row per (provider, model, status) holds
             # answers per latency bucket, `le` buckets including their bound, then their sum of seconds.
-            seconds = clock() - t0
-            key = (labels.provider, labels.model, response.status)
+            now = clock()
+            seconds = now - t0
+            status = response.status
+            key = (labels.provider, labels.model, status)
             row = rows.get(key)
             if row is None:
                 row = rows[key] = new_row()
             row[bisect_left(BUCKETS, seconds)] += 1
             row[-1] += seconds
+            headers = request.headers
+            credential = headers.get(key_header)
+            masked = masks.get(credential)
+            if masked is None and credential is not None:
+                masked = masked_credential(credential)
+            answered(api, labels, headers, status, t0, now, arrived_at, epoch, masked, crashed)
             return response
 
         return handler

@@ -26,6 +26,7 @@ QUOTA = {"gemini": ("generativelanguage.googleapis.com/generate_requests_per_mod
 class GeminiAPI(GoogleWire):
     api = "gemini"
     prefix = "/gemini"
+    key_header = "x-goog-api-key"   # or ?key=, which the record does not read
 
     def routes(self) -> list[web.RouteDef]:
         base = "/gemini/{version:v1|v1beta|v1alpha}/models"

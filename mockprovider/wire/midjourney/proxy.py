@@ -23,6 +23,7 @@ from ...behaviours import Kind, Outcome, Phase
 from ...context import MockContext
 from ...images import digest_for, image_path
 from ...provider import Provider
+from ...record import JobEntry
 from ..body import read_json_object
 from ..common import Labels, Wire, WireError, base_url, field, log, mask_key, retry_after_headers
 from .actions import (
@@ -70,6 +71,7 @@ def _message_hash(digest: str) -> str:
 class MidjourneyJobs(Wire):
     api = "midjourney"
     prefix = "/midjourney"
+    key_header = "mj-api-secret"
 
     def __init__(self, ctx: MockContext) -> None:
         super().__init__(ctx)
@@ -189,7 +191,7 @@ class MidjourneyJobs(Wire):
         if banned:
             return self._answer(BANNED_PROMPT, "May contains sensitive words",
                                 properties={"promptEn": prompt, "bannedWord": banned})
-        response, _ = await self._submit(request, owner, provider, "IMAGINE", True, 1.0, 1.0, prompt, "", state,
+        response, _ = await self._submit(request, labels, owner, provider, "IMAGINE", True, 1.0, 1.0, prompt, "", state,
                                          hook)
         return response
 
@@ -221,7 +223,7 @@ class MidjourneyJobs(Wire):
         action = spec.action
         if spec is REROLL:
             action = target.action if target.action in GRID_ACTIONS else "IMAGINE"
-        return await self._act(request, owner, target, spec, action, custom_id,
+        return await self._act(request, labels, owner, target, spec, action, custom_id,
                                f"/up {target.id} {_describe(spec, variant)}", state, hook)
 
     async def change(self, request: web.Request, labels: Labels) -> web.StreamResponse:
@@ -266,10 +268,10 @@ class MidjourneyJobs(Wire):
         parsed = parse_custom_id(custom_id)
         assert parsed is not None
         label = "R" if action == "REROLL" else f"{action[0]}{index}"
-        return await self._act(request, owner, target, parsed[0], action, custom_id, f"/up {target.id} {label}",
+        return await self._act(request, labels, owner, target, parsed[0], action, custom_id, f"/up {target.id} {label}",
                                state, hook)
 
-    async def _act(self, request: web.Request, owner: str, target: Job, spec: ActionSpec, action: str,
+    async def _act(self, request: web.Request, labels: Labels, owner: str, target: Job, spec: ActionSpec, action: str,
                    custom_id: str, description: str, state: str | None, hook: str | None) -> web.StreamResponse:
         if spec is UPSCALE and target.children:
             done = self.store.get(target.children.get(custom_id, ""), owner, asyncio.get_running_loop().time())
@@ -278,7 +280,7 @@ class MidjourneyJobs(Wire):
                 return self._answer(EXISTED, "Task already exists", done.id, properties={
                     "status": status, "imageUrl": done.image_url if status == "SUCCESS" else None})
         provider = self.ctx.providers[target.model]
-        response, job = await self._submit(request, owner, provider, action, spec.grid, spec.latency, spec.cost,
+        response, job = await self._submit(request, labels, owner, provider, action, spec.grid, spec.latency, spec.cost,
                                            target.prompt, description, state, hook)
         if job is not None and spec is UPSCALE:
             if target.children is None:
@@ -293,6 +295,8 @@ class MidjourneyJobs(Wire):
             # The proxy's fetch returns null for a task it does not hold: HTTP 200 and no body at all.
             return web.Response(status=200)
         labels.provider = labels.model = job.model
+        if job.entry is not None:
+            labels.defer = job.entry.polled   # a poll counts with its job's entry, not as one of its own
         return web.Response(body=orjson.dumps(task_view(job, asyncio.get_running_loop().time())),
                             content_type="application/json")
 
@@ -323,8 +327,8 @@ class MidjourneyJobs(Wire):
 
     # the task's life
 
-    async def _submit(self, request: web.Request, owner: str, provider: Provider, action: str, grid: bool,
-                      latency: float, cost: float, prompt: str, description: str, state: str | None,
+    async def _submit(self, request: web.Request, labels: Labels, owner: str, provider: Provider, action: str,
+                      grid: bool, latency: float, cost: float, prompt: str, description: str, state: str | None,
                       hook: str | None) -> tuple[web.Response, Job | None]:
         ctx, store = self.ctx, self.store
         loop = asyncio.get_running_loop()
@@ -356,6 +360,8 @@ class MidjourneyJobs(Wire):
                   message_hash, image_url, provider.profile.price_for(model) * cost, size=size)
         store.add(job)
         job.call = call
+        job.entry = JobEntry(ctx.record, call)
+        labels.defer = job.entry.submitted   # the submit's answer is written with its job's end, as one entry
         call.job, call.on_phase = job, self._phase_changed
         if call.phase is Phase.RUNNING:
             job.start_ms = int((time.time() - (loop.time() - call.running_since)) * 1000)
@@ -404,6 +410,8 @@ class MidjourneyJobs(Wire):
             job.outcome = Outcome(Kind.SERVER_ERROR)
         else:
             job.outcome = task.result()
+        if job.entry is not None:
+            job.entry.finished(job.outcome)
         job.finish_ms = int(time.time() * 1000)
         if job.progress_timer is not None:
             job.progress_timer.cancel()

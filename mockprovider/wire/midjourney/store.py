@@ -21,6 +21,8 @@ from ...behaviours import Call, Outcome, Phase
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ...record import JobEntry
+
 # What a task costs beyond its text (measured with tracemalloc, rounded up): the Job and the store's
 # slots for it, about 400 bytes; while it runs, its Call, generation task, coroutines and timers too.
 TASK_OVERHEAD_BYTES = 512
@@ -71,6 +73,7 @@ class Job:
     notify_state: int = 0                   # 0 idle, 1 queued, 2 posting
     notify_pending: list[tuple[str, bytes]] | None = None   # (status, body) waiting, oldest first
     progress_timer: asyncio.TimerHandle | None = None
+    entry: JobEntry | None = None           # its one entry in the provider-side record, from submit to end
 
 
 class JobStore:

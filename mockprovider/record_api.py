@@ -1,0 +1,140 @@
+"""Admin routes of the provider-side record (mockprovider.record); shapes in README, "The provider-side record".
+
+GET  /admin/record                       the summary: per provider/model/window/outcome counts, status mix,
+                                         percentiles and HDR histograms (base64), per-second counts
+GET  /admin/record/requests?since=&limit= raw entries after sequence number `since`, oldest first
+GET  /admin/record/live?since=           per window counts and a few percentiles; per second from `since`
+POST /admin/record/window                {"name": "surge"}: arrivals from now on belong to window "surge"
+POST /admin/record/reset                 a fresh record (optionally {"window": "baseline"}, its first window)
+
+Behind the admin API's token like the rest of /admin (admin.admin_auth).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from .record import MAX_WINDOWS
+from .wire.common import ctx_of
+
+MAX_PAGE = 10_000
+DEFAULT_PAGE = 1_000
+MAX_WINDOW_NAME = 64
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def _error(status: int, message: str) -> web.Response:
+    return _json({"error": {"code": status, "message": message}}, status)
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    text = request.query.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise _BadRequest(f"{name} must be an integer from {lo} to {hi}, got {text[:40]!r}") from None
+    if not lo <= value <= hi:
+        raise _BadRequest(f"{name} must be from {lo} to {hi}, got {value}")
+    return value
+
+
+async def _body(request: web.Request, *, required: bool) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw.strip():
+        if required:
+            raise _BadRequest("the body must be a JSON object")
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _BadRequest(f"the body must be a JSON object: {exc}") from None
+    if not isinstance(body, dict):
+        raise _BadRequest("the body must be a JSON object")
+    return body
+
+
+def _window_name(body: dict[str, Any], field: str, *, required: bool) -> str | None:
+    name = body.get(field)
+    if name is None and not required:
+        return None
+    if not isinstance(name, str) or not name.strip():
+        raise _BadRequest(f'"{field}" must be a non-empty string, e.g. {{"{field}": "surge"}}')
+    if len(name) > MAX_WINDOW_NAME or not name.isprintable():
+        raise _BadRequest(f'"{field}" must be at most {MAX_WINDOW_NAME} printable characters')
+    return name
+
+
+async def summary(request: web.Request) -> web.Response:
+    return _json(ctx_of(request).record.summary())
+
+
+async def requests(request: web.Request) -> web.Response:
+    try:
+        since = _int_param(request, "since", 0, 0, 2**63 - 1)
+        limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+    except _BadRequest as exc:
+        return _error(400, str(exc))
+    return _json(ctx_of(request).record.requests(since, limit))
+
+
+async def live(request: web.Request) -> web.Response:
+    try:
+        since = _int_param(request, "since", 0, 0, 2**31 - 1)
+    except _BadRequest as exc:
+        return _error(400, str(exc))
+    return _json(ctx_of(request).record.live(since))
+
+
+async def mark_window(request: web.Request) -> web.Response:
+    record = ctx_of(request).record
+    try:
+        name = _window_name(await _body(request, required=True), "name", required=True)
+        assert name is not None
+        window = record.mark(name)
+    except _BadRequest as exc:
+        return _error(400, str(exc))
+    except ValueError as exc:   # too many window names
+        return _error(400, str(exc))
+    return _json({"record_id": record.record_id, "worker": record.worker,
+                  "window": {"name": window.name, "started_at": window.started_at, "started_s": window.started_s,
+                             "first_seq": window.first_seq},
+                  "windows": len({w.name for w in record.windows}), "max_windows": MAX_WINDOWS})
+
+
+async def reset(request: web.Request) -> web.Response:
+    record = ctx_of(request).record
+    try:
+        name = _window_name(await _body(request, required=False), "window", required=False)
+    except _BadRequest as exc:
+        return _error(400, str(exc))
+    if name is None:
+        record.reset()
+    else:
+        record.reset(name)
+    return _json({"record_id": record.record_id, "worker": record.worker, "started_at": record.started_at,
+                  "window": record.window, "first_seq": record.first_seq})
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/admin/record", summary),
+        web.get("/admin/record/requests", requests),
+        web.get("/admin/record/live", live),
+        web.post("/admin/record/window", mark_window),
+        web.post("/admin/record/reset", reset),
+    ]
+
+
+__all__ = ["routes"]

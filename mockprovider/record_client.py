@@ -1,0 +1,428 @@
+"""Read a running mock's provider-side record (mockprovider.record) over its admin API.
+
+What the load generator's gate calls to set what the client saw beside what the simulated
+providers did:
+
+    client = RecordClient("http://127.0.0.1:8000")
+    client.reset("baseline")                 # a fresh record for this run; first window "baseline"
+    client.mark("surge")                     # from now on arrivals belong to window "surge"
+    summary = client.summary()
+    p99 = summary.histogram("total", provider="relay", window="surge").percentile(99)
+    for entry in client.entries():           # every raw entry still kept, paged
+        ...entry.correlation_id, entry.trace_id, entry.total_ms...
+
+Histograms arrive in HDR's standard base64 form and are decoded into `hdrh` HdrHistograms, with
+the record's exact count, sum, min and max beside them; adding two (windows, outcomes, or the
+same series from several mock workers: `merge_summaries`) adds their counts bucket by bucket, so
+every merge is exact. Percentiles follow the record's definition (mockprovider.hdr), the load
+generator's own.
+
+Stdlib HTTP (urllib) and the histogram packages only: nothing here imports the load generator
+or the server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from hdrh.histogram import HdrHistogram
+
+from .hdr import FINE, HIGHEST_US, LOWEST_US, SIGNIFICANT_FIGURES, rank
+
+FORMAT = "mockprovider.record/1"
+REQUESTS_FORMAT = "mockprovider.record.requests/1"
+LIVE_FORMAT = "mockprovider.record.live/1"
+METRICS = ("total", "queue", "service")
+
+
+class RecordError(Exception):
+    """The mock answered with an error, or with a record this reader does not understand."""
+
+
+def _empty_hdr() -> HdrHistogram:
+    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES)
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """One exact latency histogram (ms): HDR counts, and the exact count, sum, min and max."""
+
+    hdr: HdrHistogram = field(default_factory=_empty_hdr, compare=False)
+    count: int = 0
+    sum_ms: float = 0.0
+    min_ms: float = math.nan
+    max_ms: float = math.nan
+    clamped: int = 0
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Histogram:
+        count = int(d["count"])
+        hdr = HdrHistogram.decode(d["hdr"]) if d.get("hdr") else _empty_hdr()
+        layout = (hdr.lowest_trackable_value, hdr.highest_trackable_value, hdr.significant_figures)
+        if layout != (LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES):
+            raise RecordError(f"a histogram has the layout {layout}, not ({LOWEST_US}, {HIGHEST_US}, "
+                              f"{SIGNIFICANT_FIGURES})")
+        if hdr.get_total_count() != count:
+            raise RecordError(f"a histogram holds {hdr.get_total_count()} values but says it counts {count}")
+        return cls(hdr=hdr, count=count, sum_ms=float(d.get("sum") or 0.0),
+                   min_ms=math.nan if d.get("min") is None else float(d["min"]),
+                   max_ms=math.nan if d.get("max") is None else float(d["max"]), clamped=int(d.get("clamped", 0)))
+
+    @property
+    def mean_ms(self) -> float:
+        return self.sum_ms / self.count if self.count else math.nan
+
+    def percentiles(self, points: Iterable[float]) -> list[float]:
+        """HDR nearest rank, the upper edge of the bucket, capped at the exact maximum; p(0) the exact minimum."""
+        points = list(points)
+        if not self.count:
+            return [math.nan for _ in points]
+        cum = np.cumsum(np.ctypeslib.as_array(self.hdr.counts).astype(np.int64))
+        n = int(cum[-1])
+        out = []
+        for p in points:
+            if not 0 <= p <= 100:
+                raise ValueError(f"a percentile must be between 0 and 100, got {p}")
+            if p == 0:
+                out.append(self.min_ms)
+                continue
+            at = int(np.searchsorted(cum, rank(p, n), side="left"))
+            out.append(min(float(FINE.highest[at]) / 1000.0, self.max_ms))
+        return out
+
+    def percentile(self, p: float) -> float:
+        return self.percentiles((p,))[0]
+
+    def __add__(self, other: Histogram) -> Histogram:
+        if not isinstance(other, Histogram):
+            return NotImplemented
+        hdr = _empty_hdr()
+        for part in (self, other):
+            if part.count:
+                hdr.add(part.hdr)
+        return Histogram(hdr=hdr, count=self.count + other.count, sum_ms=self.sum_ms + other.sum_ms,
+                         min_ms=_extreme(min, self.min_ms, other.min_ms),
+                         max_ms=_extreme(max, self.max_ms, other.max_ms), clamped=self.clamped + other.clamped)
+
+
+def _extreme(pick: Any, a: float, b: float) -> float:
+    values = [v for v in (a, b) if not math.isnan(v)]
+    return float(pick(values)) if values else math.nan
+
+
+def merge_histograms(parts: Iterable[Histogram]) -> Histogram:
+    out = Histogram()
+    for part in parts:
+        out = out + part
+    return out
+
+
+def _counter_add(a: Mapping[Any, int], b: Mapping[Any, int]) -> dict[Any, int]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = out.get(k, 0) + v
+    return out
+
+
+@dataclass(frozen=True)
+class Series:
+    """One (provider, model, window, outcome) of the record."""
+
+    provider: str
+    model: str
+    window: str
+    outcome: str
+    api: str
+    requests: int
+    status: dict[int, int]           # HTTP status -> answers
+    served: dict[str, int]           # model that served it (a relay's failover) -> answers
+    images_asked: int
+    images_delivered: int
+    polls: int                       # Midjourney: fetches of these jobs
+    total: Histogram
+    queue: Histogram
+    service: Histogram
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.provider, self.model, self.window, self.outcome)
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Series:
+        return cls(provider=d["provider"], model=d["model"], window=d["window"], outcome=d["outcome"],
+                   api=d.get("api", ""), requests=int(d["requests"]),
+                   status={int(k): int(v) for k, v in d["status"].items()},
+                   served={str(k): int(v) for k, v in d["served"].items()}, images_asked=int(d["images_asked"]),
+                   images_delivered=int(d["images_delivered"]), polls=int(d["polls"]),
+                   total=Histogram.from_json(d["total_ms"]), queue=Histogram.from_json(d["queue_ms"]),
+                   service=Histogram.from_json(d["service_ms"]))
+
+    def __add__(self, other: Series) -> Series:
+        if not isinstance(other, Series):
+            return NotImplemented
+        if other.key != self.key:
+            raise ValueError(f"cannot add series {other.key} to {self.key}")
+        return replace(self, requests=self.requests + other.requests,
+                       status=_counter_add(self.status, other.status),
+                       served=_counter_add(self.served, other.served),
+                       images_asked=self.images_asked + other.images_asked,
+                       images_delivered=self.images_delivered + other.images_delivered,
+                       polls=self.polls + other.polls, total=self.total + other.total,
+                       queue=self.queue + other.queue, service=self.service + other.service)
+
+
+@dataclass(frozen=True)
+class Window:
+    name: str
+    started_at: float      # wall clock, seconds
+    started_s: float       # seconds since the record started
+    first_seq: int
+    worker: str = ""
+
+
+@dataclass(frozen=True)
+class Summary:
+    record_id: str
+    worker: str            # "a+b" once merged across workers
+    started_at: float
+    now: float
+    window: str            # the window arrivals go to now
+    seq: int
+    requests: int
+    stale: int
+    windows: list[Window]
+    series: list[Series]
+    seconds: list[tuple[int, int, int]]    # (second since start, index into `series`, answers)
+    raw: dict[str, int]
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Summary:
+        if d.get("format") != FORMAT:
+            raise RecordError(f"expected a record of format {FORMAT!r}, got {d.get('format')!r}")
+        return cls(record_id=d["record_id"], worker=str(d["worker"]), started_at=float(d["started_at"]),
+                   now=float(d["now"]), window=d["window"], seq=int(d["seq"]), requests=int(d["requests"]),
+                   stale=int(d["stale"]),
+                   windows=[Window(w["name"], float(w["started_at"]), float(w["started_s"]), int(w["first_seq"]),
+                                   str(d["worker"])) for w in d["windows"]],
+                   series=[Series.from_json(s) for s in d["series"]],
+                   seconds=[(int(a), int(b), int(c)) for a, b, c in d["seconds"]],
+                   raw={k: int(v) for k, v in d["raw"].items()})
+
+    def window_names(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for w in self.windows:
+            seen.setdefault(w.name)
+        return list(seen)
+
+    def select(self, *, provider: str | None = None, model: str | None = None, window: str | None = None,
+               outcome: str | Iterable[str] | None = None) -> list[Series]:
+        """The series matching every filter given (outcome: one name or several)."""
+        outcomes = {outcome} if isinstance(outcome, str) else set(outcome) if outcome is not None else None
+        return [s for s in self.series
+                if (provider is None or s.provider == provider) and (model is None or s.model == model)
+                and (window is None or s.window == window) and (outcomes is None or s.outcome in outcomes)]
+
+    def histogram(self, metric: str = "total", **filters: Any) -> Histogram:
+        """The merged histogram of `metric` ("total", "queue" or "service") over the matching series:
+        leave out `window` to merge every window."""
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+        return merge_histograms(getattr(s, metric) for s in self.select(**filters))
+
+    def status_mix(self, **filters: Any) -> dict[int, int]:
+        out: dict[int, int] = {}
+        for s in self.select(**filters):
+            out = _counter_add(out, s.status)
+        return out
+
+
+def merge_summaries(summaries: Iterable[Summary]) -> Summary:
+    """Several mock workers' records as one: series added by (provider, model, window, outcome),
+    windows listed per worker, per-second rows shifted onto the earliest start."""
+    parts = list(summaries)
+    if not parts:
+        raise ValueError("nothing to merge")
+    start = min(p.started_at for p in parts)
+    series: dict[tuple[str, str, str, str], Series] = {}
+    seconds: dict[tuple[int, tuple[str, str, str, str]], int] = {}
+    for p in parts:
+        shift = int(round(p.started_at - start))
+        for s in p.series:
+            series[s.key] = series[s.key] + s if s.key in series else s
+        for second, index, count in p.seconds:
+            k = (second + shift, p.series[index].key)
+            seconds[k] = seconds.get(k, 0) + count
+    order = list(series)
+    at = {k: i for i, k in enumerate(order)}
+    raw: dict[str, int] = {}
+    for p in parts:
+        raw = _counter_add(raw, {k: v for k, v in p.raw.items() if k in ("cap", "kept", "overwritten")})
+    return Summary(record_id="+".join(p.record_id for p in parts), worker="+".join(p.worker for p in parts),
+                   started_at=start, now=max(p.now for p in parts), window=parts[0].window,
+                   seq=sum(p.seq for p in parts), requests=sum(p.requests for p in parts),
+                   stale=sum(p.stale for p in parts), windows=[w for p in parts for w in p.windows],
+                   series=[series[k] for k in order],
+                   seconds=sorted((sec, at[k], n) for (sec, k), n in seconds.items()), raw=raw)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One raw entry of the record: one answered request, or one Midjourney job from submit to end."""
+
+    seq: int
+    worker: str
+    api: str
+    provider: str
+    model: str
+    served_model: str
+    window: str
+    outcome: str
+    status: int
+    arrived_at: float          # wall clock, seconds
+    arrived_loop: float        # the mock's event-loop clock, seconds
+    queue_ms: float
+    service_ms: float
+    total_ms: float
+    drawn_ms: float
+    key: str | None            # masked
+    correlation_id: str | None
+    trace_id: str | None
+    parent_id: str | None
+    images_asked: int
+    images_delivered: int
+    polls: int
+
+
+_ENTRY_FIELDS = tuple(Entry.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class Page:
+    record_id: str
+    worker: str
+    entries: list[Entry]
+    last_seq: int          # the `since` of the next page
+    more: bool
+    missed: int            # entries after `since` that the cap had already overwritten
+
+
+@dataclass(frozen=True)
+class LiveGroup:
+    name: str              # a window's name, or "provider/model"
+    requests: int
+    outcomes: dict[str, int]
+    total_ms: dict[str, float | None]   # p50, p90, p99, max
+
+
+@dataclass(frozen=True)
+class LiveWindow:
+    group: LiveGroup
+    started_s: float
+    providers: list[LiveGroup]
+
+
+@dataclass(frozen=True)
+class Live:
+    record_id: str
+    worker: str
+    now_s: float
+    window: str
+    windows: list[LiveWindow]
+    seconds: list[tuple[int, int, dict[str, int]]]   # (second since start, answers, by outcome)
+
+
+class RecordClient:
+    """The record of one mock (one worker) at `base_url`, e.g. http://127.0.0.1:8000."""
+
+    def __init__(self, base_url: str, *, token: str | None = None, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def _call(self, method: str, path: str, query: Mapping[str, Any] | None = None,
+              body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        url = self.base_url + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        headers = {"Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                payload = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:500]
+            raise RecordError(f"{method} {path} answered {exc.code}: {detail}") from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise RecordError(f"{method} {url}: {exc}") from None
+        if not isinstance(payload, dict):
+            raise RecordError(f"{method} {path} did not answer a JSON object")
+        return payload
+
+    def summary(self) -> Summary:
+        return Summary.from_json(self._call("GET", "/admin/record"))
+
+    def page(self, since: int = 0, limit: int = 1000) -> Page:
+        d = self._call("GET", "/admin/record/requests", {"since": since, "limit": limit})
+        if d.get("format") != REQUESTS_FORMAT:
+            raise RecordError(f"expected format {REQUESTS_FORMAT!r}, got {d.get('format')!r}")
+        fields = tuple(d["fields"])
+        if fields != _ENTRY_FIELDS:
+            raise RecordError(f"the entries' fields {fields} are not the ones this reader knows {_ENTRY_FIELDS}")
+        return Page(record_id=d["record_id"], worker=str(d["worker"]),
+                    entries=[Entry(*row) for row in d["requests"]], last_seq=int(d["last_seq"]),
+                    more=bool(d["more"]), missed=int(d["missed"]))
+
+    def entries(self, since: int = 0, page_size: int = 1000) -> Iterator[Entry]:
+        """Every raw entry after `since` still kept, oldest first, page by page (one record: a reset
+        in between ends the iteration)."""
+        record_id = None
+        while True:
+            page = self.page(since, page_size)
+            if record_id is None:
+                record_id = page.record_id
+            elif page.record_id != record_id:
+                return
+            yield from page.entries
+            since = page.last_seq
+            if not page.more:
+                return
+
+    def live(self, since_s: int = 0) -> Live:
+        d = self._call("GET", "/admin/record/live", {"since": since_s})
+        if d.get("format") != LIVE_FORMAT:
+            raise RecordError(f"expected format {LIVE_FORMAT!r}, got {d.get('format')!r}")
+
+        def group(name: str, g: Mapping[str, Any]) -> LiveGroup:
+            return LiveGroup(name, int(g["requests"]), dict(g["outcomes"]), dict(g["total_ms"]))
+
+        return Live(record_id=d["record_id"], worker=str(d["worker"]), now_s=float(d["now_s"]), window=d["window"],
+                    windows=[LiveWindow(group(w["name"], w), float(w["started_s"]),
+                                        [group(f"{p['provider']}/{p['model']}", p) for p in w["providers"]])
+                             for w in d["windows"]],
+                    seconds=[(int(s["t_s"]), int(s["requests"]), dict(s["outcomes"])) for s in d["seconds"]])
+
+    def mark(self, name: str) -> Window:
+        d = self._call("POST", "/admin/record/window", body={"name": name})
+        w = d["window"]
+        return Window(w["name"], float(w["started_at"]), float(w["started_s"]), int(w["first_seq"]), str(d["worker"]))
+
+    def reset(self, window: str | None = None) -> str:
+        """Start a fresh record (its first window named `window`); its record id."""
+        d = self._call("POST", "/admin/record/reset", body={"window": window} if window else {})
+        return str(d["record_id"])
+
+
+__all__ = ["Entry", "Histogram", "Live", "LiveGroup", "LiveWindow", "Page", "RecordClient", "RecordError", "Series",
+           "Summary", "Window", "merge_histograms", "merge_summaries"]

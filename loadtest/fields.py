@@ -35,7 +35,8 @@ class Problems:
         self.messages: list[str] = []
 
     def add(self, message: str) -> None:
-        self.messages.append(message)
+        if message not in self.messages:   # one mistake found by two checks is still one line
+            self.messages.append(message)
 
     def __bool__(self) -> bool:
         return bool(self.messages)

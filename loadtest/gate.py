@@ -47,6 +47,7 @@ class End(enum.Enum):
     ABORT = "abort"              # an abort_on_fail threshold stopped it: the gate's own decision
     STOPPED = "stopped"          # stopped by hand (the web UI's STOP) before the end
     INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM before the end
+    FAULT = "fault"              # stopped early by a fault of the harness (the mock died, a worker was lost, ...)
     NOT_RUN = "not_run"          # nothing ran (e.g. the target did not answer)
 
 
@@ -370,8 +371,9 @@ def judge(thresholds: Sequence[Threshold], recorder: Recorder, health: HealthRep
                                              f"nothing about it"))
     elif (why := _refused_alike(everything, facts)) is not None:
         invalid.append(Reason("misconfigured", why))
-    if not live and facts.end in (End.STOPPED, End.INTERRUPTED):
-        how = "stopped by hand" if facts.end is End.STOPPED else "interrupted"
+    if not live and facts.end in (End.STOPPED, End.INTERRUPTED, End.FAULT):
+        how = {End.STOPPED: "stopped by hand", End.INTERRUPTED: "interrupted",
+               End.FAULT: "stopped by a fault of the suite"}[facts.end]
         invalid.append(Reason("incomplete", f"the run was {how} at {facts.elapsed_s:,.0f} s of its planned "
                                             f"{facts.planned_s:,.0f} s: an incomplete run proves nothing"))
     if facts.workers_lost:

@@ -17,7 +17,9 @@ line in `MODELS`.
 from __future__ import annotations
 
 import math
+import re
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
@@ -27,6 +29,11 @@ from .fields import Problems, Table
 # starts once they are up, and a short drain lets the last scheduled requests finish.
 OPEN_SPAWN_S = 2.0
 DRAIN_S = 3.0
+# Beyond any one run's reach (Locust runs a few thousand users per core): a figure past these is a typo.
+MAX_USERS = 1_000_000
+MAX_RATE = 1_000_000.0
+# A stage's name is used as a threshold filter, latency{stage:NAME}, and in report file names.
+_STAGE_NAME = re.compile(r"^[^\s,:{}'\"](?:[^,:{}'\"]*[^\s,:{}'\"])?$")
 
 
 @dataclass(frozen=True)
@@ -179,8 +186,8 @@ class OpenLoad(LoadModel):
     def parse(cls, t: Table, stages: tuple[Stage, ...]) -> OpenLoad:
         max_vus = 1
         if t.required("max_vus", "max_vus = 600, how many requests may be in flight at once"):
-            max_vus = t.integer("max_vus", 1, lo=1)
-        start_rate = t.number("start_rate", 0.0, lo=0.0) if "start_rate" in t else None
+            max_vus = t.integer("max_vus", 1, lo=1, hi=MAX_USERS)
+        start_rate = t.number("start_rate", 0.0, lo=0.0, hi=MAX_RATE) if "start_rate" in t else None
         if "think_time" in t:
             t.fail("think_time", "is for a closed model: an open model's arrival rate sets the pace")
         if stages and not math.isfinite(sum(s.rate for s in stages)):
@@ -195,6 +202,9 @@ def parse_load(raw: Any, problems: Problems) -> LoadModel:
     t = Table(raw, "load", problems)
     if raw is None:
         problems.add("[load] is required: a model and its stages")
+        return ClosedLoad(stages=(Stage("stage1", 1.0, users=1),))
+    if not isinstance(raw, Mapping):     # Table said so; nothing in it to read further
+        return ClosedLoad(stages=(Stage("stage1", 1.0, users=1),))
     kind = t.string("model", "closed")
     cls = MODELS.get(kind)
     if cls is None:
@@ -219,13 +229,16 @@ def _stages(t: Table, cls: type[LoadModel]) -> tuple[Stage, ...]:
         s.required("duration", "duration = \"30s\"")
         duration = s.duration("duration", 1.0, positive=True)
         name = s.string("name", f"stage{i + 1}")
+        if not _STAGE_NAME.match(name):
+            s.fail("name", f"must be a name without , : {{ }} quotes or white space at its ends (thresholds "
+                           f"name stages as latency{{stage:NAME}}), got {name!r}")
         if cls is ClosedLoad:
             s.required("users", "users = 100")
-            stages.append(Stage(name, duration, users=s.integer("users", 0, lo=0),
-                                spawn_rate=s.number("spawn_rate", 0.0, lo=0.0)))
+            stages.append(Stage(name, duration, users=s.integer("users", 0, lo=0, hi=MAX_USERS),
+                                spawn_rate=s.number("spawn_rate", 0.0, lo=0.0, hi=MAX_RATE)))
         else:
             s.required("rate", "rate = 1200, arrivals per second at the end of the stage")
-            stages.append(Stage(name, duration, rate=s.number("rate", 0.0, lo=0.0)))
+            stages.append(Stage(name, duration, rate=s.number("rate", 0.0, lo=0.0, hi=MAX_RATE)))
     names = [s.name for s in stages]
     if len(set(names)) != len(names):
         t.fail("stages", f"need unique names, got {names}")

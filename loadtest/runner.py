@@ -33,7 +33,7 @@ from .gate import End, RunFacts, judge
 from .mockproc import MockProcess
 from .recorder import Recorder
 from .report import ReportWriteError, console, write_all
-from .scenario import Overrides, Scenario, load_scenario
+from .scenario import Overrides, Scenario, is_url, load_scenario, url_problem
 from .summary import RunDoc, Summary, build_summary, describe_load, describe_mock, describe_scenario, describe_target
 
 STOP_GRACE_S = 60.0
@@ -114,11 +114,17 @@ def _error(message: str) -> int:
 
 
 class _Stop(Exception):
-    """SIGTERM, raised in the main thread so it unwinds like Ctrl-C does."""
+    """SIGTERM or SIGHUP, raised in the main thread so it unwinds like Ctrl-C does."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
 
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
-    raise _Stop()
+    raise _Stop(signum)
+
+
+STOP_SIGNALS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: _raise_stop, signal.SIGHUP: _raise_stop}
 
 
 def run(scenario_ref: str, options: RunOptions, *, headless: bool = True) -> int:
@@ -126,6 +132,9 @@ def run(scenario_ref: str, options: RunOptions, *, headless: bool = True) -> int
         scenario = load_scenario(scenario_ref, options.overrides())
     except ScenarioError as exc:
         return _error(str(exc))
+    if options.mock_url is not None and (why := (url_problem(options.mock_url) if is_url(options.mock_url) else
+                                                 "it must start with http:// or https://")) is not None:
+        return _error(f"--mock-url {options.mock_url!r} is not a usable base URL: {why}")
     if options.sets and options.mock_url:
         return _error("--set changes the mock this command starts; with --mock-url, use its admin API")
     if options.workers < 0:
@@ -137,9 +146,13 @@ def run(scenario_ref: str, options: RunOptions, *, headless: bool = True) -> int
                       f"(WEB_PORT=...)")
     outdir = Path(options.report_dir).resolve() if options.report_dir else default_report_dir(scenario)
     if headless and (why := check_writable(outdir)) is not None:
-        return _error(why)
-    # Both stop the run the same way, even where the shell started us with SIGINT ignored (a background job).
-    previous = signal.signal(signal.SIGTERM, _raise_stop), signal.signal(signal.SIGINT, signal.default_int_handler)
+        _error(why)
+        print(f"verdict: {ExitCode.INVALID.words} — {scenario.name} against {scenario.target.name} (exit 2): "
+              "nothing was run, for want of a place to put its report", flush=True)
+        return int(ExitCode.INVALID)
+    # Ctrl-C, SIGTERM (timeout, a CI cancel, docker stop) and SIGHUP (the terminal went away) stop the run
+    # the same way, even where the shell started us with SIGINT ignored (a background job).
+    previous = {sig: signal.signal(sig, handler) for sig, handler in STOP_SIGNALS.items()}
     try:
         with tempfile.TemporaryDirectory(prefix="loadtest-") as tmp:
             return _run(scenario, scenario_ref, options, outdir if headless else None, Path(tmp))
@@ -147,8 +160,8 @@ def run(scenario_ref: str, options: RunOptions, *, headless: bool = True) -> int
         # Only while the mock starts or the target is checked: the run itself handles both.
         return _error("interrupted before the run began")
     finally:
-        signal.signal(signal.SIGTERM, previous[0])
-        signal.signal(signal.SIGINT, previous[1])
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _run(scenario: Scenario, scenario_ref: str, options: RunOptions, outdir: Path | None, tmp: Path) -> int:
@@ -179,6 +192,10 @@ def _run(scenario: Scenario, scenario_ref: str, options: RunOptions, outdir: Pat
         locust = LocustProcesses(scenario_ref, options, mock_url=mock_url, embedded=mock is not None,
                                  outdir=outdir, tmp=tmp)
         code = locust.run(mock)
+        # Locust has gated and ended: what is left (the verdict, stopping the mock) takes a moment and is
+        # done even if another signal comes now.
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
         if outdir is None:
             return code
         return _verdict(tmp / "result.json", outdir, code)
@@ -256,7 +273,9 @@ class LocustProcesses:
         master = [*common, "--ready-file", str(self.ready), "--result-file", str(tmp / "result.json"),
                   "--faults-file", str(self.faults), "--json-file", str(tmp / "locust_stats")]
         if outdir is not None:
-            master += ["--report-dir", str(outdir), "--csv", str(outdir / "locust"), "--html",
+            # Locust's CSV files and HTML page are written by the plugin, which reports a failed write
+            # (a full disk) as one reason of the verdict; Locust's own writers would raise into the console.
+            master += ["--report-dir", str(outdir), "--locust-csv", str(outdir / "locust"), "--locust-html",
                        str(outdir / "locust.html"), "--headless", "--only-summary"]
         else:
             master += ["--web-host", "127.0.0.1", "--web-port", str(options.web_port)]
@@ -298,34 +317,45 @@ class LocustProcesses:
                     _write_json(Path(self.options.ready_file), {"web_url": ready.get("web_url"),
                                                                 "pid": os.getpid()})
             return self._watch(master, mock)
-        except (KeyboardInterrupt, _Stop):
-            self._fault_interrupt()
+        except (KeyboardInterrupt, _Stop) as stop:
+            self._fault_interrupt(str(stop) if isinstance(stop, _Stop) else "Ctrl-C")
             return self._stop_all()
         finally:
             self._kill_leftovers()
 
     def _watch(self, master: subprocess.Popen[bytes], mock: MockProcess | None) -> int:
+        """Until Locust ends: a child that dies under it is a fault of the suite, and stops the run."""
         started = time.monotonic()
         while True:
             code = master.poll()
             if code is not None:
                 return code
+            at = time.monotonic() - started
             if mock is not None and mock.proc is not None and mock.proc.poll() is not None:
-                rc = mock.proc.returncode
-                how = f"killed by signal {-rc}" if rc < 0 else f"exit code {rc}"
-                print(f"loadtest: the embedded mock died ({how}) at {time.monotonic() - started:.0f} s; "
-                      "stopping the run", file=sys.stderr, flush=True)
-                self._fault(f"the embedded mock providers died ({how}) during the run")
-                return self._stop_all()
+                how = _how_it_ended(mock.proc.returncode)
+                return self._stop_for_fault(f"the embedded mock providers died ({how}) at {at:.0f} s")
+            for n, worker in enumerate(self.procs[1:], 1):
+                # Killed by a signal: nobody here sent one, so it is a fault. A worker that exits on its own
+                # has either said goodbye to the master or stops sending heartbeats: the plugin sees both.
+                if worker.poll() is not None and worker.returncode < 0:
+                    how = _how_it_ended(worker.returncode)
+                    return self._stop_for_fault(f"Locust worker {n} of {len(self.procs) - 1} (pid {worker.pid}) "
+                                                f"was {how} at {at:.0f} s")
             time.sleep(0.2)
+
+    def _stop_for_fault(self, why: str) -> int:
+        print(f"loadtest: {why}; stopping the run", file=sys.stderr, flush=True)
+        self._fault(why)
+        return self._stop_all()
 
     def _fault(self, text: str) -> None:
         faults = json.loads(self.faults.read_text()) if self.faults.exists() else []
         faults.append(text)
         self.faults.write_text(json.dumps(faults))
 
-    def _fault_interrupt(self) -> None:
-        print("\nloadtest: interrupted; stopping the run and gating what was measured", file=sys.stderr, flush=True)
+    def _fault_interrupt(self, how: str) -> None:
+        print(f"\nloadtest: interrupted ({how}); stopping the run and gating what was measured", file=sys.stderr,
+              flush=True)
 
     def _stop_all(self) -> int:
         """SIGINT to Locust (it stops its users, gates and writes the report), then wait; harder if need be."""
@@ -346,11 +376,22 @@ class LocustProcesses:
         for proc in self.procs:
             if proc.poll() is None:
                 _signal_group(proc, signal.SIGTERM)
+                _signal_group(proc, signal.SIGCONT)    # a stopped (SIGSTOP) process acts on SIGTERM once woken
                 try:
                     proc.wait(10)
                 except subprocess.TimeoutExpired:
                     _signal_group(proc, signal.SIGKILL)
                     proc.wait(5)
+
+
+def _how_it_ended(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"killed by {name}"
+    return f"ended with exit code {returncode}"
 
 
 def _write_json(path: Path, doc: dict[str, object]) -> None:

@@ -13,10 +13,11 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from mockprovider.apis import APIS, MOCK_PREFIX
 from mockprovider.profile import Profile, ProfileError, load_profiles
@@ -166,7 +167,7 @@ def scenario_path(name_or_path: str) -> Path:
 
 def read_toml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")   # an editor's byte-order mark is not a mistake
     except FileNotFoundError:
         raise ScenarioError(f"scenario file not found: {path}") from None
     except IsADirectoryError:
@@ -194,6 +195,10 @@ def load_scenario(name_or_path: str, overrides: Overrides | None = None) -> Scen
 
 def apply_overrides(scenario: Scenario, o: Overrides) -> Scenario:
     problems = Problems()
+    for option, value in (("--target", o.target), ("--api", o.api), ("--model", o.model)):
+        if value is not None and not value.strip():
+            problems.add(f"{option} must not be empty (leave it out to keep the scenario's own)")
+    problems.raise_if_any()
     if o.target or o.api or o.model:
         table = dict(scenario.raw_target)
         name = o.target or scenario.target.name
@@ -202,10 +207,15 @@ def apply_overrides(scenario: Scenario, o: Overrides) -> Scenario:
             table["api"] = o.api
         if o.model:
             table["model"] = o.model
-        elif name != scenario.target.name and not is_url(name):
-            table.pop("model", None)   # a direct provider serves its own model
-        where = "--target" if o.target else ("--api" if o.api else "--model")
-        target = _target(Table(table, "", problems), scenario.mock.profiles, problems, cli=where)
+        if name != scenario.target.name and not is_url(name):
+            # A provider of the mock speaks its own API and, if direct, serves its own model.
+            if not o.model:
+                table.pop("model", None)
+            if not o.api:
+                table.pop("api", None)
+        changed = "--target" if o.target else ("--api" if o.api else "--model")
+        blame = {"name": "--target", "api": "--api" if o.api else changed, "model": "--model" if o.model else changed}
+        target = _target(Table(table, "", problems), scenario.mock.profiles, problems, cli=blame)
         scenario = replace(scenario, target=target, raw_target=table)
     if o.duration is not None:
         try:
@@ -252,6 +262,7 @@ def parse_scenario(raw: Mapping[str, Any], *, source: str = "", default_name: st
     gate_t = top.table("gate")
     gate_t.only({"min_samples"})
     gate = GateOptions(min_samples=gate_t.integer("min_samples", 100, lo=1))
+    _check_abort_delays(thresholds, load, problems)
     actions = _actions(raw.get("actions", []), load, mock.profiles, problems)
     scenario = Scenario(name=name, description=description, target=target, load=load, client=client,
                         thresholds=tuple(thresholds), gate=gate, mock=mock, actions=actions, source=source,
@@ -269,8 +280,10 @@ def _providers(profiles: Sequence[str], problems: Problems) -> dict[str, Profile
         return load_profiles()
 
 
-def _target(t: Table, profiles: Sequence[str], problems: Problems, cli: str = "") -> Target:
+def _target(t: Table, profiles: Sequence[str], problems: Problems, cli: str | Mapping[str, str] = "") -> Target:
     def where(key: str) -> str:
+        if isinstance(cli, Mapping):
+            return cli.get(key, t.at(key))
         return cli if cli else t.at(key)
     t.only({"name", "api", "model"})
     name = t.string("name", "relay")
@@ -278,7 +291,12 @@ def _target(t: Table, profiles: Sequence[str], problems: Problems, cli: str = ""
     if model is not None and not isinstance(model, str):
         problems.add(f"{where('model')} must be a string, got {model!r}")
         model = None
+    elif model is not None and not model.strip():
+        problems.add(f"{where('model')} must not be empty")
+        model = None
     if is_url(name):
+        if (why := url_problem(name)) is not None:
+            problems.add(f"{where('name')} {name!r} is not a usable base URL: {why}")
         api = t.string("api", "relay")
         if api not in APIS:
             problems.add(f"{where('api')} must be one of {', '.join(APIS)}, got {api!r}")
@@ -308,6 +326,20 @@ def _target(t: Table, profiles: Sequence[str], problems: Problems, cli: str = ""
         problems.add(f"{where('api')}: {name!r} speaks {profile.api}, not {api}")
         api = profile.api
     return Target(name=name, api=api, model=str(model))
+
+
+def url_problem(url: str) -> str | None:
+    """Why a base URL cannot be used, or None."""
+    if any(c.isspace() for c in url):
+        return "it has white space in it"
+    try:
+        parts = urlsplit(url)
+        parts.port   # noqa: B018 - raises on a port out of range or not a number
+    except ValueError as exc:
+        return str(exc)
+    if not parts.hostname:
+        return "it names no host (e.g. https://relay.example.com/v1)"
+    return None
 
 
 def _check_set(text: str, known: Mapping[str, Profile], problems: Problems, where: str) -> None:
@@ -355,12 +387,16 @@ def _client(t: Table) -> Client:
         r = t.table("retry")
         r.only({"max_attempts", "base", "max_backoff", "on", "honour_retry_after"})
         on = r.raw.get("on", [429, 503])
-        if not isinstance(on, list) or not all(isinstance(c, int) and not isinstance(c, bool) and 400 <= c <= 599
-                                               for c in on):
-            r.fail("on", f"must be a list of HTTP status codes (4xx/5xx), got {on!r}")
+        if not isinstance(on, list) or not on or not all(
+                isinstance(c, int) and not isinstance(c, bool) and 400 <= c <= 599 for c in on):
+            r.fail("on", f"must be a non-empty list of HTTP status codes (4xx/5xx), e.g. [429, 503]; got {on!r} "
+                         "(retry = false retries nothing)")
             on = [429, 503]
-        retry = Retry(max_attempts=r.integer("max_attempts", 5, lo=1, hi=100), base_s=r.duration("base", 1.0),
-                      max_backoff_s=r.duration("max_backoff", 30.0), on=tuple(on),
+        base_s, max_backoff_s = r.duration("base", 1.0), r.duration("max_backoff", 30.0)
+        if max_backoff_s < base_s:
+            r.fail("max_backoff", f"({max_backoff_s:g} s) is below client.retry.base ({base_s:g} s)")
+        retry = Retry(max_attempts=r.integer("max_attempts", 5, lo=1, hi=100), base_s=base_s,
+                      max_backoff_s=max_backoff_s, on=tuple(on),
                       honour_retry_after=r.boolean("honour_retry_after", True))
     elif raw_retry is not False:
         t.fail("retry", f"must be true, false or a table {{max_attempts, base, on, ...}}, got {raw_retry!r}")
@@ -368,6 +404,10 @@ def _client(t: Table) -> Client:
     batch.only({"size", "concurrency"})
     size = batch.integer("size", 1, lo=1, hi=1000)
     concurrency = batch.integer("concurrency", size, lo=1, hi=1000)
+    if concurrency > size:
+        batch.fail("concurrency", f"({concurrency}) cannot exceed client.batch.size ({size}): a batch sends at most "
+                                  "its own images at once")
+        concurrency = size
     uc = t.raw.get("use_cases", dict(Client.use_cases))
     weights: list[tuple[str, float]] = []
     if "use_cases" not in t:
@@ -392,13 +432,25 @@ def _thresholds(raw: Any, problems: Problems) -> list[Threshold]:
     if not isinstance(raw, Mapping):
         problems.add(f"[thresholds] must be a table of metric = [expressions], got {type(raw).__name__}")
         return []
+    if not raw:
+        problems.add("[thresholds] is empty: give at least one (e.g. latency = [\"p(99)<600\"]), or leave the "
+                     "table out to run without a gate")
     out: list[Threshold] = []
     for key, entries in raw.items():
-        try:
-            out += parse_thresholds({key: entries})
-        except ThresholdError as exc:
-            problems.add(str(exc))
+        # One entry at a time, so every bad expression under a key is reported, not only the first.
+        for one in ([[e] for e in entries] if isinstance(entries, list) and entries else [entries]):
+            try:
+                out += parse_thresholds({key: one})
+            except ThresholdError as exc:
+                problems.add(str(exc))
     return out
+
+
+def _check_abort_delays(thresholds: Sequence[Threshold], load: LoadModel, problems: Problems) -> None:
+    for t in thresholds:
+        if t.abort_on_fail and t.delay_abort_eval_s >= load.duration_s:
+            problems.add(f"thresholds.{t.key}: delay_abort_eval ({t.delay_abort_eval_s:g} s) is not before the run "
+                         f"ends ({load.duration_s:g} s), so abort_on_fail could never act")
 
 
 def _actions(raw: Any, load: LoadModel, profiles: Sequence[str], problems: Problems) -> tuple[Action, ...]:
@@ -420,14 +472,40 @@ def _actions(raw: Any, load: LoadModel, profiles: Sequence[str], problems: Probl
             a.fail("set", "must be a table of admin settings, e.g. { outage = true }")
             settings = {}
         elif provider in known:
+            typed = _typed_settings(settings, a.at("set"), problems)
             try:
                 Settings.from_profile(known[provider]).checked(dict(settings))
             except SettingsError as exc:
-                a.fail("set", f"is not a valid change for {provider}: {exc}")
+                if typed:
+                    a.fail("set", f"is not a valid change for {provider}: {exc}")
         if at > load.duration_s:
             a.fail("at", f"({at:g} s) falls after the run ends ({load.duration_s:g} s)")
         out.append(Action(at_s=at, provider=provider, settings=dict(settings)))
     return tuple(out)
+
+
+_SETTING_TYPES: dict[str, tuple[type, ...]] = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,)}
+_TYPE_WORDS = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "a string"}
+
+
+def _typed_settings(settings: Mapping[str, Any], where: str, problems: Problems) -> bool:
+    """Each value of the TOML type its setting has: `outage = "yes"` is a string where a boolean belongs
+    (the admin API answers it with a 400), not a yes. Unknown settings are left to Settings.checked."""
+    kinds = {f.name: str(f.type) for f in fields(Settings)}
+    ok = True
+    for key, value in settings.items():
+        if key in ("rate_limit", "capacity") and isinstance(value, Mapping):
+            ok = _typed_settings(value, f"{where}.{key}", problems) and ok
+            continue
+        kind = kinds.get(key)
+        if kind is None:
+            continue
+        wanted = _SETTING_TYPES.get(kind, ())
+        if isinstance(value, bool) and kind != "bool" or not isinstance(value, wanted):
+            problems.add(f"{where}.{key} must be {_TYPE_WORDS.get(kind, kind)}, got {value!r} "
+                         f"({type(value).__name__} in TOML)")
+            ok = False
+    return ok
 
 
 def _check_filters(s: Scenario, problems: Problems, cli: bool = False) -> None:

@@ -153,7 +153,8 @@ def test_a_stall_inside_a_failed_latency_window_makes_the_run_invalid():
                     health=strained(stall_ms=60)).exit_code == 1
 
 
-@pytest.mark.parametrize("end, words", [(End.STOPPED, "stopped by hand at 39 s"), (End.INTERRUPTED, "interrupted")])
+@pytest.mark.parametrize("end, words", [(End.STOPPED, "stopped by hand at 39 s"), (End.INTERRUPTED, "interrupted"),
+                                        (End.FAULT, "stopped by a fault of the suite at 39 s")])
 def test_a_run_stopped_before_its_end_is_incomplete(end, words):
     facts = RunFacts(planned_s=70, elapsed_s=39, end=end)
     v = evaluate(parse_thresholds(SLA), run(), facts)
@@ -167,6 +168,10 @@ def test_a_run_stopped_before_its_end_is_incomplete(end, words):
     (RunFacts(workers_expected=2, workers_lost=("w1",)), "workers"),
     (RunFacts(actions_failed=("midjurney-v7 {'outage': True}: HTTP 404",)), "action"),
     (RunFacts(harness_errors=("the embedded mock providers died",)), "harness"),
+    (RunFacts(harness_errors=("the report could not be written to r: No space left on device (report.html)",),
+              end=End.SCHEDULE), "harness"),
+    (RunFacts(harness_errors=("Locust worker 1 of 2 (pid 7) was killed by SIGKILL at 6 s",), end=End.FAULT,
+              workers_expected=2, workers_lost=("w1",)), "harness"),
 ])
 def test_the_harness_failing_is_never_a_breach(facts, kind):
     v = evaluate(parse_thresholds(SLA), run(ms=900, failed=100), facts)
@@ -250,7 +255,8 @@ def test_live_evaluation_uses_elapsed_time_and_abort_respects_the_delay():
     assert abort_trigger(results, elapsed_s=10.0) is None
     assert abort_trigger(results, elapsed_s=30.0) is results[0]
     # 500 requests all at 800 ms already break P99 < 600 for any 1,000: conclusive, so it aborts.
-    assert abort_trigger(evaluate_live(th, rec, 40.0, 1000), elapsed_s=40.0).verdict == "fail"
+    trigger = abort_trigger(evaluate_live(th, rec, 40.0, 1000), elapsed_s=40.0)
+    assert trigger is not None and trigger.verdict == "fail"
     few = Recorder(start_time=T0)
     for i in range(5):
         few.record(name="g", target="t", latency_ms=800.0, ok=True, status=200, ts=T0 + i)

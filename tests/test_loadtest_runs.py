@@ -110,12 +110,25 @@ def test_unreachable_target_proves_nothing(tmp_path: Path) -> None:
     (["single", "--set", "relay.error_rate"], "NAME.setting=value"),
     (["single", "--set", "nobody.outage=true"], "no provider 'nobody'"),
     (["single", "--workers", "-1"], "--workers (WORKERS) must be 0 or more"),
+    (["single", "--target", ""], "--target must not be empty"),
+    (["single", "--mock-url", "localhost:8000"], "--mock-url 'localhost:8000' is not a usable base URL"),
 ])
 def test_bad_input_is_a_clear_error_blamed_where_it_was_typed(tmp_path: Path, args: list[str], message: str) -> None:
     code, out, _ = loadtest(tmp_path, *args, timeout=60)
     assert code == 2, out
     assert message in out
     assert "Traceback" not in out and "scenarios/single.toml" not in out
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: (d / "latin1.toml").write_bytes(b'name = "caf\xe9"\n') and "latin1.toml", "not UTF-8 text"),
+    (lambda d: (d / "folder").mkdir() or "folder", "is a directory, not a scenario file"),
+    (lambda d: (d / "page.toml").write_text("<html></html>") and "page.toml", "not valid TOML"),
+])
+def test_a_scenario_path_that_is_no_scenario_is_exit_2_without_a_traceback(tmp_path: Path, make, message: str) -> None:
+    code, out, _ = loadtest(tmp_path, make(tmp_path), timeout=60)
+    assert code == 2, out
+    assert message in out and "Traceback" not in out
 
 
 def test_an_unwritable_report_folder_is_exit_2_before_any_load(tmp_path: Path) -> None:

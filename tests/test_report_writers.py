@@ -237,3 +237,36 @@ def test_an_unwritable_report_folder_is_one_clear_error(tmp_path):
     blocked.write_text("not a folder")
     with pytest.raises(ReportWriteError, match="cannot write the report to"):
         write_all(s, blocked / "out")
+
+
+def test_report_write_failures_read_as_one_sentence(tmp_path):
+    from loadtest.locust.native import why, write_failures_text
+    from loadtest.report import ReportWriteError
+    full = OSError(28, "No space left on device", str(tmp_path / "locust.html"))
+    wrapped = ReportWriteError("cannot write the report")
+    wrapped.__cause__ = full
+    text = write_failures_text(tmp_path, [("Locust's CSV files", why(full)), ("locust.html", why(full)),
+                                          ("summary.json, junit.xml, summary.md", why(wrapped)),
+                                          ("report.html", "Read-only file system")])
+    assert text == (f"the report could not be written to {tmp_path}: No space left on device (Locust's CSV files, "
+                    "locust.html, summary.json, junit.xml, summary.md); Read-only file system (report.html)")
+
+
+def test_no_summary_from_before_a_failed_write_is_left_saying_the_run_passed(tmp_path):
+    from loadtest.locust.run import _replace_stale_report
+    passed, _, _ = make_summary()
+    assert passed.exit_code == 0
+    write_all(passed, tmp_path)
+    failed, _, _ = make_summary(facts=RunFacts(harness_errors=("the report could not be written to r: full",)))
+    failed.files.update({"html": "report.html", "recording": "recording.json"})   # listed, never written
+    _replace_stale_report(failed, tmp_path)
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["exit_code"] == 2 and on_disk["verdict"] == "invalid"
+    assert set(failed.files) == {"summary", "junit", "markdown"} and set(on_disk["files"]) == set(failed.files)
+    # A folder that takes no new summary (here a folder squats where it would be written first): the old
+    # one is removed all the same, and no file is listed that is not there.
+    write_all(passed, tmp_path)
+    (tmp_path / "summary.json.tmp").mkdir()
+    _replace_stale_report(failed, tmp_path)
+    assert not (tmp_path / "summary.json").exists()
+    assert not {"summary", "junit", "markdown"} & set(failed.files)

@@ -10,7 +10,9 @@ import inspect
 from importlib import resources
 
 import locust
+import locust.html
 import locust.runners
+import locust.stats
 import locust.web
 from locust import events
 from locust.env import Environment
@@ -32,8 +34,21 @@ def missing_hooks() -> list[str]:
         if not hasattr(cls, attr) and attr not in inspect.signature(cls.__init__).parameters \
                 and attr not in inspect.getsource(cls):
             missing.append(f"{cls.__name__}.{attr}")
-    if not hasattr(runners, "STATE_MISSING"):
-        missing.append("locust.runners.STATE_MISSING")
+    for name in ("STATE_MISSING", "STATE_SPAWNING", "STATE_RUNNING", "HEARTBEAT_LIVENESS"):
+        if not hasattr(runners, name):
+            missing.append(f"locust.runners.{name}")
+    # Locust's own CSV files and HTML page, which the plugin writes itself (loadtest/locust/native.py).
+    writer = getattr(locust.stats, "StatsCSVFileWriter", None)
+    if writer is None or not hasattr(locust.stats, "PERCENTILES_TO_REPORT"):
+        missing.append("locust.stats.StatsCSVFileWriter")
+    else:
+        source = inspect.getsource(writer)
+        missing += [f"StatsCSVFileWriter.{attr}" for attr in (
+            "stats_writer", "requests_csv", "failures_csv", "exceptions_csv", "requests_csv_filehandle",
+            "stats_history_csv_filehandle", "failures_csv_filehandle", "exceptions_csv_filehandle")
+            if not hasattr(writer, attr) and attr not in source]
+    if not hasattr(locust.html, "get_html_report"):
+        missing.append("locust.html.get_html_report")
     if not hasattr(locust, "LoadTestShape"):
         missing.append("locust.LoadTestShape")
     if "process_exit_code" not in inspect.getsource(Environment):

@@ -16,16 +16,22 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import gevent
+import greenlet
 from locust import events
+from locust.runners import WorkerRunner
 
 from ..clients.keys import parse_keys
 from ..scenario import Overrides, ScenarioError, load_scenario
 from .compat import SPAWN_RATE_WARNING, missing_hooks
+from .native import LocustReports
 from .run import FINAL_MESSAGE, SuiteRun
 
 log = logging.getLogger("loadtest")
@@ -48,6 +54,8 @@ def _add_options(parser: Any) -> None:
     add("--ready-file", default="", help="write the master's port and the web UI's address here once listening")
     add("--result-file", default="", help="write the gated summary here (for the process that started Locust)")
     add("--faults-file", default="", help="a JSON list of harness faults the starting process saw (e.g. the mock died)")
+    add("--locust-csv", default="", help="write Locust's CSV files to PREFIX_*.csv (as --csv does, failures reported)")
+    add("--locust-html", default="", help="write Locust's HTML report here (as --html does, failures reported)")
 
 
 def install() -> None:
@@ -65,10 +73,62 @@ class _IntendedSpawnRate(logging.Filter):
         return not record.getMessage().startswith(SPAWN_RATE_WARNING)
 
 
+def _stops_reach_the_main_greenlet(environment: Any, opts: Any) -> None:
+    """SIGINT (Ctrl-C, or the runner stopping the run) as one KeyboardInterrupt in the main greenlet, where
+    Locust's main waits for it and shuts down in order (a worker sends its last measurements first).
+
+    Python's own handler raises it in whichever greenlet happens to run: a user's, the worker's message
+    loop (a traceback, and an exit code of 2 for an "unhandled greenlet exception"), or gevent's hub
+    (which prints "KeyboardInterrupt" and a timestamp). A second signal, or one once Locust has begun
+    to shut down, would only break that off: it is left to the runner, which ends Locust if it does not
+    end by itself.
+
+    A headless master (or single process) takes SIGTERM and SIGHUP the same way, and a worker SIGTERM (a
+    tree kill, `docker stop` with Locust as PID 1, systemd stopping the unit). Locust's own SIGTERM handler
+    calls its shutdown from gevent's hub, which is not safe to run twice: with the runner's SIGINT (or the
+    master's quit) already shutting it down, the second run raised `SystemExit` into the interpreter's own
+    shutdown, a traceback in the console. SIGTERM is therefore taken over at the Python level once Locust's
+    main has installed its handler (a Python handler replaces the process's signal action, so Locust's
+    watcher never fires). The web UI keeps Locust's own SIGTERM handling.
+    """
+    main = greenlet.getcurrent()
+    sent = False
+
+    def interrupt(name: str) -> None:
+        nonlocal sent
+        suite = getattr(environment, "loadtest", None)
+        if not sent and not main.dead and not (suite is not None and suite.quitting):
+            sent = True
+            if name != "SIGINT":
+                log.info("%s: stopping the run and gating what was measured", name)
+            main.throw(KeyboardInterrupt)
+
+    stops = [signal.SIGINT]
+    if opts.headless and not opts.worker:
+        stops.append(signal.SIGHUP)
+    for sig in stops:
+        gevent.signal_handler(sig, interrupt, sig.name)
+    if opts.headless or opts.worker:
+        # Spawned now, this runs once Locust's main first waits, which is after it installs its SIGTERM
+        # watcher: nothing on its way there from the init event yields.
+        gevent.spawn(_take_over_sigterm, interrupt)
+
+
+def _take_over_sigterm(interrupt: Callable[[str], None]) -> None:
+    loop = gevent.get_hub().loop
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        # In whichever greenlet runs when Python checks for signals: hand it to the hub, raise nothing here.
+        loop.run_callback_threadsafe(interrupt, "SIGTERM")
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
 def _on_init(environment: Any, **_: Any) -> None:
     opts = environment.parsed_options
     if opts is None:
         return
+    _stops_reach_the_main_greenlet(environment, opts)
     overrides = Overrides(target=opts.target or None, api=opts.api or None, model=opts.model or None,
                           duration=opts.duration or None, profiles=tuple(p for p in opts.profiles.split(",") if p),
                           sets=tuple(s for s in opts.mock_sets.split(",") if s))
@@ -83,7 +143,8 @@ def _on_init(environment: Any, **_: Any) -> None:
                      report_dir=Path(opts.report_dir) if opts.report_dir else None,
                      report_root=Path.cwd() / "reports", result_file=Path(opts.result_file) if opts.result_file
                      else None, key_pool=scenario.client.keys if on_mock or not own_keys else len(own_keys),
-                     faults_file=Path(opts.faults_file) if opts.faults_file else None)
+                     faults_file=Path(opts.faults_file) if opts.faults_file else None,
+                     locust_reports=_locust_reports(environment, opts))
     if suite.target.base_url is None:
         sys.stderr.write(f"loadtest: target {scenario.target.name!r} lives on the mock: give --mock-url "
                          "(or --host with the API's base URL)\n")
@@ -114,6 +175,17 @@ def _on_init(environment: Any, **_: Any) -> None:
         install_sla_view(environment.web_ui, suite)
     if opts.ready_file and not suite.is_worker:
         gevent.spawn(_announce, environment, Path(opts.ready_file))
+
+
+def _locust_reports(environment: Any, opts: Any) -> LocustReports | None:
+    if environment.runner is not None and isinstance(environment.runner, WorkerRunner):
+        return None
+    if not (opts.locust_csv or opts.locust_html):
+        return None
+    reports = LocustReports(environment, Path(opts.locust_csv) if opts.locust_csv else None,
+                            Path(opts.locust_html) if opts.locust_html else None)
+    reports.start()
+    return reports
 
 
 def _announce(environment: Any, path: Path) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -25,7 +26,15 @@ from pathlib import Path
 from typing import Any
 
 import gevent
-from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
+import gevent.event
+from locust.runners import (
+    HEARTBEAT_LIVENESS,
+    STATE_MISSING,
+    STATE_RUNNING,
+    STATE_SPAWNING,
+    MasterRunner,
+    WorkerRunner,
+)
 
 from mockprovider.profile import load_profiles
 
@@ -33,7 +42,7 @@ from ..context import RequestContext
 from ..gate import End, RunFacts, Verdict, abort_trigger, judge
 from ..health import HealthSamples, assess
 from ..recorder import Recorder
-from ..report import ReportWriteError, write_all
+from ..report import FILES, ReportWriteError, write_all, write_text
 from ..scenario import Scenario, Target
 from ..summary import (
     ActionDoc,
@@ -47,6 +56,7 @@ from ..summary import (
     describe_target,
 )
 from .drivers import LoadDriver, driver_for
+from .native import LocustReports, why, write_failures_text
 from .sampler import HealthSampler
 
 log = logging.getLogger("loadtest")
@@ -76,8 +86,11 @@ class TestRun:
         self.finals_received: set[str] = set()
         self.greenlets: list[gevent.Greenlet] = []
         self.summary: Summary | None = None
-        self.report_error: str | None = None
+        self.report_failures: list[tuple[str, str]] = []   # report files that could not be written, and why
+        self.report_dir: Path | None = None
+        self.fault: str | None = None          # the fault of the suite that stopped this run early
         self.finalizer: gevent.Greenlet | None = None   # web UI: the greenlet gating the run that stopped
+        self.finishing: gevent.event.Event | None = None   # set once the gating below has ended
         self._live: tuple[float, Verdict | None] = (0.0, None)
 
     def elapsed_s(self) -> float:
@@ -116,18 +129,20 @@ class TestRun:
 
     def facts(self) -> RunFacts:
         s = self.suite.scenario
-        if self.aborted_by:
-            end = End.ABORT
-        elif self.reached_end:
-            end = End.SCHEDULE
-        else:
-            end = End.INTERRUPTED if self.suite.headless else End.STOPPED
         missing = self.workers_expected - self.finals_received - self.workers_lost
         lost = sorted(self.workers_lost | missing)
         failed = tuple(f"{a.provider} {a.settings} at {a.at_s:g} s: {a.outcome}" for a in self.actions_done if not a.ok)
         harness = self.suite.harness_faults()
-        if self.report_error:
-            harness += (f"the report could not be written: {self.report_error}",)
+        if self.report_failures:
+            harness += (write_failures_text(self.report_dir or Path("."), self.report_failures),)
+        if self.aborted_by:
+            end = End.ABORT
+        elif self.reached_end:
+            end = End.SCHEDULE
+        elif self.fault or self.suite.harness_faults():
+            end = End.FAULT       # a fault of the suite stopped the run (the mock died, a worker was lost, ...)
+        else:
+            end = End.INTERRUPTED if self.suite.headless else End.STOPPED
         return RunFacts(planned_s=s.duration_s, elapsed_s=self.schedule_elapsed_s(), end=end,
                         aborted_by=self.aborted_by, harness_errors=harness,
                         workers_expected=len(self.workers_expected), workers_lost=tuple(lost),
@@ -139,7 +154,7 @@ class SuiteRun:
 
     def __init__(self, environment: Any, scenario: Scenario, *, mock_url: str | None, embedded_mock: bool,
                  report_dir: Path | None, report_root: Path, result_file: Path | None, key_pool: int | None,
-                 faults_file: Path | None = None) -> None:
+                 faults_file: Path | None = None, locust_reports: LocustReports | None = None) -> None:
         self.environment = environment
         self.scenario = scenario
         self.mock_url = mock_url.rstrip("/") if mock_url else None
@@ -152,8 +167,10 @@ class SuiteRun:
         self.result_file = result_file
         self.key_pool = key_pool
         self.faults_file = faults_file
+        self.locust_reports = locust_reports
         self.current: TestRun | None = None
         self.runs = 0
+        self.quitting = False     # Locust's shutdown has begun: a SIGINT now must not interrupt it
 
     # -- roles --------------------------------------------------------------------------------
     @property
@@ -277,9 +294,19 @@ class SuiteRun:
             run.finalizer = gevent.spawn(self.finish, run)
 
     def on_quitting(self, environment: Any, **_: Any) -> None:
+        self.quitting = True
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            # Shutting down already: another stop signal (a tree kill after the runner's SIGINT) would
+            # only start a second shutdown inside this one. The runner's SIGKILL stays the backstop.
+            signal.signal(sig, signal.SIG_IGN)
         run = self.current
         if run is None or self.is_worker:
             return
+        if self.runner.state in (STATE_SPAWNING, STATE_RUNNING):
+            # SIGTERM to Locust itself (a tree kill, docker stop with Locust as PID 1): its shutdown fires
+            # `quitting` before it stops the users. Stop them first, and the workers, whose last
+            # measurements then reach this process before the gate reads them.
+            self.runner.stop()
         if run.stopped_perf is None:
             self.on_test_stop()
         summary = self.finish(run)
@@ -299,11 +326,9 @@ class SuiteRun:
         while True:
             if run.recorder.start_time is not None:
                 run.recorder.set_users(self.runner.user_count)
-            if self.is_master:
-                for c in self.runner.clients.all:
-                    if c.state == STATE_MISSING and c.id not in run.workers_lost:
-                        run.workers_lost.add(c.id)
-                        log.error("Locust worker %s was lost (no heartbeat); the run will prove nothing", c.id)
+            if self.is_master and (why := self._worker_lost(run)) is not None:
+                self.stop_for_fault(run, why)
+                return
             if watched and run.aborted_by is None:
                 trigger = abort_trigger(run.live_verdict().results, run.schedule_elapsed_s())
                 if trigger is not None:
@@ -319,6 +344,36 @@ class SuiteRun:
             tick += 1
             if tick % every == 0:
                 log.info("%s", self.progress_line(run))
+
+    def _worker_lost(self, run: TestRun) -> str | None:
+        """A worker that stopped sending heartbeats (Locust marks it missing after HEARTBEAT_LIVENESS + 1
+        silent seconds) or left while the run was going (its process was stopped)."""
+        if self.runner.state not in (STATE_SPAWNING, STATE_RUNNING):
+            return None    # stopping: workers leave one by one, as they should
+        present = {c.id: c for c in self.runner.clients.all}
+        for worker in sorted(run.workers_expected - run.workers_lost):
+            client = present.get(worker)
+            if client is None:
+                why = f"Locust worker {worker} left the run at {run.schedule_elapsed_s():.0f} s"
+            elif client.state == STATE_MISSING:
+                why = (f"Locust worker {worker} was lost (no heartbeat for {HEARTBEAT_LIVENESS + 1} s) at "
+                       f"{run.schedule_elapsed_s():.0f} s")
+            else:
+                continue
+            run.workers_lost.add(worker)
+            return why
+        return None
+
+    def stop_for_fault(self, run: TestRun, why: str) -> None:
+        """A fault of the suite itself: the run can prove nothing now, so it ends here, and says why."""
+        if run.fault is not None or run.stopped_perf is not None:
+            return
+        run.fault = why
+        log.error("%s at %.0f s: stopping the run, which can prove nothing now", why, run.schedule_elapsed_s())
+        if self.headless:
+            self.runner.quit()
+        else:
+            self.runner.stop()
 
     def progress_line(self, run: TestRun) -> str:
         elapsed = run.schedule_elapsed_s()
@@ -348,6 +403,10 @@ class SuiteRun:
             run.actions_done.append(done)
             (log.info if ok else log.error)("admin action at %.1f s: %s %s -> %s", done.at_s, action.provider,
                                             dict(action.settings), outcome)
+            if not ok:
+                # The run would go on without what the scenario is about (an outage that never began).
+                self.stop_for_fault(run, f"the scheduled action {action.provider} {dict(action.settings)} failed")
+                return
 
     # -- the verdict ------------------------------------------------------------------------------
 
@@ -357,24 +416,46 @@ class SuiteRun:
             gevent.sleep(0.2)
 
     def finish(self, run: TestRun) -> Summary:
-        """Gate the run and write its reports (once)."""
+        """Gate the run and write its reports (once, however many callers: Locust can shut down twice over)."""
         if run.summary is not None:
             return run.summary
+        if run.finishing is not None:
+            run.finishing.wait()
+            assert run.summary is not None
+            return run.summary
+        run.finishing = gevent.event.Event()
+        try:
+            return self._finish(run)
+        finally:
+            run.finishing.set()
+
+    def _finish(self, run: TestRun) -> Summary:
         if self.is_master:
             self._wait_for_finals(run)
         health = assess(run.samples)
-        report_dir = self.report_dir_for(run)
+        report_dir = run.report_dir = self.report_dir_for(run)
+        if self.locust_reports is not None:
+            run.report_failures += self.locust_reports.finish()
         summary = self._summary(run, health, report_dir)
+        step = ""
         try:
+            step = "summary.json, junit.xml, summary.md"
             write_all(summary, report_dir)
-            (report_dir / "recording.json").write_text(json.dumps(run.recorder.export()))
+            step = "recording.json"
+            write_text(report_dir / "recording.json", json.dumps(run.recorder.export()))
             summary.files["recording"] = "recording.json"
+            step = "report.html"
             self._write_html(summary, report_dir)
+            step = "summary.json, junit.xml, summary.md"
             write_all(summary, report_dir)   # again, so summary.json and summary.md list every file
         except (ReportWriteError, OSError) as exc:
-            run.report_error = str(exc)
-            log.error("%s", exc)
+            run.report_failures.append((step, why(exc)))
+            written = summary.files
             summary = self._summary(run, health, report_dir)   # the verdict now says the report is missing
+            summary.files = {**written, **summary.files}
+        if run.report_failures:
+            log.error("%s", write_failures_text(report_dir, run.report_failures))
+            _replace_stale_report(summary, report_dir)
         run.summary = summary
         if self.result_file is not None:
             try:
@@ -402,10 +483,14 @@ class SuiteRun:
         verdict = judge(s.thresholds, run.recorder, health, facts, min_samples=s.min_samples)
         opts = self.environment.parsed_options
         files: dict[str, str] = {}
-        if opts is not None and opts.html_file:
-            files["locust_html"] = os.path.relpath(opts.html_file, report_dir)
-        if opts is not None and opts.csv_prefix:
-            files["locust_csv"] = os.path.relpath(opts.csv_prefix, report_dir) + "_stats.csv"
+        native = self.locust_reports
+        html = native.html_file if native is not None and native.html_file else getattr(opts, "html_file", None)
+        csv_prefix = native.csv_prefix if native is not None and native.csv_prefix else getattr(opts, "csv_prefix",
+                                                                                                   None)
+        if html:
+            files["locust_html"] = os.path.relpath(html, report_dir)
+        if csv_prefix:
+            files["locust_csv"] = os.path.relpath(csv_prefix, report_dir) + "_stats.csv"
         return build_summary(
             scenario=describe_scenario(s), target=describe_target(self.target),
             recorder=run.recorder, verdict=verdict, health=health,
@@ -434,6 +519,25 @@ class SuiteRun:
         return BatchDoc(size=client.batch_size, batches=entry.num_requests, mean_wall_ms=entry.avg_response_time,
                         mean_per_image_ms=entry.avg_response_time / client.batch_size,
                         concurrency=client.batch_concurrency)
+
+
+def _replace_stale_report(summary: Summary, report_dir: Path) -> None:
+    """After a failed write: no summary.json, junit.xml or summary.md from before may go on saying the
+    run passed. Remove them (which frees their space), try once to write the invalid verdict, and list
+    only the files that are there."""
+    def remove_old() -> None:
+        for name in FILES.values():
+            try:
+                (report_dir / name).unlink(missing_ok=True)
+            except OSError:
+                pass     # a folder that takes no change at all: the error already says so
+    remove_old()
+    summary.files = {k: v for k, v in summary.files.items() if k in FILES or (report_dir / v).is_file()}
+    try:
+        write_all(summary, report_dir)
+    except ReportWriteError:
+        remove_old()
+        summary.files = {k: v for k, v in summary.files.items() if k not in FILES}
 
 
 def _patch(url: str, settings: dict[str, Any]) -> tuple[str, bool]:

@@ -183,8 +183,9 @@ def _judge_one(t: Threshold, sel: Selection, min_samples: int, recorder: Recorde
         if best is not None and not t.check(best):
             return ThresholdResult(t, observed, samples, "fail", t.unit,
                                    f"observed {shown} over {samples:,} requests, limit {limit}: {m.words}; "
-                                   f"already beyond repair: {min_samples:,} requests, the rest all fast and "
-                                   f"successful, would still give {format_value(t.metric, t.aggregation, best)}",
+                                   f"already beyond repair: had the {min_samples - samples:,} requests still "
+                                   f"missing (of the {min_samples:,} the gate needs) all been fast and successful, "
+                                   f"it would still be {format_value(t.metric, t.aggregation, best)}",
                                    margin=m)
         return ThresholdResult(t, observed, samples, "insufficient", t.unit,
                                f"only {samples:,} requests, at least {min_samples:,} needed to judge "

@@ -10,7 +10,8 @@ from typing import Any
 
 from ..thresholds import format_value, unit_for
 
-__all__ = ["seconds", "window", "limit_value", "limit_text", "when", "duration", "VERDICTS", "verdict_word"]
+__all__ = ["seconds", "window", "limit_value", "limit_text", "when", "duration", "VERDICTS", "verdict_word",
+           "threshold_name", "ms_unit"]
 
 # Verdict of one threshold -> (word, colour). "collecting" is a live threshold short of samples;
 # "inconclusive" one whose interval straddles its limit.
@@ -84,3 +85,21 @@ def duration(x: Any) -> str:
     if s < 3 * 3600:
         return f"{s // 60} min {s % 60} s"
     return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+def threshold_name(t: Any) -> str:
+    """A threshold (its summary.json form) as a person reads it, the limit a percentage where it is a rate:
+    "success rate >= 99.95 %", "latency p(99) < 600 ms". The stage it is filtered to is said apart."""
+    metric, agg, op = str(t["metric"]), str(t["aggregation"]), str(t["op"])
+    head = str(t["label"]).split(" [", 1)[0]
+    if f" {op} " in head:
+        stat = head.split(f" {op} ", 1)[0]
+    else:   # a label in another form: the statistic from the expression ("p(99)<600")
+        stat = f"{metric} {str(t.get('expression') or agg).split(op, 1)[0].strip()}"
+    return f"{stat} {limit_text(metric, agg, op, float(t['limit']))}"
+
+
+def ms_unit(values: Any) -> tuple[float, str]:
+    """(divisor, unit) to show a group of latencies side by side in one unit: seconds once any reaches 10 s."""
+    finite = [v for v in (_finite(x) for x in values) if v is not None]
+    return (1000.0, "s") if finite and max(finite) >= 10_000 else (1.0, "ms")

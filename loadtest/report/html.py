@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from ..cost import run_cost
 from ..summary import Summary
+from ..thresholds import format_value
 from . import display, plots
 
 VERDICTS = {
@@ -80,17 +81,22 @@ def fmt_int(x: Any) -> str:
     return "—" if v is None else f"{v:,.0f}"
 
 
+def fmt_ms_in(x: Any, k: float, unit: str) -> str:
+    """A latency in a unit chosen for its group (display.ms_unit), so figures side by side compare at a glance."""
+    v = _num(x)
+    if v is None:
+        return "—"
+    if unit == "s":
+        return f"{v / k:,.2f} s"
+    return f"{v:,.0f} ms" if v >= 100 else f"{v:,.1f} ms"
+
+
 def fmt_observed(t: Mapping[str, Any]) -> str:
-    v, unit = _num(t.get("observed")), str(t.get("unit") or "")
+    """As the gate words it (thresholds.format_value), so the value, its headroom and its detail agree."""
+    v = _num(t.get("observed"))
     if v is None:
         return "no data"
-    if unit == "ms":
-        return fmt_ms(v)
-    if unit == "":      # a rate
-        return fmt_pct(v)
-    if unit == "req/s":
-        return f"{v:,.1f} req/s"
-    return f"{v:,.0f} {unit}".strip() if unit != "requests" else f"{v:,.0f}"
+    return format_value(str(t.get("metric") or ""), str(t.get("aggregation") or ""), v)
 
 
 def fmt_limit(t: Mapping[str, Any]) -> str:
@@ -124,6 +130,7 @@ def figure(png: Path, alt: str, caption: str) -> str:
 def page(title: str, body: str) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            "<link rel=\"icon\" href=\"data:,\">"   # a page opened from a folder or a web UI asks for no icon
             f"<title>{esc(title)}</title><style>{CSS}</style></head><body>\n{body}\n</body></html>\n")
 
 
@@ -157,7 +164,8 @@ def _banner(summary: Mapping[str, Any]) -> str:
     word, colour, what = VERDICTS.get(verdict, (verdict.upper(), "#555555", "Unknown verdict."))
     reasons = [str(r.get("text", "")) for r in summary.get("reasons") or []]
     lat = summary.get("latency_ms") or {}
-    line = (f"P99 {fmt_ms(lat.get('p99'))}, P50 {fmt_ms(lat.get('p50'))}, "
+    k, unit = display.ms_unit([lat.get("p99"), lat.get("p50")])
+    line = (f"P99 {fmt_ms_in(lat.get('p99'), k, unit)}, P50 {fmt_ms_in(lat.get('p50'), k, unit)}, "
             f"success {fmt_pct(summary.get('success_rate'))}, "
             f"{fmt_int(summary.get('requests'))} requests at up to {fmt_int(summary.get('peak_users'))} users")
     items = "".join(f"<li>{esc(r)}</li>" for r in reasons)
@@ -174,6 +182,8 @@ def _scope(t: Mapping[str, Any]) -> str:
 
 def _headroom(t: Mapping[str, Any]) -> str:
     m = t.get("margin") or {}
+    if t.get("observed") is None:
+        return "—"
     if t.get("verdict") == "insufficient" and t.get("needed_samples"):
         return f"{fmt_int(t.get('samples'))} of the {fmt_int(t.get('needed_samples'))} samples needed"
     return str(m.get("words") or "—")
@@ -182,7 +192,8 @@ def _headroom(t: Mapping[str, Any]) -> str:
 # (header, cell as HTML, numeric): a column more (an interval, say) is one entry here.
 ThresholdColumn = tuple[str, Callable[[Mapping[str, Any]], str], bool]
 THRESHOLD_COLUMNS: list[ThresholdColumn] = [
-    ("threshold", lambda t: esc(t.get("label") or f"{t.get('metric')} {t.get('expression')}"), False),
+    ("threshold", lambda t: esc(display.threshold_name(t)) + f'<br><code class="small">{esc(t.get("key"))}: '
+                            f'{esc(t.get("expression"))}</code>', False),
     ("scope", lambda t: esc(_scope(t)), False),
     ("observed", lambda t: esc(fmt_observed(t)), True),
     ("limit", lambda t: esc(fmt_limit(t)), True),
@@ -206,11 +217,12 @@ def _cards(summary: Mapping[str, Any]) -> str:
     lat = summary.get("latency_ms") or {}
     cost = summary.get("cost") or {}
     usd = _num(cost.get("usd"))
+    points = ("p50", "p95", "p99", "p99.9", "max")
+    k, unit = display.ms_unit([lat.get(p) for p in points])
     cards = [("requests", fmt_int(summary.get("requests"))), ("success rate", fmt_pct(summary.get("success_rate"))),
              ("failures", fmt_int(summary.get("failures"))),
              ("dropped (no free user)", fmt_int(summary.get("dropped"))),
-             ("P50", fmt_ms(lat.get("p50"))), ("P95", fmt_ms(lat.get("p95"))), ("P99", fmt_ms(lat.get("p99"))),
-             ("P99.9", fmt_ms(lat.get("p99.9"))), ("max", fmt_ms(lat.get("max"))),
+             *((p.upper() if p != "max" else p, fmt_ms_in(lat.get(p), k, unit)) for p in points),
              ("throughput", f"{_num(summary.get('rps')) or 0:,.0f} req/s"),
              ("peak users", fmt_int(summary.get("peak_users"))),
              ("retries / failovers", f"{fmt_int(summary.get('retries'))} / {fmt_int(summary.get('failovers'))}"),
@@ -322,7 +334,8 @@ def write_html(run: Summary, outdir: Path) -> Path:
             "distribution": plots.latency_distribution(summary, outdir / "latency_distribution.png"),
             "codes": plots.status_codes_over_time(summary, outdir / "status_codes.png")}
     target = summary.get("target") or {}
-    who = esc(target.get("name") or "?") + (f" ({esc(target['model'])})" if target.get("model") else "")
+    model = target.get("model")
+    who = esc(target.get("name") or "?") + (f" ({esc(model)})" if model and model != target.get("name") else "")
     planned = _num((summary.get("run") or {}).get("planned_s"))
     ran = display.duration(summary.get("duration_s"))
     body = [
@@ -357,11 +370,13 @@ def write_html(run: Summary, outdir: Path) -> Path:
 # --- the comparison report ------------------------------------------------------------
 
 
-def _dev_cell(c: Mapping[str, Any] | None, outdir: Path) -> str:
+def _dev_cell(c: Mapping[str, Any] | None, outdir: Path, ms: tuple[float, str] = (1.0, "ms")) -> str:
+    """measured vs published and the deviation; latencies in the unit `ms` chose for the whole row."""
     if c is None:
         return '<span class="none">—</span>'
     unit = str(c.get("unit") or "")
-    fmt = fmt_ms if unit == "ms" else (lambda v: "—" if _num(v) is None else f"{_num(v):,.1f} {unit}")
+    fmt: Callable[[Any], str] = ((lambda v: fmt_ms_in(v, *ms)) if unit == "ms" else
+                                 (lambda v: "—" if _num(v) is None else f"{_num(v):,.1f} {unit}"))
     m, p = _num(c.get("measured")), _num(c.get("published"))
     dev = _num(c.get("deviation_pct"))
     if dev is None and m is not None and p:
@@ -413,15 +428,16 @@ def _sla(compare: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) -> str:
     p99 = [c for c in cells if c.get("metric") == "single_p99"]
     if limit and p99:
         items = []
+        k, unit = display.ms_unit([c.get("measured") for c in p99])
         for c in p99:
             m = _num(c.get("measured"))
             if m is None:
                 items.append(f"<li>{esc(c['target'])}: not measured</li>")
                 continue
             ok = m < limit
-            words = (f"{fmt_ms(limit - m)} to spare" if ok else f"over by {fmt_ms(m - limit)}")
-            items.append(f"<li>{esc(c['target'])}: {esc(fmt_ms(m))} — {verdict_cell('pass' if ok else 'fail')} "
-                         f"({esc(words)})</li>")
+            words = (f"{fmt_ms_in(limit - m, k, unit)} to spare" if ok else f"over by {fmt_ms_in(m - limit, k, unit)}")
+            items.append(f"<li>{esc(c['target'])}: {esc(fmt_ms_in(m, k, unit))} — "
+                         f"{verdict_cell('pass' if ok else 'fail')} ({esc(words)})</li>")
         out += (f"<p>A single image's P99, with nothing queued, against the {esc(fmt_ms(limit))} limit "
                 "(a target that misses it idle cannot meet it under load):</p><ul>" + "".join(items) + "</ul>")
     return out
@@ -447,8 +463,11 @@ def write_compare_html(compare: dict, outdir: Path) -> Path:
     metrics = list(dict.fromkeys(
         (str(c.get("metric")), str(c.get("label") or c.get("metric")), str(c.get("unit") or "")) for c in cells))
     by = {(str(c.get("metric")), str(c["target"])): c for c in cells}
-    rows = [[esc(f"{label} ({unit})" if unit else label)] + [_dev_cell(by.get((m, t)), outdir) for t in targets]
-            for m, label, unit in metrics]
+    rows = []
+    for m, label, _unit in metrics:
+        mine = [by[(m, t)] for t in targets if (m, t) in by]
+        ms = display.ms_unit([v for c in mine for v in (c.get("measured"), c.get("published"))])
+        rows.append([esc(label)] + [_dev_cell(by.get((m, t)), outdir, ms) for t in targets])
     measured = sum(1 for c in cells if _num(c.get("measured")) is not None)
     definitions = compare.get("definitions") or {}
     labels = {m: label for m, label, _ in metrics}
@@ -471,7 +490,7 @@ def write_compare_html(compare: dict, outdir: Path) -> Path:
                "a hundredfold. A diamond far above or below its bar is a figure the simulation could not "
                "reproduce."),
         "<h2>Where the published figures contradict each other</h2>",
-        _notes(compare.get("contradictions") or [], "None found."),
+        _notes(compare.get("contradictions") or [], "No contradiction found."),
         "<h2>What this machine could not reproduce</h2>",
         '<p class="small">Not the seed\'s doing: measurements that say more about the load generator, this '
         "machine or the client's timeout than about the profile.</p>",

@@ -436,7 +436,7 @@ def status_codes_over_time(summary: Mapping[str, Any], path: str | Path) -> Path
 
 def status_codes_figure(summary: Mapping[str, Any]) -> Figure:
     timeline = [r for r in (summary.get("timeline") or []) if not math.isnan(_f(r.get("t_s")))]
-    fig = _figure(10, 6.5)
+    fig = _figure(12, 6.5)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
     fig.suptitle(_title(summary, "responses by status"), fontsize=13)
     if not timeline:
@@ -468,9 +468,9 @@ def status_codes_figure(summary: Mapping[str, Any]) -> Figure:
     bins = "" if width == 1 else f", averaged over {width:g} s"
     bottom.set_ylabel("non-2xx per second")
     if top.get_legend_handles_labels()[0]:
-        top.legend(loc="upper left", fontsize=9, framealpha=0.9, ncols=3)
+        top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, framealpha=0.9)
     if any(g != "2xx" and any(v) for g, v in groups.items()):
-        bottom.legend(loc="upper left", fontsize=9, framealpha=0.9, ncols=3)
+        bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, framealpha=0.9)
         bottom.set_title("failures only, on their own scale", fontsize=10, loc="left")
     else:
         bottom.text(0.5, 0.5, "no 429, 5xx, timeouts or other failures", ha="center", va="center",

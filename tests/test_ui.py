@@ -1,9 +1,9 @@
 """The live SLA view, driven in a real browser (Debian's headless Chromium), as a person uses it.
 
 `python -m loadtest ui <scenario>` runs exactly as `make ui` starts it: the mock, then Locust's
-web UI with the SLA view. The scenario (written below) is a short flash sale with an outage of
-the relay's upstream mid-run: four stages, two admin actions, five thresholds, one of them on a
-stage's request rate.
+web UI with the SLA view. The scenario (tests/data/live_view.toml) is a short flash sale with an
+outage of the relay's upstream mid-run: four stages, two admin actions, five thresholds, one of
+them on a stage's request rate.
 
 The test opens Locust's page and the SLA page, checks the start form says the scenario drives
 the load, presses Start on Locust's form, reads the SLA page mid-run (every threshold with its
@@ -39,51 +39,7 @@ from playwright.sync_api import Page, sync_playwright
 
 pytestmark = pytest.mark.slow
 
-SCENARIO = """\
-name = "live_view"
-description = "A short flash sale with an outage of the relay's upstream mid-run"
-
-[target]
-name = "relay"
-model = "midjourney-v7"
-
-[mock]
-seed = 7
-
-[client]
-timeout = "30s"
-keys = 16
-retry = { max_attempts = 3, base = "0.5s", on = [429, 503], honour_retry_after = true }
-
-[load]
-model = "closed"
-think_time = ["0.3s", "0.7s"]
-stages = [
-  { name = "baseline", duration = "8s", users = 40, spawn_rate = 40 },
-  { name = "surge", duration = "8s", users = 120, spawn_rate = 100 },
-  { name = "hold", duration = "16s", users = 120 },
-  { name = "decay", duration = "8s", users = 40, spawn_rate = 100 },
-]
-
-[[actions]]
-at = "12s"
-provider = "midjourney-v7"
-set = { outage = true }
-
-[[actions]]
-at = "20s"
-provider = "midjourney-v7"
-set = { outage = false }
-
-[thresholds]
-latency = ["p(99)<600", "p(50)<500"]
-success = ["rate>=0.999"]
-"requests{stage:hold}" = ["rps>=50"]
-"latency{stage:surge}" = ["p(99)<600"]
-
-[gate]
-min_samples = 500
-"""
+SCENARIO = Path(__file__).resolve().parent / "data" / "live_view.toml"
 PLANNED_S = 40
 STAGES = ["baseline", "surge", "hold", "decay"]
 COLUMNS = ["Threshold", "Stage", "Value (exact)", "Limit", "Headroom", "Verdict", "Samples"]
@@ -165,7 +121,7 @@ def painted(page: Page, selector: str) -> list[tuple[str, str]]:
 
 def test_the_live_view_before_during_and_after_a_stop(tmp_path: Path) -> None:
     scenario = tmp_path / "live_view.toml"
-    scenario.write_text(SCENARIO)
+    scenario.write_text(SCENARIO.read_text())
     log = tmp_path / "loadtest-ui.log"
     ready = tmp_path / "ui-ready.json"
     with log.open("w") as out:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from .exitcodes import ExitCode
 from .health import STALL_LIMIT_MS, HealthReport
 from .recorder import Recorder, Selection
-from .thresholds import Threshold, format_value
+from .thresholds import Threshold, format_limit, format_value
 
 __all__ = ["End", "RunFacts", "Margin", "ThresholdResult", "Reason", "Verdict", "judge", "abort_trigger"]
 
@@ -172,7 +172,7 @@ def _judge_one(t: Threshold, sel: Selection, min_samples: int, recorder: Recorde
     observed, samples, needs_samples = _observe(t, sel)
     if observed is not None and math.isnan(observed):
         observed = None
-    limit = f"{t.op} {format_value(t.metric, t.aggregation, t.value)}"
+    limit = f"{t.op} {format_limit(t.metric, t.aggregation, t.value)}"
     if observed is None:
         detail = _missing_tags(t, recorder) or f"no requests in this selection; limit {limit}"
         return ThresholdResult(t, None, samples, "insufficient", t.unit, detail, needed_samples=min_samples)
@@ -266,7 +266,7 @@ def result_sentence(r: ThresholdResult) -> str:
     if r.verdict == "insufficient" or r.observed is None:
         return f"{_subject(t)} could not be judged: {r.detail}"
     shown = format_value(t.metric, t.aggregation, r.observed)
-    limit = format_value(t.metric, t.aggregation, t.value)
+    limit = format_limit(t.metric, t.aggregation, t.value)
     if t.unit == "":
         off = f" ({(r.observed - t.value) * 100:+.3g} percentage points)"
     else:

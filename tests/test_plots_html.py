@@ -583,9 +583,10 @@ def test_compare_states_the_sla_and_keeps_caveats_apart(tmp_path):
     assert "Generated 2026-12-01 07:32:27 UTC" in text and "452093" not in text and "+00:00" not in text
     assert "took 7 min 12 s" in text
     assert "latency p(99) < 600 ms; success rate >= 99.95 %" in text
-    # The single-image P99s (89 ms x 1.05 for the relay), in one unit for the list: seconds, as dall-e-4's is 11.5 s.
-    assert "relay: 0.09 s" in text and "0.51 s to spare" in text
+    # The single-image P99s (89 ms x 1.05 for the relay), each in one unit with its margin.
+    assert "relay: 93.5 ms" in text and "506 ms to spare" in text
     assert "dall-e-4: 11.53 s" in text and "over by 10.93 s" in text
+    assert "midjourney-v7: 8,439 ms" in text and "over by 7,839 ms" in text
     contradictions = text.index("Where the published figures contradict each other")
     caveats = text.index("What this machine could not reproduce")
     assert contradictions < text.index("Two SLAs") < caveats < text.index("The relay's burst, on this machine")

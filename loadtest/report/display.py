@@ -8,7 +8,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from ..thresholds import format_value, unit_for
+from ..thresholds import format_limit
 
 __all__ = ["seconds", "window", "limit_value", "limit_text", "when", "duration", "VERDICTS", "verdict_word",
            "threshold_name", "ms_unit"]
@@ -54,9 +54,7 @@ def window(start: Any, end: Any) -> str:
 
 def limit_value(metric: str, aggregation: str, value: float) -> str:
     """A threshold's limit as a person reads it: rates as percentages without trailing zeros ("99.95 %")."""
-    if unit_for(metric, aggregation) == "":
-        return f"{value * 100:.6g} %"
-    return format_value(metric, aggregation, value)
+    return format_limit(metric, aggregation, value)
 
 
 def limit_text(metric: str, aggregation: str, op: str, value: float) -> str:

@@ -370,13 +370,18 @@ def write_html(run: Summary, outdir: Path) -> Path:
 # --- the comparison report ------------------------------------------------------------
 
 
-def _dev_cell(c: Mapping[str, Any] | None, outdir: Path, ms: tuple[float, str] = (1.0, "ms")) -> str:
-    """measured vs published and the deviation; latencies in the unit `ms` chose for the whole row."""
+def _rate(v: Any, unit: str) -> str:
+    x = _num(v)
+    return "—" if x is None else f"{x:,.0f} {unit}" if x >= 100 else f"{x:,.1f} {unit}"
+
+
+def _dev_cell(c: Mapping[str, Any] | None, outdir: Path) -> str:
+    """measured vs published, both in one unit, and the deviation."""
     if c is None:
         return '<span class="none">—</span>'
     unit = str(c.get("unit") or "")
-    fmt: Callable[[Any], str] = ((lambda v: fmt_ms_in(v, *ms)) if unit == "ms" else
-                                 (lambda v: "—" if _num(v) is None else f"{_num(v):,.1f} {unit}"))
+    ms = display.ms_unit([c.get("measured"), c.get("published")])
+    fmt: Callable[[Any], str] = (lambda v: fmt_ms_in(v, *ms)) if unit == "ms" else (lambda v: _rate(v, unit))
     m, p = _num(c.get("measured")), _num(c.get("published"))
     dev = _num(c.get("deviation_pct"))
     if dev is None and m is not None and p:
@@ -428,13 +433,13 @@ def _sla(compare: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) -> str:
     p99 = [c for c in cells if c.get("metric") == "single_p99"]
     if limit and p99:
         items = []
-        k, unit = display.ms_unit([c.get("measured") for c in p99])
         for c in p99:
             m = _num(c.get("measured"))
             if m is None:
                 items.append(f"<li>{esc(c['target'])}: not measured</li>")
                 continue
             ok = m < limit
+            k, unit = display.ms_unit([m, abs(m - limit)])
             words = (f"{fmt_ms_in(limit - m, k, unit)} to spare" if ok else f"over by {fmt_ms_in(m - limit, k, unit)}")
             items.append(f"<li>{esc(c['target'])}: {esc(fmt_ms_in(m, k, unit))} — "
                          f"{verdict_cell('pass' if ok else 'fail')} ({esc(words)})</li>")
@@ -463,11 +468,7 @@ def write_compare_html(compare: dict, outdir: Path) -> Path:
     metrics = list(dict.fromkeys(
         (str(c.get("metric")), str(c.get("label") or c.get("metric")), str(c.get("unit") or "")) for c in cells))
     by = {(str(c.get("metric")), str(c["target"])): c for c in cells}
-    rows = []
-    for m, label, _unit in metrics:
-        mine = [by[(m, t)] for t in targets if (m, t) in by]
-        ms = display.ms_unit([v for c in mine for v in (c.get("measured"), c.get("published"))])
-        rows.append([esc(label)] + [_dev_cell(by.get((m, t)), outdir, ms) for t in targets])
+    rows = [[esc(label)] + [_dev_cell(by.get((m, t)), outdir) for t in targets] for m, label, _ in metrics]
     measured = sum(1 for c in cells if _num(c.get("measured")) is not None)
     definitions = compare.get("definitions") or {}
     labels = {m: label for m, label, _ in metrics}

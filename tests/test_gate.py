@@ -250,7 +250,8 @@ def test_live_evaluation_uses_elapsed_time_and_abort_respects_the_delay():
     assert abort_trigger(results, elapsed_s=10.0) is None
     assert abort_trigger(results, elapsed_s=30.0) is results[0]
     # 500 requests all at 800 ms already break P99 < 600 for any 1,000: conclusive, so it aborts.
-    assert abort_trigger(evaluate_live(th, rec, 40.0, 1000), elapsed_s=40.0).verdict == "fail"
+    trigger = abort_trigger(evaluate_live(th, rec, 40.0, 1000), elapsed_s=40.0)
+    assert trigger is not None and trigger.verdict == "fail"
     few = Recorder(start_time=T0)
     for i in range(5):
         few.record(name="g", target="t", latency_ms=800.0, ok=True, status=200, ts=T0 + i)

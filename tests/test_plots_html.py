@@ -89,7 +89,7 @@ def make_summary(passed: bool = True, seed: int = 7) -> dict[str, Any]:
     requests = int(len(lat))
     failures = requests - codes_total["200"]
     p = lambda x: round(float(np.percentile(lat, x)), 1)  # noqa: E731
-    stages = []
+    stages: list[dict[str, Any]] = []
     for name, a, b in bounds:
         s = np.asarray(stage_acc[name])
         stages.append({"name": name, "start_s": a, "end_s": b, "requests": len(s), "failures": stage_fail[name],
@@ -266,6 +266,13 @@ def passing() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def failing() -> dict[str, Any]:
     return make_summary(passed=False)
+
+
+@pytest.mark.parametrize(("s", "text"), [
+    (42.4, "42 s"), (130, "2 min 10 s"), (900, "15 min"), (4 * 3600, "4 h"), (4 * 3600 + 300, "4 h 5 min"),
+    (None, "—"), (math.nan, "—")])
+def test_a_length_of_time_reads_without_a_zero_remainder(s, text):
+    assert display.duration(s) == text
 
 
 def test_the_synthetic_runs_are_what_they_claim(passing, failing):
@@ -522,7 +529,7 @@ def test_time_plots_mark_the_actions_and_how_the_run_ended(failing, run, kind, a
     s = _with_marks(failing, run)
     for fig in (plots.latency_over_time_figure(s), plots.status_codes_figure(s)):
         for ax in fig.axes[:2]:
-            found = {(line.get_gid(), line.get_xdata()[0]) for line in ax.get_lines()
+            found = {(line.get_gid(), np.asarray(line.get_xdata())[0]) for line in ax.get_lines()
                      if line.get_gid() in ("action", "abort", "stop")}
             assert found == {("action", 20.0), (kind, at)}, found
         words = [t.get_text() for t in fig.axes[0].texts]
@@ -597,7 +604,7 @@ def test_compare_states_the_sla_and_keeps_caveats_apart(tmp_path):
 def _sla_lines(tmp_path):
     from matplotlib.image import imread  # noqa: F401  (the PNG exists; the line is checked on the figure)
     cells = compare_cells()
-    out = []
+    out: list[float] = []
     orig = plots._save
 
     def keep(fig, path):

@@ -5,6 +5,10 @@ web UI with the SLA view. The scenario (tests/data/live_view.toml) is a short fl
 outage of the relay's upstream mid-run: four stages, two admin actions, five thresholds, one of
 them on a stage's request rate.
 
+The run never ends on its own while the test watches it: the test's copy of the scenario holds the
+last stage for 15 minutes, far longer than every wait before the Stop together, so a slow, loaded
+machine makes the test slower, never a race against the run's planned end. The test stops it.
+
 The test opens Locust's page and the SLA page, checks the start form says the scenario drives
 the load, presses Start on Locust's form, reads the SLA page mid-run (every threshold with its
 exact value, limit, headroom, stage and coloured verdict; a chart per latency threshold with its
@@ -40,7 +44,14 @@ from playwright.sync_api import Page, sync_playwright
 pytestmark = pytest.mark.slow
 
 SCENARIO = Path(__file__).resolve().parent / "data" / "live_view.toml"
-PLANNED_S = 40
+# The scenario's stages are 8 + 8 + 16 + 8 s; the last one is held far longer than the test's waits
+# between Start and Stop (under 2 minutes together, each bounded), so the run is always still running
+# when the test presses Stop, however slow the machine.
+HELD_STAGE = ('{ name = "decay", duration = "8s"', '{ name = "decay", duration = "868s"')
+PLANNED_S = 900
+PLANNED_TEXT = "15 min"
+# Each Playwright step waits at most this long (its default is 30 s), so no step outlasts the run.
+STEP_TIMEOUT_MS = 15_000
 STAGES = ["baseline", "surge", "hold", "decay"]
 COLUMNS = ["Threshold", "Stage", "Value (exact)", "Limit", "Headroom", "Verdict", "Samples"]
 THRESHOLDS = [  # as the table shows them: the name (rates as percentages), the stage, the limit
@@ -121,7 +132,9 @@ def painted(page: Page, selector: str) -> list[tuple[str, str]]:
 
 def test_the_live_view_before_during_and_after_a_stop(tmp_path: Path) -> None:
     scenario = tmp_path / "live_view.toml"
-    scenario.write_text(SCENARIO.read_text())
+    text = SCENARIO.read_text()
+    assert HELD_STAGE[0] in text, "tests/data/live_view.toml no longer has the stage this test holds"
+    scenario.write_text(text.replace(*HELD_STAGE))
     log = tmp_path / "loadtest-ui.log"
     ready = tmp_path / "ui-ready.json"
     with log.open("w") as out:
@@ -164,6 +177,8 @@ def test_the_live_view_before_during_and_after_a_stop(tmp_path: Path) -> None:
                 locust_seen = watch(locust_page)
                 sla_page = browser.new_page(viewport=VIEWPORT)
                 sla_seen = watch(sla_page)
+                for page in (locust_page, sla_page):
+                    page.set_default_timeout(STEP_TIMEOUT_MS)
                 before_the_start(locust_page, locust_seen, sla_page, sla_seen, ui, tmp_path, log)
                 # Start from Locust's own form, as a person used to Locust would.
                 locust_page.get_by_role("button", name="Start", exact=True).click()
@@ -214,9 +229,9 @@ def before_the_start(locust_page: Page, locust_seen: Seen, sla_page: Page, sla_s
     assert sla_page.locator("#verdict").get_attribute("data-status") == "not started"
     assert sla_page.get_by_role("button", name="Start", exact=True).is_visible()
     assert sla_page.get_by_role("button", name="Stop", exact=True).is_hidden()
-    assert sla_page.locator("#load-note").inner_text().startswith("The scenario drives the load: 4 stages over 40 s")
+    assert sla_page.locator("#load-note").inner_text().startswith("The scenario drives the load: 4 stages over 15 min")
     assert sla_page.locator(".chart svg").count() == LATENCY_CHARTS
-    assert sla_page.locator("#time-left").inner_text() == f"{PLANNED_S} s"
+    assert sla_page.locator("#time-left").inner_text() == PLANNED_TEXT
     screenshot(sla_page, "live-before-start.png", tmp_path)
     assert_clean(sla_page, sla_seen)
 
@@ -253,16 +268,20 @@ def mid_run(locust_page: Page, locust_seen: Seen, sla_page: Page, sla_seen: Seen
         if name.startswith("success"):
             assert observed.endswith(" %"), observed          # rates read as percentages
         assert re.fullmatch(r"[\d,]+( of [\d,]+)?", samples), samples
-    assert rows[P99][5] == "PASS" and rows[P99][4].endswith("to spare"), rows[P99]
+    # Judged by now (MIN_SAMPLES behind it); whether it passes is the machine's speed, not the view's to say.
+    assert rows[P99][5] in ("PASS", "FAIL"), rows[P99]
+    margin = rows[P99][4]
+    assert margin.endswith("to spare") if rows[P99][5] == "PASS" else margin.startswith("over by"), rows[P99]
     for text, colour in painted(sla_page, "#thresholds td.verdict"):
         assert colour == PAINT[text.split()[0]], (text, colour)
 
     banner = sla_page.locator("#verdict")
-    assert banner.get_attribute("data-class") in ("pass", "fail", "collecting")
+    # "invalid" too: a loaded machine may strain the generator, and the view then says the run may prove nothing.
+    assert banner.get_attribute("data-class") in ("pass", "fail", "collecting", "invalid")
     assert sla_page.locator("#verdict-headline").inner_text().startswith("Provisional:")
-    assert "provisional" in sla_page.locator("#verdict-kind").text_content()
+    assert "provisional" in (sla_page.locator("#verdict-kind").text_content() or "")
     assert sla_page.locator("#stage").inner_text() in STAGES
-    assert re.fullmatch(r"\d+ s", sla_page.locator("#time-left").inner_text())
+    assert re.fullmatch(r"\d+ min( \d+ s)?", sla_page.locator("#time-left").inner_text())
     assert re.match(r"healthy|strained", sla_page.locator("#generator-text").inner_text())
     assert sla_page.get_by_role("button", name="Stop", exact=True).is_visible()
     assert "incomplete" in sla_page.locator("#stop-note").inner_text()
@@ -300,6 +319,7 @@ def mid_run(locust_page: Page, locust_seen: Seen, sla_page: Page, sla_seen: Seen
     rows = wait_for("Locust's SLA tab with every verdict painted", tab_in_colour, 20, log)
     assert [(r[0], r[1], r[3]) for r in rows[:-1]] == THRESHOLDS
     assert rows[-1][0] == "Run 1: running" and rows[-1][5].startswith("Provisional:"), rows[-1]
+    locust_page.wait_for_timeout(400)          # the tab's underline slides over; let it arrive for the picture
     screenshot(locust_page, "locust-sla-tab.png", tmp_path, full_page=False)
     assert_clean(locust_page, locust_seen)
 

@@ -73,7 +73,7 @@ def when(iso: Any) -> str:
 
 
 def duration(x: Any) -> str:
-    """A length of time: "42 s", "2 min 10 s", "4 h 0 min"."""
+    """A length of time: "42 s", "2 min 10 s", "15 min", "4 h", "4 h 5 min" (a zero remainder left out)."""
     v = _finite(x)
     if v is None:
         return "—"
@@ -81,8 +81,8 @@ def duration(x: Any) -> str:
     if s < 120:
         return f"{s} s"
     if s < 3 * 3600:
-        return f"{s // 60} min {s % 60} s"
-    return f"{s // 3600} h {s % 3600 // 60} min"
+        return f"{s // 60} min" + (f" {s % 60} s" if s % 60 else "")
+    return f"{s // 3600} h" + (f" {s % 3600 // 60} min" if s % 3600 // 60 else "")
 
 
 def threshold_name(t: Any) -> str:

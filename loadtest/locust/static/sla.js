@@ -31,8 +31,10 @@
     if (s === null || s === undefined) return "—";
     const r = Math.round(s);
     if (r < 120) return `${r} s`;
-    if (r < 3 * 3600) return `${Math.floor(r / 60)} min ${r % 60} s`;
-    return `${Math.floor(r / 3600)} h ${Math.floor((r % 3600) / 60)} min`;
+    // as loadtest/report/display.py's duration(): a zero remainder left out ("15 min", "4 h")
+    if (r < 3 * 3600) return `${Math.floor(r / 60)} min` + (r % 60 ? ` ${r % 60} s` : "");
+    const min = Math.floor((r % 3600) / 60);
+    return `${Math.floor(r / 3600)} h` + (min ? ` ${min} min` : "");
   }
 
   // --- the parts of the page ------------------------------------------------------------------
@@ -172,11 +174,22 @@
     return (norm <= 1 ? 1 : norm <= 2 ? 2 : norm <= 2.5 ? 2.5 : norm <= 5 ? 5 : 10) * mag;
   }
 
+  // A short run's chart spans its whole plan. A longer one spans its time so far and as much again (a
+  // minute at least, the plan at most), so the last seconds of an hours-long run stay readable.
+  const WHOLE_PLAN_S = 60;
+
+  function timeSpan(run, points) {
+    const seen = Math.max(run.elapsed_s || 0, ...points.map((p) => p[0]));
+    const planned = run.planned_s || 1;
+    if (planned <= WHOLE_PLAN_S) return Math.max(planned, seen);
+    return Math.max(seen, Math.min(planned, Math.max(WHOLE_PLAN_S, 2 * seen)));
+  }
+
   function chart(d, c) {
     const W = 960, H = 250, L = 64, R = 18, T = 24, B = 38;
     const run = d.run;
     const points = c.points || [], perSecond = c.per_second || [];
-    const xMax = Math.max(run.planned_s || 1, run.elapsed_s || 0, ...points.map((p) => p[0]));
+    const xMax = timeSpan(run, points);
     const values = points.concat(perSecond).map((p) => p[1]);
     const highest = Math.max(c.limit * 1.25, ...values.map((v) => v * 1.08));
     const yMax = Math.min(highest, c.limit * 4);    // a timeout far above keeps the limit readable
@@ -195,6 +208,7 @@
 
     // stages: bands, the threshold's own stage tinted
     d.stages.forEach((s, i) => {
+      if (s.start_s >= xMax) return;             // not in sight yet
       const own = c.stage === s.name;
       root.append(svg("rect", { x: x(s.start_s), y: T, width: Math.max(0, x(s.end_s) - x(s.start_s)),
                                 height: H - T - B, fill: own ? "#e3ecfa" : i % 2 ? "#ffffff" : "#f3f3f3",
@@ -226,6 +240,7 @@
 
     // the scenario's actions, the run's end if it came early, and now
     d.actions.forEach((a) => {
+      if (a.at_s > xMax) return;
       const at = x(a.at_s);
       root.append(svg("line", { x1: at, x2: at, y1: T, y2: H - B, stroke: a.done ? ACTION : "#999",
                                 "stroke-width": a.done ? 1.6 : 1, "stroke-dasharray": a.done ? "6 3" : "2 4",
@@ -249,10 +264,12 @@
 
     // the limit, over the threshold's own window
     const [a, b] = c.window || [0, xMax];
-    root.append(svg("line", { x1: x(a), x2: x(b), y1: y(c.limit), y2: y(c.limit), stroke: LIMIT, "stroke-width": 2,
-                              "stroke-dasharray": "8 4", class: "limit-line" }));
-    root.append(svg("text", { x: x(b) - 4, y: y(c.limit) - 5, "text-anchor": "end", "font-size": 11, fill: LIMIT,
-                              "font-weight": 600 }, `limit ${c.limit_text}`));
+    if (a < xMax) {                               // a stage still out of sight has no limit line yet
+      root.append(svg("line", { x1: x(a), x2: x(b), y1: y(c.limit), y2: y(c.limit), stroke: LIMIT, "stroke-width": 2,
+                                "stroke-dasharray": "8 4", class: "limit-line" }));
+      root.append(svg("text", { x: x(b) - 4, y: y(c.limit) - 5, "text-anchor": "end", "font-size": 11, fill: LIMIT,
+                                "font-weight": 600 }, `limit ${c.limit_text}`));
+    }
 
     const line = (pts, attrs) => {
       if (!pts.length) return;

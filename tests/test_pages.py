@@ -3,7 +3,8 @@
 Each page fails its test on a console error, an uncaught exception, a failed request, an image
 that did not load, or text showing float noise or an unfilled value (browser.assert_clean). The
 pages: report.html of a real run (a flash sale against dall-e-4, aborted by its abort_on_fail
-threshold; its summary.json is tests/data/flash_sale-dall-e-4.json, as `loadtest run` wrote it),
+threshold; its summary.json is tests/data/flash_sale-dall-e-4.json, as `loadtest run` wrote it, one limit in
+a detail since written as the gate now words it),
 report.html of the synthetic passing and failing runs of test_plots_html, and compare.html from
 synthetic cells with the real contradictions and caveats. The live SLA view is opened in
 test_ui.py, with a run behind it.

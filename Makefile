@@ -34,7 +34,7 @@ LOADTEST_ARGS = $(if $(TARGET),--target=$(TARGET)) $(if $(DURATION),--duration=$
 	$(if $(WORKERS),--workers=$(WORKERS)) $(if $(API),--api=$(API)) $(if $(MODEL),--model=$(MODEL)) \
 	$(foreach f,$(PROFILES),--profiles=$(f)) $(ARGS)
 
-.PHONY: help install lint test test-fast mock loadtest ui bench compare calibrate clean
+.PHONY: help install lint test test-fast mock loadtest ui bench compare calibrate screenshots clean
 
 help:
 	@echo "Targets:"
@@ -48,6 +48,7 @@ help:
 	@echo "  make compare                 relay vs direct: the seed's latency table, measured (~7 min)"
 	@echo "  make calibrate ARGS=...      fit a provider profile from observed latencies"
 	@echo "  make bench                   benchmarks, written to BENCHMARKS.md"
+	@echo "  make screenshots             the browser tests, keeping their screenshots in docs/ (~2 min)"
 	@echo "  make clean                   remove .venv and reports"
 	@echo "Variables (loadtest, ui):"
 	@echo "  SCENARIO=flash_sale          a built-in scenario (loadtest scenarios) or a TOML path"
@@ -96,6 +97,11 @@ compare: install
 
 calibrate: install
 	$(BIN)/loadtest calibrate $(ARGS)
+
+# The README's pictures: the browser tests, each screenshot also kept (as a palette PNG) in docs/.
+screenshots: install
+	$(call apt,chromium,chromium)
+	LOADTEST_SCREENSHOTS=docs $(BIN)/python -m pytest tests/test_ui.py tests/test_pages.py -q $(ARGS)
 
 bench: install
 	$(call apt,wrk,wrk)

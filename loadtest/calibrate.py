@@ -7,6 +7,11 @@ Inputs, one of:
                                PREFIX_stats_history.csv (the final row, or the rows over time)
 plus, for capacity, --sustained-rps N and/or --peak-ms MS (the median of a burst of --burst N).
 
+A file measured by `loadtest run` has a summary.json beside it. When that says the run proved
+nothing (a saturated generator, a run stopped early, too few samples, ...), calibrate refuses the
+file (exit 2) unless --accept-invalid-run; a run whose generator was saturated but whose breach
+stood anyway is fitted with a warning.
+
 Latency is a log-normal, as the mock draws it: mu = ln P50, sigma = ln(P99/P50) / z(0.99).
 From raw samples the default estimator is the same quantile fit on the sample median and
 99th percentile: profiles are specified by P50/P99 and the SLA is judged at P99, so a fit
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import os
 import sys
@@ -401,6 +407,48 @@ def calibrate(args: argparse.Namespace) -> Result:
     return Result(args.name, base_name, api, latency, slots, queue, source, obs, table, lines)
 
 
+def run_verdict(measured: str | Path) -> tuple[str, list[str]] | None:
+    """What the summary.json beside a measured file says of its run: ("invalid", reasons) when the run
+    proved nothing, ("strained", reasons) when the generator was saturated yet the verdict stood,
+    ("ok", []) otherwise; None when there is no summary.json beside it."""
+    found = Path(measured).resolve().parent / "summary.json"
+    if not found.is_file():
+        return None
+    try:
+        doc = json.loads(found.read_text(encoding="utf-8"))
+        verdict = str(doc["verdict"])
+        reasons = [str(r["text"]) for r in doc.get("reasons") or [] if r.get("kind") != "breach"]
+        generator = doc.get("generator") or {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return "unreadable", [f"{found} could not be read as a run summary ({exc})"]
+    if verdict == "invalid":
+        return "invalid", reasons or ["its verdict is invalid"]
+    if generator.get("saturated"):
+        return "strained", [str(r) for r in generator.get("reasons") or []] or ["the load generator was saturated"]
+    return "ok", []
+
+
+def check_run(measured: str | Path, accept_invalid: bool, obs: Observed) -> None:
+    """Refuse a file measured in a run that proved nothing (unless told to take it), note a strained one."""
+    said = run_verdict(measured)
+    if said is None or said[0] == "ok":
+        return
+    kind, reasons = said
+    why = "; ".join(reasons)
+    if kind == "invalid" and not accept_invalid:
+        raise CalibrationError(
+            f"{measured} was measured in a run that proves nothing (summary.json beside it: {why}). A profile "
+            "fitted to it would copy that run's fault (a saturated generator's delay, an unfinished or "
+            "misconfigured run) into the simulation. Measure again, or pass --accept-invalid-run to fit it anyway")
+    if kind == "invalid":
+        obs.notes.append(f"fitted from a run that proves nothing, as --accept-invalid-run asked: {why}")
+    elif kind == "strained":
+        obs.notes.append(f"the run's load generator was saturated ({why}): its latencies include the "
+                         "generator's own delay, so the fitted profile is slower than the target")
+    else:
+        obs.notes.append(why)
+
+
 def observe(args: argparse.Namespace) -> Observed:
     quantiles = args.p50 is not None or args.p99 is not None
     given = [x for x in (args.latencies, args.locust_csv) if x] + (["quantiles"] if quantiles else [])
@@ -414,8 +462,11 @@ def observe(args: argparse.Namespace) -> Observed:
                 raise CalibrationError(f"{flag} must be a positive number of ms, got {v:g}")
         return Observed(args.p50, args.p99, "the given P50/P99")
     if args.latencies:
-        return fit_samples(read_latencies(args.latencies), args.estimator, f"{args.latencies}")
-    return read_locust_csv(args.locust_csv, args.row, args.skip_s)
+        obs = fit_samples(read_latencies(args.latencies), args.estimator, f"{args.latencies}")
+    else:
+        obs = read_locust_csv(args.locust_csv, args.row, args.skip_s)
+    check_run(args.latencies or args.locust_csv, args.accept_invalid_run, obs)
+    return obs
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -430,6 +481,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                      help="the Locust row to read: its Name, or 'TYPE NAME' (default Aggregated)")
     src.add_argument("--skip-s", type=float, default=0.0, metavar="S",
                      help="full-history CSV: leave out the first S seconds (ramp-up)")
+    src.add_argument("--accept-invalid-run", action="store_true",
+                     help="fit a file even when the summary.json beside it says its run proved nothing")
     src.add_argument("--estimator", choices=("auto", "quantile", "logfit"), default="auto",
                      help="raw samples: sigma from the sample P99 (quantile) or sd of ln x (logfit); auto: "
                           f"quantile from {MIN_QUANTILE_SAMPLES} samples up")

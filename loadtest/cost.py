@@ -297,8 +297,9 @@ def run_cost_markdown(rc: Mapping[str, Any]) -> str:
             ("retries", f"{rc['retries']:,}"), ("failovers", f"{rc['failovers']:,}")]
     if rc.get("at_requested_price_usd") is not None:
         rows.append((f"at {rc['requested_model']}'s price", _usd(rc["at_requested_price_usd"])))
-        rows.append(("failover difference", f"{rc['failover_delta_usd']:+,.2f} USD"))
+        delta = rc["failover_delta_usd"]
+        rows.append(("difference the failovers made", f"{'+' if delta >= 0 else '−'}{_usd(abs(delta))}"))
     if rc.get("abandoned_timeouts"):
         rows.append(("timed out (may be billed)", f"{rc['abandoned_timeouts']:,} ≤ {_usd(rc['abandoned_usd_upper'])}"))
-    out = ["| Cost of the run | |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in rows]
+    out = ["| Cost of the run | Amount |", "| --- | ---: |"] + [f"| {k} | {v} |" for k, v in rows]
     return "\n".join(out) + f"\n\n{rc['rule']}\n"

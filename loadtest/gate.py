@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from .exitcodes import ExitCode
 from .health import STALL_LIMIT_MS, HealthReport
 from .recorder import Recorder, Selection
-from .thresholds import Threshold, format_value
+from .thresholds import Threshold, format_limit, format_value
 
 __all__ = ["End", "RunFacts", "Margin", "ThresholdResult", "Reason", "Verdict", "judge", "abort_trigger"]
 
@@ -173,7 +173,7 @@ def _judge_one(t: Threshold, sel: Selection, min_samples: int, recorder: Recorde
     observed, samples, needs_samples = _observe(t, sel)
     if observed is not None and math.isnan(observed):
         observed = None
-    limit = f"{t.op} {format_value(t.metric, t.aggregation, t.value)}"
+    limit = f"{t.op} {format_limit(t.metric, t.aggregation, t.value)}"
     if observed is None:
         detail = _missing_tags(t, recorder) or f"no requests in this selection; limit {limit}"
         return ThresholdResult(t, None, samples, "insufficient", t.unit, detail, needed_samples=min_samples)
@@ -184,8 +184,9 @@ def _judge_one(t: Threshold, sel: Selection, min_samples: int, recorder: Recorde
         if best is not None and not t.check(best):
             return ThresholdResult(t, observed, samples, "fail", t.unit,
                                    f"observed {shown} over {samples:,} requests, limit {limit}: {m.words}; "
-                                   f"already beyond repair: {min_samples:,} requests, the rest all fast and "
-                                   f"successful, would still give {format_value(t.metric, t.aggregation, best)}",
+                                   f"already beyond repair: had the {min_samples - samples:,} requests still "
+                                   f"missing (of the {min_samples:,} the gate needs) all been fast and successful, "
+                                   f"it would still be {format_value(t.metric, t.aggregation, best)}",
                                    margin=m)
         return ThresholdResult(t, observed, samples, "insufficient", t.unit,
                                f"only {samples:,} requests, at least {min_samples:,} needed to judge "
@@ -266,7 +267,7 @@ def result_sentence(r: ThresholdResult) -> str:
     if r.verdict == "insufficient" or r.observed is None:
         return f"{_subject(t)} could not be judged: {r.detail}"
     shown = format_value(t.metric, t.aggregation, r.observed)
-    limit = format_value(t.metric, t.aggregation, t.value)
+    limit = format_limit(t.metric, t.aggregation, t.value)
     if t.unit == "":
         off = f" ({(r.observed - t.value) * 100:+.3g} percentage points)"
     else:

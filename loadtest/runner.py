@@ -311,8 +311,8 @@ class LocustProcesses:
                     self._start([*self.common, "--worker", "--master-host", "127.0.0.1",
                                  "--master-port", str(ready["master_port"])])
             if ready is not None and self.outdir is None:
-                print(f"Locust web UI: {ready.get('web_url')}  (the SLA tab shows each threshold live; "
-                      "Ctrl-C to stop)", flush=True)
+                print(f"Locust web UI: {ready.get('web_url')}  (an SLA tab; the live SLA view is "
+                      f"{ready.get('web_url')}/sla/view; Ctrl-C to stop)", flush=True)
                 if self.options.ready_file:
                     _write_json(Path(self.options.ready_file), {"web_url": ready.get("web_url"),
                                                                 "pid": os.getpid()})

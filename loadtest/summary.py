@@ -126,6 +126,7 @@ class RunDoc(_Doc):
     planned_s: float
     elapsed_s: float
     aborted_by: str | None = None
+    aborted_at_s: float | None = None      # when abort_on_fail stopped it, on the schedule's clock
     workers: int = 0
     workers_lost: list[str] = []
 
@@ -253,6 +254,11 @@ def _r(x: float | None, digits: int = 3) -> float | None:
     return round(float(x), digits)
 
 
+def _rounded_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A timeline row with its latencies to the microsecond (the HDR buckets' edges are binary fractions)."""
+    return {k: _r(v) if k.endswith("_ms") else v for k, v in row.items()}
+
+
 def latency_doc(sel: Selection) -> LatencyDoc:
     values: dict[str, float | None] = {k: _r(sel.percentile(p)) if sel.requests else None for k, p in LATENCY_POINTS}
     values.update(max=_r(sel.max_ms), min=_r(sel.min_ms), mean=_r(sel.mean_ms))
@@ -332,7 +338,8 @@ def build_summary(*, scenario: ScenarioDoc, target: TargetDoc, recorder: Recorde
                                reasons=list(health.reasons) if health else [],
                                figures=health.figures() if health else {}),
         run=run, load=load, mock=mock, actions=list(actions), batches=batches, notes=all_notes,
-        timeline=[TimelineRow.model_validate(row) for row in recorder.timeline()],
+        timeline=[TimelineRow.model_validate(_rounded_row(row)) for row in recorder.timeline()],
         latency_distribution=[(p, _r(v)) for p, v in total.distribution()],
-        expected_latency=dict(expected_latency) if expected_latency is not None else None,
+        expected_latency=({k: round(v, 6) if isinstance(v, float) else v for k, v in expected_latency.items()}
+                          if expected_latency is not None else None),
         files=dict(files or {}), report_dir=report_dir)

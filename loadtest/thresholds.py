@@ -25,7 +25,7 @@ from .fields import parse_duration
 
 __all__ = [
     "Threshold", "ThresholdError", "parse_thresholds", "parse_duration",
-    "METRICS", "AGGREGATIONS", "FILTER_TAGS", "format_value", "unit_for",
+    "METRICS", "AGGREGATIONS", "FILTER_TAGS", "format_value", "format_limit", "unit_for",
 ]
 
 
@@ -139,6 +139,14 @@ def format_value(metric: str, aggregation: str, value: float | None) -> str:
     if unit == "requests":
         return f"{value:,.0f}"
     return _percent(value)
+
+
+def format_limit(metric: str, aggregation: str, value: float) -> str:
+    """A limit as written, read as a person reads it: a rate as a percentage with no trailing zeros
+    ("99.95 %", not "99.950 %"); anything else as format_value has it."""
+    if unit_for(metric, aggregation) == "":
+        return f"{value * 100:.6g} %"
+    return format_value(metric, aggregation, value)
 
 
 def _percent(fraction: float) -> str:

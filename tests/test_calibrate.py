@@ -374,3 +374,72 @@ def test_written_profiles_load_and_serve_through_their_api(tmp_path, start_mock)
 def test_module_help_exits_0(capsys):
     assert calibrate.main(["--help"]) == 0
     assert "log-normal" in capsys.readouterr().out
+
+
+# --- input from a run that proved nothing -----------------------------------------------
+
+
+def _beside(folder: Path, verdict: str, saturated: bool = False) -> None:
+    """A summary.json, as loadtest run writes it, beside the measured file."""
+    from test_plots_html import make_summary
+
+    from loadtest.summary import Summary
+    doc = make_summary(passed=verdict == "pass")
+    doc.update(verdict=verdict, exit_code={"pass": 0, "fail": 1, "invalid": 2}[verdict], passed=verdict == "pass")
+    if verdict == "invalid":
+        doc["reasons"] = [{"kind": "generator", "text": "the load generator was saturated: CPU at 100 % for 80 % "
+                                                        "of the run"}]
+    doc["generator"] = {"saturated": saturated, "reasons": ["loop lag 240 ms (P95)"] if saturated else []}
+    (folder / "summary.json").write_text(Summary.model_validate(doc).model_dump_json(by_alias=True))
+
+
+def _latency_file(folder: Path) -> Path:
+    return write_lines(folder / "latencies.txt", draw("relay", n=2000))
+
+
+def test_a_file_from_a_run_that_proved_nothing_is_refused(tmp_path, capsys):
+    _beside(tmp_path, "invalid", saturated=True)
+    out = tmp_path / "fit.toml"
+    assert main(["--latencies", str(_latency_file(tmp_path)), "--name", "r", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "proves nothing" in err and "CPU at 100 %" in err and "--accept-invalid-run" in err
+    assert not out.exists()
+
+
+def test_accept_invalid_run_fits_it_and_says_so(tmp_path, capsys):
+    _beside(tmp_path, "invalid")
+    out = tmp_path / "fit.toml"
+    assert main(["--latencies", str(_latency_file(tmp_path)), "--name", "r", "--out", str(out),
+                 "--accept-invalid-run"]) == 0
+    assert "fitted from a run that proves nothing" in capsys.readouterr().out
+    assert loaded(out, "r").latency.p50_ms > 0
+
+
+def test_a_strained_generator_behind_a_verdict_is_a_warning(tmp_path, capsys):
+    _beside(tmp_path, "fail", saturated=True)
+    out = tmp_path / "fit.toml"
+    assert main(["--latencies", str(_latency_file(tmp_path)), "--name", "r", "--out", str(out)]) == 0
+    assert "generator was saturated (loop lag 240 ms (P95))" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("verdict", ["pass", "fail"])
+def test_a_run_that_stood_is_fitted_without_a_word(tmp_path, capsys, verdict):
+    _beside(tmp_path, verdict)
+    out = tmp_path / "fit.toml"
+    assert main(["--latencies", str(_latency_file(tmp_path)), "--name", "r", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "proves nothing" not in printed and "saturated" not in printed
+
+
+def test_an_unreadable_summary_beside_it_is_noted(tmp_path, tmp_path_factory, capsys):
+    (tmp_path / "summary.json.txt").write_text("")      # not the name looked for: no note
+    out = tmp_path / "fit.toml"
+    latencies = _latency_file(tmp_path)
+    assert main(["--latencies", str(latencies), "--name", "r", "--out", str(out)]) == 0
+    assert "could not be read" not in capsys.readouterr().out
+    sub = tmp_path_factory.mktemp("broken")    # apart from tmp_path, whose summaries must all be valid
+    (sub / "summary.json").write_text("{not json")
+    moved = sub / "latencies.txt"
+    moved.write_bytes(latencies.read_bytes())
+    assert main(["--latencies", str(moved), "--name", "r", "--out", str(sub / "fit.toml")]) == 0
+    assert "could not be read as a run summary" in capsys.readouterr().out

@@ -144,7 +144,8 @@ def test_run_cost_bills_images_not_attempts(profiles):
     assert rc["monthly_at_run_price_usd"]["100000"] == pytest.approx(7925.0)
     assert "fallback model's price" in rc["rule"]
     md = run_cost_markdown(rc)
-    assert "| billed | $15.85 |" in md and "failover difference" in md
+    assert "| billed | $15.85 |" in md and "| difference the failovers made | −$0.15 |" in md
+    assert md.startswith("| Cost of the run | Amount |")   # a header a reader can read, not an empty one
 
 
 def test_run_cost_without_images_or_a_known_target(profiles):

@@ -64,7 +64,7 @@ def test_success_rate_breach_reads_in_percent():
     v = evaluate(parse_thresholds(SLA), run(n=2000, failed=3))
     assert v.exit_code == 1
     assert v.results[1].verdict == "fail"
-    assert v.reason_texts == ["success rate was 99.850 %, limit >= 99.950 % (-0.1 percentage points)"]
+    assert v.reason_texts == ["success rate was 99.850 %, limit >= 99.95 % (-0.1 percentage points)"]
     assert v.results[1].detail.endswith("short by 0.1 percentage points")
 
 

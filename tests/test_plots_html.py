@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import copy
 import math
+import re
 import struct
 from html.parser import HTMLParser
 from pathlib import Path
@@ -20,10 +21,12 @@ import numpy as np
 import pytest
 
 from loadtest.cost import monthly_projection
-from loadtest.report import plots
-from loadtest.report.html import write_compare_html
+from loadtest.report import display, plots
+from loadtest.report import html as html_module
+from loadtest.report.html import THRESHOLD_COLUMNS, write_compare_html
 from loadtest.report.html import write_html as write_typed_html
 from loadtest.summary import Summary
+from loadtest.thresholds import parse_thresholds
 
 STAGES = (("baseline", 15, 100), ("surge", 5, 847), ("hold", 40, 847), ("decay", 10, 100))
 PCTS = [0, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 97, 98, 99, 99.5, 99.9, 99.95, 99.99, 100]
@@ -86,7 +89,7 @@ def make_summary(passed: bool = True, seed: int = 7) -> dict[str, Any]:
     requests = int(len(lat))
     failures = requests - codes_total["200"]
     p = lambda x: round(float(np.percentile(lat, x)), 1)  # noqa: E731
-    stages = []
+    stages: list[dict[str, Any]] = []
     for name, a, b in bounds:
         s = np.asarray(stage_acc[name])
         stages.append({"name": name, "start_s": a, "end_s": b, "requests": len(s), "failures": stage_fail[name],
@@ -144,7 +147,7 @@ def _thr(metric: str, filters: dict[str, str], expr: str, observed: float, unit:
     agg, _, limit = expr.partition(op)
     return {"key": f"{metric}{tag}", "aggregation": "p" if agg.startswith("p(") else agg, "op": op,
             "limit": float(limit), "metric": metric, "filters": filters, "expression": expr,
-            "label": f"{metric}{tag} {expr}",
+            "label": parse_thresholds({f"{metric}{tag}": [expr]})[0].label(),
             "observed": observed, "unit": unit, "samples": samples, "verdict": "pass" if ok else "fail",
             "detail": "" if ok else f"{observed} {unit} breaks {expr}".strip(), "abort_on_fail": abort}
 
@@ -265,6 +268,13 @@ def failing() -> dict[str, Any]:
     return make_summary(passed=False)
 
 
+@pytest.mark.parametrize(("s", "text"), [
+    (42.4, "42 s"), (130, "2 min 10 s"), (900, "15 min"), (4 * 3600, "4 h"), (4 * 3600 + 300, "4 h 5 min"),
+    (None, "—"), (math.nan, "—")])
+def test_a_length_of_time_reads_without_a_zero_remainder(s, text):
+    assert display.duration(s) == text
+
+
 def test_the_synthetic_runs_are_what_they_claim(passing, failing):
     assert passing["verdict"] == "pass" and failing["verdict"] == "fail"
     assert passing["latency_ms"]["p99"] < 600 < failing["latency_ms"]["p99"]
@@ -294,7 +304,7 @@ def test_report_renders_embeds_states_and_links(request, tmp_path, which):
     for f in summary["files"].values():
         assert f in page.links
     for t in summary["thresholds"]:
-        assert t["label"] in text
+        assert display.threshold_name(t) in text and f"{t['key']}: {t['expression']}" in text
     for s in summary["stages"]:
         assert s["name"] in text
     assert "fallback model's price" in text          # the billing rule travels with the bill
@@ -450,3 +460,159 @@ def test_relay_vs_direct_edge_cases(tmp_path):
     one = [{"workload": "single", "target": "relay", "metric": "single_p50", "unit": "ms", "measured": None,
             "published": 42}]
     assert_real_png(plots.relay_vs_direct(one, tmp_path / "one.png"), min_kb=5)
+
+
+# --- rough edges a reader would trip on ------------------------------------------------------
+
+
+def _drawn(fig):
+    fig.canvas.draw()
+    return fig
+
+
+def _tick_texts(axis) -> list[str]:
+    return [t.get_text() for t in axis.get_ticklabels() if t.get_text()]
+
+
+@pytest.mark.parametrize("which", ["passing", "failing"])
+def test_the_latency_axis_names_the_unit_its_ticks_are_in(request, which):
+    fig = _drawn(plots.latency_over_time_figure(request.getfixturevalue(which)))
+    top = fig.axes[0]
+    label = top.get_ylabel()
+    unit = "s" if top.get_ylim()[1] > 2000 else "ms"
+    assert label.endswith(f"({unit})"), label
+    ticks = _tick_texts(top.yaxis)
+    assert ticks and all(re.fullmatch(r"[\d,.]+", t) for t in ticks), ticks   # bare numbers, in that unit
+    big = _drawn(plots.latency_over_time_figure(_slow(request.getfixturevalue(which))))
+    assert big.axes[0].get_ylabel().endswith("(s)")
+    assert max(float(t.replace(",", "")) for t in _tick_texts(big.axes[0].yaxis)) < 100   # 8 s reads "8", not 8,000
+
+
+def _slow(summary):
+    s = copy.deepcopy(summary)
+    for row in s["timeline"]:
+        row.update(p50_ms=4000.0, p95_ms=7000.0, p99_ms=8000.0)
+    return s
+
+
+def test_the_distribution_shows_the_whole_measured_range(failing):
+    """The failing run's slowest requests are 30 s timeouts: the axis reaches them, and the percentile
+    scale reaches the highest percentile measured below 100 %."""
+    fig = _drawn(plots.latency_distribution_figure(failing))
+    ax = fig.axes[0]
+    fastest, slowest = failing["latency_distribution"][0][1], failing["latency_distribution"][-1][1]
+    assert slowest >= 30_000
+    left, right = ax.get_xlim()
+    assert left <= fastest and right >= slowest
+    top_p = max(p for p, _ in failing["latency_distribution"] if p < 100) / 100
+    assert ax.get_ylim()[1] > top_p
+    marks = {line.get_gid(): line.get_xdata()[0] for line in ax.get_lines() if line.get_gid() in ("min", "max")}
+    assert marks == {"min": fastest, "max": slowest}
+    assert ax.get_xlabel() == "latency (s, log scale)"
+    assert all(re.fullmatch(r"[\d,.]+", t) for t in _tick_texts(ax.xaxis))
+
+
+def _with_marks(summary, run):
+    s = copy.deepcopy(summary)
+    s["actions"] = [{"at_s": 20.0, "planned_at_s": 20.0, "provider": "midjourney-v7", "settings": {"outage": True},
+                     "outcome": "HTTP 200", "ok": True}]
+    s["run"] = {**s["run"], **run}
+    return s
+
+
+@pytest.mark.parametrize("run,kind,at", [
+    ({"end": "abort", "aborted_by": "latency p(99) < 600 ms [stage=surge]", "aborted_at_s": 41.0, "elapsed_s": 41.2},
+     "abort", 41.0),
+    ({"end": "stopped", "elapsed_s": 33.5}, "stop", 33.5),
+])
+def test_time_plots_mark_the_actions_and_how_the_run_ended(failing, run, kind, at):
+    s = _with_marks(failing, run)
+    for fig in (plots.latency_over_time_figure(s), plots.status_codes_figure(s)):
+        for ax in fig.axes[:2]:
+            found = {(line.get_gid(), np.asarray(line.get_xdata())[0]) for line in ax.get_lines()
+                     if line.get_gid() in ("action", "abort", "stop")}
+            assert found == {("action", 20.0), (kind, at)}, found
+        words = [t.get_text() for t in fig.axes[0].texts]
+        assert "midjourney-v7: outage=true" in " ".join(words)
+    plain = plots.latency_over_time_figure(failing)
+    assert not [line for ax in plain.axes for line in ax.get_lines() if line.get_gid() in ("action", "abort", "stop")]
+
+
+def test_stage_windows_read_to_a_tenth_of_a_second(tmp_path, passing):
+    s = copy.deepcopy(passing)
+    for st, (a, b) in zip(s["stages"], [(0, 6.428571), (6.428571, 12.857143), (12.857143, 50), (50, 70)]):
+        st.update(start_s=a, end_s=b)
+    text = " ".join(parse(write_html(s, tmp_path)).text)
+    assert "0–6.4 s" in text and "6.4–12.9 s" in text and "12.9–50 s" in text
+    assert "6.42857" not in text
+
+
+def test_the_cost_table_has_a_header_and_says_what_was_not_billed(tmp_path, failing):
+    html = write_html(failing, tmp_path).read_text()
+    cost = html[html.index("<h2>Cost</h2>"):]
+    assert "<th>item</th><th>amount</th>" in cost and "<th></th>" not in html
+    assert "attempts refused, so not billed" in cost and "attempts (not billed)" not in cost
+    assert f"<td>HTTP attempts</td><td class=\"num\">{failing['attempts']:,}</td>" in cost
+
+
+def test_thresholds_show_limit_headroom_and_each_verdict_in_its_colour(passing):
+    s = copy.deepcopy(passing)
+    s["thresholds"][0].update(verdict="inconclusive")
+    s["thresholds"][1].update(verdict="insufficient", needed_samples=1000, samples=412)
+    head = html_module._thresholds(s)      # "inconclusive" is not in summary.json's schema yet: the table alone
+    assert [h for h, _, _ in THRESHOLD_COLUMNS] == ["threshold", "scope", "observed", "limit", "headroom", "samples",
+                                                    "verdict", "detail"]
+    for word, colour in (("INCONCLUSIVE", "#a15c00"), ("INSUFFICIENT", "#a15c00"), ("PASS", "#1e7e34")):
+        assert f'style="color:{colour}">{word}</span>' in head, word
+    assert "&gt;= 99.95 %" in head and "412 of the 1,000 samples needed" in head
+
+
+def test_a_section_and_a_threshold_column_are_one_entry_each(tmp_path, passing, monkeypatch):
+    monkeypatch.setattr(html_module, "SECTIONS", [("Provider side", lambda s, _: "<p>gateway figures</p>"),
+                                                  ("Not this run", lambda s, _: None)])
+    monkeypatch.setattr(html_module, "THRESHOLD_COLUMNS",
+                        [*html_module.THRESHOLD_COLUMNS, ("95 % interval", lambda t: "101–109 ms", True)])
+    html = write_html(passing, tmp_path).read_text()
+    assert "<h2>Provider side</h2><p>gateway figures</p>" in html.replace("\n", "")
+    assert "Not this run" not in html
+    assert "<th>95 % interval</th>" in html and html.count("101–109 ms") == len(passing["thresholds"])
+
+
+def test_compare_states_the_sla_and_keeps_caveats_apart(tmp_path):
+    cells = compare_cells()
+    compare = {"generated_at": "2026-12-01T07:32:27.452093+00:00", "reduced": False, "seed": 42,
+               "duration_s": 431.6, "targets": ["relay", "midjourney-v7", "dall-e-4", "imagen-4"], "cells": cells,
+               "sla": {"scenario": "flash_sale", "thresholds": ["latency p(99) < 600 ms", "success rate >= 99.95 %"],
+                       "latency_ms": 600.0},
+               "contradictions": [{"title": "Two SLAs", "explanation": "the seed states both"}],
+               "caveats": [{"title": "The relay's burst, on this machine", "explanation": "two cores"}]}
+    text = " ".join(parse(write_compare_html(compare, tmp_path)).text)
+    assert "Generated 2026-12-01 07:32:27 UTC" in text and "452093" not in text and "+00:00" not in text
+    assert "took 7 min 12 s" in text
+    assert "latency p(99) < 600 ms; success rate >= 99.95 %" in text
+    # The single-image P99s (89 ms x 1.05 for the relay), each in one unit with its margin.
+    assert "relay: 93.5 ms" in text and "506 ms to spare" in text
+    assert "dall-e-4: 11.53 s" in text and "over by 10.93 s" in text
+    assert "midjourney-v7: 8,439 ms" in text and "over by 7,839 ms" in text
+    contradictions = text.index("Where the published figures contradict each other")
+    caveats = text.index("What this machine could not reproduce")
+    assert contradictions < text.index("Two SLAs") < caveats < text.index("The relay's burst, on this machine")
+    fig_sla = [line for line in _sla_lines(tmp_path)]
+    assert fig_sla == [600.0]
+
+
+def _sla_lines(tmp_path):
+    from matplotlib.image import imread  # noqa: F401  (the PNG exists; the line is checked on the figure)
+    cells = compare_cells()
+    out: list[float] = []
+    orig = plots._save
+
+    def keep(fig, path):
+        out.extend(line.get_ydata()[0] for ax in fig.axes for line in ax.get_lines() if line.get_gid() == "sla")
+        return orig(fig, path)
+    plots._save = keep
+    try:
+        plots.relay_vs_direct(cells, tmp_path / "x.png", sla_ms=600.0)
+    finally:
+        plots._save = orig
+    return out

@@ -8,7 +8,7 @@ import pytest
 from loadtest.gate import End, RunFacts, judge
 from loadtest.health import HealthSamples, assess
 from loadtest.recorder import PERCENTILE_DEFINITION, Recorder
-from loadtest.report import console, junit, markdown, write_all
+from loadtest.report import console, dumps, junit, markdown, write_all
 from loadtest.summary import LoadDoc, RunDoc, ScenarioDoc, StageWindow, Summary, TargetDoc, build_summary
 from loadtest.thresholds import parse_thresholds
 
@@ -270,3 +270,36 @@ def test_no_summary_from_before_a_failed_write_is_left_saying_the_run_passed(tmp
     _replace_stale_report(failed, tmp_path)
     assert not (tmp_path / "summary.json").exists()
     assert not {"summary", "junit", "markdown"} & set(failed.files)
+def test_every_number_in_summary_json_is_rounded_once():
+    """Milliseconds to the microsecond, fractions to six places: no float noise anywhere in the file."""
+    _, rec, verdict = make_summary()
+    # A second with one request: its percentiles are that request's exact latency, as measured.
+    rec = Recorder(stages=STAGES, start_time=T0)
+    rng = np.random.default_rng(5)
+    for i in range(2000):
+        rec.record(name="generate", target="relay", latency_ms=float(rng.lognormal(np.log(300), 0.3)), ok=True,
+                   status=200, ts=T0 + 0.5 + i * 18 / 2000)
+    rec.record(name="generate", target="relay", latency_ms=117.97328699958598, ok=True, status=200, ts=T0 + 19.5)
+    rec.stop(T0 + 20)
+    summary = build_summary(**docs(), recorder=rec, verdict=verdict, health=None,
+                            started_at=datetime.fromtimestamp(T0, UTC), duration_s=20.0,
+                            expected_latency={"distribution": "lognormal", "sigma": 0.3228093097462464})
+    raw = [r["p99_ms"] for r in rec.timeline() if r["p99_ms"] is not None]
+    assert any(round(v, 3) != v for v in raw)       # the HDR buckets' edges: binary fractions, noisy in decimal
+    doc = json.loads(dumps(summary))
+
+    def floats(x, where=""):
+        if isinstance(x, float):
+            yield where, x
+        elif isinstance(x, dict):
+            for k, v in x.items():
+                yield from floats(v, f"{where}.{k}")
+        elif isinstance(x, list):
+            for i, v in enumerate(x):
+                yield from floats(v, f"{where}[{i}]")
+
+    noisy = [(w, v) for w, v in floats(doc) if round(v, 6) != v]
+    assert not noisy, noisy[:5]
+    timeline = [v for row in doc["timeline"] for k, v in row.items() if k.endswith("_ms") and v is not None]
+    assert timeline and all(round(v, 3) == v for v in timeline)      # each second's latencies, to the µs
+    assert doc["expected_latency"]["sigma"] == 0.322809

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from loadtest.thresholds import Threshold, ThresholdError, format_value, parse_duration, parse_thresholds
+from loadtest.thresholds import Threshold, ThresholdError, format_limit, format_value, parse_duration, parse_thresholds
 
 
 def one(key, expr):
@@ -96,7 +96,7 @@ def test_check_every_operator():
     assert mk(">=").check(600) and not mk(">=").check(599)
     assert mk("==").check(600) and not mk("==").check(601)
     assert mk("!=").check(601) and not mk("!=").check(600)
-    assert not mk("<").check(math.nan) and not mk("!=").check(None)
+    assert not mk("<").check(math.nan) and not mk("!=").check(None)  # type: ignore[arg-type]  # as a caller might
 
 
 def test_labels_and_units():
@@ -114,6 +114,15 @@ def test_format_value():
     assert format_value("requests", "rate", 1180.25) == "1,180.2 req/s"
     assert format_value("requests", "count", 12345.0) == "12,345"
     assert format_value("latency", "p", None) == "n/a"
+
+
+def test_format_limit_writes_a_rate_as_it_was_written():
+    # A measured rate keeps enough digits to tell 99.95 % from 99.94 %; a limit is exact, so no padding.
+    assert format_limit("success", "rate", 0.9995) == "99.95 %"
+    assert format_limit("success", "rate", 0.999) == "99.9 %"
+    assert format_limit("success", "rate", 1.0) == "100 %"
+    assert format_limit("latency", "p", 600.0) == format_value("latency", "p", 600.0) == "600 ms"
+    assert format_limit("requests", "rate", 1200.0) == "1,200 req/s"
 
 
 # -- rejections ------------------------------------------------------------------------------
@@ -163,7 +172,7 @@ def test_rejections_name_the_problem(table, message):
 
 def test_not_a_table():
     with pytest.raises(ThresholdError, match="must be a table"):
-        parse_thresholds(["p(99)<600"])
+        parse_thresholds(["p(99)<600"])  # type: ignore[arg-type]  # the mistake under test
 
 
 def test_threshold_error_is_a_value_error():

@@ -7,6 +7,7 @@ test runs it on every Locust the pinned range admits.
 from __future__ import annotations
 
 import inspect
+import re
 from importlib import resources
 
 import locust
@@ -22,8 +23,14 @@ EVENTS = ("init", "init_command_line_parser", "test_start", "test_stop", "spawni
 # Locust warns of any spawn rate over 100 users/s; a flash sale's surge asks for one on purpose, so the
 # plugin filters that one log line by its opening words.
 SPAWN_RATE_WARNING = "Your selected spawn rate is very high"
-# The web UI's extension points (Locust's examples/extend_web_ui.py): template args the UI's bundle reads.
-WEB_UI_KEYS = ("extendedTabs", "extendedTables", "extendedStats")
+# The web UI's extension points (Locust's examples/extend_web_ui.py): template args the UI's bundle reads,
+# and the chart setting it plots (locust.stats.PERCENTILES_TO_CHART, P99 added by the SLA view).
+WEB_UI_KEYS = ("extendedTabs", "extendedTables", "extendedStats", "extendedCsvFiles", "percentilesToChart")
+# The start form's fields, by name: the SLA view's script on Locust's page replaces them with a note when the
+# scenario drives the load (loadtest/locust/static/locust-overlay.js).
+START_FORM_FIELDS = ("userCount", "spawnRate")
+# Routes of Locust's web UI the SLA page calls or extends.
+WEB_UI_ROUTES = ("/swarm", "/stop", "/stats/requests")
 
 
 def missing_hooks() -> list[str]:
@@ -53,11 +60,21 @@ def missing_hooks() -> list[str]:
         missing.append("locust.LoadTestShape")
     if "process_exit_code" not in inspect.getsource(Environment):
         missing.append("Environment.process_exit_code")
-    if "template_args" not in inspect.getsource(locust.web.WebUI):
-        missing.append("WebUI.template_args")
+    web_source = inspect.getsource(locust.web.WebUI)
+    for attr in ("template_args", "self.app", "auth_required_if_enabled"):
+        if attr not in web_source:
+            missing.append(f"WebUI.{attr.removeprefix('self.')}")
+    missing += [f"the web UI route {route}" for route in WEB_UI_ROUTES if f'route("{route}"' not in web_source]
+    if not isinstance(getattr(locust.stats, "PERCENTILES_TO_CHART", None), list):
+        missing.append("locust.stats.PERCENTILES_TO_CHART")
     if SPAWN_RATE_WARNING not in inspect.getsource(runners):
         missing.append(f"the spawn-rate warning text {SPAWN_RATE_WARNING!r} in locust.runners")
     assets = resources.files("locust") / "webui" / "dist" / "assets"
     bundle = "".join(p.read_bytes().decode("utf-8", "replace") for p in assets.iterdir() if p.name.endswith(".js"))
     missing += [f"the web UI's {key} (webui/dist/assets)" for key in WEB_UI_KEYS if key not in bundle]
+    missing += [f"the start form's field {name!r} (webui/dist/assets)" for name in START_FORM_FIELDS
+                if not re.search(rf"name:\s*[`'\"]{name}[`'\"]", bundle)]
+    index = (resources.files("locust") / "webui" / "dist" / "index.html").read_text(encoding="utf-8")
+    if "</body>" not in index or "templateArgs" not in index:
+        missing.append("the web UI's index.html (a </body> and window.templateArgs)")
     return missing

@@ -80,6 +80,7 @@ class TestRun:
         self.stopped_perf: float | None = None
         self.reached_end = False          # the shape ran every stage to its end
         self.aborted_by: str | None = None
+        self.aborted_at_s: float | None = None
         self.actions_done: list[ActionDoc] = []
         self.workers_expected: set[str] = set()
         self.workers_lost: set[str] = set()
@@ -333,6 +334,7 @@ class SuiteRun:
                 trigger = abort_trigger(run.live_verdict().results, run.schedule_elapsed_s())
                 if trigger is not None:
                     run.aborted_by = trigger.threshold.label()
+                    run.aborted_at_s = round(run.schedule_elapsed_s(), 3)
                     log.error("aborting the run at %.0f s: %s (%s)", run.schedule_elapsed_s(),
                               trigger.threshold.label(), trigger.detail)
                     if self.headless:
@@ -495,7 +497,8 @@ class SuiteRun:
             scenario=describe_scenario(s), target=describe_target(self.target),
             recorder=run.recorder, verdict=verdict, health=health,
             run=RunDoc(end=facts.end.value, planned_s=facts.planned_s, elapsed_s=round(facts.elapsed_s, 3),
-                       aborted_by=facts.aborted_by, workers=len(run.workers_expected),
+                       aborted_by=facts.aborted_by, aborted_at_s=run.aborted_at_s,
+                       workers=len(run.workers_expected),
                        workers_lost=list(facts.workers_lost)),
             load=describe_load(s), started_at=run.started_at, duration_s=run.elapsed_s(),
             mock=describe_mock(s, self.mock_url, self.embedded_mock), actions=run.actions_done,

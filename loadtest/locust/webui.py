@@ -1,30 +1,43 @@
-"""The live SLA view in Locust's web UI: a tab with each threshold, its exact value, pass/fail.
+"""The live SLA view in Locust's web UI, on Locust's own extension points.
 
-Locust's UI polls /stats/requests every couple of seconds; an `extended_stats` entry in that
-answer fills an extra tab declared in the template args (the mechanism of Locust's
-examples/extend_web_ui.py). /sla answers the same as JSON. The verdicts come from the gate's
-own `judge`, run live.
+- `GET /sla`: the live SLA document (loadtest.locust.live), what every view below renders.
+- `GET /sla/view`: the SLA page (static/sla.html): each threshold with its exact value, limit,
+  headroom and verdict in colour, a chart of each latency threshold against its limit with the
+  stages and actions, the run's stage, time left, generator health and the verdict so far; Start
+  and Stop; the report once the run is judged.
+- `GET /sla/runs/<n>/<file>`: run n's report folder (report.html, summary.json, ...), served as is.
+- Locust's own page gets an SLA tab (the template args `extended_tabs` / `extended_tables` and an
+  `extended_stats` entry in each /stats/requests answer: Locust's examples/extend_web_ui.py),
+  links to the above in its Download Data tab (`extended_csv_files`), P99 in its Charts tab
+  (`locust.stats.PERCENTILES_TO_CHART`), and a small script (static/locust-overlay.js) that says on
+  the start form that the scenario drives the load, colours the SLA tab's verdicts and links the
+  SLA page and the report. Without the script the tab still reads; `compat.py` lists every hook.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gevent
-from flask import Response, request
+import locust.stats
+from flask import Blueprint, Response, abort, request, send_from_directory
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 
-from ..thresholds import format_value
+from .live import COLUMNS, LiveView
 
 if TYPE_CHECKING:
-    from .run import SuiteRun
+    from .run import SuiteRun, TestRun
 
-COLUMNS = [{"key": "threshold", "title": "Threshold"}, {"key": "observed", "title": "Observed (exact)"},
-           {"key": "limit", "title": "Limit"}, {"key": "verdict", "title": "Verdict"},
-           {"key": "samples", "title": "Samples"}]
+STATIC = Path(str(resources.files("loadtest.locust") / "static"))
 GATE_WAIT_S = 60.0
+SAMPLE_S = 1.0
+TAB_KEY = "sla"
+OVERLAY = ('<link rel="stylesheet" href="/sla/static/locust-overlay.css">'
+           '<script src="/sla/static/locust-overlay.js" defer></script>')
 
 
 def gate_pending(suite: SuiteRun) -> bool:
@@ -38,58 +51,34 @@ def gate_pending(suite: SuiteRun) -> bool:
     return state == STATE_STOPPED and run.finalizer is not None and not run.finalizer.dead
 
 
-def rows(suite: SuiteRun) -> list[dict[str, Any]]:
-    run = suite.current
-    if run is None:
-        return []
-    finished = run.summary is not None
-    out = []
-    for r in run.live_verdict().results if not finished else []:
-        t = r.threshold
-        collecting = f"COLLECTING ({r.samples}/{suite.scenario.min_samples})"
-        verdict = {"pass": "PASS", "fail": "FAIL"}.get(r.verdict, collecting)
-        observed = "—" if r.observed is None else format_value(t.metric, t.aggregation, r.observed)
-        out.append({"threshold": t.label(), "observed": observed,
-                    "limit": f"{t.op} {format_value(t.metric, t.aggregation, t.value)}", "verdict": verdict,
-                    "samples": r.samples})
-    if finished and run.summary is not None:
-        for d in run.summary.thresholds:
-            out.append({"threshold": d.label, "observed": "—" if d.observed is None else
-                        format_value(d.metric, d.aggregation, d.observed),
-                        "limit": f"{d.op} {format_value(d.metric, d.aggregation, d.limit)}",
-                        "verdict": {"pass": "PASS", "fail": "FAIL"}.get(d.verdict, "INSUFFICIENT"),
-                        "samples": d.samples})
-    return out
+def tab_rows(doc: dict[str, Any]) -> list[dict[str, str]]:
+    """Locust's SLA tab: one row per threshold (the document's cells), then the run's state."""
+    rows = [dict(t["cells"]) for t in doc["thresholds"]]
+    run = doc["run"]
+    state = {key: "" for key in (c["key"] for c in doc["columns"])}
+    state.update(threshold=f"Run {run['number'] or ''}: {run['state']}".replace(" : ", ": "),
+                 stage=(run.get("stage") or {}).get("name", "—"), observed=run.get("text", ""),
+                 headroom=f"generator {doc['generator']['text']}", verdict=doc["verdict"]["headline"])
+    return rows + [state]
 
 
-def sla_document(suite: SuiteRun) -> dict[str, Any]:
-    run = suite.current
-    table = rows(suite)
-    verdict: str | None
-    if run is None:
-        state, verdict = "not started", None
-    elif run.summary is not None:
-        state, verdict = "finished", run.summary.verdict
-    else:
-        state = "running"
-        verdict = "failing so far" if any(r["verdict"] == "FAIL" for r in table) else "passing so far"
-    doc: dict[str, Any] = {"scenario": suite.scenario.name, "target": suite.target.name,
-                           "base_url": suite.target.base_url, "state": state, "verdict": verdict,
-                           "elapsed_s": round(run.schedule_elapsed_s(), 1) if run else 0.0,
-                           "min_samples": suite.scenario.min_samples, "run": run.number if run else 0,
-                           "thresholds": table}
-    if run is not None and run.summary is not None:
-        doc["exit_code"] = run.summary.exit_code
-        doc["reasons"] = run.summary.reason_texts
-        doc["report_dir"] = run.summary.report_dir
-    return doc
+def install_sla_view(web_ui: Any, suite: SuiteRun) -> LiveView:
+    live = LiveView(suite)
+    columns = [{"key": key, "title": title} for key, title, _ in COLUMNS]
+    web_ui.template_args["extended_tabs"] = [{"title": "SLA", "key": TAB_KEY}]
+    web_ui.template_args["extended_tables"] = [{"key": TAB_KEY, "structure": columns}]
+    web_ui.template_args["extended_csv_files"] = [
+        {"href": "/sla/view", "title": "Live SLA view: thresholds, charts, the verdict so far, the report"},
+        {"href": "/sla", "title": "The live SLA document (JSON)"}]
+    if 0.99 not in locust.stats.PERCENTILES_TO_CHART:
+        locust.stats.PERCENTILES_TO_CHART = [*locust.stats.PERCENTILES_TO_CHART, 0.99][-6:]
+    suite.environment.events.test_start.add_listener(lambda **_: _start_sampling(live, suite))
 
+    app = web_ui.app
+    guarded = web_ui.auth_required_if_enabled
+    blueprint = Blueprint("loadtest_sla", __name__, static_folder=str(STATIC), static_url_path="/sla/static")
 
-def install_sla_view(web_ui: Any, suite: SuiteRun) -> None:
-    web_ui.template_args["extended_tabs"] = [{"title": "SLA", "key": "sla"}]
-    web_ui.template_args["extended_tables"] = [{"key": "sla", "structure": COLUMNS}]
-
-    @web_ui.app.before_request
+    @app.before_request
     def hold_the_last_poll() -> None:
         # Locust's UI stops polling once an answer says anything but spawning/running, so a poll
         # landing while users stop or the gate runs would leave the SLA tab on "running" for good.
@@ -99,19 +88,52 @@ def install_sla_view(web_ui: Any, suite: SuiteRun) -> None:
             while gate_pending(suite) and time.monotonic() < deadline:
                 gevent.sleep(0.1)
 
-    @web_ui.app.after_request
-    def add_sla_rows(response: Response) -> Response:
-        if request.path != "/stats/requests" or response.mimetype != "application/json":
-            return response
-        body = response.get_json(silent=True)
-        if isinstance(body, dict):
-            doc = sla_document(suite)
-            table = doc["thresholds"] + [{"threshold": f"— run: {doc['state']}", "observed": "", "limit": "",
-                                          "verdict": str(doc["verdict"] or "").upper(), "samples": ""}]
-            body["extended_stats"] = [{"key": "sla", "data": table}]
-            response.set_data(json.dumps(body))
+    @app.after_request
+    def extend(response: Response) -> Response:
+        if request.path == "/stats/requests" and response.mimetype == "application/json":
+            body = response.get_json(silent=True)
+            if isinstance(body, dict):
+                body["extended_stats"] = [{"key": TAB_KEY, "data": tab_rows(live.document(series=False))}]
+                response.set_data(json.dumps(body))
+        elif request.path == "/" and response.mimetype == "text/html" and response.status_code == 200:
+            page = response.get_data(as_text=True)
+            if "</body>" in page and OVERLAY not in page:
+                response.set_data(page.replace("</body>", OVERLAY + "</body>", 1))
         return response
 
-    @web_ui.app.route("/sla")
+    @blueprint.route("/sla")
+    @guarded
     def sla() -> Response:
-        return Response(json.dumps(sla_document(suite)), mimetype="application/json")
+        series = request.args.get("series", "1") != "0"
+        return Response(json.dumps(live.document(series=series)), mimetype="application/json",
+                        headers={"Cache-Control": "no-store"})
+
+    @blueprint.route("/sla/view")
+    @guarded
+    def view() -> Response:
+        return send_from_directory(STATIC, "sla.html", max_age=0)
+
+    @blueprint.route("/sla/runs/<int:number>/<path:name>")
+    @guarded
+    def report(number: int, name: str) -> Response:
+        folder = live.report_dir(number)
+        if folder is None:
+            abort(404)
+        return send_from_directory(Path(folder).resolve(), name, max_age=0)
+
+    app.register_blueprint(blueprint)
+    return live
+
+
+def _start_sampling(live: LiveView, suite: SuiteRun) -> None:
+    run = suite.current
+    if run is not None and not suite.is_worker:
+        gevent.spawn(_sample, live, run)
+
+
+def _sample(live: LiveView, run: TestRun) -> None:
+    """Once a second until the run stops: the chart's points (the value each threshold is judged at)."""
+    while run.stopped_perf is None:
+        live.sample(run)
+        gevent.sleep(SAMPLE_S)
+    live.sample(run)

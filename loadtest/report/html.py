@@ -1,9 +1,13 @@
 """report.html: one self-contained page a person can read without knowing the numbers by heart.
 
-The verdict comes first, in colour and in words; then what decided it (the thresholds),
-the key numbers, the figures with a caption saying how to read each, the stages, status
-codes, cost, and links to the run's other files. Images are embedded as data URIs so
-the page survives being mailed or attached to a CI run, and written beside it as PNGs.
+The verdict comes first, in colour and in words; then what decided it (the thresholds, with
+their limits and headroom), the key numbers, the figures with a caption saying how to read
+each, the stages, the scenario's actions, status codes, cost, and links to the run's other
+files. Images are embedded as data URIs so the page survives being mailed or attached to a CI
+run, and written beside it as PNGs.
+
+Extending it: a threshold column is one entry in THRESHOLD_COLUMNS, a section one entry in
+SECTIONS (a title and a function from the summary's JSON form to HTML, or None to leave it out).
 """
 
 from __future__ import annotations
@@ -11,15 +15,15 @@ from __future__ import annotations
 import base64
 import html
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from ..cost import run_cost
 from ..summary import Summary
-from . import plots
+from ..thresholds import format_value
+from . import display, plots
 
 VERDICTS = {
     "pass": ("PASS", "#1e7e34", "The run held every threshold: at this load the pipeline meets the SLA."),
@@ -37,13 +41,14 @@ h1{font-size:1.5em;margin:18px 0 4px}h2{margin-top:34px;border-bottom:1px solid 
 .meta{color:#555}table{border-collapse:collapse;margin:8px 0;font-size:.95em}
 th,td{border:1px solid #d5d5d5;padding:5px 9px;text-align:left;vertical-align:top}th{background:#f4f4f4}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.ok{color:#1e7e34;font-weight:600}.bad{color:#b02a37;font-weight:600}.none{color:#777}
+.verdict{font-weight:700;white-space:nowrap}.none{color:#777}
 .cards{display:flex;flex-wrap:wrap;gap:10px;margin:10px 0}
 .card{border:1px solid #ddd;border-radius:6px;padding:8px 12px;min-width:130px}
 .card .v{font-size:1.35em;font-weight:600}.card .k{color:#555;font-size:.85em}
 figure{margin:18px 0}figure img{max-width:100%;border:1px solid #e3e3e3}
 figcaption{color:#333;font-size:.93em;max-width:950px}.small{font-size:.85em;color:#555}
 .dot{display:inline-block;width:.8em;height:.8em;border-radius:50%;margin-right:6px;vertical-align:-1px}
+.note{border-left:4px solid #a15c00;background:#fff8ec;padding:8px 12px;margin:10px 0}
 """
 
 
@@ -76,15 +81,35 @@ def fmt_int(x: Any) -> str:
     return "—" if v is None else f"{v:,.0f}"
 
 
+def fmt_ms_in(x: Any, k: float, unit: str) -> str:
+    """A latency in a unit chosen for its group (display.ms_unit), so figures side by side compare at a glance."""
+    v = _num(x)
+    if v is None:
+        return "—"
+    if unit == "s":
+        return f"{v / k:,.2f} s"
+    return f"{v:,.0f} ms" if v >= 100 else f"{v:,.1f} ms"
+
+
 def fmt_observed(t: Mapping[str, Any]) -> str:
-    v, unit = _num(t.get("observed")), str(t.get("unit") or "")
+    """As the gate words it (thresholds.format_value), so the value, its headroom and its detail agree."""
+    v = _num(t.get("observed"))
     if v is None:
         return "no data"
-    if unit == "ms":
-        return fmt_ms(v)
-    if str(t.get("expression", "")).replace(" ", "").startswith("rate") and 0 <= v <= 1:
-        return fmt_pct(v)
-    return f"{v:,.4g} {unit}".strip()
+    return format_value(str(t.get("metric") or ""), str(t.get("aggregation") or ""), v)
+
+
+def fmt_limit(t: Mapping[str, Any]) -> str:
+    limit = _num(t.get("limit"))
+    if limit is None:
+        return str(t.get("expression") or "—")
+    return display.limit_text(str(t.get("metric") or ""), str(t.get("aggregation") or ""), str(t.get("op") or ""),
+                              limit)
+
+
+def verdict_cell(verdict: str) -> str:
+    word, colour = display.VERDICTS.get(verdict, (verdict.upper() or "—", "#555555"))
+    return f'<span class="verdict" data-verdict="{esc(verdict)}" style="color:{colour}">{esc(word)}</span>'
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: Sequence[int] = ()) -> str:
@@ -105,6 +130,7 @@ def figure(png: Path, alt: str, caption: str) -> str:
 def page(title: str, body: str) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            "<link rel=\"icon\" href=\"data:,\">"   # a page opened from a folder or a web UI asks for no icon
             f"<title>{esc(title)}</title><style>{CSS}</style></head><body>\n{body}\n</body></html>\n")
 
 
@@ -138,7 +164,8 @@ def _banner(summary: Mapping[str, Any]) -> str:
     word, colour, what = VERDICTS.get(verdict, (verdict.upper(), "#555555", "Unknown verdict."))
     reasons = [str(r.get("text", "")) for r in summary.get("reasons") or []]
     lat = summary.get("latency_ms") or {}
-    line = (f"P99 {fmt_ms(lat.get('p99'))}, P50 {fmt_ms(lat.get('p50'))}, "
+    k, unit = display.ms_unit([lat.get("p99"), lat.get("p50")])
+    line = (f"P99 {fmt_ms_in(lat.get('p99'), k, unit)}, P50 {fmt_ms_in(lat.get('p50'), k, unit)}, "
             f"success {fmt_pct(summary.get('success_rate'))}, "
             f"{fmt_int(summary.get('requests'))} requests at up to {fmt_int(summary.get('peak_users'))} users")
     items = "".join(f"<li>{esc(r)}</li>" for r in reasons)
@@ -148,31 +175,54 @@ def _banner(summary: Mapping[str, Any]) -> str:
             + (f"<ul>{items}</ul>" if items else "") + "</div>")
 
 
+def _scope(t: Mapping[str, Any]) -> str:
+    filters = t.get("filters") or {}
+    return ", ".join(f"stage {v}" if k == "stage" else f"{k} {v}" for k, v in filters.items()) or "whole run"
+
+
+def _headroom(t: Mapping[str, Any]) -> str:
+    m = t.get("margin") or {}
+    if t.get("observed") is None:
+        return "—"
+    if t.get("verdict") == "insufficient" and t.get("needed_samples"):
+        return f"{fmt_int(t.get('samples'))} of the {fmt_int(t.get('needed_samples'))} samples needed"
+    return str(m.get("words") or "—")
+
+
+# (header, cell as HTML, numeric): a column more (an interval, say) is one entry here.
+ThresholdColumn = tuple[str, Callable[[Mapping[str, Any]], str], bool]
+THRESHOLD_COLUMNS: list[ThresholdColumn] = [
+    ("threshold", lambda t: esc(display.threshold_name(t)) + f'<br><code class="small">{esc(t.get("key"))}: '
+                            f'{esc(t.get("expression"))}</code>', False),
+    ("scope", lambda t: esc(_scope(t)), False),
+    ("observed", lambda t: esc(fmt_observed(t)), True),
+    ("limit", lambda t: esc(fmt_limit(t)), True),
+    ("headroom", lambda t: esc(_headroom(t)), False),
+    ("samples", lambda t: esc(fmt_int(t.get("samples"))), True),
+    ("verdict", lambda t: verdict_cell(str(t.get("verdict") or "")), False),
+    ("detail", lambda t: esc(t.get("detail") or "") + (" <span class=\"small\">(stops the run when broken)</span>"
+                                                        if t.get("abort_on_fail") else ""), False),
+]
+
+
 def _thresholds(summary: Mapping[str, Any]) -> str:
-    rows = []
-    for t in summary.get("thresholds") or []:
-        v = str(t.get("verdict") or "")
-        mark = ('<span class="ok">✓ pass</span>' if v == "pass" else '<span class="bad">✗ fail</span>'
-                if v == "fail" else f'<span class="none">{esc(v or "—")}</span>')
-        scope = ", ".join(f"{k} {val}" for k, val in (t.get("filters") or {}).items()) or "whole run"
-        rows.append([esc(t.get("label") or f"{t.get('metric')} {t.get('expression')}"), esc(scope),
-                     esc(fmt_observed(t)), esc(fmt_int(t.get("samples"))), mark,
-                     esc(t.get("detail") or "") + (" <span class=\"small\">(stops the run when broken)</span>"
-                                                    if t.get("abort_on_fail") else "")])
+    rows = [[cell(t) for _, cell, _ in THRESHOLD_COLUMNS] for t in summary.get("thresholds") or []]
     if not rows:
         return "<p class=\"none\">This scenario declares no thresholds.</p>"
-    return table(["threshold", "scope", "observed", "samples", "verdict", "detail"], rows, numeric=(2, 3))
+    return table([h for h, _, _ in THRESHOLD_COLUMNS], rows,
+                 numeric=[i for i, (_, _, num) in enumerate(THRESHOLD_COLUMNS) if num])
 
 
 def _cards(summary: Mapping[str, Any]) -> str:
     lat = summary.get("latency_ms") or {}
     cost = summary.get("cost") or {}
     usd = _num(cost.get("usd"))
+    points = ("p50", "p95", "p99", "p99.9", "max")
+    k, unit = display.ms_unit([lat.get(p) for p in points])
     cards = [("requests", fmt_int(summary.get("requests"))), ("success rate", fmt_pct(summary.get("success_rate"))),
              ("failures", fmt_int(summary.get("failures"))),
              ("dropped (no free user)", fmt_int(summary.get("dropped"))),
-             ("P50", fmt_ms(lat.get("p50"))), ("P95", fmt_ms(lat.get("p95"))), ("P99", fmt_ms(lat.get("p99"))),
-             ("P99.9", fmt_ms(lat.get("p99.9"))), ("max", fmt_ms(lat.get("max"))),
+             *((p.upper() if p != "max" else p, fmt_ms_in(lat.get(p), k, unit)) for p in points),
              ("throughput", f"{_num(summary.get('rps')) or 0:,.0f} req/s"),
              ("peak users", fmt_int(summary.get("peak_users"))),
              ("retries / failovers", f"{fmt_int(summary.get('retries'))} / {fmt_int(summary.get('failovers'))}"),
@@ -186,13 +236,33 @@ def _stages(summary: Mapping[str, Any]) -> str:
     for s in summary.get("stages") or []:
         lat = s.get("latency_ms") or {}
         n, f = _num(s.get("requests")), _num(s.get("failures"))
-        rows.append([esc(s.get("name")), esc(f"{_num(s.get('start_s')) or 0:g}–{_num(s.get('end_s')) or 0:g} s"),
+        rps = _num(s.get("rps"))
+        rows.append([esc(s.get("name")), esc(display.window(s.get("start_s"), s.get("end_s"))),
                      esc(fmt_int(n)), esc(fmt_int(f)), esc(fmt_pct(1 - f / n) if n and f is not None else "—"),
-                     esc(f"{_num(s.get('rps')) or 0:,.1f}"), esc(fmt_ms(lat.get("p50"))), esc(fmt_ms(lat.get("p99")))])
+                     esc("—" if rps is None else f"{rps:,.1f}"), esc(fmt_ms(lat.get("p50"))),
+                     esc(fmt_ms(lat.get("p99")))])
     if not rows:
         return "<p class=\"none\">No stages were recorded.</p>"
     return table(["stage", "time", "requests", "failures", "success", "req/s", "P50", "P99"], rows,
                  numeric=(2, 3, 4, 5, 6, 7))
+
+
+def _actions(summary: Mapping[str, Any]) -> str | None:
+    actions = summary.get("actions") or []
+    if not actions:
+        return None
+    rows = []
+    for a in actions:
+        settings = ", ".join(f"{k} = {str(v).lower() if isinstance(v, bool) else v}"
+                             for k, v in (a.get("settings") or {}).items())
+        ok = a.get("ok", True)
+        word, colour = ("done", display.VERDICTS["pass"][1]) if ok else ("failed", display.VERDICTS["fail"][1])
+        rows.append([esc(display.seconds(a.get("at_s"))), esc(display.seconds(a.get("planned_at_s"))),
+                     esc(a.get("provider")), esc(settings),
+                     f'<span class="verdict" style="color:{colour}">{word}</span> {esc(a.get("outcome") or "")}'])
+    return (table(["at", "planned at", "provider", "settings", "outcome"], rows, numeric=(0, 1))
+            + '<p class="small">Admin-API calls the scenario made to the simulated providers; the time plots '
+              "mark each one.</p>")
 
 
 def _status_codes(summary: Mapping[str, Any]) -> str:
@@ -216,7 +286,9 @@ def _cost(summary: Mapping[str, Any]) -> str:
         return f"<p class=\"none\">Cost could not be worked out: {esc(exc)}</p>"
     rows = [["billed", f"${rc['billed_usd']:,.2f}"], ["images delivered", fmt_int(rc["images"])],
             ["per image", "—" if rc["per_image_usd"] is None else f"${rc['per_image_usd']:.4f}"],
-            ["attempts (not billed)", f"{fmt_int(rc['attempts'])} ({fmt_int(rc['unbilled_attempts'])})"],
+            ["requests / succeeded", f"{fmt_int(rc['requests'])} / {fmt_int(rc['succeeded'])}"],
+            ["HTTP attempts", fmt_int(rc["attempts"])],
+            ["attempts refused, so not billed", fmt_int(rc["unbilled_attempts"])],
             ["retries", fmt_int(rc["retries"])], ["failovers", fmt_int(rc["failovers"])]]
     if rc["at_requested_price_usd"] is not None:
         rows.append([f"had every image come from {rc['requested_model']}", f"${rc['at_requested_price_usd']:,.2f}"])
@@ -225,7 +297,7 @@ def _cost(summary: Mapping[str, Any]) -> str:
                      f"{rc['abandoned_timeouts']:,} (${rc['abandoned_usd_upper'] or 0:,.2f})"])
     for vol, usd in rc["monthly_at_run_price_usd"].items():
         rows.append([f"{int(vol):,} images a month at this price", f"${usd:,.0f}"])
-    return (table(["", ""], [[esc(a), esc(b)] for a, b in rows], numeric=(1,))
+    return (table(["item", "amount"], [[esc(a), esc(b)] for a, b in rows], numeric=(1,))
             + f'<p class="small">{esc(rc["rule"])}</p>')
 
 
@@ -233,17 +305,24 @@ CAPTIONS = {
     "latency": ("Latency over time. Each line is one second's percentile (P50, P95, P99). The red dashed line is "
                 "the P99 limit and the dotted one the P50 limit: a percentile above its line is what breaks the SLA. "
                 "The lower panel shows the load that caused it: requests per second (green), failures per second "
-                "(red) and users (grey, right axis). Shaded bands are the scenario's stages."),
+                "(red) and users (grey, right axis). Shaded bands are the scenario's stages; blue dash-dotted lines "
+                "are its admin actions, a solid red line an abort, a solid grey one a stop before the planned end."),
     "distribution": ("Latency distribution. The blue curve says what share of requests finished within a given "
                      "time; the vertical scale stretches the tail so 99 % and 99.9 % are as visible as the median. "
+                     "The axis runs from the fastest request to the slowest, both marked with a triangle. "
                      "To meet the SLA the curve must pass left of each red ✕. The grey dashed curve is what the "
                      "simulated provider was configured to produce: the gap between the two is time spent queueing, "
                      "retrying or in the client."),
     "codes": ("Responses by status, per second. Green is success; 429 is rate limiting, 5xx server errors, "
               "timeouts requests the client gave up on, dropped requests the load generator had no free user "
               "for. The lower panel repeats everything but success on its own scale, so a handful of failures "
-              "among a thousand successes is still visible."),
+              "among a thousand successes is still visible. Actions, an abort or a stop are marked as above."),
 }
+
+# (title, the section's HTML from the summary's JSON form and the report folder, or None to leave it out).
+# A section more (the provider's side of a run, say) is one entry here; it goes before the files.
+Section = tuple[str, Callable[[Mapping[str, Any], Path], str | None]]
+SECTIONS: list[Section] = []
 
 
 def write_html(run: Summary, outdir: Path) -> Path:
@@ -255,17 +334,15 @@ def write_html(run: Summary, outdir: Path) -> Path:
             "distribution": plots.latency_distribution(summary, outdir / "latency_distribution.png"),
             "codes": plots.status_codes_over_time(summary, outdir / "status_codes.png")}
     target = summary.get("target") or {}
-    who = esc(target.get("name") or "?") + (f" ({esc(target['model'])})" if target.get("model") else "")
-    started = summary.get("started_at")
-    try:
-        started = datetime.fromisoformat(str(started)).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
-    except ValueError:
-        pass
-    duration = _num(summary.get("duration_s")) or 0.0
+    model = target.get("model")
+    who = esc(target.get("name") or "?") + (f" ({esc(model)})" if model and model != target.get("name") else "")
+    planned = _num((summary.get("run") or {}).get("planned_s"))
+    ran = display.duration(summary.get("duration_s"))
     body = [
         f"<h1>{esc(run.scenario.name)} on {who}</h1>",
-        f'<p class="meta">{esc(run.scenario.description)}<br>Started {esc(started or "—")}, ran '
-        f"{duration:,.0f} s against {esc(target.get('base_url', '—'))} ({esc(target.get('api', '—'))} API).</p>",
+        f'<p class="meta">{esc(run.scenario.description)}<br>Started {esc(display.when(summary.get("started_at")))}, '
+        f"ran {esc(ran)}" + (f" of a planned {esc(display.duration(planned))}" if planned else "")
+        + f" against {esc(target.get('base_url', '—'))} ({esc(target.get('api', '—'))} API).</p>",
         _banner(summary),
         "<h2>Thresholds</h2>", _thresholds(summary),
         "<h2>Key numbers</h2>", _cards(summary),
@@ -275,10 +352,15 @@ def write_html(run: Summary, outdir: Path) -> Path:
                CAPTIONS["distribution"]),
         figure(pngs["codes"], "responses per second by status", CAPTIONS["codes"]),
         "<h2>Stages</h2>", _stages(summary),
-        "<h2>Status codes</h2>", _status_codes(summary),
-        "<h2>Cost</h2>", _cost(summary),
-        "<h2>Files</h2>", files_list(summary.get("files") or {}, outdir),
     ]
+    sections: list[Section] = [("Actions", lambda s, _: _actions(s)),
+                               ("Status codes", lambda s, _: _status_codes(s)), ("Cost", lambda s, _: _cost(s)),
+                               *SECTIONS]
+    for title, render in sections:
+        content = render(summary, outdir)
+        if content is not None:
+            body += [f"<h2>{esc(title)}</h2>", content]
+    body += ["<h2>Files</h2>", files_list(summary.get("files") or {}, outdir)]
     out = outdir / "report.html"
     out.write_text(page(f"{run.verdict.upper()} · {run.scenario.name}", "\n".join(body)),
                    encoding="utf-8")
@@ -288,11 +370,18 @@ def write_html(run: Summary, outdir: Path) -> Path:
 # --- the comparison report ------------------------------------------------------------
 
 
+def _rate(v: Any, unit: str) -> str:
+    x = _num(v)
+    return "—" if x is None else f"{x:,.0f} {unit}" if x >= 100 else f"{x:,.1f} {unit}"
+
+
 def _dev_cell(c: Mapping[str, Any] | None, outdir: Path) -> str:
+    """measured vs published, both in one unit, and the deviation."""
     if c is None:
         return '<span class="none">—</span>'
     unit = str(c.get("unit") or "")
-    fmt = fmt_ms if unit == "ms" else (lambda v: "—" if _num(v) is None else f"{_num(v):,.1f} {unit}")
+    ms = display.ms_unit([c.get("measured"), c.get("published")])
+    fmt: Callable[[Any], str] = (lambda v: fmt_ms_in(v, *ms)) if unit == "ms" else (lambda v: _rate(v, unit))
     m, p = _num(c.get("measured")), _num(c.get("published"))
     dev = _num(c.get("deviation_pct"))
     if dev is None and m is not None and p:
@@ -333,39 +422,80 @@ def _projection(cost: Mapping[str, Any]) -> str:
     return out
 
 
+def _sla(compare: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) -> str:
+    """The SLA the suite gates on, and which targets' single-image P99 meets its latency limit at all."""
+    sla = compare.get("sla") or {}
+    limit = _num(sla.get("latency_ms"))
+    if not sla:
+        return '<p class="none">No SLA was given for this comparison.</p>'
+    out = (f"<p>The SLA the suite gates on (scenario <code>{esc(sla.get('scenario', ''))}</code>): "
+           + "; ".join(esc(t) for t in sla.get("thresholds") or []) + ".</p>")
+    p99 = [c for c in cells if c.get("metric") == "single_p99"]
+    if limit and p99:
+        items = []
+        for c in p99:
+            m = _num(c.get("measured"))
+            if m is None:
+                items.append(f"<li>{esc(c['target'])}: not measured</li>")
+                continue
+            ok = m < limit
+            k, unit = display.ms_unit([m, abs(m - limit)])
+            words = (f"{fmt_ms_in(limit - m, k, unit)} to spare" if ok else f"over by {fmt_ms_in(m - limit, k, unit)}")
+            items.append(f"<li>{esc(c['target'])}: {esc(fmt_ms_in(m, k, unit))} — "
+                         f"{verdict_cell('pass' if ok else 'fail')} ({esc(words)})</li>")
+        out += (f"<p>A single image's P99, with nothing queued, against the {esc(fmt_ms(limit))} limit "
+                "(a target that misses it idle cannot meet it under load):</p><ul>" + "".join(items) + "</ul>")
+    return out
+
+
+def _notes(notes: Sequence[Mapping[str, Any]], none: str) -> str:
+    if not notes:
+        return f'<p class="none">{esc(none)}</p>'
+    return "".join(f"<h3>{esc(n.get('title', ''))}</h3><p>{esc(n.get('explanation', ''))}</p>" for n in notes)
+
+
 def write_compare_html(compare: dict, outdir: Path) -> Path:
-    """compare.html: measured vs published for every cell, the plot, and where the seed contradicts itself."""
+    """compare.html: measured vs published for every cell, the plot, the SLA, where the seed contradicts itself
+    and, apart from that, where this machine could not reproduce a figure."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     cells = list(compare.get("cells") or [])
-    png = plots.relay_vs_direct(cells, outdir / "relay_vs_direct.png")
+    sla = compare.get("sla") or {}
+    sla_ms = _num(sla.get("latency_ms"))
+    png = plots.relay_vs_direct(cells, outdir / "relay_vs_direct.png", sla_ms=sla_ms,
+                                sla_label=f"SLA: P99 < {fmt_ms(sla_ms)}" if sla_ms else "")
     targets = list(compare.get("targets") or dict.fromkeys(str(c["target"]) for c in cells))
     metrics = list(dict.fromkeys(
         (str(c.get("metric")), str(c.get("label") or c.get("metric")), str(c.get("unit") or "")) for c in cells))
     by = {(str(c.get("metric")), str(c["target"])): c for c in cells}
-    rows = [[esc(f"{label} ({unit})" if unit else label)] + [_dev_cell(by.get((m, t)), outdir) for t in targets]
-            for m, label, unit in metrics]
+    rows = [[esc(label)] + [_dev_cell(by.get((m, t)), outdir) for t in targets] for m, label, _ in metrics]
     measured = sum(1 for c in cells if _num(c.get("measured")) is not None)
     definitions = compare.get("definitions") or {}
     labels = {m: label for m, label, _ in metrics}
-    notes = compare.get("contradictions") or []
+    reduced = compare.get("reduced_note") or ("reduced run: short stages and a smaller burst, so the figures are "
+                                               "indicative")
     body = [
         "<h1>Relay vs direct: the published latency table, measured</h1>",
-        f'<p class="meta">Generated {esc(compare.get("generated_at", "—"))}'
-        + (" (reduced run: short stages and a smaller burst, so the figures are indicative)" if compare.get("reduced")
-           else "") + f"; seed {esc(compare.get('seed', '—'))}; took {esc(compare.get('duration_s', '—'))} s; "
+        f'<p class="meta">Generated {esc(display.when(compare.get("generated_at")))}; seed '
+        f"{esc(compare.get('seed', '—'))}; took {esc(display.duration(compare.get('duration_s')))}; "
         f"{measured} of {len(cells)} cells measured.</p>",
+        f'<p class="note">{esc(reduced)}.</p>' if compare.get("reduced") else "",
+        "<h2>The SLA</h2>", _sla(compare, cells),
         "<h2>Measured against published</h2>",
         '<p class="small">Each cell: measured vs published, and the deviation. Green within 10 %, amber within '
         "50 %, red beyond.</p>",
         table(["workload", *targets], rows) if rows else '<p class="none">No cells.</p>',
         figure(png, "measured bars against published markers per workload and target",
-               "Bars are measured, black diamonds the published figures; the scale is logarithmic because the "
-               "relay's milliseconds and the providers' seconds differ a hundredfold. A diamond far above or "
-               "below its bar is a figure the simulation could not reproduce."),
+               "Bars are measured, black diamonds the published figures, the red dashed line the SLA's latency "
+               "limit; the scale is logarithmic because the relay's milliseconds and the providers' seconds differ "
+               "a hundredfold. A diamond far above or below its bar is a figure the simulation could not "
+               "reproduce."),
         "<h2>Where the published figures contradict each other</h2>",
-        ("".join(f"<h3>{esc(n.get('title', ''))}</h3><p>{esc(n.get('explanation', ''))}</p>" for n in notes)
-         if notes else '<p class="none">None found.</p>'),
+        _notes(compare.get("contradictions") or [], "No contradiction found."),
+        "<h2>What this machine could not reproduce</h2>",
+        '<p class="small">Not the seed\'s doing: measurements that say more about the load generator, this '
+        "machine or the client's timeout than about the profile.</p>",
+        _notes(compare.get("caveats") or [], "Nothing: every cell measured what its profile describes."),
     ]
     if compare.get("cost"):
         body += ["<h2>Cost</h2>", _projection(compare["cost"])]
@@ -374,5 +504,5 @@ def write_compare_html(compare: dict, outdir: Path) -> Path:
                  "<dl>" + "".join(f"<dt><b>{esc(labels.get(k, k))}</b></dt><dd>{esc(v)}</dd>"
                                   for k, v in definitions.items()) + "</dl>"]
     out = outdir / "compare.html"
-    out.write_text(page("Relay vs direct", "\n".join(body)), encoding="utf-8")
+    out.write_text(page("Relay vs direct", "\n".join(b for b in body if b)), encoding="utf-8")
     return out

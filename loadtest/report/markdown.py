@@ -14,6 +14,7 @@ from typing import Any
 from ..cost import run_cost, run_cost_markdown
 from ..summary import Summary
 from ..thresholds import format_value
+from .display import limit_text, window
 
 __all__ = ["render", "HEADLINE", "verdict_line"]
 
@@ -22,7 +23,8 @@ HEADLINE = {
     "fail": ("❌", "SLA breached"),
     "invalid": ("⚠️", "run proves nothing"),
 }
-_VERDICT_CELL = {"pass": "✅ pass", "fail": "❌ fail", "insufficient": "⚠️ insufficient"}
+_VERDICT_CELL = {"pass": "✅ pass", "fail": "❌ fail", "insufficient": "⚠️ insufficient",
+                 "inconclusive": "⚠️ inconclusive"}
 
 
 def verdict_line(summary: Summary) -> str:
@@ -61,7 +63,7 @@ def render(summary: Summary) -> str:
     rows = []
     for r in summary.thresholds:
         observed = format_value(r.metric, r.aggregation, r.observed)
-        limit = f"{r.op} {format_value(r.metric, r.aggregation, r.limit)}"
+        limit = limit_text(r.metric, r.aggregation, r.op, r.limit)
         rows.append((r.label, observed, limit, _VERDICT_CELL.get(r.verdict, r.verdict), r.detail))
     if rows:
         lines += _table(("Threshold", "Observed", "Limit", "Verdict", "Detail"), rows)
@@ -83,9 +85,10 @@ def render(summary: Summary) -> str:
 
     if summary.stages:
         lines += ["### Stages", ""]
-        lines += _table(("Stage", "Window (s)", "Requests", "Failures", "req/s", "p50", "p99", "max"), [
-            (s.name, f"{s.start_s:.1f}–{s.end_s:.1f}", f"{s.requests:,}", f"{s.failures:,}",
-             f"{s.rps or 0:,.1f}", _ms(s.latency_ms.p50), _ms(s.latency_ms.p99), _ms(s.latency_ms.max))
+        lines += _table(("Stage", "Window", "Requests", "Failures", "req/s", "p50 (ms)", "p99 (ms)", "max (ms)"), [
+            (s.name, window(s.start_s, s.end_s), f"{s.requests:,}", f"{s.failures:,}",
+             "n/a" if s.rps is None else f"{s.rps:,.1f}", _ms(s.latency_ms.p50), _ms(s.latency_ms.p99),
+             _ms(s.latency_ms.max))
             for s in summary.stages])
         lines.append("")
 

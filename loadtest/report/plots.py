@@ -114,30 +114,92 @@ def _shade_stages(ax: Any, windows: Sequence[tuple[str, float, float]], k: float
                     fontsize=9, color="#444444", clip_on=False)
 
 
-def _ms_formatter() -> FuncFormatter:
-    def fmt(v: float, _pos: int) -> str:
-        if v >= 1000:
-            return f"{v / 1000:g} s"
-        return f"{v:g} ms"
-    return FuncFormatter(fmt)
+def latency_unit(top_ms: float) -> tuple[float, str]:
+    """(divisor, unit) for a latency axis reaching top_ms: seconds once its ticks would pass 2,000 ms.
+
+    One unit per axis, named in its label; the ticks are bare numbers in that unit."""
+    return (1000.0, "s") if top_ms > 2000 else (1.0, "ms")
+
+
+def _latency_axis(axis: Any, top_ms: float) -> str:
+    k, unit = latency_unit(top_ms)
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v / k:,.6g}"))
+    return unit
+
+
+def run_marks(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """What happened to the run at a point in time: [{kind, t_s, text}] for actions, an abort, a stop.
+
+    kind is "action", "abort" or "stop"; t_s is on the schedule's clock, as the timeline is."""
+    marks: list[dict[str, Any]] = []
+    for a in summary.get("actions") or []:
+        t = _f(a.get("at_s"))
+        if math.isnan(t):
+            continue
+        settings = ", ".join(f"{k}={_setting(v)}" for k, v in (a.get("settings") or {}).items())
+        text = f"{a.get('provider', '')}: {settings}" + ("" if a.get("ok", True) else " (failed)")
+        marks.append({"kind": "action", "t_s": t, "text": text})
+    run = summary.get("run") or {}
+    if run.get("aborted_by"):
+        t = _f(run.get("aborted_at_s"))
+        if math.isnan(t):
+            t = _f(run.get("elapsed_s"))
+        if not math.isnan(t):
+            marks.append({"kind": "abort", "t_s": t, "text": f"aborted: {run['aborted_by']}"})
+    elif run.get("end") in ("stopped", "interrupted"):
+        t = _f(run.get("elapsed_s"))
+        if not math.isnan(t):
+            marks.append({"kind": "stop", "t_s": t,
+                          "text": "stopped by hand" if run["end"] == "stopped" else "interrupted"})
+    return marks
+
+
+def _setting(v: Any) -> str:
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+MARK_STYLE = {"action": {"color": "#1f4e99", "ls": "-.", "lw": 1.4, "legend": "admin action"},
+              "abort": {"color": "#b02a37", "ls": "-", "lw": 2.2, "legend": "aborted (abort_on_fail)"},
+              "stop": {"color": "#444444", "ls": "-", "lw": 2.0, "legend": "run stopped before its end"}}
+
+
+def _draw_marks(ax: Any, marks: Sequence[Mapping[str, Any]], k: float, *, text: bool) -> None:
+    """Vertical lines at each mark (gid = its kind); with `text`, the mark's words and a legend entry per kind."""
+    seen: set[str] = set()
+    for m in marks:
+        style = MARK_STYLE[m["kind"]]
+        x = m["t_s"] / k
+        ax.axvline(x, color=style["color"], ls=style["ls"], lw=style["lw"], zorder=6, gid=m["kind"],
+                   label=None if m["kind"] in seen or not text else style["legend"])
+        seen.add(m["kind"])
+        if text:
+            ax.text(x, 0.97, " " + m["text"], transform=ax.get_xaxis_transform(), rotation=90, ha="right",
+                    va="top", fontsize=8, color=style["color"], zorder=7,
+                    bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.75})
 
 
 # --- figures -------------------------------------------------------------------------
 
 
 def latency_over_time(summary: Mapping[str, Any], path: str | Path) -> Path:
-    """P50/P95/P99 per second against the SLA, over users and requests/s, stages shaded."""
+    """P50/P95/P99 per second against the SLA, over users and requests/s; stages shaded, actions,
+    an abort or a stop marked."""
+    return _save(latency_over_time_figure(summary), path)
+
+
+def latency_over_time_figure(summary: Mapping[str, Any]) -> Figure:
     timeline = [r for r in (summary.get("timeline") or []) if not math.isnan(_f(r.get("t_s")))]
-    fig = _figure(10, 6.5)
+    fig = _figure(12, 6.5)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
     fig.suptitle(_title(summary, "latency over time"), fontsize=13)
     if not timeline:
         _empty(top, "no per-second timeline was recorded")
         _empty(bottom, "")
-        return _save(fig, path)
+        return fig
     ts = [_f(r.get("t_s")) for r in timeline]
     windows = stage_windows(summary)
-    k, unit = _time_scale(max(ts + [w[2] for w in windows] + [1.0]))
+    marks = run_marks(summary)
+    k, unit = _time_scale(max(ts + [w[2] for w in windows] + [m["t_s"] for m in marks] + [1.0]))
     x = [t / k for t in ts]
     _shade_stages(top, windows, k, label=True)
     _shade_stages(bottom, windows, k, label=False)
@@ -151,8 +213,8 @@ def latency_over_time(summary: Mapping[str, Any], path: str | Path) -> Path:
                  va="center", transform=top.transAxes, fontsize=12, color="#b02a37")
     # One row per second: a row at t covers [t, t+1), and the stages may run past the last row.
     x0 = min(x + [a / k for _, a, _ in windows])
-    x1 = max([v + 1 / k for v in x] + [b / k for _, _, b in windows])
-    top.set_xlim(x0 - 0.01 * (x1 - x0), x1)
+    x1 = max([v + 1 / k for v in x] + [b / k for _, _, b in windows] + [m["t_s"] / k for m in marks])
+    top.set_xlim(x0 - 0.01 * (x1 - x0), x1 + 0.005 * (x1 - x0))
     lines = sla_lines(summary)
     whole = {(ln["stat"], ln["ms"]) for ln in lines if not ln["stage"]}
     for line in lines:
@@ -173,10 +235,13 @@ def latency_over_time(summary: Mapping[str, Any], path: str | Path) -> Path:
         top.set_ylim(min(plotted) / 1.5, max(plotted) * 4)
     elif plotted:
         top.set_ylim(0, max(plotted) * 1.35)
-    top.yaxis.set_major_formatter(_ms_formatter())
-    top.set_ylabel("latency per second (ms)")
+    y_unit = _latency_axis(top.yaxis, top.get_ylim()[1])
+    top.set_ylabel(f"each second's percentile ({y_unit})")
+    _draw_marks(top, marks, k, text=True)
+    _draw_marks(bottom, marks, k, text=False)
     top.grid(True, alpha=0.3)
-    top.legend(loc="upper left", fontsize=9, ncols=2, framealpha=0.9)
+    # Beside the panel, not on it: the marks' words run down from its top edge.
+    top.legend(loc="upper left", bbox_to_anchor=(1.07, 1.0), fontsize=9, framealpha=0.9)
 
     rps = [_f(r.get("rps", r.get("requests"))) for r in timeline]
     fails = [_f(r.get("failures")) for r in timeline]
@@ -184,7 +249,7 @@ def latency_over_time(summary: Mapping[str, Any], path: str | Path) -> Path:
     bottom.plot(x, rps, color="#2e9e44", lw=1.4, label="requests/s", marker=dots)
     if any(v > 0 for v in fails if not math.isnan(v)):
         bottom.plot(x, fails, color=SLA_COLOR, lw=1.2, label="failures/s", marker=dots)
-    bottom.set_ylabel("requests / s")
+    bottom.set_ylabel("requests per second")
     bottom.set_ylim(bottom=0)
     bottom.grid(True, alpha=0.3)
     users_ax = bottom.twinx()
@@ -194,9 +259,9 @@ def latency_over_time(summary: Mapping[str, Any], path: str | Path) -> Path:
     users_ax.set_ylim(bottom=0)
     h1, l1 = bottom.get_legend_handles_labels()
     h2, l2 = users_ax.get_legend_handles_labels()
-    bottom.legend(h1 + h2, l1 + l2, loc="upper left", fontsize=9, framealpha=0.9)
+    bottom.legend(h1 + h2, l1 + l2, loc="upper left", bbox_to_anchor=(1.07, 1.0), fontsize=9, framealpha=0.9)
     bottom.set_xlabel(f"time since start ({unit})")
-    return _save(fig, path)
+    return fig
 
 
 def _expected_quantiles(exp: Mapping[str, Any], ps: Sequence[float]) -> list[float]:
@@ -218,36 +283,54 @@ def _expected_quantiles(exp: Mapping[str, Any], ps: Sequence[float]) -> list[flo
     return out
 
 
-def _measured_points(summary: Mapping[str, Any]) -> list[tuple[float, float]]:
-    pts = []
+def _measured_points(summary: Mapping[str, Any]) -> tuple[list[tuple[float, float]], float | None, float | None]:
+    """(percentile points strictly between 0 and 100 as (fraction, ms), the minimum, the maximum)."""
+    pts: list[tuple[float, float]] = []
+    lo = hi = None
     for row in summary.get("latency_distribution") or []:
         try:
             p, ms = float(row[0]), float(row[1])
         except (TypeError, ValueError, IndexError):
             continue
-        if 0 < p < 100 and ms > 0:
+        if not (math.isfinite(ms) and ms > 0):
+            continue
+        if p <= 0:
+            lo = ms
+        elif p >= 100:
+            hi = ms
+        else:
             pts.append((p / 100.0, ms))
+    lat = summary.get("latency_ms") or {}
     if not pts:   # fall back to the summary's own percentiles
-        lat = summary.get("latency_ms") or {}
         for key, p in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99), ("p99.9", 0.999)):
             v = _f(lat.get(key))
             if v > 0:
                 pts.append((p, v))
-    return sorted(pts)
+    if lo is None and _f(lat.get("min")) > 0:
+        lo = _f(lat.get("min"))
+    if hi is None and _f(lat.get("max")) > 0:
+        hi = _f(lat.get("max"))
+    return sorted(pts), lo, hi
 
 
 def latency_distribution(summary: Mapping[str, Any], path: str | Path) -> Path:
     """Measured latency percentiles against the profile's log-normal, on a scale that shows the tail."""
+    return _save(latency_distribution_figure(summary), path)
+
+
+def latency_distribution_figure(summary: Mapping[str, Any]) -> Figure:
+    """The whole measured range: the axis runs from the fastest request to the slowest (both marked), and
+    the percentile scale reaches the highest percentile measured, so timeouts at the top stay in view."""
     fig = _figure(10, 6)
     ax = fig.subplots()
     fig.suptitle(_title(summary, "latency distribution"), fontsize=13)
-    pts = _measured_points(summary)
+    pts, lo, hi = _measured_points(summary)
     exp = summary.get("expected_latency")
     if exp and not _f(exp.get("p50_ms")) > 0:
         exp = None      # nothing to draw the configured curve from
     if not pts and not exp:
         _empty(ax, "no latencies were recorded (no request completed)")
-        return _save(fig, path)
+        return fig
     xs: list[float] = []
     if pts:
         ax.plot([ms for _, ms in pts], [p for p, _ in pts], color="#1f77b4", lw=2.2,
@@ -264,10 +347,14 @@ def latency_distribution(summary: Mapping[str, Any], path: str | Path) -> Path:
                 zorder=3)
         xs += q
     ax.set_yscale("logit")
-    ticks = [0.01, 0.1, 0.5, 0.9, 0.99, 0.999]
+    top_p = max([p for p, _ in pts] + [0.999])
+    bottom_p = min([p for p, _ in pts] + [0.01])
+    y_top = 1 - (1 - top_p) / 2.5
+    y_bottom = bottom_p / 2
+    ticks = [t for t in (0.01, 0.1, 0.5, 0.9, 0.99, 0.999, 0.9999, 0.99999) if y_bottom <= t <= y_top]
     ax.set_yticks(ticks, [f"{t * 100:g}%" for t in ticks])
     ax.yaxis.set_minor_formatter(FuncFormatter(lambda *_: ""))
-    ax.set_ylim(0.005, 0.9995)
+    ax.set_ylim(y_bottom, y_top)
     for line in sla_lines(summary):
         if line["stage"]:
             continue
@@ -279,17 +366,36 @@ def latency_distribution(summary: Mapping[str, Any], path: str | Path) -> Path:
                 seen = any(lb.startswith("SLA point") for lb in ax.get_legend_handles_labels()[1])
                 ax.plot([line["ms"]], [p], marker="x", color=SLA_COLOR, ms=10, mew=2, ls="none", zorder=5,
                         label=None if seen else "SLA point: the curve must pass left of it")
+    # The extremes sit at 0 % and 100 %, off a logit scale: marked on its bottom and top edges instead.
+    for value, y, words, marker, gid in ((lo, y_bottom, "fastest", "v", "min"), (hi, y_top, "slowest", "^", "max")):
+        if value is None:
+            continue
+        ax.plot([value], [y], marker=marker, color="#1f77b4", ms=9, ls="none", zorder=6, clip_on=False, gid=gid)
+        ax.annotate(f"{words}: {_ms_text(value)}", (value, y), textcoords="offset points",
+                    xytext=(-8, -12) if gid == "max" else (8, 4), ha="right" if gid == "max" else "left",
+                    fontsize=9, color="#1f4e79")
+        xs.append(value)
     xs = [v for v in xs if v > 0 and not math.isnan(v)]
-    if xs and max(xs) / min(xs) > 20:
-        ax.set_xscale("log")
-        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
-        ax.xaxis.set_minor_formatter(FuncFormatter(lambda *_: ""))
-    ax.xaxis.set_major_formatter(_ms_formatter())
-    ax.set_xlabel("latency (ms; log scale when the range is wide)" if ax.get_xscale() == "log" else "latency (ms)")
+    if xs:
+        left, right = min(xs), max(xs)
+        if right / left > 20:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
+            ax.xaxis.set_minor_formatter(FuncFormatter(lambda *_: ""))
+            ax.set_xlim(left / 1.25, right * 1.25)
+        else:
+            pad = 0.05 * (right - left or right)
+            ax.set_xlim(max(0.0, left - pad), right + pad)
+    x_unit = _latency_axis(ax.xaxis, ax.get_xlim()[1])
+    ax.set_xlabel(f"latency ({x_unit}{', log scale' if ax.get_xscale() == 'log' else ''})")
     ax.set_ylabel("share of requests at or below (percentile)")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="lower right", fontsize=9, framealpha=0.9)
-    return _save(fig, path)
+    return fig
+
+
+def _ms_text(ms: float) -> str:
+    return f"{ms / 1000:,.2f} s" if ms >= 10_000 else f"{ms:,.0f} ms" if ms >= 100 else f"{ms:,.1f} ms"
 
 
 def code_group(code: str) -> str:
@@ -325,20 +431,27 @@ def _binned_codes(timeline: Sequence[Mapping[str, Any]],
 
 def status_codes_over_time(summary: Mapping[str, Any], path: str | Path) -> Path:
     """Responses per second by outcome, stacked; below, everything but 2xx, on its own scale."""
+    return _save(status_codes_figure(summary), path)
+
+
+def status_codes_figure(summary: Mapping[str, Any]) -> Figure:
     timeline = [r for r in (summary.get("timeline") or []) if not math.isnan(_f(r.get("t_s")))]
-    fig = _figure(10, 6.5)
+    fig = _figure(12, 6.5)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
     fig.suptitle(_title(summary, "responses by status"), fontsize=13)
     if not timeline:
         _empty(top, "no per-second timeline was recorded")
         _empty(bottom, "")
-        return _save(fig, path)
+        return fig
     lefts, width, groups = _binned_codes(timeline, 240)
     windows = stage_windows(summary)
-    k, unit = _time_scale(max(lefts[-1] + width, *(w[2] for w in windows)) if windows else lefts[-1] + width)
+    marks = run_marks(summary)
+    k, unit = _time_scale(max([lefts[-1] + width] + [w[2] for w in windows] + [m["t_s"] for m in marks]))
     x = [v / k for v in lefts]
     _shade_stages(top, windows, k, label=True)
     _shade_stages(bottom, windows, k, label=False)
+    _draw_marks(top, marks, k, text=True)
+    _draw_marks(bottom, marks, k, text=False)
     colors = dict(CODE_GROUPS)
     for ax, names in ((top, [g for g, _ in CODE_GROUPS]), (bottom, [g for g, _ in CODE_GROUPS if g != "2xx"])):
         base = [0.0] * len(x)
@@ -351,23 +464,25 @@ def status_codes_over_time(summary: Mapping[str, Any], path: str | Path) -> Path
             base = [a + b for a, b in zip(base, vals)]
         ax.grid(True, axis="y", alpha=0.3)
         ax.set_ylim(bottom=0)
-    top.set_ylabel("responses / s")
+    top.set_ylabel("responses per second")
     bins = "" if width == 1 else f", averaged over {width:g} s"
-    bottom.set_ylabel("non-2xx / s")
+    bottom.set_ylabel("non-2xx per second")
     if top.get_legend_handles_labels()[0]:
-        top.legend(loc="upper left", fontsize=9, framealpha=0.9, ncols=3)
-    if bottom.get_legend_handles_labels()[0]:
-        bottom.legend(loc="upper left", fontsize=9, framealpha=0.9, ncols=3)
+        top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, framealpha=0.9)
+    if any(g != "2xx" and any(v) for g, v in groups.items()):
+        bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, framealpha=0.9)
         bottom.set_title("failures only, on their own scale", fontsize=10, loc="left")
     else:
         bottom.text(0.5, 0.5, "no 429, 5xx, timeouts or other failures", ha="center", va="center",
                     transform=bottom.transAxes, color="#2e9e44", fontsize=12)
     bottom.set_xlabel(f"time since start ({unit}{bins})")
-    return _save(fig, path)
+    return fig
 
 
-def relay_vs_direct(compare_cells: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
-    """Measured bars against published markers, grouped by workload, one panel per unit."""
+def relay_vs_direct(compare_cells: Iterable[Mapping[str, Any]], path: str | Path,
+                    sla_ms: float | None = None, sla_label: str = "") -> Path:
+    """Measured bars against published markers, grouped by workload, one panel per unit; the SLA's
+    latency limit (sla_ms) as a line across the milliseconds panel."""
     cells = [c for c in compare_cells if c.get("published") is not None or c.get("measured") is not None]
     units = list(dict.fromkeys(str(c.get("unit", "")) for c in cells)) or [""]
     targets = list(dict.fromkeys(str(c["target"]) for c in cells))
@@ -409,10 +524,19 @@ def relay_vs_direct(compare_cells: Iterable[Mapping[str, Any]], path: str | Path
         if values:
             ax.set_yscale("log")
             ax.set_ylim(floor, max(values) * 3)
-        ax.set_ylabel(f"{unit}, log scale" if unit else "log scale")
+        if unit == "ms" and sla_ms:
+            handles["sla"] = ax.axhline(sla_ms, color=SLA_COLOR, ls="--", lw=1.6, zorder=5, gid="sla")
+            if values:
+                ax.set_ylim(min(floor, sla_ms / 2), max(max(values) * 3, sla_ms * 2))
+        if unit == "ms":
+            shown = _latency_axis(ax.yaxis, ax.get_ylim()[1])
+            ax.set_ylabel(f"latency ({shown}, log scale)")
+        else:
+            ax.set_ylabel(f"{unit}, log scale" if unit else "log scale")
         ax.grid(True, axis="y", which="major", alpha=0.3)
-    order = [t for t in targets if t in handles] + (["published"] if "published" in handles else [])
-    fig.legend([handles[k] for k in order], [k if k != "published" else "published (seed)" for k in order],
+    order = [t for t in targets if t in handles] + [k for k in ("published", "sla") if k in handles]
+    names = {"published": "published (seed)", "sla": sla_label or f"SLA: {sla_ms or 0:g} ms"}
+    fig.legend([handles[k] for k in order], [names.get(k, k) for k in order],
                loc="outside lower center", ncols=len(order), fontsize=10)
     return _save(fig, path)
 

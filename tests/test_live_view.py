@@ -1,0 +1,156 @@
+"""The live SLA document (/sla) without a browser: what it says before a run, during one and after a stop.
+
+A SuiteRun on a stand-in Locust environment (a runner with a state and a user count, nothing
+else), the scenario of the browser test (tests/data/live_view.toml), and requests recorded
+straight into the run's recorder as Locust's request event would: so the verdicts are the
+gate's own, live.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+from test_plots_html import make_summary
+
+from loadtest.locust import live as live_module
+from loadtest.locust import run as run_state
+from loadtest.locust.live import LiveView
+from loadtest.locust.run import SuiteRun
+from loadtest.locust.webui import tab_rows
+from loadtest.scenario import load_scenario
+from loadtest.summary import ActionDoc, Summary
+
+SCENARIO = Path(__file__).resolve().parent / "data" / "live_view.toml"
+COLUMN_KEYS = ["threshold", "stage", "observed", "limit", "headroom", "verdict", "samples"]
+
+
+def suite(tmp_path: Path, state: str = "ready") -> SuiteRun:
+    runner = SimpleNamespace(state=state, user_count=0)
+    env = SimpleNamespace(host=None, parsed_options=None, runner=runner,
+                          stats=SimpleNamespace(errors={}))
+    return SuiteRun(env, load_scenario(str(SCENARIO)), mock_url="http://127.0.0.1:9", embedded_mock=True,
+                    report_dir=tmp_path / "report", report_root=tmp_path, result_file=None, key_pool=16)
+
+
+def running(s: SuiteRun, elapsed_s: float, requests_per_s: int = 80, median_ms: float = 60.0) -> run_state.TestRun:
+    """A run elapsed_s seconds in, with that many requests a second behind it, all successful."""
+    s.runner.state = "running"
+    s.runner.user_count = 120
+    run = s.current = run_state.TestRun(s, 1)
+    now = time.time()
+    run.started_perf = time.perf_counter() - elapsed_s
+    run.recorder.start(now - elapsed_s)
+    rng = np.random.default_rng(11)
+    n = int(requests_per_s * elapsed_s)
+    for i, ms in enumerate(rng.lognormal(np.log(median_ms), 0.3, n)):
+        run.recorder.record(name="generate", target="relay", latency_ms=float(ms), ok=True, status=200,
+                            ts=now - elapsed_s + (i + 0.5) * elapsed_s / n)
+    return run
+
+
+def row(doc: dict[str, Any], i: int) -> dict[str, str]:
+    return doc["thresholds"][i]["cells"]
+
+
+def test_before_the_start_every_threshold_waits_and_the_load_is_the_scenarios(tmp_path):
+    doc = LiveView(suite(tmp_path)).document()
+    assert doc["format"] == "loadtest.live/1" and doc["run"]["state"] == "not started"
+    assert [c["key"] for c in doc["columns"]] == COLUMN_KEYS
+    assert [row(doc, i)["threshold"] for i in range(5)] == [
+        "latency p(99) < 600 ms", "latency p(50) < 500 ms", "success rate >= 99.9 %", "requests rps >= 50 req/s",
+        "latency p(99) < 600 ms"]
+    assert [row(doc, i)["stage"] for i in range(5)] == ["whole run"] * 3 + ["hold", "surge"]
+    assert {t["verdict"] for t in doc["thresholds"]} == {"waiting"}
+    assert doc["verdict"]["status"] == "not started" and doc["verdict"]["provisional"]
+    assert doc["load"]["driven_by_scenario"] and doc["load"]["text"] == "4 stages over 40 s: 40 → 120 → 120 → 40 users"
+    assert [a["done"] for a in doc["actions"]] == [False, False]
+    assert [c["title"] for c in doc["charts"]] == ["latency p(99) < 600 ms", "latency p(50) < 500 ms",
+                                                   "latency p(99) < 600 ms [stage surge]"]
+    assert doc["report"] is None and doc["sections"] == []
+
+
+def test_mid_run_the_gate_judges_live_and_says_what_is_still_collecting(tmp_path):
+    s = suite(tmp_path)
+    view = LiveView(s)
+    run = running(s, elapsed_s=10.0)          # baseline done, 2 s into the surge: 800 requests
+    view.sample(run)
+    doc = view.document()
+    assert doc["run"]["state"] == "running" and doc["run"]["stage"]["name"] == "surge"
+    assert doc["run"]["left_s"] == pytest.approx(30.0, abs=0.2)
+    p99, p50, success, hold_rps, surge_p99 = (row(doc, i) for i in range(5))
+    assert p99["verdict"] == "PASS" and p99["observed"].endswith(" ms") and p99["headroom"].endswith("to spare")
+    assert p99["limit"] == "< 600 ms" and p99["samples"] == "800"
+    assert success["observed"] == "100 %" and success["limit"] == ">= 99.9 %"       # rates as percentages
+    assert hold_rps["verdict"] == "COLLECTING from 16 s" and doc["thresholds"][3]["verdict"] == "collecting"
+    assert surge_p99["verdict"].startswith("COLLECTING ") and surge_p99["verdict"].endswith(" / 500")
+    assert doc["verdict"]["status"] == "on track" and doc["verdict"]["headline"].startswith("Provisional: on track")
+    assert "2 still collecting" in doc["verdict"]["headline"]
+    chart = doc["charts"][0]
+    assert chart["limit"] == 600.0 and chart["window"] is None and len(chart["points"]) == 1
+    assert chart["per_second_label"] == "P99 of each second" and len(chart["per_second"]) >= 9
+    assert doc["charts"][2]["window"] == [8.0, 16.0]
+    rows = tab_rows(view.document(series=False))
+    assert len(rows) == 6 and rows[-1]["threshold"] == "Run 1: running" and rows[-1]["stage"] == "surge"
+    assert rows[:5] == [t["cells"] for t in doc["thresholds"]]
+
+
+def test_a_rate_is_not_judged_in_its_windows_first_seconds(tmp_path):
+    s = suite(tmp_path)
+    run = running(s, elapsed_s=17.0)          # one second into the hold
+    doc = LiveView(s).document(series=False)
+    assert row(doc, 3)["verdict"] == "COLLECTING (1 s in so far)"
+    run.started_perf -= 6                     # six seconds in: judged
+    run._live = (0.0, None)
+    assert LiveView(s).document(series=False)["thresholds"][3]["verdict"] in ("pass", "fail")
+
+
+def test_a_failing_threshold_makes_the_provisional_verdict_off_track(tmp_path):
+    s = suite(tmp_path)
+    running(s, elapsed_s=10.0, median_ms=900.0)
+    doc = LiveView(s).document(series=False)
+    assert row(doc, 0)["verdict"] == "FAIL" and row(doc, 0)["headroom"].startswith("over by")
+    assert doc["verdict"]["class"] == "fail" and doc["verdict"]["headline"].startswith("Provisional: off track")
+
+
+def test_after_a_stop_the_run_is_incomplete_and_its_report_linked(tmp_path):
+    s = suite(tmp_path)
+    view = LiveView(s)
+    run = running(s, elapsed_s=21.0)
+    run.actions_done.append(ActionDoc(at_s=12.0, planned_at_s=12.0, provider="midjourney-v7",
+                                      settings={"outage": True}, outcome="HTTP 200", ok=True))
+    run.stopped_perf = time.perf_counter()
+    s.runner.state = "stopped"
+    assert view.document()["verdict"]["status"] == "judging"
+    doc = copy.deepcopy(make_summary(passed=True))
+    doc.update(verdict="invalid", exit_code=2, passed=False, report_dir=str(tmp_path / "report"),
+               reasons=[{"kind": "incomplete", "text": "the run was stopped by hand at 21 s of its planned 40 s: "
+                                                      "an incomplete run proves nothing"}],
+               files={"summary": "summary.json", "html": "report.html"})
+    doc["run"].update(end="stopped", elapsed_s=21.0)
+    run.summary = Summary.model_validate(doc)
+    out = view.document()
+    assert out["run"]["state"] == "finished" and out["run"]["end"] == "stopped"
+    assert out["verdict"] == {"status": "invalid", "class": "invalid", "provisional": False, "incomplete": True,
+                              "exit_code": 2, "headline": "INCOMPLETE: the run proves nothing (exit 2)",
+                              "reasons": [doc["reasons"][0]["text"]]}
+    assert out["report"]["url"] == "/sla/runs/1/report.html" and view.report_dir(1) == str(tmp_path / "report")
+    assert [(a["done"], a["ok"]) for a in out["actions"]] == [(True, True), (False, None)]
+
+
+def test_a_column_and_a_section_are_one_entry_each(tmp_path, monkeypatch):
+    monkeypatch.setattr(live_module, "COLUMNS",
+                        [*live_module.COLUMNS, ("interval", "95 % interval", lambda t: "101–109 ms")])
+    monkeypatch.setattr(live_module, "SECTIONS", [lambda suite: {"title": "Provider side", "note": "gateway",
+                                                                 "columns": [{"key": "k", "title": "K"}],
+                                                                 "rows": [{"k": "v"}]},
+                                                  lambda suite: None])
+    doc = LiveView(suite(tmp_path)).document()
+    assert doc["columns"][-1] == {"key": "interval", "title": "95 % interval"}
+    assert {t["cells"]["interval"] for t in doc["thresholds"]} == {"101–109 ms"}
+    assert [sec["title"] for sec in doc["sections"]] == ["Provider side"]

@@ -16,8 +16,6 @@ import json
 import time
 from typing import Any
 
-from urllib3 import encode_multipart_formdata
-
 from .. import apioptions
 from ..scenario import Target
 from . import sse, uploads
@@ -95,6 +93,9 @@ class OpenAIImagesClient(ApiClient):
 
     def _multipart(self, fields: dict[str, Any]) -> tuple[bytes, str]:
         """The edit's form: its text fields, then the product photo(s) and the mask, as the SDK sends them."""
+        # Imported here, not at the top: urllib3 imports ssl, and a process that imports the clients before
+        # gevent patches ssl (a test session, `loadtest compare`) would then break Locust's SSL contexts.
+        from urllib3 import encode_multipart_formdata
         c = self.client
         count = len(self.photos)
         chosen = [self.photos[(self.generations - 1 + k) % count] for k in range(c.edit.images)]

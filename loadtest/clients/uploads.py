@@ -4,8 +4,8 @@ A catalog's background replacement sends a product photo and a mask whose transp
 background) is what the model may repaint. The photos here are studio shots in miniature: a
 seamless backdrop with a soft vignette, a product silhouette (a sneaker, a handbag, a bottle, a
 watch, a mug, a backpack) in a catalog colour with shading and a floor shadow, and sensor-like
-noise so they compress as photographs do (a 1024x1024 JPEG at quality 90 is about 250 KB, a PNG
-about 2 MB, as real catalog photos are). The same seed draws the same bytes in every process.
+noise so they compress as photographs do (a 1024x1024 JPEG at quality 90 is about 200 KB, as a
+catalog's photos are; a PNG about 1 MB). The same seed draws the same bytes in every process.
 """
 
 from __future__ import annotations

@@ -10,6 +10,11 @@ measures (also written into compare.json):
   provider's slots, so nothing queues: the provider's own latency distribution.
 - batch 10, average per image: batches of 10 sent at once through a semaphore of
   10 (the seed's batch_generate); a batch's wall time divided by 10, averaged.
+- batch 10, per image, native: the same ten images the provider's own way (OpenAI
+  and the relay n = 10 in one request, Vertex sampleCount 4 + 4 + 2, Midjourney three
+  grids of four), each user sending one batch and waiting for its end; the two
+  readings, the per-extra-image cost each needs and which one the seed's figures
+  fit are worked out in loadtest/batching.py and written into compare.json.
 - concurrent 847, peak: 847 requests started together; the median latency of the
   burst. The median is the reading that keeps the relay's row possible: its
   published 67 ms is below its idle P99 of 89 ms, so it cannot be a tail figure.
@@ -36,7 +41,7 @@ import tomli_w
 
 from mockprovider.profile import Profile, load_profiles
 
-from . import seed
+from . import batching, seed
 from .calibrate import burst_median, service_draws
 from .cost import monthly_projection
 from .mockproc import MockProcess
@@ -58,12 +63,22 @@ ROWS = [  # (metric, label, unit, workload, definition)
     ("single_p99", "Single image P99", "ms", "single", "99th percentile of the same requests"),
     ("batch10_per_image", "Batch 10, average per image", "ms", "batch_10",
      "wall time of a batch of 10 sent at once through a semaphore of 10, divided by 10, averaged over batches"),
+    ("batch10_native_per_image", "Batch 10, per image, native", "ms", "batch_10_native",
+     "the same ten images sent the provider's own way: one request for n = 10 (OpenAI, the relay), Vertex's "
+     "sampleCount 4 + 4 + 2 in three requests at once, Midjourney's three IMAGINE grids of four at once; a batch's "
+     "wall time divided by 10, averaged over batches that each ran to their end"),
     ("burst847_peak", "Concurrent 847, peak", "ms", "concurrent_847",
      "median latency of 847 requests started together"),
     ("sustained_rps", "Sustained throughput", "req/s", "sustained",
      "successful completions per second in the hold stage, offered more than the target can take "
      "(the relay: offered 1,200 req/s, the seed's lower bound)"),
 ]
+
+
+# The native batch runs start this long before the bursts, so their processes' start-up is not the bursts'.
+NATIVE_HEAD_START_S = 4.0
+# A row measured against another row's published figure (the seed has one batch row, read two ways).
+PUBLISHED_AS = {"batch10_native_per_image": "batch10_per_image"}
 
 
 @dataclass
@@ -76,6 +91,7 @@ class Plan:
     direct_single_users: int = 60
     relay_single_users: int = 4
     batch_users: int = 5
+    native_batches: int = 20      # native batch runs: users, each sending one batch of ten
     relay_sustained_rps: float = 1200.0
     burst_size: int = 847
     burst_s: dict[str, float] = field(default_factory=dict)
@@ -84,7 +100,7 @@ class Plan:
     @classmethod
     def short(cls) -> Plan:
         return cls(single_s=10, batch_s=12, sustained_s=10, warmup_s=4, direct_single_users=30, batch_users=3,
-                   relay_sustained_rps=300, burst_size=200, reduced=True)
+                   native_batches=5, relay_sustained_rps=300, burst_size=200, reduced=True)
 
     def burst_duration(self, profile: Profile) -> float:
         if profile.name in self.burst_s:
@@ -138,15 +154,32 @@ def scenarios(plan: Plan, profiles: dict[str, Profile]) -> list[tuple[str, list[
             {"keys": 100, "poll_interval": "0.5s"})
 
     return [("single image", [(t, single(t)) for t in TARGETS]),
-            ("batch of 10", [(t, batch(t)) for t in TARGETS]),
+            ("batch of 10", [(t, batch(t)) for t in TARGETS] + [("relay", native_batch(plan, profiles, "relay"))]),
+            # The direct providers' phases first: the direct native batches run beside them (main() below), and
+            # must be over before the relay's millisecond figures are measured.
             ("847 at once, direct providers", [(t, burst(t)) for t in DIRECT]),
-            ("847 at once, relay", [("relay", burst("relay"))]),
             ("sustained, direct providers", [(t, sustained(t)) for t in DIRECT]),
+            ("847 at once, relay", [("relay", burst("relay"))]),
             ("sustained, relay", [("relay", sustained("relay"))])]
 
 
-def run_phase(title: str, runs: list[tuple[str, dict[str, Any]]], mock_url: str, outdir: Path) -> dict[str, Path]:
-    procs: list[tuple[str, Path, subprocess.Popen[bytes], Any]] = []
+def native_batch(plan: Plan, profiles: dict[str, Profile], t: str) -> dict[str, Any]:
+    """Each user sends one batch of ten the provider's way and waits for its end (think time outlasts the run):
+    batches of a minute (dall-e-4's one request for ten) would be cut off by a window, biasing the mean."""
+    reading = next(r for r in batching.readings(profiles[t], RELAY_MODEL if t == "relay" else None)
+                   if r.name == "native")
+    lat = profiles[t].latency
+    wall = batching.Model(lat, reading, reps=4000).wall_quantile_ms(lat.per_extra_image, 0.999)
+    duration = max(6, math.ceil(wall / 1000 * 1.15 + 2))
+    n = plan.native_batches
+    return _scenario("batch_10_native", t, {"model": "closed", "think_time": "1h", "stages": [
+        {"name": "batch", "duration": f"{duration}s", "users": n, "spawn_rate": n}]},
+        {"keys": 100, "batch": {"size": 10, "concurrency": 10, "mode": "native"}, "poll_interval": "0.1s"})
+
+
+def start_phase(title: str, runs: list[tuple[str, dict[str, Any]]], mock_url: str,
+                outdir: Path) -> list[tuple[str, str, Path, subprocess.Popen[bytes], Any]]:
+    procs: list[tuple[str, str, Path, subprocess.Popen[bytes], Any]] = []
     longest = 0.0
     for target, scenario in runs:
         rundir = outdir / "runs" / f"{scenario['name']}-{target}"
@@ -155,19 +188,31 @@ def run_phase(title: str, runs: list[tuple[str, dict[str, Any]]], mock_url: str,
         path.write_text(tomli_w.dumps(scenario))
         logf = (rundir / "locust.log").open("wb")
         cmd = [sys.executable, "-m", "loadtest", "run", str(path), "--mock-url", mock_url, "--report-dir", str(rundir)]
-        procs.append((target, rundir, subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT), logf))
+        procs.append((scenario["name"], target, rundir, subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT),
+                      logf))
         stages = scenario["load"]["stages"]
         longest = max(longest, sum(float(s["duration"].rstrip("s")) for s in stages))
     print(f"  {title}: {', '.join(t for t, _ in runs)} (~{longest:.0f} s)", flush=True)
+    return procs
+
+
+def finish_phase(title: str, procs: list[tuple[str, str, Path, subprocess.Popen[bytes], Any]]
+                 ) -> dict[tuple[str, str], Path]:
     out = {}
-    for target, rundir, proc, logf in procs:
+    for name, target, rundir, proc, logf in procs:
         code = proc.wait()
         logf.close()
         if not (rundir / "summary.json").exists():
             raise RuntimeError(f"the {title} run on {target} wrote no summary (exit {code}); "
                                f"see {rundir / 'locust.log'}")
-        out[target] = rundir
+        out[(name, target)] = rundir
     return out
+
+
+def run_phase(title: str, runs: list[tuple[str, dict[str, Any]]], mock_url: str,
+              outdir: Path) -> dict[tuple[str, str], Path]:
+    """Runs side by side; their report folders by (workload, target)."""
+    return finish_phase(title, start_phase(title, runs, mock_url, outdir))
 
 
 @cache   # each run's files are read once, though several cells come from one run
@@ -196,7 +241,7 @@ def measure(metric: str, rundir: Path) -> tuple[float | None, int]:
     completions per second, counted by when they ended, over the hold stage.
     """
     summary = _summary(rundir)
-    if metric == "batch10_per_image":
+    if metric in ("batch10_per_image", "batch10_native_per_image"):
         batches = summary.get("batches")
         return (batches["mean_per_image_ms"], batches["batches"]) if batches else (None, 0)
     if metric == "sustained_rps":
@@ -259,7 +304,9 @@ def contradictions(cells: list[dict[str, Any]], profiles: dict[str, Profile]) ->
                     f"{t} {batch[t]['measured']:,.0f} ms" for t in TARGETS if t in batch and batch[t]['measured'])
                 + " against single medians of " + ", ".join(
                     f"{single[t]['measured']:,.0f}" for t in TARGETS if t in single and single[t]['measured'])
-                + " ms. The seed's numbers need a per-image batching discount it does not describe.")})
+                + " ms. The seed's numbers need a per-image batching discount it does not describe; read as the "
+                "providers batch (n images in one request), they give one, worked out in the batch readings "
+                "(\"The batch row, read two ways\").")})
     out.append({
         "title": "A relay faster than the providers behind it",
         "explanation": (
@@ -329,6 +376,49 @@ def limit_sentence(t: Threshold) -> str:
     return f"{t.metric} {t.aggregation_text()} {limit_text(t.metric, t.aggregation, t.op, t.value)}{scope}"
 
 
+def batch_readings(cells: list[dict[str, Any]], profiles: dict[str, Profile]) -> dict[str, Any]:
+    """The batch row read both ways: measured, modelled, the per-extra-image cost each reading needs, and which
+    reading the seed's figures fit (loadtest/batching.py)."""
+    by = {(c["metric"], c["target"]): c for c in cells}
+    targets = []
+    cals = []
+    for t in TARGETS:
+        cal = batching.calibrate(profiles[t], seed.LATENCY_TABLE["batch10_per_image"][t],
+                                 RELAY_MODEL if t == "relay" else None)
+        cals.append(cal)
+        doc = cal.as_dict()
+        doc["measured_per_image_ms"] = {
+            "semaphore": (by.get(("batch10_per_image", t)) or {}).get("measured"),
+            "native": (by.get(("batch10_native_per_image", t)) or {}).get("measured")}
+        targets.append(doc)
+    return {"statement": batching.summarise(cals), "targets": targets,
+            "method": ("A request of m images takes one draw of the profile's latency plus per_extra_image (k) of a "
+                       "fresh draw for each further image; one request of ten has a mean of mean x (1 + 9k). Capped "
+                       "providers' batches are simulated with the mock's own latency (20,000 batches); a profile "
+                       "takes the native reading's k where one from 0 to 1 fits, else its one-after-another form's.")}
+
+
+def batch_table(readings: dict[str, Any]) -> str:
+    """The printed form: per target, each reading's measured and modelled per-image time and the k it needs."""
+    lines = ["Batch 10, per image, read two ways (ms; k = per-extra-image cost the seed's figure needs)"]
+    head = f"  {'target':15}{'reading':27}{'measured':>10}{'model':>10}{'seed':>8}{'k needed':>10}"
+    lines += [head, "  " + "-" * (len(head) - 2)]
+    for doc in readings["targets"]:
+        measured = doc.get("measured_per_image_ms") or {}
+        for r in doc["readings"]:
+            m = measured.get("native" if r["reading"].startswith("native") else "semaphore")
+            shown = "—" if m is None or r["reading"] == "native, one after another" else f"{m:,.0f}"
+            k = "none" if r["k_for_published"] is None else f"{r['k_for_published']:.2f}"
+            lines.append(f"  {doc['target']:15}{r['reading']:27}{shown:>10}{r['model_per_image_ms']:>10,.0f}"
+                         f"{doc['published_per_image_ms']:>8,.0f}{k:>10}")
+        lines.append(f"  {'':15}one request of ten: k {doc['one_request_of_ten_k']:.2f} by the mean service time "
+                     f"({doc['one_request_of_ten_k_by_p50']:.2f} by the P50); the profile's k is "
+                     f"{doc['profile_per_extra_image']:g}")
+    lines.append("")
+    lines.append(readings["statement"])
+    return "\n".join(lines)
+
+
 def _fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
@@ -376,16 +466,27 @@ def main(argv: list[str] | None = None) -> int:
     print(f"comparing {', '.join(TARGETS)} on the seed's five workloads"
           f"{' (reduced)' if plan.reduced else ''}; reports in {outdir}", flush=True)
     rundirs: dict[tuple[str, str], Path] = {}
-    with MockProcess("--seed", str(SEED)) as mock:
+    # The direct providers' native batches run a minute or more (dall-e-4's one request for ten); they go on a
+    # mock of their own, beside the bursts and the sustained runs, whose slots they would otherwise share.
+    native_title = "batch of 10 the native way, direct providers (on a second mock, beside the two phases below)"
+    with MockProcess("--seed", str(SEED)) as mock, MockProcess("--seed", str(SEED)) as native_mock:
+        native: list[tuple[str, str, Path, subprocess.Popen[bytes], Any]] = []
         for title, runs in phases:
-            for target, rundir in run_phase(title, runs, mock.url, outdir).items():
-                rundirs[(runs[0][1]["name"], target)] = rundir
+            if title.startswith("847 at once, direct"):
+                native = start_phase(native_title, [(t, native_batch(plan, profiles, t)) for t in DIRECT],
+                                     native_mock.url, outdir)
+                time.sleep(NATIVE_HEAD_START_S)
+            if title.endswith("relay") and native:    # nothing else may run beside the relay's milliseconds
+                rundirs.update(finish_phase(native_title, native))
+                native = []
+            rundirs.update(run_phase(title, runs, mock.url, outdir))
+        rundirs.update(finish_phase(native_title, native))
     cells = []
     for metric, label, unit, workload, definition in ROWS:
         for t in TARGETS:
             found = rundirs.get((workload, t))
             measured, samples = measure(metric, found) if found else (None, 0)
-            published = seed.LATENCY_TABLE[metric][t]
+            published = seed.LATENCY_TABLE[PUBLISHED_AS.get(metric, metric)][t]
             cells.append({"workload": workload, "target": t, "metric": metric, "label": label, "unit": unit,
                           "measured": None if measured is None else round(float(measured), 3),
                           "published": published,
@@ -401,7 +502,8 @@ def main(argv: list[str] | None = None) -> int:
                "definitions": {m: d for m, _, _, _, d in ROWS},
                "sla": sla(),
                "contradictions": contradictions(cells, profiles), "caveats": caveats(cells, profiles),
-               "cost": monthly_projection(list(TARGETS))}
+               "cost": monthly_projection(list(TARGETS)),
+               "batch_readings": batch_readings(cells, profiles)}
     (outdir / "compare.json").write_text(json.dumps(compare, indent=2))
     from .report.html import write_compare_html
     html = write_compare_html(compare, outdir)
@@ -409,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table(cells))
     if plan.reduced:
         print(reduced_note(plan))
+    print()
+    print(batch_table(compare["batch_readings"]))
     print()
     print(f"{len(compare['contradictions'])} places where the seed's figures contradict each other, and "
           f"{len(compare['caveats'])} where this machine could not reproduce one, are explained in the report.")

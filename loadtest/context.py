@@ -20,6 +20,7 @@ class RequestContext:
     use_case: str = ""           # product_mockup, lifestyle, abandoned_cart
     request_id: str = ""         # the correlation id its attempts carried (x-request-id, with ".N" per attempt)
     images: int = 0              # images the answer carried
+    first_image_ms: float | None = None   # streamed: when the first image (partial or whole) arrived, from the start
 
 
 __all__ = ["RequestContext"]

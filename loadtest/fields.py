@@ -153,6 +153,11 @@ class Table:
     def string(self, key: str, default: str) -> str:
         return self._get(key, default, lambda v: v if isinstance(v, str) else None, "a string")
 
+    def choice(self, key: str, default: str, allowed: Iterable[str]) -> str:
+        options = tuple(allowed)
+        words = "one of " + ", ".join(f'"{o}"' for o in options)
+        return self._get(key, default, lambda v: v if isinstance(v, str) and v in options else None, words)
+
     def duration(self, key: str, default: float, *, positive: bool = False) -> float:
         if key not in self.raw:
             return default

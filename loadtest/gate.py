@@ -21,6 +21,10 @@ the limit, the threshold fails (so a short run against a slow target fails inste
 proving nothing, and abort_on_fail can act early). Counts and request rates have no such
 floor — "count > 0" is itself the question.
 
+Time to first image (`first_image`, streamed generations) is judged as latency is, over the
+generations that received an image: the same percentiles, the same floor and best case, the
+same allowance for a stalled generator.
+
 Dropped starts (an open-model arrival that found every VU busy) count against success:
 success rate = ok / (completed + dropped), and failures.rate = 1 - success.rate, so an
 overloaded generator cannot hide failures by not sending the requests.
@@ -35,8 +39,8 @@ from dataclasses import dataclass, field
 
 from .exitcodes import ExitCode
 from .health import STALL_LIMIT_MS, HealthReport
-from .recorder import Recorder, Selection
-from .thresholds import Threshold, format_limit, format_value
+from .recorder import Recorder, Selection, Timings
+from .thresholds import TIME_METRICS, Threshold, format_limit, format_value
 
 __all__ = ["End", "RunFacts", "Margin", "ThresholdResult", "Reason", "Verdict", "judge", "abort_trigger"]
 
@@ -121,6 +125,8 @@ class Verdict:
 
 def _observe(t: Threshold, sel: Selection) -> tuple[float | None, int, bool]:
     """(observed value, samples, whether min_samples applies)."""
+    if t.metric == "first_image":
+        return _observe_first_image(t, sel.first_image)
     scheduled = sel.requests + sel.dropped
     if t.metric == "latency":
         if not sel.requests:
@@ -146,6 +152,18 @@ def _observe(t: Threshold, sel: Selection) -> tuple[float | None, int, bool]:
             return float(sel.dropped), scheduled, False
         return (sel.dropped_rate if scheduled else None), scheduled, True
     raise ValueError(f"unknown metric {t.metric!r}")
+
+
+def _observe_first_image(t: Threshold, first: Timings) -> tuple[float | None, int, bool]:
+    """Time to first image: judged like latency, over the generations that received an image."""
+    if not first.count:
+        return None, 0, True
+    if t.aggregation == "p":
+        assert t.percentile is not None
+        return first.percentile(t.percentile), first.count, True
+    value = {"med": lambda: first.percentile(50.0), "avg": lambda: first.mean_ms, "min": lambda: first.min_ms,
+             "max": lambda: first.max_ms}[t.aggregation]()
+    return value, first.count, True
 
 
 def margin(t: Threshold, observed: float) -> Margin:
@@ -175,7 +193,11 @@ def _judge_one(t: Threshold, sel: Selection, min_samples: int, recorder: Recorde
         observed = None
     limit = f"{t.op} {format_limit(t.metric, t.aggregation, t.value)}"
     if observed is None:
-        detail = _missing_tags(t, recorder) or f"no requests in this selection; limit {limit}"
+        nothing = f"no requests in this selection; limit {limit}"
+        if t.metric == "first_image" and sel.requests:
+            nothing = (f"none of the {sel.requests:,} requests received a streamed image (first_image needs "
+                       f"client.stream = true); limit {limit}")
+        detail = _missing_tags(t, recorder) or nothing
         return ThresholdResult(t, None, samples, "insufficient", t.unit, detail, needed_samples=min_samples)
     shown = format_value(t.metric, t.aggregation, observed)
     m = margin(t, observed)
@@ -206,6 +228,8 @@ def _best_case(t: Threshold, sel: Selection, m: int) -> float | None:
     """
     scheduled = sel.requests + sel.dropped
     missing = m - scheduled
+    if t.metric == "first_image" and t.op in ("<", "<="):
+        return _best_first_image(t, sel.first_image, m)
     if t.metric == "latency" and t.op in ("<", "<="):
         if t.aggregation == "max":
             return sel.max_ms
@@ -223,6 +247,19 @@ def _best_case(t: Threshold, sel: Selection, m: int) -> float | None:
     if t.metric == "dropped" and t.aggregation == "rate" and t.op in ("<", "<="):
         return sel.dropped / m
     return None
+
+
+def _best_first_image(t: Threshold, first: Timings, m: int) -> float | None:
+    """As latency's best case, over first images: the missing ones all arrive at once."""
+    if t.aggregation == "max":
+        return first.max_ms if first.count else None
+    q = 50.0 if t.aggregation == "med" else t.percentile if t.aggregation == "p" else None
+    if q is None or not first.count:
+        return None
+    rank = math.ceil(q / 100.0 * m) - (m - first.count)
+    if rank < 1:
+        return None
+    return first.percentile(100.0 * (rank - 0.5) / first.count)
 
 
 def _missing_tags(t: Threshold, recorder: Recorder) -> str:
@@ -280,7 +317,7 @@ def result_sentence(r: ThresholdResult) -> str:
 
 def _latency_ceiling(r: ThresholdResult) -> bool:
     t = r.threshold
-    return t.metric == "latency" and t.op in ("<", "<=") and r.observed is not None
+    return t.metric in TIME_METRICS and t.op in ("<", "<=") and r.observed is not None
 
 
 def stall_explains(r: ThresholdResult, stall_ms: float) -> bool:
@@ -299,7 +336,7 @@ def _stalls_behind_failures(failed: Sequence[ThresholdResult], recorder: Recorde
     end = recorder.stop_time or recorder.last_ts or t0
     found = []
     for r in failed:
-        if r.threshold.metric != "latency":
+        if r.threshold.metric not in TIME_METRICS:
             continue
         stage = dict(r.threshold.filters).get("stage")
         start, stop = windows.get(stage, (t0, end)) if stage else (t0, end)

@@ -1,4 +1,4 @@
-"""Prompts shaped like a fashion catalog, across the seed's three uses.
+"""Prompts shaped like a fashion catalog, across the seed's three uses, and the two edits a catalog makes.
 
 product × colour × material × background × style. The people, places and colours
 come from Faker, drawn once per process into pools (a Faker instance costs about a
@@ -22,6 +22,8 @@ MATERIALS = ("leather", "suede", "organic cotton", "linen", "merino wool", "cash
              "recycled polyester", "canvas", "corduroy", "velvet", "nylon", "tweed")
 BACKGROUNDS = ("a pure white background", "a marble surface", "a light grey seamless backdrop",
                "a wooden table", "a pastel gradient", "a concrete floor", "soft sand", "a terrazzo plinth")
+EDIT_BACKDROPS = ("a white marble countertop with soft window light", "a warm oak shelf", "a sunlit linen tablecloth",
+                 "a matte black slate surface", "a seamless terracotta paper backdrop", "a mossy stone in a forest")
 STYLES = ("studio product photography", "soft box lighting", "editorial fashion photography",
           "minimalist flat lay", "cinematic lighting", "catalog shot, 85mm lens", "high-key lighting")
 SCENES = ("walking down a cobbled street", "at a rooftop café", "on a beach boardwalk at golden hour",
@@ -29,7 +31,10 @@ SCENES = ("walking down a cobbled street", "at a rooftop café", "on a beach boa
 PEOPLE = ("a young woman", "a man in his thirties", "a teenage skater", "an older woman", "a couple",
           "a runner", "a student")
 
-USE_CASES = ("product_mockup", "lifestyle", "abandoned_cart")
+USE_CASES = ("product_mockup", "lifestyle", "abandoned_cart", "background_replacement", "product_placement")
+# Use cases that edit a product photo (client.operation = "edit"): their prompts speak of "the product"
+# in the photo rather than naming one, since the photo shows what it shows.
+EDIT_USE_CASES = ("background_replacement", "product_placement")
 
 
 POOL_SIZE = 2000
@@ -69,6 +74,16 @@ class CatalogPrompts:
         r = self.rng
         return (f"{r.choice(PEOPLE).capitalize()} wearing a {r.choice(self.colours)} {r.choice(MATERIALS)} "
                 f"{r.choice(PRODUCTS)} {r.choice(SCENES)} in {r.choice(self.cities)}, {r.choice(STYLES)}")
+
+    def background_replacement(self) -> str:
+        r = self.rng
+        return (f"Replace the background with {r.choice(BACKGROUNDS + EDIT_BACKDROPS)}; keep the product, its "
+                f"colours, its label and its shadow exactly as they are; {r.choice(STYLES)}, e-commerce catalog photo")
+
+    def product_placement(self) -> str:
+        r = self.rng
+        return (f"Place the product {r.choice(SCENES)}, as if photographed there, with matching light and a natural "
+                f"shadow; keep the product itself unchanged; {r.choice(STYLES)}, lifestyle catalog photo")
 
     def abandoned_cart(self) -> str:
         r = self.rng

@@ -23,6 +23,13 @@ Percentile definition (``PERCENTILE_DEFINITION``)
     The result is capped at the exact maximum, so P99 can never exceed max, and p(100) is
     the exact maximum. min, max and mean are exact (kept beside the histogram).
 
+Time to first image
+    A streamed generation also reports when its first image arrived (a partial image, or the
+    whole image when none was asked for): ``record(first_image_ms=...)``. Those go into a
+    histogram of their own beside the request's, with the same precision, the same exact
+    extremes and the same merging; ``Selection.first_image`` reads them. Only requests that
+    received an image have one, so its count can be below the requests'.
+
 Successful and failed requests go into separate histograms; "all completed requests" (what
 the gate uses by default, as Locust and k6 do) is their sum, and the filter
 ``expected_response:true`` (k6's tag) selects successful requests only at no extra cost.
@@ -72,7 +79,7 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 
 __all__ = [
-    "Recorder", "Selection", "DEFAULT_POINTS", "PERCENTILE_DEFINITION", "SIGNIFICANT_FIGURES",
+    "Recorder", "Selection", "Timings", "DEFAULT_POINTS", "PERCENTILE_DEFINITION", "SIGNIFICANT_FIGURES",
     "LOWEST_US", "HIGHEST_US", "OPEN_SECONDS", "FORMAT",
 ]
 
@@ -187,17 +194,78 @@ def _percentile_from(cum: np.ndarray, layout: _Layout, p: float, n: int, max_ms:
     return min(float(layout.highest_ms[i]), max_ms)
 
 
+class _Timings:
+    """A second kind of duration beside the requests' own (time to first image): its histogram and
+    exact extremes, buffered and flushed as the requests' are."""
+
+    __slots__ = ("count", "buf", "counts", "sum_ms", "min_ms", "max_ms", "clamped")
+
+    def __init__(self) -> None:
+        self.counts: np.ndarray | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        self.count = 0
+        self.buf: list[float] = []
+        if self.counts is not None:
+            self.counts[:] = 0
+        self.sum_ms = 0.0
+        self.min_ms = math.inf
+        self.max_ms = -math.inf
+        self.clamped = 0
+
+    def flush(self) -> None:
+        if not self.buf:
+            return
+        ms = np.array(self.buf, dtype=np.float64)
+        self.buf.clear()
+        us, clamped = _to_us(ms)
+        if self.counts is None:
+            self.counts = np.zeros(FINE.counts_len, dtype=np.int64)
+        self.counts += np.bincount(FINE.index(us), minlength=FINE.counts_len)
+        self.clamped += clamped
+        self.sum_ms += float(ms.sum())
+        self.min_ms = min(self.min_ms, float(ms.min()))
+        self.max_ms = max(self.max_ms, float(ms.max()))
+
+    def payload(self) -> dict[str, Any]:
+        return {"count": self.count, "sum_ms": self.sum_ms, "min_ms": self.min_ms if self.count else None,
+                "max_ms": self.max_ms if self.count else None, "clamped": self.clamped,
+                "hist": _sparse(self.counts) if self.counts is not None else {"i": [], "c": []}}
+
+    def merge(self, d: Mapping[str, Any]) -> None:
+        count = int(d.get("count", 0))
+        sparse = d.get("hist") or {}
+        if self.counts is None:
+            self.counts = np.zeros(FINE.counts_len, dtype=np.int64)
+        added = _add_sparse(self.counts, sparse) if sparse.get("i") else 0
+        if added != count:
+            raise ValueError("recording: a first-image histogram's total does not match its count")
+        self.count += count
+        self.sum_ms += float(d.get("sum_ms", 0.0))
+        self.clamped += int(d.get("clamped", 0))
+        if count:
+            self.min_ms = min(self.min_ms, float(d["min_ms"]))
+            self.max_ms = max(self.max_ms, float(d["max_ms"]))
+
+
 class _Outcome:
     """Successful or failed completions of one key: counters, exact extremes and the histogram."""
 
-    __slots__ = ("count", "codes", "cost", "attempts", "failovers", "buf", "hist", "counts",
-                 "sum_ms", "min_ms", "max_ms", "clamped")
+    __slots__ = ("count", "codes", "cost", "attempts", "failovers", "images", "buf", "hist", "counts",
+                 "sum_ms", "min_ms", "max_ms", "clamped", "first")
 
     def __init__(self) -> None:
         # Allocated on first data: most keys never see a failure, and a histogram is 184 KB.
         self.hist: HdrHistogram | None = None
         self.counts: np.ndarray | None = None
+        self.first: _Timings | None = None     # time to first image, for streamed generations only
         self.reset()
+
+    def first_image(self) -> _Timings:
+        if self.first is None:
+            self.first = _Timings()
+        return self.first
 
     def _allocate(self) -> np.ndarray:
         if self.counts is None:
@@ -210,7 +278,10 @@ class _Outcome:
         self.cost = 0.0
         self.attempts = 0
         self.failovers = 0
+        self.images = 0
         self.buf: list[float] = []
+        if self.first is not None:
+            self.first.reset()
         if self.counts is not None and self.hist is not None:
             self.counts[:] = 0
             self.hist.total_count = 0
@@ -222,6 +293,8 @@ class _Outcome:
         self.clamped = 0
 
     def flush(self) -> None:
+        if self.first is not None:
+            self.first.flush()
         if not self.buf:
             return
         ms = np.array(self.buf, dtype=np.float64)
@@ -242,13 +315,19 @@ class _Outcome:
         hist.max_value = max(hist.max_value, int(us.max()))
 
     def payload(self) -> dict[str, Any]:
-        return {
+        out = {
             "count": self.count, "codes": _str_codes(self.codes), "cost_usd": self.cost,
             "attempts": self.attempts, "failovers": self.failovers, "sum_ms": self.sum_ms,
             "min_ms": self.min_ms if self.count else None, "max_ms": self.max_ms if self.count else None,
             "clamped": self.clamped,
             "hist": _sparse(self.counts) if self.counts is not None else {"i": [], "c": []},
         }
+        # Only where there is something to say, so a recording without streams reads as before.
+        if self.images:
+            out["images"] = self.images
+        if self.first is not None and self.first.count:
+            out["first_image"] = self.first.payload()
+        return out
 
     def merge(self, d: Mapping[str, Any]) -> None:
         count = int(d.get("count", 0))
@@ -262,6 +341,9 @@ class _Outcome:
         self.cost += float(d.get("cost_usd", 0.0))
         self.attempts += int(d.get("attempts", 0))
         self.failovers += int(d.get("failovers", 0))
+        self.images += int(d.get("images", 0))
+        if d.get("first_image"):
+            self.first_image().merge(d["first_image"])
         self.sum_ms += float(d.get("sum_ms", 0.0))
         self.clamped += int(d.get("clamped", 0))
         if count:
@@ -364,13 +446,55 @@ def _merge_row(row: list[Any], other: Sequence[Any]) -> None:
             row[i] = other[i] if row[i] is None else max(row[i], other[i])
 
 
+class Timings:
+    """Merged durations of one kind (time to first image) for a selection: count, exact extremes,
+    percentiles by the same definition as the requests' latency."""
+
+    def __init__(self, *, count: int = 0, sum_ms: float = 0.0, min_ms: float = math.nan, max_ms: float = math.nan,
+                 clamped: int = 0, counts: np.ndarray | None = None):
+        self.count = count
+        self.clamped = clamped
+        self.min_ms = min_ms if count else math.nan
+        self.max_ms = max_ms if count else math.nan
+        self.mean_ms = sum_ms / count if count else math.nan
+        self._cum = np.cumsum(counts) if counts is not None and count else None
+
+    @classmethod
+    def of(cls, parts: Sequence[_Timings]) -> Timings:
+        nonempty = [t for t in parts if t.count]
+        if not nonempty:
+            return cls()
+        counts = np.zeros(FINE.counts_len, dtype=np.int64)
+        for t in nonempty:
+            if t.counts is not None:
+                counts += t.counts
+        return cls(count=sum(t.count for t in nonempty), sum_ms=sum(t.sum_ms for t in nonempty),
+                   min_ms=min(t.min_ms for t in nonempty), max_ms=max(t.max_ms for t in nonempty),
+                   clamped=sum(t.clamped for t in nonempty), counts=counts)
+
+    def percentile(self, p: float) -> float:
+        if not 0 <= p <= 100:
+            raise ValueError(f"a percentile must be between 0 and 100, got {p}")
+        if self._cum is None:
+            return math.nan
+        if p == 0:
+            return self.min_ms
+        return _percentile_from(self._cum, FINE, p, int(self._cum[-1]), self.max_ms)
+
+    def __repr__(self) -> str:
+        return f"Timings(count={self.count}, p50={self.percentile(50) if self.count else math.nan:.3f} ms)"
+
+
 class Selection:
     """The merged data of every key matching a filter: counts, exact extremes and percentiles."""
 
     def __init__(self, *, requests: int = 0, ok: int = 0, dropped: int = 0,
                  status_codes: Mapping[str, int] | None = None, cost_usd: float = 0.0, attempts: int = 0,
                  failovers: int = 0, window_s: float = 0.0, sum_ms: float = 0.0, min_ms: float = math.nan,
-                 max_ms: float = math.nan, clamped: int = 0, counts: np.ndarray | None = None):
+                 max_ms: float = math.nan, clamped: int = 0, counts: np.ndarray | None = None,
+                 first_image: Timings | None = None, images: int = 0):
+        self.first_image = first_image if first_image is not None else Timings()
+        self.images = images      # images the successful requests delivered
         self.requests = requests
         self.ok = ok
         self.failures = requests - ok
@@ -446,9 +570,14 @@ class Recorder:
         self.stop_time = time.time() if t is None else float(t)
 
     def record(self, *, name: str, target: str, latency_ms: float, ok: bool, status: int | str,
-               ts: float | None = None, cost_usd: float = 0.0, attempts: int = 1, failover: bool = False) -> None:
+               ts: float | None = None, cost_usd: float = 0.0, attempts: int = 1, failover: bool = False,
+               images: int | None = None, first_image_ms: float | None = None) -> None:
+        """images: what the request delivered (default one if it succeeded); first_image_ms: when a streamed
+        generation's first image arrived, counted from the same start as latency_ms."""
         if not 0.0 <= latency_ms < math.inf:
             raise ValueError(f"latency_ms must be a finite, non-negative number, got {latency_ms!r}")
+        if first_image_ms is not None and not 0.0 <= first_image_ms < math.inf:
+            raise ValueError(f"first_image_ms must be a finite, non-negative number, got {first_image_ms!r}")
         if ts is None:
             ts = time.time()
         began = ts - latency_ms / 1000.0
@@ -471,6 +600,11 @@ class Recorder:
         o.attempts += attempts
         if failover:
             o.failovers += 1
+        o.images += (1 if ok else 0) if images is None else images
+        if first_image_ms is not None:
+            first = o.first if o.first is not None else o.first_image()
+            first.count += 1
+            first.buf.append(first_image_ms)
         o.buf.append(latency_ms)
 
         rel = ts - start
@@ -674,7 +808,7 @@ class Recorder:
                 raise ValueError(f"expected_response must be true or false, got {outcome!r}")
         self._flush()
         parts: list[_Outcome] = []
-        dropped = ok = 0
+        dropped = ok = ok_images = 0
         for (target, name, stage), series in self._series.items():
             if ("target" in f and f["target"] != target) or ("name" in f and f["name"] != name) or \
                     ("stage" in f and f["stage"] != stage):
@@ -682,6 +816,7 @@ class Recorder:
             if outcome != "false":
                 parts.append(series.ok)
                 ok += series.ok.count
+                ok_images += series.ok.images
             if outcome != "true":
                 parts.append(series.fail)
             if outcome is None:
@@ -701,6 +836,7 @@ class Recorder:
             codes["dropped"] = codes.get("dropped", 0) + dropped
         nonempty = [o for o in parts if o.count]
         return Selection(
+            first_image=Timings.of([o.first for o in parts if o.first is not None]), images=ok_images,
             requests=requests, ok=ok, dropped=dropped,
             status_codes=codes, cost_usd=sum(o.cost for o in parts), attempts=sum(o.attempts for o in parts),
             failovers=sum(o.failovers for o in parts), window_s=self._window(f.get("stage"), now_s),

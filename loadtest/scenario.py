@@ -23,15 +23,17 @@ from mockprovider.apis import APIS, MOCK_PREFIX
 from mockprovider.profile import Profile, ProfileError, load_profiles
 from mockprovider.settings import Settings, SettingsError, parse_set_option
 
+from . import apioptions
 from .fields import Problems, ScenarioError, Table, parse_duration
 from .loadmodel import LoadModel, parse_load
 from .prompts import USE_CASES
 from .thresholds import Threshold, ThresholdError, parse_thresholds
 
-__all__ = ["Scenario", "ScenarioError", "Target", "Client", "Retry", "Action", "MockOptions", "GateOptions",
-           "Overrides", "load_scenario", "parse_scenario", "scenario_names", "builtin_scenarios"]
+__all__ = ["Scenario", "ScenarioError", "Target", "Client", "EditInputs", "Retry", "Action", "MockOptions",
+           "GateOptions", "Overrides", "load_scenario", "parse_scenario", "scenario_names", "builtin_scenarios"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_SIZE = re.compile(r"^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})$")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,17 @@ class Retry:
     max_backoff_s: float = 30.0
     on: tuple[int, ...] = (429, 503)
     honour_retry_after: bool = True
+
+
+@dataclass(frozen=True)
+class EditInputs:
+    """The product photos an edit uploads: drawn once per process (loadtest/clients/uploads.py)."""
+    photos: int = 6                  # distinct catalog photos, used in turn
+    images: int = 1                  # photos sent in one edit (OpenAI's image[] takes up to 16)
+    width: int = 1024
+    height: int = 1024
+    format: str = "jpeg"             # jpeg, png or webp, as a catalog keeps them
+    mask: bool = True                # an RGBA PNG whose transparent part (the background) is what to edit
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,44 @@ class Client:
     height: int = 1024
     poll_interval_s: float = 0.5     # Midjourney job polling
     job_timeout_s: float = 300.0     # Midjourney: how long a job may take (the proxy's own limit is 5 min)
+    # What each request asks for, in the API's own terms (None: not sent; the API's default). Which API
+    # takes which is loadtest/apioptions.py's; README's "Request options" says what each does.
+    operation: str = "generate"      # generate, or edit (OpenAI /images/edits; Gemini with the photo inline)
+    stream: bool = False             # OpenAI: stream = true, the events read as they arrive
+    partial_images: int | None = None
+    quality: str | None = None
+    size: str | None = None          # OpenAI's size ("1536x1024", "auto"); else width x height
+    output_format: str | None = None
+    output_compression: int | None = None
+    background: str | None = None
+    moderation: str | None = None
+    input_fidelity: str | None = None
+    aspect_ratio: str | None = None  # Vertex Imagen, Gemini
+    image_size: str | None = None    # Gemini's imageSize ("1K", "2K", ...)
+    edit: EditInputs = field(default_factory=EditInputs)
+    batch_mode: str = "semaphore"    # semaphore: one request per image; native: the provider's own batching
+
+    @property
+    def size_text(self) -> str:
+        return self.size or f"{self.width}x{self.height}"
+
+    def request_options(self) -> dict[str, Any]:
+        """The request options this scenario sets (what apioptions.check judges against the target)."""
+        out: dict[str, Any] = {name: getattr(self, name) for name in REQUEST_OPTIONS if getattr(self, name) is not None}
+        if self.stream:
+            out["stream"] = True
+        if self.operation != "generate":
+            out["operation"] = self.operation
+            e = self.edit
+            out["edit"] = {"images": e.images, "width": e.width, "height": e.height, "format": e.format,
+                           "mask": e.mask}
+        return out
+
+
+# What an edit asks for when the scenario names no use cases: a catalog's two edits.
+EDIT_USE_CASES_DEFAULT = (("background_replacement", 0.7), ("product_placement", 0.3))
+REQUEST_OPTIONS = ("partial_images", "quality", "size", "output_format", "output_compression", "background",
+                   "moderation", "input_fidelity", "aspect_ratio", "image_size")
 
 
 @dataclass(frozen=True)
@@ -63,6 +114,7 @@ class Target:
     api: str
     model: str
     base_url: str | None = None   # None: on the embedded mock (filled in when it starts)
+    family: str = ""              # an OpenAI profile's model family on the mock (whose request rules apply)
 
     @property
     def on_mock(self) -> bool:
@@ -217,6 +269,8 @@ def apply_overrides(scenario: Scenario, o: Overrides) -> Scenario:
         blame = {"name": "--target", "api": "--api" if o.api else changed, "model": "--model" if o.model else changed}
         target = _target(Table(table, "", problems), scenario.mock.profiles, problems, cli=blame)
         scenario = replace(scenario, target=target, raw_target=table)
+        if not problems:
+            _check_request_options(scenario, problems, after=f"after {changed}")
     if o.duration is not None:
         try:
             total = parse_duration(o.duration)
@@ -258,7 +312,7 @@ def parse_scenario(raw: Mapping[str, Any], *, source: str = "", default_name: st
     target = _target(Table(target_table, "target", problems), mock.profiles, problems)
     load = parse_load(raw.get("load"), problems)
     client = _client(top.table("client"))
-    thresholds = _thresholds(raw.get("thresholds", {}), problems)
+    thresholds = _thresholds(raw["thresholds"], problems) if "thresholds" in raw else []
     gate_t = top.table("gate")
     gate_t.only({"min_samples"})
     gate = GateOptions(min_samples=gate_t.integer("min_samples", 100, lo=1))
@@ -268,8 +322,15 @@ def parse_scenario(raw: Mapping[str, Any], *, source: str = "", default_name: st
                         thresholds=tuple(thresholds), gate=gate, mock=mock, actions=actions, source=source,
                         raw_target=target_table)
     _check_filters(scenario, problems)
+    _check_request_options(scenario, problems)
     problems.raise_if_any(source)
     return scenario
+
+
+def _check_request_options(s: Scenario, problems: Problems, after: str = "") -> None:
+    """The client's request options against what the target's API and model take."""
+    apioptions.check(s.client.request_options(), s.target.api, s.target.model, family=s.target.family or None,
+                     add=problems.add, after=after)
 
 
 def _providers(profiles: Sequence[str], problems: Problems) -> dict[str, Profile]:
@@ -325,7 +386,8 @@ def _target(t: Table, profiles: Sequence[str], problems: Problems, cli: str | Ma
     if api != profile.api:
         problems.add(f"{where('api')}: {name!r} speaks {profile.api}, not {api}")
         api = profile.api
-    return Target(name=name, api=api, model=str(model))
+    family = (profile.family or apioptions.DEFAULT_FAMILY) if api == "openai" else ""
+    return Target(name=name, api=api, model=str(model), family=family)
 
 
 def url_problem(url: str) -> str | None:
@@ -378,7 +440,8 @@ def _relative_to(base: Path, path: str) -> Path:
 
 
 def _client(t: Table) -> Client:
-    t.only({"timeout", "keys", "retry", "batch", "use_cases", "width", "height", "poll_interval", "job_timeout"})
+    t.only({"timeout", "keys", "retry", "batch", "use_cases", "width", "height", "poll_interval", "job_timeout",
+            "operation", "stream", "edit", *REQUEST_OPTIONS})
     retry: Retry | None = None
     raw_retry = t.raw.get("retry", False)
     if raw_retry is True:
@@ -401,17 +464,18 @@ def _client(t: Table) -> Client:
     elif raw_retry is not False:
         t.fail("retry", f"must be true, false or a table {{max_attempts, base, on, ...}}, got {raw_retry!r}")
     batch = t.table("batch")
-    batch.only({"size", "concurrency"})
+    batch.only({"size", "concurrency", "mode"})
     size = batch.integer("size", 1, lo=1, hi=1000)
     concurrency = batch.integer("concurrency", size, lo=1, hi=1000)
     if concurrency > size:
         batch.fail("concurrency", f"({concurrency}) cannot exceed client.batch.size ({size}): a batch sends at most "
                                   "its own images at once")
         concurrency = size
+    batch_mode = batch.choice("mode", "semaphore", ("semaphore", "native"))
     uc = t.raw.get("use_cases", dict(Client.use_cases))
     weights: list[tuple[str, float]] = []
     if "use_cases" not in t:
-        weights = list(Client.use_cases)
+        weights = list(EDIT_USE_CASES_DEFAULT if t.raw.get("operation") == "edit" else Client.use_cases)
     elif not isinstance(uc, Mapping) or not uc:
         t.fail("use_cases", f"must be a table of use case = weight; use cases: {', '.join(USE_CASES)}")
     else:
@@ -425,7 +489,66 @@ def _client(t: Table) -> Client:
                   use_cases=tuple(weights) or Client.use_cases,
                   width=t.integer("width", 1024, lo=1, hi=16384), height=t.integer("height", 1024, lo=1, hi=16384),
                   poll_interval_s=t.duration("poll_interval", 0.5, positive=True),
-                  job_timeout_s=t.duration("job_timeout", 300.0, positive=True))
+                  job_timeout_s=t.duration("job_timeout", 300.0, positive=True), batch_mode=batch_mode,
+                  **_request_options(t, batch_size=size))
+
+
+def _request_options(t: Table, *, batch_size: int) -> dict[str, Any]:
+    """[client]'s request options, each checked on its own; apioptions.check then judges them against the
+    target's API and model."""
+    out: dict[str, Any] = {}
+    operation = t.choice("operation", "generate", ("generate", "edit"))
+    if operation != "generate":
+        out["operation"] = operation
+    stream = t.boolean("stream", False)
+    if stream:
+        out["stream"] = True
+        if batch_size > 1:
+            t.fail("stream", "streams single generations; leave out batch (or stream = false)")
+    if "partial_images" in t:
+        out["partial_images"] = t.integer("partial_images", 0, lo=0, hi=apioptions.MAX_PARTIAL_IMAGES)
+        if not stream:
+            t.fail("partial_images", "needs stream = true (partial images come only in a stream)")
+    for name in ("quality", "aspect_ratio", "image_size"):
+        if name in t:
+            out[name] = t.string(name, "")
+    if "size" in t:
+        size = t.string("size", "")
+        if "width" in t or "height" in t:
+            t.fail("size", "and width/height say the same thing; give one of them")
+        elif size != "auto" and not _SIZE.match(size):
+            t.fail("size", f"must be WIDTHxHEIGHT (e.g. \"1536x1024\") or \"auto\", got {size!r}")
+        else:
+            out["size"] = size
+    for name, allowed in (("output_format", apioptions.OUTPUT_FORMATS), ("background", apioptions.BACKGROUNDS),
+                          ("moderation", apioptions.MODERATIONS),
+                          ("input_fidelity", apioptions.INPUT_FIDELITIES)):
+        if name in t:
+            out[name] = t.choice(name, allowed[0], allowed)
+    if "output_compression" in t:
+        out["output_compression"] = t.integer("output_compression", 100, lo=0, hi=100)
+        if out["output_compression"] < 100 and out.get("output_format", "png") == "png":
+            t.fail("output_compression", "below 100 needs output_format = \"jpeg\" or \"webp\" (PNG is lossless)")
+    if out.get("background") == "transparent" and out.get("output_format") == "jpeg":
+        t.fail("background", "\"transparent\" needs output_format = \"png\" or \"webp\" (JPEG has no alpha)")
+    if "edit" in t:
+        e = t.table("edit")
+        e.only({"photos", "images", "size", "format", "mask"})
+        width, height = EditInputs.width, EditInputs.height
+        if "size" in e:
+            text = e.string("size", "")
+            m = _SIZE.match(text)
+            if m is None or not (64 <= int(m[1]) <= 4096 and 64 <= int(m[2]) <= 4096):
+                e.fail("size", f"must be WIDTHxHEIGHT with sides from 64 to 4096 px (e.g. \"1024x1024\"), got {text!r}")
+            else:
+                width, height = int(m[1]), int(m[2])
+        out["edit"] = EditInputs(photos=e.integer("photos", EditInputs.photos, lo=1, hi=64),
+                                 images=e.integer("images", EditInputs.images, lo=1, hi=16), width=width,
+                                 height=height, format=e.choice("format", "jpeg", ("jpeg", "png", "webp")),
+                                 mask=e.boolean("mask", True))
+        if operation != "edit":
+            t.fail("edit", "describes the photos an edit uploads; it needs operation = \"edit\"")
+    return out
 
 
 def _thresholds(raw: Any, problems: Problems) -> list[Threshold]:

@@ -67,6 +67,13 @@ class LatencyDoc(_Doc):
     mean: float | None = None
 
 
+class FirstImageDoc(_Doc):
+    """Time to the first image of streamed generations (a partial image, or the whole one when none was
+    asked for), from the same start as their latency; only generations that received an image count."""
+    samples: int
+    ms: LatencyDoc
+
+
 class MarginDoc(_Doc):
     amount: float
     unit: str
@@ -107,6 +114,7 @@ class StageDoc(_Doc):
     dropped: int
     rps: float | None
     latency_ms: LatencyDoc
+    first_image: FirstImageDoc | None = None
 
 
 class CostDoc(_Doc):
@@ -162,6 +170,11 @@ class BatchDoc(_Doc):
     mean_wall_ms: float
     mean_per_image_ms: float
     concurrency: int
+    # "semaphore": one request per image (the seed's batch_generate); "native": the provider's own batching
+    # (n images in one request, Vertex's sampleCount, Midjourney's grid), `images_per_request` for each request.
+    mode: Literal["semaphore", "native"] = "semaphore"
+    requests_per_batch: int | None = None
+    images_per_request: list[int] | None = None
 
 
 class TimelineRow(_Doc):
@@ -197,6 +210,7 @@ class Summary(_Doc):
     retries: int
     failovers: int
     latency_ms: LatencyDoc
+    first_image: FirstImageDoc | None = None
     rps: float | None
     status_codes: dict[str, int]
     peak_users: int
@@ -265,6 +279,16 @@ def latency_doc(sel: Selection) -> LatencyDoc:
     return LatencyDoc.model_validate(values)
 
 
+def first_image_doc(sel: Selection) -> FirstImageDoc | None:
+    """None when nothing streamed: a report shows the figure only where it was measured."""
+    f = sel.first_image
+    if not f.count:
+        return None
+    values: dict[str, float | None] = {k: _r(f.percentile(p)) for k, p in LATENCY_POINTS}
+    values.update(max=_r(f.max_ms), min=_r(f.min_ms), mean=_r(f.mean_ms))
+    return FirstImageDoc(samples=f.count, ms=LatencyDoc.model_validate(values))
+
+
 def threshold_doc(r: ThresholdResult) -> ThresholdDoc:
     t = r.threshold
     m = r.margin
@@ -316,7 +340,7 @@ def build_summary(*, scenario: ScenarioDoc, target: TargetDoc, recorder: Recorde
         sel = recorder.select({"stage": name})
         stages.append(StageDoc(name=name, start_s=round(lo, 3), end_s=round(hi, 3), requests=sel.requests,
                                failures=sel.failures, dropped=sel.dropped, rps=_r(sel.rps),
-                               latency_ms=latency_doc(sel)))
+                               latency_ms=latency_doc(sel), first_image=first_image_doc(sel)))
     all_notes = list(notes)
     if total.clamped:
         all_notes.append(f"{total.clamped} latencies above one hour were recorded as one hour")
@@ -329,10 +353,11 @@ def build_summary(*, scenario: ScenarioDoc, target: TargetDoc, recorder: Recorde
         requests=total.requests, failures=total.failures, dropped=total.dropped,
         success_rate=_r(total.success_rate, 6), attempts=total.attempts,
         retries=max(0, total.attempts - total.requests), failovers=total.failovers,
-        latency_ms=latency_doc(total), rps=_r(total.rps), status_codes=dict(sorted(total.status_codes.items())),
+        latency_ms=latency_doc(total), first_image=first_image_doc(total), rps=_r(total.rps),
+        status_codes=dict(sorted(total.status_codes.items())),
         peak_users=recorder.peak_users,
-        cost=CostDoc(usd=_r(total.cost_usd, 6), images=total.ok,
-                     per_image_usd=_r(total.cost_usd / total.ok, 6) if total.ok else None),
+        cost=CostDoc(usd=_r(total.cost_usd, 6), images=total.images,
+                     per_image_usd=_r(total.cost_usd / total.images, 6) if total.images else None),
         stages=stages,
         generator=GeneratorDoc(saturated=bool(health and health.saturated),
                                reasons=list(health.reasons) if health else [],

@@ -25,7 +25,7 @@ from .fields import parse_duration
 
 __all__ = [
     "Threshold", "ThresholdError", "parse_thresholds", "parse_duration",
-    "METRICS", "AGGREGATIONS", "FILTER_TAGS", "format_value", "format_limit", "unit_for",
+    "METRICS", "AGGREGATIONS", "FILTER_TAGS", "TIME_METRICS", "format_value", "format_limit", "unit_for",
 ]
 
 
@@ -40,8 +40,13 @@ AGGREGATIONS: dict[str, tuple[str, ...]] = {
     "failures": ("rate",),
     "requests": ("count", "rate", "rps"),
     "dropped": ("count", "rate"),
+    # Time to the first image of a streamed generation (a partial image, or the whole image when none was
+    # asked for): to image streaming what time to first token is to LLM benchmarks. k6 has no such metric.
+    "first_image": ("p", "avg", "min", "max", "med"),
 }
 METRICS = tuple(AGGREGATIONS)
+# Metrics measured in milliseconds from a generation's start: read alike by the gate and the reports.
+TIME_METRICS = ("latency", "first_image")
 ALIASES = {
     "http_req_duration": "latency",
     "http_req_failed": "failures",
@@ -116,7 +121,7 @@ class Threshold:
 
 
 def unit_for(metric: str, aggregation: str) -> str:
-    if metric == "latency":
+    if metric in TIME_METRICS:
         return "ms"
     if metric == "requests":
         return "requests" if aggregation == "count" else "req/s"
@@ -278,7 +283,8 @@ def _parse_expression(key: str, metric: str, expr: str) -> tuple[str, float | No
     try:
         value = float(raw_value)
     except ValueError:
-        hint = " (units are implied: milliseconds for latency)" if re.search(r"[a-z]", raw_value or "") else ""
+        hint = (" (units are implied: milliseconds for latency and first_image)"
+                if re.search(r"[a-z]", raw_value or "") else "")
         raise ThresholdError(f"{where}: bad number {raw_value!r}{hint}") from None
     if not math.isfinite(value):
         raise ThresholdError(f"{where}: the limit must be a finite number, got {raw_value!r}")

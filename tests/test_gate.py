@@ -294,3 +294,74 @@ def test_a_breach_larger_than_the_generators_stalls_is_the_targets() -> None:
     # A stall of 150 ms could have made 700 ms out of 550: that breach proves nothing.
     v = evaluate(th, slow, health=strained(hot=True, stall_ms=150.0))
     assert v.exit_code == 2 and v.status == "invalid"
+
+
+# -- time to first image ---------------------------------------------------------------------------
+
+def streamed(n=1000, first_ms=300.0, ms=2000.0, streams=None, stages=(), duration=10.0, failed=0):
+    """n requests of ms each; the first `streams` (all by default) also saw their first image after first_ms."""
+    streams = n if streams is None else streams
+    rec = Recorder(stages=stages, start_time=T0)
+    for i in range(n):
+        ok = i >= failed
+        rec.record(name="g", target="gpt-image-1-mini", latency_ms=ms, ok=ok, status=200 if ok else 500,
+                   ts=T0 + 2.5 + i * (duration - 3) / max(n, 1), first_image_ms=first_ms if i < streams else None)
+    rec.stop(T0 + duration)
+    return rec
+
+
+def test_first_image_is_judged_like_latency_beside_it():
+    th = parse_thresholds({"first_image": ["p(95)<1000", "avg<500"], "latency": ["p(95)<3000"]})
+    v = evaluate(th, streamed())
+    assert v.exit_code == 0 and [r.verdict for r in v.results] == ["pass", "pass", "pass"]
+    first = v.results[0]
+    assert (first.observed, first.samples, first.unit) == (300.0, 1000, "ms")
+    assert first.detail == "observed 300 ms, limit < 1,000 ms: 700 ms (70.0 %) to spare"
+    # The whole generation (2 s) is not what first_image measures: a slow first image fails on its own.
+    v = evaluate(th, streamed(first_ms=1200.0))
+    assert v.exit_code == 1 and [r.verdict for r in v.results] == ["fail", "fail", "pass"]
+    assert v.reason_texts[0] == "first_image p(95) was 1,200 ms, limit < 1,000 ms (+20.0 %)"
+
+
+def test_first_image_counts_only_generations_that_received_one():
+    # 400 streamed of 1,000 requests: 400 samples, so a floor of 500 leaves it insufficient, and it says why.
+    v = evaluate(parse_thresholds({"first_image": ["p(95)<1000"]}), streamed(streams=400), min_samples=500)
+    (r,) = v.results
+    assert (r.verdict, r.samples, r.needed_samples) == ("insufficient", 400, 500) and v.exit_code == 2
+    # Nothing streamed at all: no observation, in words that point at the cause.
+    (r,) = evaluate(parse_thresholds({"first_image": ["p(95)<1000"]}), streamed(streams=0)).results
+    assert r.verdict == "insufficient" and r.observed is None
+    assert "none of the 1,000 requests received a streamed image" in r.detail
+
+
+def test_a_first_image_breach_beyond_repair_fails_a_short_run():
+    # 60 first images all at 3 s: even 100 samples whose other 40 were instant keep p(50) at 3 s.
+    v = evaluate(parse_thresholds({"first_image": ["med<1500"]}), streamed(n=60, first_ms=3000.0))
+    (r,) = v.results
+    assert r.verdict == "fail" and "already beyond repair" in r.detail and v.exit_code == 1
+    # ...while p(99) of 60 samples could still be met by 40 fast ones: that is insufficient, not a failure.
+    (r,) = evaluate(parse_thresholds({"first_image": ["p(30)<1500"]}), streamed(n=60, first_ms=3000.0)).results
+    assert r.verdict == "insufficient"
+
+
+def test_first_image_per_stage_and_for_successful_generations_only():
+    rec = Recorder(stages=[("a", 0, 5), ("b", 5, 10)], start_time=T0)
+    for i in range(400):
+        ok = i % 4 != 0
+        rec.record(name="g", target="t", latency_ms=1000.0, ok=ok, status=200 if ok else 500,
+                   ts=T0 + 1.0 + i * 0.025, first_image_ms=200.0 if i < 200 else 700.0)   # starts at 0.025 i s
+    rec.stop(T0 + 10)
+    th = parse_thresholds({"first_image{stage:a}": ["max<=200"], "first_image{stage:b}": ["min>=700"],
+                           "first_image{expected_response:true}": ["med<=700"]})
+    v = evaluate(th, rec)
+    assert [r.verdict for r in v.results] == ["pass", "pass", "pass"], [r.detail for r in v.results]
+    assert [r.samples for r in v.results] == [rec.select({"stage": "a"}).first_image.count,
+                                              rec.select({"stage": "b"}).first_image.count, 300]
+
+
+def test_a_generator_stall_can_explain_a_first_image_breach():
+    # 650 ms first images against 600, a 120 ms stall inside the run: the generator, not the target.
+    th = parse_thresholds({"first_image": ["p(99)<600"]})
+    v = evaluate(th, streamed(n=2000, first_ms=650.0), health=strained(stall_ms=120))
+    assert v.exit_code == 2 and v.reasons[0].kind == "generator"
+    assert "enough to explain first_image p(99) < 600 ms failing" in v.reason_texts[0]

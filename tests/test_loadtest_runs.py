@@ -159,3 +159,77 @@ def test_every_scenario_runs_and_reports(tmp_path: Path, scenario: str) -> None:
         assert all(a["ok"] for a in summary["actions"])
         assert summary["failovers"] > 0        # the relay served another model meanwhile
         assert code == 0, out
+
+
+# -- streams, edits and native batches ----------------------------------------------------------------
+
+def variant(tmp_path: Path, name: str, **changes: dict) -> Path:
+    """The built-in scenario with some tables changed (a lower sample floor for a short run)."""
+    import tomllib
+
+    import tomli_w
+
+    from loadtest.scenario import scenario_path
+    raw = tomllib.loads(scenario_path(name).read_text())
+    for table, values in changes.items():
+        raw.setdefault(table, {}).update(values)
+    path = tmp_path / f"{name}.toml"
+    path.write_text(tomli_w.dumps(raw))
+    return path
+
+
+def test_stream_preview_times_the_first_image_apart_and_gates_on_it(tmp_path: Path) -> None:
+    # Shortened to 20 s, where 150 samples would not fit: the floor is lowered, the thresholds are the scenario's.
+    path = variant(tmp_path, "stream_preview", gate={"min_samples": 30})
+    # Two Locust workers: the first images each one timed reach the master's recorder.
+    code, out, summary = loadtest(tmp_path, str(path), "--duration", "20s", "--workers", "2")
+    assert code == 0, out
+    assert summary["run"]["workers"] == 2 and summary["run"]["workers_lost"] == []
+    first = by_label(summary)["first_image p(95) < 2500 ms"]
+    assert first["verdict"] == "pass" and first["samples"] == summary["first_image"]["samples"] >= 30
+    # Every successful generation streamed, so each has its first image (none lost in the merge); a failed one
+    # has one only if an image came before its failure.
+    assert summary["requests"] - summary["failures"] <= summary["first_image"]["samples"] <= summary["requests"]
+    fi, lat = summary["first_image"]["ms"], summary["latency_ms"]
+    # The first of two partial images is due at a third of each generation: well before the whole of it.
+    assert fi["p50"] < 0.6 * lat["p50"] and fi["max"] <= lat["max"]
+    assert summary["stages"][0]["first_image"]["samples"] == summary["first_image"]["samples"]
+    md = (tmp_path / "report" / "summary.md").read_text()
+    assert "### Time to first image" in md and "first_image p(95) < 2500 ms" in md
+    assert "first_image p(95) &lt; 2500 ms" in (tmp_path / "report" / "report.html").read_text()
+    assert "First image" in out and 'name="first_image p(95) &lt; 2500 ms"' in \
+        (tmp_path / "report" / "junit.xml").read_text()
+
+
+def test_a_slow_first_image_breaks_its_threshold_while_the_rest_holds(tmp_path: Path) -> None:
+    path = variant(tmp_path, "stream_preview", gate={"min_samples": 20},
+                   thresholds={"first_image": ["p(95)<2500"], "latency": ["p(95)<60000"], "success": ["rate>=0.99"]})
+    # Three times slower: first images near 3 s, finished images still far inside a minute.
+    code, out, summary = loadtest(tmp_path, str(path), "--duration", "30s", "--set",
+                                  "gpt-image-1-mini.latency_multiplier=3")
+    assert code == 1, out
+    verdicts = {t["metric"]: t["verdict"] for t in summary["thresholds"]}
+    assert verdicts == {"first_image": "fail", "latency": "pass", "success": "pass"}
+    assert summary["reasons"][0]["text"].startswith("first_image p(95) was")
+
+
+def test_catalog_edit_replaces_backgrounds_over_multipart_edits(tmp_path: Path) -> None:
+    path = variant(tmp_path, "catalog_edit", gate={"min_samples": 30})
+    # gpt-image-1's edits at a twentieth of their time, so a 20 s run edits a few hundred photos.
+    code, out, summary = loadtest(tmp_path, str(path), "--duration", "20s", "--set",
+                                  "gpt-image-1.latency_multiplier=0.05")
+    assert code == 0, out
+    assert summary["status_codes"].get("200", 0) == summary["requests"] - summary["failures"] >= 30
+    assert summary["cost"]["images"] == summary["requests"] - summary["failures"]
+    assert summary["first_image"] is None               # nothing streamed
+    assert summary["cost"]["per_image_usd"] == pytest.approx(0.042, rel=0.01)   # gpt-image-1, medium, square
+
+
+def test_a_batch_sent_the_native_way_is_one_request_of_ten(tmp_path: Path) -> None:
+    path = variant(tmp_path, "batch_10", client={"batch": {"size": 10, "mode": "native"}}, gate={"min_samples": 20})
+    code, out, summary = loadtest(tmp_path, str(path), "--duration", "12s")
+    assert summary, out
+    b = summary["batches"]
+    assert (b["mode"], b["requests_per_batch"], b["images_per_request"]) == ("native", 1, [10])
+    assert summary["cost"]["images"] == 10 * (summary["requests"] - summary["failures"])
+    assert code == 0, out

@@ -465,8 +465,11 @@ def test_two_workers_records_merge_exactly(start_mock) -> None:
     assert total.max_ms == pytest.approx(raw[-1], abs=0.001) and total.min_ms == pytest.approx(raw[0], abs=0.001)
     exact = Sparse()
     exact.add(np.array(raw))
-    for p in (50, 90, 99):   # the same as one histogram of every worker's entries, to rounding of the raw ms
-        assert abs(total.percentile(p) - exact.percentile(p)) <= 0.002
+    # The same as one histogram of every worker's entries, to the raw entries' microsecond rounding and the
+    # histograms' resolution (three significant digits: a bucket is at most 0.1 % of its value wide).
+    for p in (50, 90, 99):
+        want = exact.percentile(p)
+        assert abs(total.percentile(p) - want) <= 0.001 + 0.001 * want, (p, total.percentile(p), want)
     assert sum(n for _, _, n in both.seconds) == 50
     assert {e.worker for e in entries(a)} == {sa.worker}
 

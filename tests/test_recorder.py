@@ -431,3 +431,111 @@ def test_late_data_for_a_finalised_second_is_added():
     assert row["requests"] == 2 and row["failures"] == 1 and row["codes"] == {"200": 1, "500": 1}
     assert row["max_ms"] == 900.0 and row["p99_ms"] >= 900.0   # the larger estimate: never under
     assert master.select().requests == 41
+
+
+# -- time to first image ---------------------------------------------------------------------------
+
+def record_streams(rec, latency_ms, first_ms, *, t0=T0, rate=500.0, fail_every=0):
+    """Streamed generations: each with its latency and, where first_ms is not nan, its time to first image."""
+    for i, (ms, first) in enumerate(zip(latency_ms, first_ms)):
+        ok = not (fail_every and i % fail_every == fail_every - 1)
+        rec.record(name="stream", target="gpt-image-1-mini", latency_ms=float(ms), ok=ok, status=200 if ok else 500,
+                   ts=t0 + 1.0 + i / rate, first_image_ms=None if math.isnan(first) else float(first))
+
+
+def streams(seed, n, share_streamed=0.9):
+    rng = np.random.default_rng(seed)
+    latency = rng.lognormal(math.log(2800), 0.4, n)
+    first = latency * rng.uniform(0.2, 0.45, n)      # the first partial image comes a third of the way in
+    first[rng.uniform(size=n) > share_streamed] = math.nan
+    return latency, first
+
+
+def test_first_image_percentiles_are_exact_and_kept_apart_from_latency():
+    latency, first = streams(7, 20_000)
+    rec = Recorder(start_time=T0)
+    record_streams(rec, latency, first)
+    sel = rec.select()
+    f = sel.first_image
+    seen = np.sort(first[~np.isnan(first)])
+    assert f.count == seen.size < sel.requests == 20_000
+    assert (f.min_ms, f.max_ms) == (float(seen[0]), float(seen[-1]))
+    assert f.mean_ms == pytest.approx(float(seen.mean()), rel=1e-12)
+    for p in (50, 90, 95, 99, 99.9):
+        want = exact(seen, p)
+        got = f.percentile(p)
+        assert want <= got <= want * (1 + 1 / 1024) + 0.001, p      # the requests' own HDR precision
+    # The requests' latency is untouched by their first images.
+    assert sel.percentile(99) == pytest.approx(exact(np.sort(latency), 99), rel=1 / 1024)
+
+
+def test_first_image_splits_by_outcome_and_stage():
+    latency, first = streams(3, 4000, share_streamed=1.0)
+    rec = Recorder(stages=[("a", 0, 4), ("b", 4, 10)], start_time=T0)
+    record_streams(rec, latency, first, fail_every=10)
+    ok, failed = rec.select({"expected_response": "true"}), rec.select({"expected_response": "false"})
+    assert ok.first_image.count == 3600 and failed.first_image.count == 400
+    assert rec.select().first_image.count == 4000
+    a, b = rec.select({"stage": "a"}), rec.select({"stage": "b"})
+    assert a.first_image.count + b.first_image.count == 4000 and a.first_image.count == a.requests
+
+
+def test_first_image_merges_across_workers_as_one_recorder():
+    latency, first = streams(11, 9000)
+    single = Recorder(stages=[("s", 0, 30)], start_time=T0)
+    record_streams(single, latency, first, fail_every=13)
+    master = Recorder(stages=[("s", 0, 30)], start_time=T0)
+    workers = [Recorder(stages=[("s", 0, 30)], start_time=T0) for _ in range(3)]
+    for i, (ms, f) in enumerate(zip(latency, first)):      # round-robin, drained every 1,000, like Locust's reports
+        ok = not (i % 13 == 12)
+        workers[i % 3].record(name="stream", target="gpt-image-1-mini", latency_ms=float(ms), ok=ok,
+                              status=200 if ok else 500, ts=T0 + 1.0 + i / 500,
+                              first_image_ms=None if math.isnan(f) else float(f))
+        if i % 1000 == 999:
+            for w in workers:
+                master.merge(w.drain())
+    for w in workers:
+        master.merge(json.loads(json.dumps(w.drain())))
+    a, b = single.select(), master.select()
+    assert a.first_image.count == b.first_image.count
+    assert (a.first_image.min_ms, a.first_image.max_ms) == (b.first_image.min_ms, b.first_image.max_ms)
+    assert a.first_image.mean_ms == pytest.approx(b.first_image.mean_ms, rel=1e-12)
+    for p in (0, 50, 95, 99, 99.9, 100):
+        assert a.first_image.percentile(p) == b.first_image.percentile(p)
+    assert_same(single, master)
+
+
+def test_a_recording_without_streams_reads_as_before():
+    rec = Recorder(start_time=T0)
+    fill(rec, [120.0] * 50)
+    payload = rec.export()
+    assert all("first_image" not in s["ok"] and "first_image" not in s["fail"] for s in payload["series"])
+    sel = Recorder.from_export(json.loads(json.dumps(payload))).select()
+    assert sel.first_image.count == 0 and math.isnan(sel.first_image.percentile(99))
+    assert sel.images == 50            # one image a successful request, unless told otherwise
+
+
+def test_first_image_round_trips_and_its_payload_is_checked():
+    latency, first = streams(5, 3000)
+    rec = Recorder(start_time=T0)
+    record_streams(rec, latency, first)
+    back = Recorder.from_export(json.loads(json.dumps(rec.export(), allow_nan=False)))
+    assert back.export() == rec.export()
+    assert back.select().first_image.percentile(95) == rec.select().first_image.percentile(95)
+    broken = rec.export()
+    broken["series"][0]["ok"]["first_image"]["count"] += 1
+    with pytest.raises(ValueError, match="first-image histogram"):
+        Recorder().merge(broken)
+    with pytest.raises(ValueError, match="first_image_ms"):
+        rec.record(name="g", target="t", latency_ms=10.0, ok=True, status=200, first_image_ms=math.inf)
+
+
+def test_images_delivered_are_counted_for_successes_only():
+    rec = Recorder(start_time=T0)
+    rec.record(name="g", target="t", latency_ms=10.0, ok=True, status=200, ts=T0 + 1, images=10)
+    rec.record(name="g", target="t", latency_ms=10.0, ok=True, status=200, ts=T0 + 1, images=4)
+    rec.record(name="g", target="t", latency_ms=10.0, ok=False, status="empty_success", ts=T0 + 1, images=3)
+    assert rec.select().images == 14 and rec.select({"expected_response": "false"}).images == 0
+    master = Recorder(start_time=T0)
+    master.merge(json.loads(json.dumps(rec.drain())))
+    assert master.select().images == 14

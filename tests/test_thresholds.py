@@ -198,3 +198,22 @@ def test_parse_duration(text, seconds):
 def test_parse_duration_rejects(text, message):
     with pytest.raises(ValueError, match=message):
         parse_duration(text)
+
+
+# -- time to first image ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("expr, agg, pct", [("p(95)<2500", "p", 95.0), ("avg<900", "avg", None),
+                                            ("med<1500", "med", None), ("max<=4000", "max", None)])
+def test_first_image_takes_latency_aggregations_in_ms(expr, agg, pct):
+    (t,) = parse_thresholds({"first_image{stage:steady}": [expr]})
+    assert (t.metric, t.aggregation, t.percentile, t.unit) == ("first_image", agg, pct, "ms")
+    assert t.filters == (("stage", "steady"),)
+    assert t.label().startswith("first_image ") and t.label().endswith(" ms [stage=steady]")
+    assert format_value("first_image", agg, 812.25) == "812.2 ms"
+
+
+def test_first_image_refuses_what_is_not_a_duration():
+    with pytest.raises(ThresholdError, match="'rate' is not an aggregation of first_image"):
+        parse_thresholds({"first_image": ["rate<0.1"]})
+    with pytest.raises(ThresholdError, match="milliseconds for latency and first_image"):
+        parse_thresholds({"first_image": ["p(95)<2s"]})

@@ -5,8 +5,11 @@ it took (retries after 429/503, Midjourney's submit and polls) is inside it. The
 take any session with geventhttpclient's interface (Locust's FastHttpSession) and never
 report to Locust themselves; `loadtest.locust.users` does, once per generation.
 
-- base.py         Attempt, Generation, the retry loop with backoff the seed recommends
+- base.py         Attempt, Generation, the retry loop with backoff the seed recommends, and each API's
+                  own batching (`plan`: n images a request, Vertex's sampleCount, Midjourney's grid)
 - relay.py, openai.py, vertex.py, midjourney.py, gemini.py   one client per API
+- sse.py          Server-Sent Events read as they arrive (OpenAI's image streams, time to first image)
+- uploads.py      the product photos and masks an edit uploads, drawn once per process
 - keys.py         key pools formatted as each API's keys look
 """
 

@@ -40,6 +40,7 @@ class Attempt:
     failover: bool = False
     length: int = 0
     images: int = 0       # images the answer carried
+    first_image_at: float | None = None   # streamed: perf_counter() when the first image (partial or whole) arrived
 
 
 @dataclass
@@ -54,6 +55,14 @@ class Generation:
     length: int
     request_id: str
     images: int
+    first_image_at: float | None = None   # streamed: perf_counter() when its first image arrived
+
+
+@dataclass(frozen=True)
+class Share:
+    """One request of a batch sent the provider's own way: what it asks for, and the images it adds."""
+    n: int          # images asked of the request (n, sampleCount); a Midjourney IMAGINE asks for one grid
+    images: int     # images of the batch it delivers
 
 
 def transport_error(resp: Any) -> Attempt | None:
@@ -113,6 +122,9 @@ class ApiClient:
     """Base: the retry loop the seed recommends; subclasses make one attempt."""
 
     api = ""
+    # The most images one request may ask for (OpenAI's n, Vertex's sampleCount); a batch sent the native
+    # way takes as few requests as that allows.
+    max_images_per_request = 1
 
     def __init__(self, session: Any, target: Target, key: str, client: Client, rng: random.Random) -> None:
         if target.base_url is None:
@@ -123,6 +135,22 @@ class ApiClient:
         self.key = key
         self.client = client
         self.rng = rng
+        self.generations = 0     # generations begun: an edit takes the catalog's photos in turn by it
+
+    @classmethod
+    def most_images(cls, target: Target) -> int:
+        """The most images one request to the target may ask for."""
+        return cls.max_images_per_request
+
+    @classmethod
+    def plan(cls, target: Target, images: int) -> list[Share]:
+        """A batch of `images` as the provider batches: as few requests as its per-request limit allows."""
+        most = max(1, cls.most_images(target))
+        full, rest = divmod(images, most)
+        return [Share(most, most)] * full + ([Share(rest, rest)] if rest else [])
+
+    def native_plan(self, images: int) -> list[Share]:
+        return self.plan(self.target, images)
 
     @property
     def request_name(self) -> str:
@@ -141,13 +169,15 @@ class ApiClient:
         retry = self.client.retry
         attempts, cost, failover = 0, 0.0, False
         gen = generation_id()
+        self.generations += 1
         while True:
             a = self.attempt(prompt, n, f"{gen}.{attempts + 1}")
             attempts += 1
             cost += a.cost_usd
             failover = failover or a.failover
             if a.ok or retry is None or attempts >= retry.max_attempts or a.status not in retry.on:
-                return Generation(a.ok, a.status, a.error, attempts, cost, failover, a.length, gen, a.images)
+                return Generation(a.ok, a.status, a.error, attempts, cost, failover, a.length, gen, a.images,
+                                  a.first_image_at)
             # The seed's backoff: base * 2**attempt + uniform(0, 1). Retry-After is honoured as the
             # least wait, never as the whole of it: a server that says "20 ms" to a crowd of clients
             # sharing one key would otherwise be hammered by all of them at once.

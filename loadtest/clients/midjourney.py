@@ -6,7 +6,11 @@ import time
 
 import gevent
 
-from .base import ApiClient, Attempt, error_text, json_body, retry_after, transport_error
+from ..scenario import Target
+from .base import ApiClient, Attempt, Share, error_text, json_body, retry_after, transport_error
+
+# An IMAGINE answers one 2x2 grid: four images at one imageUrl (midjourney-proxy; GRID_IMAGES on the mock).
+GRID_IMAGES = 4
 
 # midjourney-proxy answers with HTTP 200 and an outcome code; these map it onto HTTP meanings
 # so retry policies (429, 503, ...) read the same for every API.
@@ -15,6 +19,12 @@ _MJ_CODES = {1: 200, 22: 200, 21: 200, 23: 429, 24: 400, 4: 400, 3: 404, 9: 503}
 
 class MidjourneyClient(ApiClient):
     api = "midjourney"
+
+    @classmethod
+    def plan(cls, target: Target, images: int) -> list[Share]:
+        """Midjourney's own batching is its grid: ten images are three IMAGINE jobs (4 + 4 + 2 of 12)."""
+        full, rest = divmod(images, GRID_IMAGES)
+        return [Share(1, GRID_IMAGES)] * full + ([Share(1, rest)] if rest else [])
 
     def attempt(self, prompt: str, n: int, request_id: str) -> Attempt:
         headers = {"mj-api-secret": self.key, "x-request-id": request_id}

@@ -9,10 +9,16 @@ from .base import ApiClient, Attempt, error_text, header_cost, retry_after, shor
 
 class RelayClient(ApiClient):
     api = "relay"
+    max_images_per_request = 10     # the relay's n
 
     def attempt(self, prompt: str, n: int, request_id: str) -> Attempt:
-        payload: dict[str, Any] = {"prompt": prompt, "model": self.target.model,
-                                   "width": self.client.width, "height": self.client.height}
+        payload: dict[str, Any] = {"prompt": prompt, "model": self.target.model}
+        if self.client.size:        # OpenAI's size, which the relay takes in place of width and height
+            payload["size"] = self.client.size
+        else:
+            payload["width"], payload["height"] = self.client.width, self.client.height
+        if self.client.quality:
+            payload["quality"] = self.client.quality
         if n > 1:
             payload["n"] = n
         resp, body = self.post(self.base_url + "/images/generations", payload,

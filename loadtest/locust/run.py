@@ -254,7 +254,8 @@ class SuiteRun:
         if isinstance(context, RequestContext):
             run.recorder.record(name=name, target=context.target, latency_ms=response_time, ok=exception is None,
                                 status=context.status, cost_usd=context.cost_usd, attempts=context.attempts,
-                                failover=context.failover)
+                                failover=context.failover, images=context.images if exception is None else 0,
+                                first_image_ms=context.first_image_ms)
             return
         # A request from a plain Locust client in a team's own locustfile.
         code = getattr(kw.get("response"), "status_code", None)
@@ -519,9 +520,15 @@ class SuiteRun:
         entry = self.environment.stats.entries.get((f"batch of {client.batch_size}", "BATCH"))
         if entry is None or entry.num_requests == 0:
             return None
+        native: dict[str, Any] = {}
+        if client.batch_mode == "native":
+            from ..clients import CLIENTS
+            plan = CLIENTS[self.target.api].plan(self.target, client.batch_size)
+            native = {"requests_per_batch": len(plan), "images_per_request": [share.images for share in plan]}
         return BatchDoc(size=client.batch_size, batches=entry.num_requests, mean_wall_ms=entry.avg_response_time,
                         mean_per_image_ms=entry.avg_response_time / client.batch_size,
-                        concurrency=client.batch_concurrency)
+                        concurrency=client.batch_concurrency,
+                        mode="native" if client.batch_mode == "native" else "semaphore", **native)
 
 
 def _replace_stale_report(summary: Summary, report_dir: Path) -> None:

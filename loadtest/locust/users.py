@@ -98,26 +98,38 @@ class ImageGenUser(FastHttpUser):
         if started is not None:
             self._one(started, use_case, prompt)
 
-    def _one(self, started: float | None, use_case: str, prompt: str) -> None:
+    def _one(self, started: float | None, use_case: str, prompt: str, n: int = 1, images: int | None = None) -> None:
+        """One generation of n images; `images`: how many of them count (a Midjourney grid's share of a batch)."""
         if started is None:
             started = time.perf_counter()
-        result = self.driver.generate(prompt)
-        self._report(result, (time.perf_counter() - started) * 1000.0, use_case)
+        result = self.driver.generate(prompt, n)
+        if images is not None and result.ok:
+            result.images = images
+        self._report(result, (time.perf_counter() - started) * 1000.0, use_case, started)
 
-    def _report(self, result: Generation, elapsed_ms: float, use_case: str) -> None:
+    def _report(self, result: Generation, elapsed_ms: float, use_case: str, started: float | None = None) -> None:
+        first_ms = None
+        if result.first_image_at is not None and started is not None:
+            first_ms = max(0.0, (result.first_image_at - started) * 1000.0)
         self.environment.events.request.fire(
             request_type="JOB" if self.target.api == "midjourney" else "POST",
             name=self.driver.request_name, response_time=elapsed_ms, response_length=result.length,
             exception=None if result.ok else GenerationFailed(result.error or str(result.status)),
             context=RequestContext(target=self.target.name, status=result.status, cost_usd=result.cost_usd,
                                    attempts=result.attempts, failover=result.failover, use_case=use_case,
-                                   request_id=result.request_id, images=result.images))
+                                   request_id=result.request_id, images=result.images, first_image_ms=first_ms))
 
     def _batch(self, started: float) -> None:
-        """A batch as the seed's client sends it: all at once, a semaphore bounding concurrency."""
+        """A batch all at once: one request per image through a semaphore (the seed's batch_generate), or
+        the provider's own batching (n images a request, Vertex's sampleCount, Midjourney's grid)."""
         size = self.settings.batch_size
-        jobs = [functools.partial(self._one, None, *self.prompts.next()) for _ in range(size)]
-        run_batch(jobs, self.settings.batch_concurrency)     # each image timed from its own start
+        if self.settings.batch_mode == "native":
+            plan = self.driver.native_plan(size)
+            jobs = [functools.partial(self._one, None, *self.prompts.next(), share.n, share.images) for share in plan]
+            run_batch(jobs, min(self.settings.batch_concurrency, len(plan)))
+        else:
+            jobs = [functools.partial(self._one, None, *self.prompts.next()) for _ in range(size)]
+            run_batch(jobs, self.settings.batch_concurrency)     # each image timed from its own start
         wall_ms = (time.perf_counter() - started) * 1000.0
         # The batch as a whole, for Locust's own table; the SLA recorder counts per-image requests.
         self.environment.events.request.fire(

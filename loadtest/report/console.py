@@ -66,6 +66,10 @@ def render(summary: Summary, color: bool = False) -> str:
     keys = ("p50", "p90", "p95", "p99", "p99.9", "max", "mean")
     lines.append(f"{'Latency ms':<14}" + "".join(f"{k:>9}" for k in keys))
     lines.append(" " * 14 + "".join(f"{_ms(lat.get(k)):>9}" for k in keys))
+    if summary.first_image is not None:
+        first = summary.first_image.ms.model_dump(by_alias=True)
+        lines.append(f"{'First image':<14}" + "".join(f"{_ms(first.get(k)):>9}" for k in keys)
+                     + f"   ms to the first image, {summary.first_image.samples:,} streams")
     if summary.status_codes:
         total = sum(summary.status_codes.values()) or 1
         lines.append(f"{'Status codes':<14}" + ", ".join(f"{k}: {v:,} ({v / total * 100:.2f} %)"

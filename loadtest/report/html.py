@@ -231,6 +231,26 @@ def _cards(summary: Mapping[str, Any]) -> str:
                                            "</div></div>" for k, v in cards) + "</div>"
 
 
+def _first_image(summary: Mapping[str, Any]) -> str:
+    """Time to first image, for streamed generations: overall and per stage (nothing when none streamed)."""
+    first = summary.get("first_image")
+    if not first:
+        return ""
+    keys = ("p50", "p90", "p95", "p99", "max", "mean")
+    rows = [["whole run", esc(fmt_int(first.get("samples")))] + [esc(fmt_ms((first.get("ms") or {}).get(k)))
+                                                                 for k in keys]]
+    for s in summary.get("stages") or []:
+        f = s.get("first_image")
+        if f:
+            rows.append([esc(s.get("name")), esc(fmt_int(f.get("samples")))]
+                        + [esc(fmt_ms((f.get("ms") or {}).get(k))) for k in keys])
+    return ('<h3 id="first-image">Time to first image</h3><p class="small">From a streamed generation\'s start '
+            "to its first image (a partial image, or the whole one when none was asked for): what a shopper "
+            "waiting on a preview sees, as time to first token is for text.</p>"
+            + table(["", "streams", *[k.upper() if k.startswith("p") else k for k in keys]], rows,
+                    numeric=tuple(range(1, len(keys) + 2))))
+
+
 def _stages(summary: Mapping[str, Any]) -> str:
     rows = []
     for s in summary.get("stages") or []:
@@ -345,7 +365,7 @@ def write_html(run: Summary, outdir: Path) -> Path:
         + f" against {esc(target.get('base_url', '—'))} ({esc(target.get('api', '—'))} API).</p>",
         _banner(summary),
         "<h2>Thresholds</h2>", _thresholds(summary),
-        "<h2>Key numbers</h2>", _cards(summary),
+        "<h2>Key numbers</h2>", _cards(summary), _first_image(summary),
         "<h2>Figures</h2>",
         figure(pngs["latency"], "latency percentiles per second against the SLA, with load below", CAPTIONS["latency"]),
         figure(pngs["distribution"], "measured latency distribution against the configured one",
@@ -454,6 +474,35 @@ def _notes(notes: Sequence[Mapping[str, Any]], none: str) -> str:
     return "".join(f"<h3>{esc(n.get('title', ''))}</h3><p>{esc(n.get('explanation', ''))}</p>" for n in notes)
 
 
+def _batch_readings(readings: Mapping[str, Any]) -> str:
+    """The batch row read two ways: the seed's figure against each reading, the k it needs, which one fits."""
+    rows = []
+    for doc in readings.get("targets") or []:
+        measured = doc.get("measured_per_image_ms") or {}
+        for r in doc.get("readings") or []:
+            name = str(r.get("reading"))
+            m = None if name == "native, one after another" else measured.get(
+                "native" if name.startswith("native") else "semaphore")
+            k = r.get("k_for_published")
+            fits = name in (doc.get("fits") or [])
+            rows.append([esc(doc.get("target")), esc(name), esc(r.get("how")), esc(fmt_ms(m)),
+                         esc(fmt_ms(r.get("model_per_image_ms"))), esc(fmt_ms(doc.get("published_per_image_ms"))),
+                         esc("none" if k is None else f"{k:.2f}"),
+                         '<span class="ok">fits</span>' if fits else '<span class="bad">does not fit</span>'])
+    notes = "".join(
+        f"<li><b>{esc(doc.get('target'))}</b>: " + "; ".join(esc(r.get("arithmetic", "")) for r in doc.get("readings")
+                                                              or []) + f". The profile's k: "
+        f"{esc(doc.get('profile_per_extra_image'))}.</li>" for doc in readings.get("targets") or [])
+    return ("<h2>The batch row, read two ways</h2>"
+            f"<p>{esc(readings.get('statement', ''))}</p>"
+            + table(["target", "reading", "how", "measured", "model", "seed", "k needed", ""], rows,
+                    numeric=(3, 4, 5, 6))
+            + f'<p class="small">{esc(readings.get("method", ""))} Measured: per image, averaged over batches; '
+              "model: the profile's own latency at its k; k needed: the per-extra-image cost that gives the seed's "
+              "figure under that reading.</p>"
+            + f"<ul class=\"small\">{notes}</ul>")
+
+
 def write_compare_html(compare: dict, outdir: Path) -> Path:
     """compare.html: measured vs published for every cell, the plot, the SLA, where the seed contradicts itself
     and, apart from that, where this machine could not reproduce a figure."""
@@ -490,6 +539,7 @@ def write_compare_html(compare: dict, outdir: Path) -> Path:
                "limit; the scale is logarithmic because the relay's milliseconds and the providers' seconds differ "
                "a hundredfold. A diamond far above or below its bar is a figure the simulation could not "
                "reproduce."),
+        _batch_readings(compare["batch_readings"]) if compare.get("batch_readings") else "",
         "<h2>Where the published figures contradict each other</h2>",
         _notes(compare.get("contradictions") or [], "No contradiction found."),
         "<h2>What this machine could not reproduce</h2>",

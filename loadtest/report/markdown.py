@@ -76,6 +76,11 @@ def render(summary: Summary) -> str:
     keys = ("p50", "p90", "p95", "p99", "p99.9", "max", "mean")
     lines += _table(keys, [[_ms(lat.get(k)) for k in keys]])
     lines.append("")
+    if summary.first_image is not None:
+        first = summary.first_image.ms.model_dump(by_alias=True)
+        lines += [f"### Time to first image (ms, {summary.first_image.samples:,} streamed generations)", ""]
+        lines += _table(keys, [[_ms(first.get(k)) for k in keys]])
+        lines.append("")
     rate = summary.success_rate
     lines += [f"Target `{target.name}` ({target.api}, model `{target.model}`): "
               f"{summary.requests:,} requests, {summary.rps or 0:,.1f} req/s, "

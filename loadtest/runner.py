@@ -214,7 +214,8 @@ def _unreachable(scenario: Scenario, base_url: str, mock_url: str | None, outdir
     facts = RunFacts(planned_s=scenario.duration_s, end=End.NOT_RUN,
                      target_unreachable=f"nothing listens at {base_url}")
     recorder = Recorder(stages=scenario.load.windows())
-    verdict = judge(scenario.thresholds, recorder, None, facts, min_samples=scenario.min_samples)
+    verdict = judge(scenario.thresholds, recorder, None, facts, min_samples=scenario.min_samples,
+                    confidence=scenario.gate.confidence)
     target = describe_target(scenario.target)
     target.base_url = base_url
     summary = build_summary(scenario=describe_scenario(scenario), target=target, recorder=recorder, verdict=verdict,

@@ -22,6 +22,7 @@ from mockprovider.apis import APIS, MOCK_PREFIX
 from mockprovider.profile import Profile, ProfileError, load_profiles
 from mockprovider.settings import Settings, SettingsError, parse_set_option
 
+from .confidence import INCONCLUSIVE_POLICIES, ConfidenceOptions
 from .fields import Problems, ScenarioError, Table, parse_duration
 from .loadmodel import LoadModel, parse_load
 from .prompts import USE_CASES
@@ -94,6 +95,8 @@ class MockOptions:
 @dataclass(frozen=True)
 class GateOptions:
     min_samples: int = 100
+    confidence: ConfidenceOptions = ConfidenceOptions()
+    stop_on_saturation: bool = False    # end the run early once the target is over-saturated (capacity steps)
 
 
 @dataclass(frozen=True)
@@ -249,9 +252,7 @@ def parse_scenario(raw: Mapping[str, Any], *, source: str = "", default_name: st
     load = parse_load(raw.get("load"), problems)
     client = _client(top.table("client"))
     thresholds = _thresholds(raw.get("thresholds", {}), problems)
-    gate_t = top.table("gate")
-    gate_t.only({"min_samples"})
-    gate = GateOptions(min_samples=gate_t.integer("min_samples", 100, lo=1))
+    gate = _gate(top.table("gate"))
     actions = _actions(raw.get("actions", []), load, mock.profiles, problems)
     scenario = Scenario(name=name, description=description, target=target, load=load, client=client,
                         thresholds=tuple(thresholds), gate=gate, mock=mock, actions=actions, source=source,
@@ -259,6 +260,20 @@ def parse_scenario(raw: Mapping[str, Any], *, source: str = "", default_name: st
     _check_filters(scenario, problems)
     problems.raise_if_any(source)
     return scenario
+
+
+def _gate(t: Table) -> GateOptions:
+    t.only({"min_samples", "confidence", "inconclusive", "stop_on_saturation"})
+    level = t.number("confidence", 0.95, lo=0.5, hi=0.9999)
+    policy = t.string("inconclusive", "invalid")
+    if policy not in INCONCLUSIVE_POLICIES:
+        t.fail("inconclusive", f"must be one of {', '.join(repr(p) for p in INCONCLUSIVE_POLICIES)} (invalid: the "
+                               f"run proves nothing, exit 2; fail: counts as a breach; observed: judged on the "
+                               f"observed value alone), got {policy!r}")
+        policy = "invalid"
+    return GateOptions(min_samples=t.integer("min_samples", 100, lo=1),
+                       confidence=ConfidenceOptions(level=level, inconclusive=policy),
+                       stop_on_saturation=t.boolean("stop_on_saturation", False))
 
 
 def _providers(profiles: Sequence[str], problems: Problems) -> dict[str, Profile]:

@@ -20,7 +20,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .gate import ThresholdResult, Verdict
+from .confidence import Interval, about, interval_text
+from .gate import ThresholdResult, Verdict, goodput_count
 from .health import HealthReport
 from .recorder import PERCENTILE_DEFINITION, Recorder, Selection
 from .scenario import Scenario, Target
@@ -47,6 +48,9 @@ class ScenarioDoc(_Doc):
     planned_s: float
     stages: list[StageWindow]
     min_samples: int
+    confidence: float = Field(default=0.95, description="the level of every threshold's interval ([gate] confidence)")
+    inconclusive: Literal["invalid", "fail", "observed"] = Field(
+        default="invalid", description="what a threshold whose interval straddles its limit makes of the run")
 
 
 class TargetDoc(_Doc):
@@ -74,6 +78,15 @@ class MarginDoc(_Doc):
     words: str
 
 
+class IntervalDoc(_Doc):
+    """A two-sided confidence interval around an observed value, in the threshold's unit; a missing bound
+    is open on that side (e.g. a P99 of 100 requests has no upper bound at 95 %)."""
+    low: float | None
+    high: float | None
+    level: float
+    method: Literal["order statistics", "Wilson score", "normal"]
+
+
 class ThresholdDoc(_Doc):
     key: str
     label: str
@@ -86,11 +99,29 @@ class ThresholdDoc(_Doc):
     unit: str
     observed: float | None
     samples: int
-    verdict: Literal["pass", "fail", "insufficient"]
+    verdict: Literal["pass", "fail", "insufficient", "inconclusive"]
     detail: str
     margin: MarginDoc | None = None
     needed_samples: int | None = None
     abort_on_fail: bool = False
+    interval: IntervalDoc | None = None
+    more_samples: int | None = Field(default=None, description="inconclusive: roughly how many more requests "
+                                                               "would decide it, if the observed value held")
+    slo_ms: float | None = Field(default=None, description="goodput: the latency objective a success must meet")
+
+    def interval_words(self, with_level: bool = True) -> str:
+        """ "95 % 571.0–612.4 ms", or "" for a value that is a fact of the run."""
+        i = self.interval
+        if i is None:
+            return ""
+        text = interval_text(self.metric, self.aggregation, i.low, i.high)
+        return f"{i.level * 100:g} % {text}" if with_level else text
+
+    def undecided_words(self) -> str:
+        """For an inconclusive threshold: what would decide it."""
+        if self.more_samples is None:
+            return "no number of requests decides it: it sits on its limit"
+        return f"about {about(self.more_samples)} more requests would decide it"
 
 
 class ReasonDoc(_Doc):
@@ -107,6 +138,17 @@ class StageDoc(_Doc):
     dropped: int
     rps: float | None
     latency_ms: LatencyDoc
+    goodput_rate: float | None = None
+    goodput_rps: float | None = None
+
+
+class GoodputDoc(_Doc):
+    """Requests that succeeded within a latency objective: the images a shop actually delivered in time."""
+    slo_ms: float
+    basis: str = Field(description="where the objective comes from: a goodput threshold or the SLA's latency limit")
+    requests: int
+    rate: float | None = Field(description="as a share of scheduled starts (dropped ones count against it)")
+    rps: float | None
 
 
 class CostDoc(_Doc):
@@ -204,6 +246,7 @@ class Summary(_Doc):
     generator: GeneratorDoc
     run: RunDoc
     load: LoadDoc
+    goodput: GoodputDoc | None = None
     mock: MockDoc | None = None
     actions: list[ActionDoc] = []
     batches: BatchDoc | None = None
@@ -268,12 +311,46 @@ def threshold_doc(r: ThresholdResult) -> ThresholdDoc:
         samples=r.samples, verdict=r.verdict,  # type: ignore[arg-type]
         detail=r.detail, abort_on_fail=t.abort_on_fail, needed_samples=r.needed_samples,
         margin=MarginDoc(amount=round(m.amount, 6), unit=m.unit, percent=_r(m.percent, 3), words=m.words)
-        if m is not None else None)
+        if m is not None else None,
+        interval=interval_doc(r.interval, 6 if t.unit == "" else 3), more_samples=r.more_samples, slo_ms=t.slo_ms)
+
+
+def interval_doc(i: Interval | None, digits: int = 3) -> IntervalDoc | None:
+    if i is None:
+        return None
+    return IntervalDoc(low=_r(i.low, digits) if i.low is not None else None,
+                       high=_r(i.high, digits) if i.high is not None else None,
+                       level=i.level, method=i.method)  # type: ignore[arg-type]
+
+
+def goodput_objective(results: Sequence[ThresholdResult]) -> tuple[float, str] | None:
+    """The latency objective goodput is reported against: a goodput threshold's own, else the SLA's tightest
+    run-wide latency ceiling on a percentile (p(99) < 600 -> 600 ms)."""
+    for r in results:
+        if r.threshold.slo_ms is not None:
+            return r.threshold.slo_ms, f"the threshold {r.threshold.key}"
+    ceilings = [r.threshold for r in results if r.threshold.metric == "latency" and not r.threshold.filters
+                and r.threshold.op in ("<", "<=") and r.threshold.aggregation in ("p", "med", "max")]
+    if not ceilings:
+        return None
+    t = min(ceilings, key=lambda c: c.value)
+    return t.value, f"the SLA's latency limit {t.aggregation_text()} {t.op} {t.value:g} ms"
+
+
+def _goodput(recorder: Recorder, sel: Selection, slo: tuple[float, str] | None,
+             filters: tuple[tuple[str, str], ...]) -> GoodputDoc | None:
+    if slo is None:
+        return None
+    good = goodput_count(recorder, filters, slo[0])
+    scheduled = sel.requests + sel.dropped
+    return GoodputDoc(slo_ms=slo[0], basis=slo[1], requests=good, rate=_r(good / scheduled, 6) if scheduled else None,
+                      rps=_r(good / sel.window_s) if sel.window_s > 0 else None)
 
 
 def describe_scenario(s: Scenario) -> ScenarioDoc:
     return ScenarioDoc(name=s.name, description=s.description, source=s.source, load_model=s.load.KIND,
-                       planned_s=s.duration_s, min_samples=s.min_samples,
+                       planned_s=s.duration_s, min_samples=s.min_samples, confidence=s.gate.confidence.level,
+                       inconclusive=s.gate.confidence.inconclusive,  # type: ignore[arg-type]
                        stages=[StageWindow(name=n, start_s=round(a, 3), end_s=round(b, 3))
                                for n, a, b in s.load.windows()])
 
@@ -305,12 +382,15 @@ def build_summary(*, scenario: ScenarioDoc, target: TargetDoc, recorder: Recorde
                   notes: Sequence[str] = (), expected_latency: Mapping[str, float | str] | None = None,
                   files: Mapping[str, str] | None = None, report_dir: str = "") -> Summary:
     total = recorder.select()
+    slo = goodput_objective(verdict.results)
     stages = []
     for name, lo, hi in recorder.stages:
         sel = recorder.select({"stage": name})
+        good = _goodput(recorder, sel, slo, (("stage", name),))
         stages.append(StageDoc(name=name, start_s=round(lo, 3), end_s=round(hi, 3), requests=sel.requests,
                                failures=sel.failures, dropped=sel.dropped, rps=_r(sel.rps),
-                               latency_ms=latency_doc(sel)))
+                               latency_ms=latency_doc(sel), goodput_rate=good.rate if good else None,
+                               goodput_rps=good.rps if good else None))
     all_notes = list(notes)
     if total.clamped:
         all_notes.append(f"{total.clamped} latencies above one hour were recorded as one hour")
@@ -324,6 +404,7 @@ def build_summary(*, scenario: ScenarioDoc, target: TargetDoc, recorder: Recorde
         success_rate=_r(total.success_rate, 6), attempts=total.attempts,
         retries=max(0, total.attempts - total.requests), failovers=total.failovers,
         latency_ms=latency_doc(total), rps=_r(total.rps), status_codes=dict(sorted(total.status_codes.items())),
+        goodput=_goodput(recorder, total, slo, ()),
         peak_users=recorder.peak_users,
         cost=CostDoc(usd=_r(total.cost_usd, 6), images=total.ok,
                      per_image_usd=_r(total.cost_usd / total.ok, 6) if total.ok else None),

@@ -95,7 +95,8 @@ class TestRun:
             return cached
         s = self.suite.scenario
         verdict = judge(s.thresholds, self.recorder, facts=RunFacts(planned_s=s.duration_s, aborted_by=self.aborted_by),
-                        min_samples=s.min_samples, live=True, now_s=self.schedule_elapsed_s())
+                        min_samples=s.min_samples, live=True, now_s=self.schedule_elapsed_s(),
+                        confidence=s.gate.confidence)
         self._live = (time.monotonic(), verdict)
         return verdict
 
@@ -399,7 +400,8 @@ class SuiteRun:
     def _summary(self, run: TestRun, health: Any, report_dir: Path) -> Summary:
         s = self.scenario
         facts = run.facts()
-        verdict = judge(s.thresholds, run.recorder, health, facts, min_samples=s.min_samples)
+        verdict = judge(s.thresholds, run.recorder, health, facts, min_samples=s.min_samples,
+                        confidence=s.gate.confidence)
         opts = self.environment.parsed_options
         files: dict[str, str] = {}
         if opts is not None and opts.html_file:

@@ -9,8 +9,9 @@ from ..thresholds import format_value
 __all__ = ["render", "verdict_line"]
 
 _WORDS = {"pass": "SLA held", "fail": "SLA breached", "invalid": "run proves nothing"}
-_TAGS = {"pass": "PASS", "fail": "FAIL", "invalid": "INVALID", "insufficient": "INSUFFICIENT"}
-_COLORS = {"pass": "32", "fail": "31", "invalid": "33", "insufficient": "33"}
+_TAGS = {"pass": "PASS", "fail": "FAIL", "invalid": "INVALID", "insufficient": "INSUFFICIENT",
+         "inconclusive": "INCONCLUSIVE"}
+_COLORS = {"pass": "32", "fail": "31", "invalid": "33", "insufficient": "33", "inconclusive": "33"}
 
 
 def _paint(text: str, verdict: str, color: bool) -> str:
@@ -40,16 +41,21 @@ def render(summary: Summary, color: bool = False) -> str:
 
     if summary.thresholds:
         label_w = min(48, max(len(r.label) for r in summary.thresholds))
-        lines.append("Thresholds")
+        interval_w = max(len(r.interval_words(False)) for r in summary.thresholds)
+        level = f"{summary.scenario.confidence * 100:g} %"
+        lines.append(f"Thresholds    (each estimate with its {level} interval)" if interval_w else "Thresholds")
         for r in summary.thresholds:
             tag = _paint(f"{_TAGS.get(r.verdict, r.verdict.upper()):<12}", r.verdict, color)
             observed = format_value(r.metric, r.aggregation, r.observed)
             label = r.label if len(r.label) <= label_w else r.label[:label_w - 1] + "…"
             if r.verdict == "insufficient":
                 why = f"{r.samples:,} of the {r.needed_samples:,} samples needed" if r.needed_samples else r.detail
+            elif r.verdict == "inconclusive":
+                why = r.undecided_words()
             else:
                 why = r.margin.words if r.margin else r.detail
-            lines.append(f"  {tag} {label:<{label_w}}  {observed:>14}  {why}")
+            interval = f"  [{r.interval_words(False)}]".ljust(interval_w + 4) if interval_w else ""
+            lines.append(f"  {tag} {label:<{label_w}}  {observed:>14}{interval}  {why}")
     else:
         lines.append("Thresholds    none defined")
     lines.append(rule)
@@ -64,6 +70,11 @@ def render(summary: Summary, color: bool = False) -> str:
     ]
     lat = summary.latency_ms.model_dump(by_alias=True)
     keys = ("p50", "p90", "p95", "p99", "p99.9", "max", "mean")
+    if summary.goodput is not None:
+        g = summary.goodput
+        share = "n/a" if g.rate is None else f"{g.rate * 100:.3f} %"
+        lines.append(f"{'Goodput':<14}{share:>12}   {g.requests:,} succeeded within {g.slo_ms:g} ms"
+                     + (f", {g.rps:,.1f} req/s" if g.rps is not None else "") + f" ({g.basis})")
     lines.append(f"{'Latency ms':<14}" + "".join(f"{k:>9}" for k in keys))
     lines.append(" " * 14 + "".join(f"{_ms(lat.get(k)):>9}" for k in keys))
     if summary.status_codes:

@@ -22,7 +22,8 @@ HEADLINE = {
     "fail": ("❌", "SLA breached"),
     "invalid": ("⚠️", "run proves nothing"),
 }
-_VERDICT_CELL = {"pass": "✅ pass", "fail": "❌ fail", "insufficient": "⚠️ insufficient"}
+_VERDICT_CELL = {"pass": "✅ pass", "fail": "❌ fail", "insufficient": "⚠️ insufficient",
+                 "inconclusive": "⚠️ inconclusive"}
 
 
 def verdict_line(summary: Summary) -> str:
@@ -62,9 +63,11 @@ def render(summary: Summary) -> str:
     for r in summary.thresholds:
         observed = format_value(r.metric, r.aggregation, r.observed)
         limit = f"{r.op} {format_value(r.metric, r.aggregation, r.limit)}"
-        rows.append((r.label, observed, limit, _VERDICT_CELL.get(r.verdict, r.verdict), r.detail))
+        rows.append((r.label, observed, r.interval_words(False) or "—", limit,
+                     _VERDICT_CELL.get(r.verdict, r.verdict), r.detail))
     if rows:
-        lines += _table(("Threshold", "Observed", "Limit", "Verdict", "Detail"), rows)
+        level = f"{summary.scenario.confidence * 100:g} %"
+        lines += _table(("Threshold", "Observed", f"{level} interval", "Limit", "Verdict", "Detail"), rows)
     else:
         lines.append("No thresholds were defined.")
     lines.append("")
@@ -75,6 +78,11 @@ def render(summary: Summary) -> str:
     lines += _table(keys, [[_ms(lat.get(k)) for k in keys]])
     lines.append("")
     rate = summary.success_rate
+    if summary.goodput is not None:
+        g = summary.goodput
+        lines += [f"**Goodput**: {g.requests:,} requests succeeded within {g.slo_ms:g} ms "
+                  f"({'n/a' if g.rate is None else f'{g.rate * 100:.3f} %'} of scheduled starts"
+                  + (f", {g.rps:,.1f} req/s" if g.rps is not None else "") + f"; objective: {g.basis}).", ""]
     lines += [f"Target `{target.name}` ({target.api}, model `{target.model}`): "
               f"{summary.requests:,} requests, {summary.rps or 0:,.1f} req/s, "
               f"success {'n/a' if rate is None else f'{rate * 100:.3f} %'}, "

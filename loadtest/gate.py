@@ -42,6 +42,7 @@ from .confidence import ConfidenceOptions, Interval
 from .exitcodes import ExitCode
 from .health import STALL_LIMIT_MS, HealthReport
 from .recorder import Recorder, Selection
+from .saturation import is_saturation_abort
 from .thresholds import Threshold, format_value
 
 __all__ = ["End", "RunFacts", "Margin", "ThresholdResult", "Reason", "Verdict", "judge", "abort_trigger"]
@@ -103,7 +104,7 @@ class ThresholdResult:
 @dataclass(frozen=True)
 class Reason:
     kind: str    # harness, unreachable, misconfigured, incomplete, workers, action, generator, aborted,
-    #              breach, insufficient, inconclusive, no_thresholds, note
+    #              breach, insufficient, inconclusive, saturated, no_thresholds, note
     text: str
 
 
@@ -442,7 +443,10 @@ def judge(thresholds: Sequence[Threshold], recorder: Recorder, health: HealthRep
         return Verdict("invalid", ExitCode.INVALID, results, reasons + notes)
     if failed or facts.aborted_by:
         reasons = []
-        if facts.aborted_by:
+        if is_saturation_abort(facts.aborted_by):
+            reasons.append(Reason("saturated", f"the run was stopped early on {facts.aborted_by}: past its capacity "
+                                               f"the target's queue grows without bound"))
+        elif facts.aborted_by:
             reasons.append(Reason("aborted", f"the run was aborted early because {facts.aborted_by} failed"))
         reasons += [Reason("breach", result_sentence(r)) for r in failed]
         return Verdict("fail", ExitCode.FAIL, results, reasons + notes)

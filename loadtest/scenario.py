@@ -24,7 +24,7 @@ from mockprovider.settings import Settings, SettingsError, parse_set_option
 
 from .confidence import INCONCLUSIVE_POLICIES, ConfidenceOptions
 from .fields import Problems, ScenarioError, Table, parse_duration
-from .loadmodel import LoadModel, parse_load
+from .loadmodel import LoadModel, OpenLoad, parse_load
 from .prompts import USE_CASES
 from .thresholds import Threshold, ThresholdError, parse_thresholds
 
@@ -249,7 +249,9 @@ def parse_scenario(raw: Mapping[str, Any], *, source: str = "", default_name: st
     if not isinstance(raw.get("target", {}), Mapping):
         problems.add("target must be a table {name, api, model}")
     target = _target(Table(target_table, "target", problems), mock.profiles, problems)
-    load = parse_load(raw.get("load"), problems)
+    load = parse_load(raw.get("load"), problems, base=base)
+    if isinstance(load, OpenLoad) and load.seed is None:
+        load = replace(load, seed=mock.seed)     # random arrivals are reproducible from the scenario's seed
     client = _client(top.table("client"))
     thresholds = _thresholds(raw.get("thresholds", {}), problems)
     gate = _gate(top.table("gate"))
@@ -445,10 +447,36 @@ def _actions(raw: Any, load: LoadModel, profiles: Sequence[str], problems: Probl
     return tuple(out)
 
 
+def request_names(s: Scenario) -> set[str]:
+    """The names the run's requests are recorded under: the target's, and one per model a trace asks for."""
+    names = {s.target.request_name}
+    trace = getattr(s.load, "trace", None)
+    if trace is not None:
+        names |= {f"{s.target.api} {m}" for m in trace.models}
+    return names
+
+
+def _check_trace_models(s: Scenario, problems: Problems, cli: bool) -> None:
+    """A trace's model column must name models the target serves (a relay serves several, a provider one)."""
+    trace = getattr(s.load, "trace", None)
+    if trace is None or not trace.models or not s.target.on_mock:
+        return
+    profile = _providers(s.mock.profiles, problems).get(s.target.name)
+    if profile is None:
+        return
+    served = set(profile.relay.models) if profile.relay is not None else {s.target.name, *profile.aliases}
+    unknown = sorted(set(trace.models) - served)
+    if unknown:
+        problems.add(f"load.trace: {trace.path} asks for {', '.join(repr(m) for m in unknown)}, which "
+                     f"{s.target.name} does not serve{' (after --target)' if cli else ''}; it serves "
+                     f"{', '.join(sorted(served))}")
+
+
 def _check_filters(s: Scenario, problems: Problems, cli: bool = False) -> None:
     """A threshold filtered to a stage, target or request name the run will never have never fires."""
+    _check_trace_models(s, problems, cli)
     stages = [st.name for st in s.load.stages]
-    names = {s.target.request_name}
+    names = request_names(s)
     for t in s.thresholds:
         for tag, value in t.filters:
             if tag == "stage" and value not in stages:

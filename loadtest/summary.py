@@ -172,12 +172,25 @@ class RunDoc(_Doc):
     workers_lost: list[str] = []
 
 
+class TraceDoc(_Doc):
+    path: str
+    arrivals: int
+    duration_s: float
+    time_scale: float
+    models: list[str] = []
+    use_cases: bool = False
+
+
 class LoadDoc(_Doc):
     model: str
     peak_users: int
     think_time_s: list[float] | None = None
     max_vus: int | None = None
     scheduled_starts: int | None = None
+    arrivals: Literal["even", "poisson", "gamma", "trace"] | None = None
+    burstiness: float | None = None
+    arrival_seed: int | None = None
+    trace: TraceDoc | None = None
 
 
 class MockDoc(_Doc):

@@ -25,6 +25,7 @@ from locust import events
 
 from ..clients.keys import parse_keys
 from ..scenario import Overrides, ScenarioError, load_scenario
+from . import saturation_watch
 from .compat import SPAWN_RATE_WARNING, missing_hooks
 from .run import FINAL_MESSAGE, SuiteRun
 
@@ -91,6 +92,7 @@ def _on_init(environment: Any, **_: Any) -> None:
     environment.loadtest = suite
     ev = environment.events
     ev.test_start.add_listener(suite.on_test_start)
+    ev.test_start.add_listener(lambda **_: _after_test_start(suite))
     ev.spawning_complete.add_listener(suite.on_spawning_complete)
     ev.request.add_listener(suite.on_request)
     ev.report_to_master.add_listener(suite.on_report_to_master)
@@ -114,6 +116,17 @@ def _on_init(environment: Any, **_: Any) -> None:
         install_sla_view(environment.web_ui, suite)
     if opts.ready_file and not suite.is_worker:
         gevent.spawn(_announce, environment, Path(opts.ready_file))
+
+
+def _after_test_start(suite: SuiteRun) -> None:
+    """Once the run exists: tell its driver which worker this is (so workers share the arrivals, not repeat
+    them), and watch for over-saturation if the scenario asks."""
+    run = suite.current
+    if run is None:
+        return
+    if suite.is_worker and hasattr(run.driver, "process_index"):
+        run.driver.process_index = int(getattr(suite.runner, "worker_index", 0) or 0)
+    saturation_watch.start(suite)
 
 
 def _announce(environment: Any, path: Path) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
 
+from . import sizing
 from .exitcodes import ExitCode
 from .fields import ScenarioError
 from .gate import End, RunFacts, judge
@@ -169,6 +170,8 @@ def _run(scenario: Scenario, scenario_ref: str, options: RunOptions, outdir: Pat
         print(f"target {scenario.target.name} ({scenario.target.api}, model {scenario.target.model}) at {base_url}; "
               f"{scenario.load.KIND} model, {scenario.duration_s:.0f} s"
               f"{f', {options.workers} Locust workers' if options.workers else ''}", flush=True)
+        for note in sizing.warnings(scenario):     # what the run cannot show, said before it starts
+            print(f"note: {note}", flush=True)
         if not reachable(base_url):
             print(f"loadtest: the target {base_url} does not answer", file=sys.stderr, flush=True)
             if outdir is None:

@@ -54,7 +54,8 @@ def render(summary: Summary, color: bool = False) -> str:
                 why = r.undecided_words()
             else:
                 why = r.margin.words if r.margin else r.detail
-            interval = f"  [{r.interval_words(False)}]".ljust(interval_w + 4) if interval_w else ""
+            shown = r.interval_words(False)
+            interval = (f"  [{shown}]" if shown else "").ljust(interval_w + 4) if interval_w else ""
             lines.append(f"  {tag} {label:<{label_w}}  {observed:>14}{interval}  {why}")
     else:
         lines.append("Thresholds    none defined")

@@ -26,6 +26,9 @@ def _scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mock-url", help="use an already running mock instead of starting one")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME.SETTING=VALUE",
                    help="start the mock with a provider setting changed, e.g. --set relay.error_rate=0.05")
+    p.add_argument("--baseline", metavar="SUMMARY.json",
+                   help="a previous run's summary.json (e.g. main's): show the deltas and judge the scenario's "
+                        "[regressions] against it")
 
 
 def _options(args: argparse.Namespace) -> object:
@@ -33,7 +36,8 @@ def _options(args: argparse.Namespace) -> object:
     return RunOptions(target=args.target, api=args.api, model=args.model, duration=args.duration,
                       workers=args.workers, profiles=tuple(args.profiles), sets=tuple(args.sets),
                       mock_url=args.mock_url, report_dir=getattr(args, "report_dir", None),
-                      web_port=getattr(args, "web_port", 8089), ready_file=getattr(args, "ready_file", None))
+                      web_port=getattr(args, "web_port", 8089), ready_file=getattr(args, "ready_file", None),
+                      baseline=args.baseline)
 
 
 def main(argv: list[str] | None = None) -> int:

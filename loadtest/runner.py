@@ -58,10 +58,12 @@ class RunOptions:
     web_port: int = 8089
     ready_file: str | None = None      # ui: where to write the web UI's URL once it listens (for scripts)
     extra_env: dict[str, str] = field(default_factory=dict)
+    baseline: str | None = None        # a previous run's summary.json to compare with
 
     def overrides(self) -> Overrides:
         return Overrides(target=self.target, api=self.api, model=self.model, duration=self.duration,
-                         profiles=self.profiles, sets=self.sets)
+                         profiles=self.profiles, sets=self.sets,
+                         baseline=str(Path(self.baseline).resolve()) if self.baseline else None)
 
 
 def mock_args(scenario: Scenario) -> list[str]:
@@ -225,7 +227,8 @@ def _unreachable(scenario: Scenario, base_url: str, mock_url: str | None, outdir
                             health=None, run=RunDoc(end=End.NOT_RUN.value, planned_s=scenario.duration_s,
                                                     elapsed_s=0.0),
                             load=describe_load(scenario), started_at=datetime.now(UTC), duration_s=0.0,
-                            mock=describe_mock(scenario, mock_url, mock_url is not None), report_dir=str(outdir))
+                            mock=describe_mock(scenario, mock_url, mock_url is not None), report_dir=str(outdir),
+                            baseline=scenario.baseline)
     try:
         write_all(summary, outdir)
     except ReportWriteError as exc:
@@ -246,8 +249,9 @@ class LocustProcesses:
         self.faults = tmp / "faults.json"
         common = [sys.executable, "-m", "locust", "-f", str(locustfile()), "--scenario", scenario_ref,
                   "--loglevel", "INFO"]
+        baseline = str(Path(options.baseline).resolve()) if options.baseline else None
         for flag, value in (("--target", options.target), ("--api", options.api), ("--model", options.model),
-                            ("--duration", options.duration), ("--mock-url", mock_url)):
+                            ("--duration", options.duration), ("--mock-url", mock_url), ("--baseline", baseline)):
             if value:
                 common += [flag, value]
         if options.profiles:

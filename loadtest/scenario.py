@@ -22,6 +22,7 @@ from mockprovider.apis import APIS, MOCK_PREFIX
 from mockprovider.profile import Profile, ProfileError, load_profiles
 from mockprovider.settings import Settings, SettingsError, parse_set_option
 
+from .baseline import Baseline, Regression, parse_regressions, with_baseline
 from .confidence import INCONCLUSIVE_POLICIES, ConfidenceOptions
 from .fields import Problems, ScenarioError, Table, parse_duration
 from .loadmodel import LoadModel, OpenLoad, parse_load
@@ -112,6 +113,8 @@ class Scenario:
     actions: tuple[Action, ...] = ()
     source: str = ""
     raw_target: Mapping[str, Any] = field(default_factory=dict)
+    regressions: tuple[Regression, ...] = ()    # [regressions]: judged against a --baseline
+    baseline: Baseline | None = None            # the --baseline summary, once given
 
     @property
     def duration_s(self) -> float:
@@ -138,6 +141,7 @@ class Overrides:
     duration: str | None = None
     profiles: tuple[str, ...] = ()
     sets: tuple[str, ...] = ()
+    baseline: str | None = None     # a previous run's summary.json: deltas, and [regressions] judged against it
 
 
 def is_url(name: str) -> bool:
@@ -223,6 +227,9 @@ def apply_overrides(scenario: Scenario, o: Overrides) -> Scenario:
         for text in o.sets:
             _check_set(text, known, problems, where=f"--set {text}")
         scenario = replace(scenario, mock=replace(scenario.mock, sets=scenario.mock.sets + tuple(o.sets)))
+    if o.baseline:
+        thresholds, baseline = with_baseline(scenario.thresholds, scenario.regressions, o.baseline, problems)
+        scenario = replace(scenario, thresholds=thresholds, baseline=baseline)
     problems.raise_if_any()
     _check_filters(scenario, problems, cli=True)
     problems.raise_if_any()
@@ -236,7 +243,8 @@ def parse_scenario(raw: Mapping[str, Any], *, source: str = "", default_name: st
                    extra_profiles: Sequence[str] = ()) -> Scenario:
     problems = Problems()
     top = Table(raw, "", problems)
-    top.only({"name", "description", "target", "mock", "client", "load", "actions", "thresholds", "gate"})
+    top.only({"name", "description", "target", "mock", "client", "load", "actions", "thresholds", "gate",
+              "regressions"})
     name = top.string("name", default_name)
     if not _NAME.match(name):
         top.fail("name", f"must be a plain name of letters, digits, '_', '-' and '.' (it names the report "
@@ -254,11 +262,12 @@ def parse_scenario(raw: Mapping[str, Any], *, source: str = "", default_name: st
         load = replace(load, seed=mock.seed)     # random arrivals are reproducible from the scenario's seed
     client = _client(top.table("client"))
     thresholds = _thresholds(raw.get("thresholds", {}), problems)
+    regressions = parse_regressions(raw.get("regressions"), problems)
     gate = _gate(top.table("gate"))
     actions = _actions(raw.get("actions", []), load, mock.profiles, problems)
     scenario = Scenario(name=name, description=description, target=target, load=load, client=client,
                         thresholds=tuple(thresholds), gate=gate, mock=mock, actions=actions, source=source,
-                        raw_target=target_table)
+                        raw_target=target_table, regressions=tuple(regressions))
     _check_filters(scenario, problems)
     problems.raise_if_any(source)
     return scenario

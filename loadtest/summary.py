@@ -20,11 +20,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .baseline import Baseline, compare
 from .confidence import Interval, about, interval_text
 from .gate import ThresholdResult, Verdict, goodput_count
 from .health import HealthReport
 from .recorder import PERCENTILE_DEFINITION, Recorder, Selection
 from .scenario import Scenario, Target
+from .thresholds import format_value
 
 FORMAT = "loadtest.summary/1"
 LATENCY_POINTS = (("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p99.9", 99.9))
@@ -108,6 +110,10 @@ class ThresholdDoc(_Doc):
     more_samples: int | None = Field(default=None, description="inconclusive: roughly how many more requests "
                                                                "would decide it, if the observed value held")
     slo_ms: float | None = Field(default=None, description="goodput: the latency objective a success must meet")
+    baseline: float | None = Field(default=None, description="a regression threshold: the baseline's value its "
+                                                             "limit comes from")
+    allowance: str | None = Field(default=None, description="a regression threshold: how much worse than the "
+                                                            "baseline it may be")
 
     def interval_words(self, with_level: bool = True) -> str:
         """ "95 % 571.0–612.4 ms", or "" for a value that is a fact of the run."""
@@ -218,6 +224,48 @@ class BatchDoc(_Doc):
     concurrency: int
 
 
+class DeltaDoc(_Doc):
+    name: str
+    metric: str
+    aggregation: str
+    unit: str
+    baseline: float | None
+    current: float | None
+    delta: float | None
+    delta_percent: float | None
+    worse: bool | None = Field(description="whether this run is worse than the baseline on it (None: no change)")
+
+
+def delta_words(d: DeltaDoc) -> tuple[str, str, str]:
+    """(baseline, this run, change) as a person reads them: "43.9 ms", "57.0 ms", "+13.1 ms (+29.9 %), worse"."""
+    def show(v: float | None) -> str:
+        return format_value(d.metric, d.aggregation, v)
+    if d.delta is None:
+        change = "n/a"
+    elif d.unit == "":
+        change = f"{d.delta * 100:+.3g} pp"
+    else:
+        change = (f"{d.delta:+,.1f} {d.unit}" if d.unit != "requests" else f"{d.delta:+,.0f}")
+        if d.delta_percent is not None:
+            change += f" ({d.delta_percent:+.1f} %)"
+    if d.worse is not None:
+        change += ", worse" if d.worse else ", better"
+    return show(d.baseline), show(d.current), change
+
+
+class BaselineDoc(_Doc):
+    """This run against a previous one (--baseline)."""
+    path: str
+    scenario: str
+    target: str
+    started_at: str
+    verdict: str
+    figures: list[DeltaDoc]
+    thresholds: list[DeltaDoc] = Field(description="each threshold both runs have, by label")
+    regressions: list[str] = Field(default=[], description="labels of the regression thresholds judged")
+    unmatched: list[str] = Field(default=[], description="regressions the baseline had no value for")
+
+
 class TimelineRow(_Doc):
     t_s: int
     users: int | None
@@ -260,6 +308,7 @@ class Summary(_Doc):
     run: RunDoc
     load: LoadDoc
     goodput: GoodputDoc | None = None
+    baseline: BaselineDoc | None = None
     mock: MockDoc | None = None
     actions: list[ActionDoc] = []
     batches: BatchDoc | None = None
@@ -325,7 +374,8 @@ def threshold_doc(r: ThresholdResult) -> ThresholdDoc:
         detail=r.detail, abort_on_fail=t.abort_on_fail, needed_samples=r.needed_samples,
         margin=MarginDoc(amount=round(m.amount, 6), unit=m.unit, percent=_r(m.percent, 3), words=m.words)
         if m is not None else None,
-        interval=interval_doc(r.interval, 6 if t.unit == "" else 3), more_samples=r.more_samples, slo_ms=t.slo_ms)
+        interval=interval_doc(r.interval, 6 if t.unit == "" else 3), more_samples=r.more_samples, slo_ms=t.slo_ms,
+        baseline=t.baseline, allowance=t.allowance or None)
 
 
 def interval_doc(i: Interval | None, digits: int = 3) -> IntervalDoc | None:
@@ -393,7 +443,8 @@ def build_summary(*, scenario: ScenarioDoc, target: TargetDoc, recorder: Recorde
                   health: HealthReport | None, run: RunDoc, load: LoadDoc, started_at: datetime, duration_s: float,
                   mock: MockDoc | None = None, actions: Sequence[ActionDoc] = (), batches: BatchDoc | None = None,
                   notes: Sequence[str] = (), expected_latency: Mapping[str, float | str] | None = None,
-                  files: Mapping[str, str] | None = None, report_dir: str = "") -> Summary:
+                  files: Mapping[str, str] | None = None, report_dir: str = "",
+                  baseline: Baseline | None = None) -> Summary:
     total = recorder.select()
     slo = goodput_objective(verdict.results)
     stages = []
@@ -407,7 +458,7 @@ def build_summary(*, scenario: ScenarioDoc, target: TargetDoc, recorder: Recorde
     all_notes = list(notes)
     if total.clamped:
         all_notes.append(f"{total.clamped} latencies above one hour were recorded as one hour")
-    return Summary(
+    summary = Summary(
         scenario=scenario, target=target, started_at=iso_utc(started_at), duration_s=round(duration_s, 3),
         verdict=verdict.status,  # type: ignore[arg-type]
         exit_code=int(verdict.exit_code), passed=verdict.passed,
@@ -430,3 +481,6 @@ def build_summary(*, scenario: ScenarioDoc, target: TargetDoc, recorder: Recorde
         latency_distribution=[(p, _r(v)) for p, v in total.distribution()],
         expected_latency=dict(expected_latency) if expected_latency is not None else None,
         files=dict(files or {}), report_dir=report_dir)
+    if baseline is not None:
+        summary.baseline = compare(summary, baseline)
+    return summary

@@ -26,7 +26,7 @@ from .fields import parse_duration
 
 __all__ = [
     "Threshold", "ThresholdError", "parse_thresholds", "parse_duration",
-    "METRICS", "AGGREGATIONS", "FILTER_TAGS", "format_value", "unit_for",
+    "METRICS", "AGGREGATIONS", "FILTER_TAGS", "format_value", "unit_for", "parse_key",
 ]
 
 
@@ -84,6 +84,8 @@ class Threshold:
     abort_on_fail: bool = False
     delay_abort_eval_s: float = 0.0
     slo_ms: float | None = None        # goodput: the latency a successful request must keep to count
+    baseline: float | None = None      # a regression: the baseline's value its limit was set from
+    allowance: str = ""                # a regression: how much worse it may be, in words ("+10 %, floor 10 ms")
 
     @property
     def key(self) -> str:
@@ -115,6 +117,9 @@ class Threshold:
         text = f"{self.metric} {self.aggregation_text()} {self.op} {limit}"
         if self.filters or self.slo_ms is not None:
             text += f" [{self.filter_text()}]"
+        if self.baseline is not None:
+            text += f" (baseline {_num(self.baseline)}{f' {unit}' if unit and unit != 'requests' else ''} " \
+                    f"{self.allowance})"
         return text
 
     def check(self, observed: float) -> bool:
@@ -185,6 +190,11 @@ def parse_thresholds(table: Mapping[str, Any]) -> list[Threshold]:
         for entry in entries:
             out.append(replace(_parse_entry(key, metric, filters, entry), slo_ms=slo_ms))
     return out
+
+
+def parse_key(key: str) -> tuple[str, tuple[tuple[str, str], ...], float | None]:
+    """A [thresholds] key -> (metric, filters, goodput's SLO in ms)."""
+    return _parse_key(key)
 
 
 def _parse_key(key: str) -> tuple[str, tuple[tuple[str, str], ...], float | None]:

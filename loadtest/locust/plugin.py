@@ -49,6 +49,7 @@ def _add_options(parser: Any) -> None:
     add("--ready-file", default="", help="write the master's port and the web UI's address here once listening")
     add("--result-file", default="", help="write the gated summary here (for the process that started Locust)")
     add("--faults-file", default="", help="a JSON list of harness faults the starting process saw (e.g. the mock died)")
+    add("--baseline", default="", help="a previous run's summary.json: deltas, and the scenario's [regressions]")
 
 
 def install() -> None:
@@ -72,7 +73,7 @@ def _on_init(environment: Any, **_: Any) -> None:
         return
     overrides = Overrides(target=opts.target or None, api=opts.api or None, model=opts.model or None,
                           duration=opts.duration or None, profiles=tuple(p for p in opts.profiles.split(",") if p),
-                          sets=tuple(s for s in opts.mock_sets.split(",") if s))
+                          sets=tuple(s for s in opts.mock_sets.split(",") if s), baseline=opts.baseline or None)
     try:
         scenario = load_scenario(opts.scenario, overrides)
     except ScenarioError as exc:

@@ -417,7 +417,7 @@ class SuiteRun:
             load=describe_load(s), started_at=run.started_at, duration_s=run.elapsed_s(),
             mock=describe_mock(s, self.mock_url, self.embedded_mock), actions=run.actions_done,
             batches=self._batches(), expected_latency=self._expected_latency(), files=files,
-            report_dir=str(report_dir))
+            report_dir=str(report_dir), baseline=s.baseline)
 
     def _expected_latency(self) -> dict[str, float | str] | None:
         if not (self.embedded_mock and self.target.on_mock):

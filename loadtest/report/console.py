@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..exitcodes import ExitCode
-from ..summary import Summary
+from ..summary import Summary, delta_words
 from ..thresholds import format_value
 
 __all__ = ["render", "verdict_line"]
@@ -30,6 +30,20 @@ def verdict_line(summary: Summary, *, color: bool = False, report: str = "") -> 
 
 def _ms(x: float | None) -> str:
     return "n/a" if x is None else f"{x:,.1f}"
+
+
+def _baseline(summary: Summary) -> list[str]:
+    """This run beside the baseline's: the figures, then each threshold both have."""
+    b = summary.baseline
+    assert b is not None
+    lines = [f"{'Baseline':<14}{b.path} ({b.scenario} against {b.target}, {b.started_at}, {b.verdict})",
+             f"{'':<14}{'':<34}{'baseline':>13}{'this run':>13}  change"]
+    for d in [*b.figures, *b.thresholds]:
+        base, now, change = delta_words(d)
+        name = d.name if len(d.name) <= 34 else d.name[:33] + "…"
+        lines.append(f"{'':<14}{name:<34}{base:>13}{now:>13}  {change}")
+    lines += [f"{'':<14}not compared: {u}" for u in b.unmatched]
+    return lines
 
 
 def render(summary: Summary, color: bool = False) -> str:
@@ -78,6 +92,8 @@ def render(summary: Summary, color: bool = False) -> str:
                      + (f", {g.rps:,.1f} req/s" if g.rps is not None else "") + f" ({g.basis})")
     lines.append(f"{'Latency ms':<14}" + "".join(f"{k:>9}" for k in keys))
     lines.append(" " * 14 + "".join(f"{_ms(lat.get(k)):>9}" for k in keys))
+    if summary.baseline is not None:
+        lines += _baseline(summary)
     if summary.status_codes:
         total = sum(summary.status_codes.values()) or 1
         lines.append(f"{'Status codes':<14}" + ", ".join(f"{k}: {v:,} ({v / total * 100:.2f} %)"

@@ -12,7 +12,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from ..summary import Summary
+from ..summary import Summary, delta_words
 
 __all__ = ["render"]
 
@@ -77,5 +77,14 @@ def render(summary: Summary) -> str:
             el.text = f"{_t(r.label)}\n{detail}\nsamples: {r.samples}{interval}\n{_t(r.undecided_words())}"
         else:
             ET.SubElement(case, "system-out").text = detail + interval
+    if summary.baseline is not None:
+        b = summary.baseline
+        ET.SubElement(props, "property", name="baseline", value=_t(b.path))
+        rows = []
+        for d in [*b.figures, *b.thresholds]:
+            base, now, change = delta_words(d)
+            rows.append(f"{d.name}: {base} -> {now} ({change})")
+        ET.SubElement(suite, "system-out").text = _t(f"against the baseline {b.path} ({b.scenario} against "
+                                                     f"{b.target}, {b.started_at}):\n" + "\n".join(rows))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

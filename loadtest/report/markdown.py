@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..cost import run_cost, run_cost_markdown
-from ..summary import Summary
+from ..summary import Summary, delta_words
 from ..thresholds import format_value
 
 __all__ = ["render", "HEADLINE", "verdict_line"]
@@ -88,6 +88,18 @@ def render(summary: Summary) -> str:
               f"success {'n/a' if rate is None else f'{rate * 100:.3f} %'}, "
               f"{summary.dropped:,} dropped, {summary.retries:,} retries, "
               f"peak {summary.peak_users:,} users.", ""]
+
+    if summary.baseline is not None:
+        b = summary.baseline
+        lines += ["### Against the baseline", "",
+                  f"`{b.path}`: `{b.scenario}` against `{b.target}`, {b.started_at} ({b.verdict}).", ""]
+        lines += _table(("Figure", "Baseline", "This run", "Change"),
+                        [(d.name, *delta_words(d)) for d in [*b.figures, *b.thresholds]])
+        if b.regressions:
+            lines += ["", "Regression thresholds judged: " + "; ".join(f"`{r}`" for r in b.regressions) + "."]
+        if b.unmatched:
+            lines += ["", "Not compared (the baseline has no such value): " + "; ".join(b.unmatched) + "."]
+        lines.append("")
 
     if summary.stages:
         lines += ["### Stages", ""]

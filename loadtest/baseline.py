@@ -86,10 +86,11 @@ class Regression:
         limit = base + self.worse * self.allowance(base)
         if self.unit == "":
             limit = min(1.0, max(0.0, limit))
-        digits = 6 if self.unit == "" else 3
+        digits = 6 if self.unit == "" else 1
         return Threshold(metric=self.metric, filters=self.filters, aggregation=self.aggregation,
                          percentile=self.percentile, op="<=" if self.worse > 0 else ">=", value=round(limit, digits),
-                         source=f"regressions.{self.source}", slo_ms=self.slo_ms, baseline=round(base, digits),
+                         source=f"regressions.{self.source}", slo_ms=self.slo_ms,
+                         baseline=round(base, 6 if self.unit == "" else 3),
                          allowance=self.words())
 
 
@@ -281,9 +282,9 @@ def compare(current: Summary, baseline: Baseline) -> BaselineDoc:
         diff = None if base is None or now is None else now - base
         pct = None if diff is None or not base else diff / abs(base) * 100.0
         worse = None
-        if diff:
-            way = WORSE.get(metric, 1) if not (metric == "dropped") else 1
-            worse = (diff > 0) == (way > 0)
+        # Within 1 % (a hundredth of a percentage point for a rate) is no change worth a word.
+        if diff is not None and (abs(diff) >= 0.0001 if unit == "" else pct is not None and abs(pct) >= 1.0):
+            worse = (diff > 0) == (WORSE.get(metric, 1) > 0)
         return DeltaDoc(name=name, metric=metric, aggregation=aggregation, unit=unit,
                         baseline=None if base is None else round(base, 6), current=None if now is None else
                         round(now, 6), delta=None if diff is None else round(diff, 6),

@@ -393,7 +393,8 @@ def goodput_objective(results: Sequence[ThresholdResult]) -> tuple[float, str] |
         if r.threshold.slo_ms is not None:
             return r.threshold.slo_ms, f"the threshold {r.threshold.key}"
     ceilings = [r.threshold for r in results if r.threshold.metric == "latency" and not r.threshold.filters
-                and r.threshold.op in ("<", "<=") and r.threshold.aggregation in ("p", "med", "max")]
+                and r.threshold.op in ("<", "<=") and r.threshold.aggregation in ("p", "med", "max")
+                and r.threshold.baseline is None]
     if not ceilings:
         return None
     t = min(ceilings, key=lambda c: c.value)

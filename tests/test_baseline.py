@@ -65,11 +65,12 @@ def test_a_regression_is_a_threshold_once_the_baseline_is_known(main_run: Summar
     p50, p99, success, hold = compiled
     base50 = main_run.latency_ms.p50
     # 10 % of a 200 ms median is 20 ms, more than the 5 ms floor; for P99 (~298 ms) the 50 ms floor wins.
-    assert (p50.op, p50.value, p50.baseline) == ("<=", pytest.approx(base50 * 1.1, abs=0.001), base50)
-    assert p99.value == pytest.approx(main_run.latency_ms.p99 + 50, abs=0.001)
+    # Limits are kept to a tenth of a millisecond.
+    assert (p50.op, p50.value, p50.baseline) == ("<=", pytest.approx(base50 * 1.1, abs=0.05), base50)
+    assert p99.value == pytest.approx(main_run.latency_ms.p99 + 50, abs=0.05)
     assert (success.op, success.value) == (">=", pytest.approx(1.0 - 0.001))
     assert hold.value == pytest.approx(next(s for s in main_run.stages if s.name == "hold").latency_ms.p90 * 1.1,
-                                       abs=0.001)
+                                       abs=0.05)
     assert p50.label() == f"latency p(50) <= {p50.value:g} ms (baseline {base50:g} ms +10 %, floor 5 ms)"
 
 

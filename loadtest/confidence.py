@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ConfidenceOptions", "Interval", "INCONCLUSIVE_POLICIES", "DEFAULT", "wilson", "order_ranks",
            "interval_for", "decide", "more_samples_to_decide", "samples_to_pass", "apply", "interval_words",
-           "interval_text", "about"]
+           "interval_text", "about", "preload"]
 
 INCONCLUSIVE_POLICIES = ("invalid", "fail", "observed")
 _MAX_SAMPLES = 10 ** 12     # beyond this "more requests" stops meaning anything
@@ -74,6 +74,12 @@ class Interval:
 @lru_cache(maxsize=64)
 def _z(level: float) -> float:
     return NormalDist().inv_cdf((1.0 + level) / 2.0)
+
+
+def preload() -> None:
+    """Import the statistics library now: done lazily inside a Locust run, its second of import time would
+    stall the event loop at the first live verdict, and every start due meanwhile would go out late."""
+    import scipy.stats  # noqa: F401
 
 
 def wilson(successes: float, n: float, level: float) -> tuple[float, float]:

@@ -83,3 +83,12 @@ def test_a_saturation_abort_is_a_breach_named_as_such() -> None:
     v = judge(parse_thresholds({"latency": ["p(99)<600"]}), rec, facts=RunFacts(aborted_by=words), min_samples=1)
     assert v.exit_code == 1
     assert v.reasons[0].kind == "saturated" and "stopped early on over-saturation at 8 s" in v.reasons[0].text
+
+
+def test_ten_percent_over_capacity_is_found_in_a_short_step() -> None:
+    # 97.6 offered against 88.7 served (dall-e-4 scaled, 20 slots): 9 more each second, a queue that never
+    # drains; the median climbs by about a tenth of a second per second. Seen within 11 s of a 3 s warm-up.
+    for seed in range(10):
+        rows = timeline(20, offered=97.6, served=88.7, p50=220, rise_ms_per_s=100, seed=seed)
+        at = first_finding(SaturationCheck(constant(97.6), since_s=3), rows)
+        assert at is not None and at <= 14, (seed, at)

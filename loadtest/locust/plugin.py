@@ -23,6 +23,7 @@ from typing import Any
 import gevent
 from locust import events
 
+from .. import confidence
 from ..clients.keys import parse_keys
 from ..scenario import Overrides, ScenarioError, load_scenario
 from . import saturation_watch
@@ -91,6 +92,7 @@ def _on_init(environment: Any, **_: Any) -> None:
                          "(or --host with the API's base URL)\n")
         sys.exit(2)
     environment.loadtest = suite
+    confidence.preload()    # before any run: the first live verdict must not stall the event loop importing it
     ev = environment.events
     ev.test_start.add_listener(suite.on_test_start)
     ev.test_start.add_listener(lambda **_: _after_test_start(suite))

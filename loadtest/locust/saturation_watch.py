@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import gevent
 
 from ..loadmodel import OpenLoad
-from ..saturation import ABORT_PREFIX, GRACE_S, WINDOW_S, SaturationCheck
+from ..saturation import ABORT_PREFIX, GRACE_S, SaturationCheck
 from .arrival import ArrivalSchedule
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def watch(suite: SuiteRun, run: TestRun) -> None:
         if run.recorder.start_time is None:
             continue
         now = run.schedule_elapsed_s()
-        finding = check.check(run.recorder.timeline(since_s=max(0, int(now - lag) - WINDOW_S - 1)), now - lag)
+        finding = check.check(run.recorder.timeline(since_s=int(check.since_s)), now - lag)
         if finding is None:
             continue
         run.aborted_by = f"{ABORT_PREFIX} at {finding.at_s:.0f} s: {finding.words}"

@@ -54,7 +54,7 @@ from .exitcodes import ExitCode
 from .fields import ScenarioError
 from .loadmodel import OpenLoad
 from .mockproc import MockProcess
-from .saturation import is_saturation_abort
+from .saturation import SaturationCheck, is_saturation_abort
 from .scenario import Overrides, Scenario, load_scenario, read_toml, scenario_path
 from .summary import Summary, iso_utc
 from .thresholds import Threshold
@@ -231,13 +231,26 @@ def classify(summary: Summary, local: bool) -> tuple[Outcome, str | None]:
     return "inconclusive", (undecided[0] + " (inconclusive)") if undecided else "inconclusive"
 
 
+def saturated_over_step(summary: Summary, rate: float, warmup_s: float, measure_s: float) -> str | None:
+    """The over-saturation check once more, over the whole measured stage once it is complete. Live, the
+    check sees each second only after its lag and wants two looks in a row, so a queue growing a few per
+    cent faster than the target serves can outlast a short step unseen; its complete record still shows it."""
+    check = SaturationCheck(lambda a, b: rate * (b - a), since_s=warmup_s)
+    rows = [row.model_dump() for row in summary.timeline]
+    # The last second is cut short by the stop: judged up to the one before it.
+    finding = check.assess(rows, warmup_s + measure_s - 1)
+    return None if finding is None else f"over-saturation over the step: {finding.words}"
+
+
 def _step_doc(rate: float, planned_s: float, summary: Summary | None, report_dir: Path, local: bool,
-              log_tail: str) -> StepDoc:
+              log_tail: str, warmup_s: float = 0.0) -> StepDoc:
     if summary is None:
         return StepDoc(rate_rps=rate, planned_s=planned_s, elapsed_s=0.0, outcome="invalid", verdict="invalid",
                        exit_code=2, first_broken="the step ended without a verdict", reasons=[log_tail],
                        report_dir=str(report_dir))
     outcome, first = classify(summary, local)
+    if outcome == "holds" and (late := saturated_over_step(summary, rate, warmup_s, planned_s - warmup_s)):
+        outcome, first = "breaks", late
     stage = next((st for st in summary.stages if st.name == STEP_STAGE), None)
     scheduled = (stage.requests + stage.dropped) if stage else 0
     cpu = summary.generator.figures.get("machine_cpu_mean")
@@ -359,7 +372,7 @@ class Searcher:
             except (OSError, ValueError):
                 summary = None
         tail = " / ".join((folder / "run.log").read_text(errors="replace").strip().splitlines()[-3:])
-        step_doc = _step_doc(rate, warmup + measure, summary, folder, self.local, tail)
+        step_doc = _step_doc(rate, warmup + measure, summary, folder, self.local, tail, warmup)
         self.print(" " + _step_words(step_doc), flush=True)
         return Step(rate, step_doc)
 

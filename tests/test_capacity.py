@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,12 +22,14 @@ from loadtest.capacity import (
     Searcher,
     Step,
     StepDoc,
+    saturated_over_step,
     step_document,
     step_thresholds,
     write_reports,
 )
 from loadtest.loadmodel import OpenLoad
 from loadtest.scenario import load_scenario
+from loadtest.summary import Summary, TimelineRow
 
 SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "schemas" / "capacity.schema.json").read_text())
 
@@ -185,6 +187,25 @@ def test_the_reports_hold_the_answer_and_validate(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "knee.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert written["files"]["knee"] == "knee.png"
     assert doc.answer in (tmp_path / "out" / "capacity.md").read_text()
+
+
+def recorded(served_per_s: Sequence[int], p50_ms: Sequence[float]) -> Summary:
+    """A step's summary with only the per-second record the post-step check reads."""
+    rows = [TimelineRow(t_s=t, users=None, requests=n, failures=0, dropped=0, rps=float(n), codes={"200": n},
+                        p50_ms=p, p95_ms=None, p99_ms=None, max_ms=None)
+            for t, (n, p) in enumerate(zip(served_per_s, p50_ms))]
+    return Summary.model_construct(timeline=rows)
+
+
+def test_a_step_that_held_but_queued_without_bound_is_a_break() -> None:
+    # 95 offered a second for 3 + 20 s against 88.7 served: 6 more each second, the median up 70 ms a second.
+    # The live check (a lag, two looks) may miss it within the step; the complete record cannot.
+    growing = recorded([89, 88, 89] + [88, 89] * 10, [220, 290, 360] + [430 + 70 * i for i in range(20)])
+    assert (words := saturated_over_step(growing, 95.0, 3.0, 20.0)) is not None
+    assert words.startswith("over-saturation over the step: ") and "more requests started than finished" in words
+    # 80 offered and 80 served, the median flat (up to a few ms of jitter): it kept up.
+    steady = recorded([80] * 23, [215 + (3 if i % 2 else -3) for i in range(23)])
+    assert saturated_over_step(steady, 80.0, 3.0, 20.0) is None
 
 
 @pytest.mark.slow

@@ -180,6 +180,11 @@ def step_document(s: Scenario, raw: dict[str, Any], rate: float, warmup_s: float
     for t in step_thresholds(s):
         # A breach the gate is already sure of ends the step at once; warm-up requests are not judged.
         thresholds.setdefault(_key(t), []).append({"threshold": t.expression(), "abort_on_fail": True})
+    objective = goodput_slo_ms(s)
+    if objective is not None and not any(t.slo_ms is not None for t in step_thresholds(s)):
+        # Goodput is reported against a run-wide latency limit, and a step's are all on its measured stage:
+        # a goodput threshold that cannot fail names the objective, so each step's goodput is on the knee.
+        thresholds[f"goodput{{slo:{objective:g}ms,stage:{STEP_STAGE}}}"] = ["rate>=0"]
     load: dict[str, Any] = {"model": "open", "max_vus": max_vus, "start_rate": rate,
                             "stages": [{"name": WARMUP_STAGE, "duration": f"{warmup_s:g}s", "rate": rate},
                                        {"name": STEP_STAGE, "duration": f"{measure_s:g}s", "rate": rate}]}
@@ -199,6 +204,17 @@ def step_document(s: Scenario, raw: dict[str, Any], rate: float, warmup_s: float
     if isinstance(raw.get("client"), dict):
         doc["client"] = raw["client"]
     return doc
+
+
+def goodput_slo_ms(s: Scenario) -> float | None:
+    """The latency a success must keep to count as goodput: the scenario's own goodput objective, else its
+    tightest latency ceiling on a percentile (as the summary reports goodput)."""
+    own = [t.slo_ms for t in step_thresholds(s) if t.slo_ms is not None]
+    if own:
+        return own[0]
+    ceilings = [t.value for t in step_thresholds(s) if t.metric == "latency" and t.op in ("<", "<=")
+                and t.aggregation in ("p", "med", "max")]
+    return min(ceilings) if ceilings else None
 
 
 def _local(s: Scenario, mock_url: str | None) -> bool:

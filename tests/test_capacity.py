@@ -171,8 +171,12 @@ def test_a_step_is_the_scenario_at_one_rate_judged_on_its_measured_stage(tmp_pat
     assert [(st.name, st.duration_s, st.rate) for st in step.load.stages] == [("warmup", 3.0, 75.0),
                                                                             (STEP_STAGE, 8.0, 75.0)]
     assert step.gate.stop_on_saturation and step.mock.latency_scale == 0.05
-    assert all(dict(t.filters).get("stage") == STEP_STAGE and t.abort_on_fail for t in step.thresholds)
-    assert sorted(t.metric for t in step.thresholds) == ["latency", "success"]
+    assert all(dict(t.filters).get("stage") == STEP_STAGE for t in step.thresholds)
+    assert all(t.abort_on_fail for t in step.thresholds if t.metric != "goodput")
+    assert sorted(t.metric for t in step.thresholds) == ["goodput", "latency", "success"]
+    # Goodput is reported against the SLA's latency limit; the threshold that names it cannot fail.
+    goodput = next(t for t in step.thresholds if t.metric == "goodput")
+    assert goodput.slo_ms == 3000 and goodput.expression() == "rate>=0"
     assert step.client.retry is not None and step.client.retry.max_attempts == 1
 
 

@@ -411,14 +411,16 @@ class Searcher:
         top = self.options.max_rps or start * self.options.factor ** 6
         rate = start
         first = self.run_step(rate)
-        if first.doc.outcome == "invalid" or self.interrupted:
+        # A step the gate could not decide even when run longer says nothing a lower rate (fewer requests
+        # in as long a step) would: no bracket.
+        if first.doc.outcome in ("invalid", "inconclusive") or self.interrupted:
             return
         if not first.holds:
             # Down until something holds: the bracket's floor.
             while not self.interrupted and len(self.steps) < self.options.max_steps and rate > start / 16:
                 rate /= self.options.factor
                 step = self.run_step(rate)
-                if step.holds or step.doc.outcome == "invalid":
+                if step.holds or step.doc.outcome in ("invalid", "inconclusive"):
                     break
         else:
             while not self.interrupted and len(self.steps) < self.options.max_steps and rate < top:

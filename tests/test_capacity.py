@@ -146,6 +146,14 @@ def test_an_undecided_step_bounds_nothing(tmp_path: Path) -> None:
     assert doc.bound == "inconclusive" and doc.exit_code == 2 and "could not decide" in doc.answer
 
 
+def test_an_undecided_first_step_goes_no_lower(tmp_path: Path) -> None:
+    searcher = fake_searcher(tmp_path, lambda rate: "inconclusive", start_rps=40)
+    searcher.search()
+    assert [st.rate for st in searcher.steps] == [40]
+    doc = searcher.document(datetime.now(UTC))
+    assert doc.holds_rps is None and doc.bound == "inconclusive" and doc.exit_code == 2
+
+
 def test_holding_at_every_rate_says_so_and_require_gates_the_answer(tmp_path: Path) -> None:
     searcher = fake_searcher(tmp_path, target_at(1e9), start_rps=10, max_rps=40)
     searcher.search()

@@ -498,7 +498,8 @@ class Searcher:
         if bound == "machine":
             return (f"{who} {held}; at {rps(breaks)} this machine ran out of CPU, which the target and the generator "
                     f"share: {rps(holds)} is this machine's bound, not the target's capacity")
-        return f"{who} {held}; at {rps(breaks)} the gate could not decide ({first}), even with a longer step"
+        return (f"{who} {held}; at {rps(breaks)} the gate could not decide ({first}) within --max-step "
+                f"{self.options.max_step_s:g} s: a longer step would")
 
 
 def _step_words(d: StepDoc) -> str:

@@ -34,7 +34,7 @@ LOADTEST_ARGS = $(if $(TARGET),--target=$(TARGET)) $(if $(DURATION),--duration=$
 	$(if $(WORKERS),--workers=$(WORKERS)) $(if $(API),--api=$(API)) $(if $(MODEL),--model=$(MODEL)) \
 	$(foreach f,$(PROFILES),--profiles=$(f)) $(ARGS)
 
-.PHONY: help install lint test test-fast mock loadtest ui bench compare calibrate screenshots clean
+.PHONY: help install lint test test-fast mock loadtest capacity ui bench compare calibrate screenshots clean
 
 help:
 	@echo "Targets:"
@@ -43,6 +43,8 @@ help:
 	@echo "  make test-fast               unit and mock tests only (under two minutes)"
 	@echo "  make lint                    ruff and mypy"
 	@echo "  make loadtest                run a scenario headless and gate it"
+	@echo "  make capacity                the highest arrival rate at which SCENARIO's SLA holds: a bracket"
+	@echo "                               and a knee plot (ARGS=\"--start 40 --max-step 30\"; loadtest capacity -h)"
 	@echo "  make ui                      Locust's web UI on http://127.0.0.1:WEB_PORT with a live SLA tab"
 	@echo "  make mock                    the simulated providers in the foreground"
 	@echo "  make compare                 relay vs direct: the seed's latency table, measured (~7 min)"
@@ -50,7 +52,7 @@ help:
 	@echo "  make bench                   benchmarks, written to BENCHMARKS.md"
 	@echo "  make screenshots             the browser tests, keeping their screenshots in docs/ (~2 min)"
 	@echo "  make clean                   remove .venv and reports"
-	@echo "Variables (loadtest, ui):"
+	@echo "Variables (loadtest, ui; capacity takes all but DURATION and WEB_PORT):"
 	@echo "  SCENARIO=flash_sale          a built-in scenario (loadtest scenarios) or a TOML path"
 	@echo "  TARGET=relay|dall-e-4|URL    a provider of the mock, or a base URL (then API=)"
 	@echo "  API=relay|openai|vertex|midjourney   the wire format of a URL target"
@@ -88,6 +90,12 @@ mock: install
 
 loadtest: install
 	$(BIN)/loadtest run $(SCENARIO) $(LOADTEST_ARGS) $(if $(REPORT_DIR),--report-dir=$(REPORT_DIR))
+
+# The search sets each step's rate and length itself: no DURATION.
+capacity: install
+	$(BIN)/loadtest capacity $(SCENARIO) $(if $(TARGET),--target=$(TARGET)) $(if $(WORKERS),--workers=$(WORKERS)) \
+	  $(if $(API),--api=$(API)) $(if $(MODEL),--model=$(MODEL)) $(foreach f,$(PROFILES),--profiles=$(f)) \
+	  $(if $(REPORT_DIR),--report-dir=$(REPORT_DIR)) $(ARGS)
 
 ui: install
 	$(BIN)/loadtest ui $(SCENARIO) $(LOADTEST_ARGS) --web-port=$(WEB_PORT)

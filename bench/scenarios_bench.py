@@ -18,7 +18,8 @@ from loadtest.scenario import load_scenario, scenario_names
 
 # What each scenario's description says it shows, as the verdict it should reach on this mock.
 EXPECTED = {"single": "pass", "batch_10": "pass", "batch_50": "pass", "flash_sale": "pass", "sustained": "pass",
-            "rate_limit_storm": "pass", "outage": "pass", "stream_preview": "pass", "catalog_edit": "pass"}
+            "rate_limit_storm": "pass", "outage": "pass", "stream_preview": "pass", "catalog_edit": "pass",
+            "flash_sale_replay": "pass"}
 
 
 def run_one(name: str, tmp: Path) -> dict:

@@ -1,4 +1,5 @@
-"""loadtest: run a scenario and gate it, open the web UI, list scenarios, compare targets, calibrate.
+"""loadtest: run a scenario and gate it, find its capacity, open the web UI, list scenarios, compare targets,
+calibrate.
 
 Exit codes of `loadtest run`: 0 the SLA held, 1 the SLA was breached, 2 the run proves nothing
 (bad input, a harness failure, an unreachable target, a saturated load generator, too little data).
@@ -26,6 +27,9 @@ def _scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mock-url", help="use an already running mock instead of starting one")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME.SETTING=VALUE",
                    help="start the mock with a provider setting changed, e.g. --set relay.error_rate=0.05")
+    p.add_argument("--baseline", metavar="SUMMARY.json",
+                   help="a previous run's summary.json (e.g. main's): show the deltas and judge the scenario's "
+                        "[regressions] against it")
 
 
 def _options(args: argparse.Namespace) -> object:
@@ -33,7 +37,8 @@ def _options(args: argparse.Namespace) -> object:
     return RunOptions(target=args.target, api=args.api, model=args.model, duration=args.duration,
                       workers=args.workers, profiles=tuple(args.profiles), sets=tuple(args.sets),
                       mock_url=args.mock_url, report_dir=getattr(args, "report_dir", None),
-                      web_port=getattr(args, "web_port", 8089), ready_file=getattr(args, "ready_file", None))
+                      web_port=getattr(args, "web_port", 8089), ready_file=getattr(args, "ready_file", None),
+                      baseline=args.baseline)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,11 +54,17 @@ def main(argv: list[str] | None = None) -> int:
                       help="the web UI's port on 127.0.0.1 (default 8089; 0 picks a free one)")
     p_ui.add_argument("--ready-file", help="write the web UI's URL to this file (JSON) once it listens")
     sub.add_parser("scenarios", help="list the built-in scenarios")
-    sub.add_parser("schema", help="print the JSON Schema of summary.json")
+    p_schema = sub.add_parser("schema", help="print the JSON Schema of summary.json (or capacity.json)")
+    p_schema.add_argument("document", nargs="?", choices=("summary", "capacity"), default="summary")
+    sub.add_parser("capacity", help="the highest arrival rate at which the scenario's SLA holds: a bracket",
+                   add_help=False)
     sub.add_parser("compare", help="relay vs direct: the seed's latency table, measured", add_help=False)
     sub.add_parser("calibrate", help="fit a provider profile from observed latencies", add_help=False)
 
     args, rest = parser.parse_known_args(argv)
+    if args.command == "capacity":
+        from .capacity import main as capacity_main
+        return capacity_main(rest)
     if args.command == "compare":
         from .compare import main as compare_main
         return compare_main(rest)
@@ -68,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:18} {s.duration_s:6.0f} s  {s.load.KIND:6}  {s.description}")
         return 0
     if args.command == "schema":
+        if args.document == "capacity":
+            from .capacity import schema_text as capacity_schema
+            sys.stdout.write(capacity_schema())
+            return 0
         from .summary import schema_text
         sys.stdout.write(schema_text())
         return 0

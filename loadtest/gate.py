@@ -13,7 +13,11 @@ too few samples to judge. A generator that could not keep up outranks a breach �
 measured by a saturated client is partly the client's — except a latency breach larger than
 the generator's worst stall, which no generator delay can explain.
 
-Fraction thresholds (success, failures and dropped rates) and latency thresholds with fewer
+Past that floor each estimate is judged by its interval (loadtest.confidence): a threshold whose
+interval at ``[gate] confidence`` straddles its limit is "inconclusive", and by default the run then
+proves nothing, with the number of further requests that would decide it.
+
+Fraction thresholds (success, failures, dropped and goodput rates) and latency thresholds with fewer
 than ``min_samples`` scheduled requests in their selection are "insufficient": P99 of 40
 requests is the second-worst request, not a tail — unless the breach is already beyond
 repair: if even ``min_samples`` requests whose missing part all went well would still break
@@ -37,9 +41,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from . import confidence as conf
+from .confidence import ConfidenceOptions, Interval
 from .exitcodes import ExitCode
 from .health import STALL_LIMIT_MS, HealthReport
 from .recorder import Recorder, Selection, Timings
+from .saturation import is_saturation_abort
 from .thresholds import TIME_METRICS, Threshold, format_limit, format_value
 
 __all__ = ["End", "RunFacts", "Margin", "ThresholdResult", "Reason", "Verdict", "judge", "abort_trigger"]
@@ -86,11 +93,13 @@ class ThresholdResult:
     threshold: Threshold
     observed: float | None
     samples: int
-    verdict: str             # "pass", "fail", "insufficient"
+    verdict: str             # "pass", "fail", "insufficient", "inconclusive"
     unit: str
     detail: str
     margin: Margin | None = None
     needed_samples: int | None = None   # insufficient: how many the gate asked for
+    interval: Interval | None = None    # the observed value's confidence interval, where it is an estimate
+    more_samples: int | None = None     # inconclusive: roughly how many more requests would decide it
 
     @property
     def passed(self) -> bool:
@@ -100,7 +109,7 @@ class ThresholdResult:
 @dataclass(frozen=True)
 class Reason:
     kind: str    # harness, unreachable, misconfigured, incomplete, workers, action, generator, aborted,
-    #              breach, insufficient, no_thresholds, note
+    #              breach, insufficient, inconclusive, saturated, no_thresholds, note
     text: str
 
 
@@ -123,11 +132,18 @@ class Verdict:
 # --- one threshold --------------------------------------------------------------------------
 
 
-def _observe(t: Threshold, sel: Selection) -> tuple[float | None, int, bool]:
-    """(observed value, samples, whether min_samples applies)."""
+def _observe(t: Threshold, sel: Selection, good: int | None = None) -> tuple[float | None, int, bool]:
+    """(observed value, samples, whether min_samples applies). `good`: goodput's successes within its SLO."""
     if t.metric == "first_image":
         return _observe_first_image(t, sel.first_image)
     scheduled = sel.requests + sel.dropped
+    if t.metric == "goodput":
+        assert good is not None
+        if t.aggregation == "count":
+            return float(good), scheduled, False
+        if t.aggregation == "rps":
+            return (good / sel.window_s if sel.window_s > 0 else None), scheduled, False
+        return (good / scheduled if scheduled else None), scheduled, True
     if t.metric == "latency":
         if not sel.requests:
             return None, 0, True
@@ -187,8 +203,9 @@ def margin(t: Threshold, observed: float) -> Margin:
     return Margin(amount=amount, unit=unit, percent=pct, words=words)
 
 
-def _judge_one(t: Threshold, sel: Selection, min_samples: int, recorder: Recorder) -> ThresholdResult:
-    observed, samples, needs_samples = _observe(t, sel)
+def _judge_one(t: Threshold, sel: Selection, min_samples: int, recorder: Recorder,
+               good: int | None = None) -> ThresholdResult:
+    observed, samples, needs_samples = _observe(t, sel, good)
     if observed is not None and math.isnan(observed):
         observed = None
     limit = f"{t.op} {format_limit(t.metric, t.aggregation, t.value)}"
@@ -202,7 +219,7 @@ def _judge_one(t: Threshold, sel: Selection, min_samples: int, recorder: Recorde
     shown = format_value(t.metric, t.aggregation, observed)
     m = margin(t, observed)
     if needs_samples and samples < min_samples:
-        best = _best_case(t, sel, min_samples)
+        best = _best_case(t, sel, min_samples, good)
         if best is not None and not t.check(best):
             return ThresholdResult(t, observed, samples, "fail", t.unit,
                                    f"observed {shown} over {samples:,} requests, limit {limit}: {m.words}; "
@@ -218,7 +235,7 @@ def _judge_one(t: Threshold, sel: Selection, min_samples: int, recorder: Recorde
                            margin=m)
 
 
-def _best_case(t: Threshold, sel: Selection, m: int) -> float | None:
+def _best_case(t: Threshold, sel: Selection, m: int, good: int | None = None) -> float | None:
     """The value this threshold would see if the run went on to m samples and every one of
     the missing samples were fast and successful; None where that bound says nothing.
 
@@ -242,6 +259,8 @@ def _best_case(t: Threshold, sel: Selection, m: int) -> float | None:
         return sel.percentile(100.0 * (rank - 0.5) / sel.requests)
     if t.metric == "success" and t.op in (">", ">="):
         return (sel.ok + missing) / m
+    if t.metric == "goodput" and t.aggregation == "rate" and t.op in (">", ">=") and good is not None:
+        return (good + missing) / m
     if t.metric == "failures" and t.op in ("<", "<="):
         return (scheduled - sel.ok) / m
     if t.metric == "dropped" and t.aggregation == "rate" and t.op in ("<", "<="):
@@ -271,15 +290,27 @@ def _missing_tags(t: Threshold, recorder: Recorder) -> str:
     return ""
 
 
+def goodput_count(recorder: Recorder, filters: Sequence[tuple[str, str]], slo_ms: float,
+                  now_s: float | None = None) -> int:
+    """Requests in the selection that succeeded within slo_ms (a request whose HDR bucket straddles the
+    objective does not count: goodput is never over-counted)."""
+    return recorder.select((*filters, ("expected_response", "true")), now_s=now_s).count_within(slo_ms)
+
+
 def evaluate_thresholds(thresholds: Sequence[Threshold], recorder: Recorder, min_samples: int,
-                        now_s: float | None = None) -> list[ThresholdResult]:
+                        now_s: float | None = None,
+                        confidence: ConfidenceOptions | None = None) -> list[ThresholdResult]:
+    options = confidence or conf.DEFAULT
     selections: dict[tuple[tuple[str, str], ...], Selection] = {}
     out = []
     for t in thresholds:
         sel = selections.get(t.filters)
         if sel is None:
             sel = selections[t.filters] = recorder.select(t.filters, now_s=now_s)
-        out.append(_judge_one(t, sel, min_samples, recorder))
+        good = goodput_count(recorder, t.filters, t.slo_ms, now_s) if t.slo_ms is not None else None
+        result = _judge_one(t, sel, min_samples, recorder, good)
+        conf.apply(result, sel, options, good=good)
+        out.append(result)
     return out
 
 
@@ -290,6 +321,8 @@ _SUBJECT = {
     ("requests", "count"): "the number of requests",
     ("requests", "rate"): "request rate", ("requests", "rps"): "request rate",
     ("dropped", "count"): "the number of dropped starts", ("dropped", "rate"): "share of starts dropped",
+    ("goodput", "rate"): "goodput", ("goodput", "rps"): "goodput per second",
+    ("goodput", "count"): "the number of requests within the SLO",
 }
 
 
@@ -303,6 +336,8 @@ def result_sentence(r: ThresholdResult) -> str:
     t = r.threshold
     if r.verdict == "insufficient" or r.observed is None:
         return f"{_subject(t)} could not be judged: {r.detail}"
+    if r.verdict == "inconclusive":
+        return f"{_subject(t)} is inconclusive: {r.detail}"
     shown = format_value(t.metric, t.aggregation, r.observed)
     limit = format_limit(t.metric, t.aggregation, t.value)
     if t.unit == "":
@@ -384,11 +419,13 @@ def _key_pool_note(sel: Selection, facts: RunFacts) -> str | None:
 
 def judge(thresholds: Sequence[Threshold], recorder: Recorder, health: HealthReport | None = None,
           facts: RunFacts | None = None, *, min_samples: int = 100, live: bool = False,
-          now_s: float | None = None) -> Verdict:
+          now_s: float | None = None, confidence: ConfidenceOptions | None = None) -> Verdict:
     """The verdict. `live`: mid-run (the SLA view, abort_on_fail), with rates over `now_s` seconds and
-    only the evidence a running run has; the verdict is then provisional."""
+    only the evidence a running run has; the verdict is then provisional. `confidence`: the level of each
+    threshold's interval and what an undecided one makes of the run (default: 95 %, the run proves nothing)."""
     facts = facts or RunFacts()
-    results = evaluate_thresholds(thresholds, recorder, min_samples, now_s if live else None)
+    options = confidence or conf.DEFAULT
+    results = evaluate_thresholds(thresholds, recorder, min_samples, now_s if live else None, options)
     if facts.aborted_by:
         for r in results:
             if r.threshold.label() == facts.aborted_by and r.verdict != "fail":
@@ -397,6 +434,7 @@ def judge(thresholds: Sequence[Threshold], recorder: Recorder, health: HealthRep
                 r.detail += " — it failed during the run and aborted it"
     failed = [r for r in results if r.verdict == "fail"]
     insufficient = [r for r in results if r.verdict == "insufficient"]
+    inconclusive = [r for r in results if r.verdict == "inconclusive"]
     everything = recorder.select(now_s=now_s if live else None)
     invalid: list[Reason] = []
     notes: list[Reason] = [Reason("note", n) for n in facts.notes]
@@ -445,14 +483,23 @@ def judge(thresholds: Sequence[Threshold], recorder: Recorder, health: HealthRep
         return Verdict("invalid", ExitCode.INVALID, results, reasons + notes)
     if failed or facts.aborted_by:
         reasons = []
-        if facts.aborted_by:
+        if is_saturation_abort(facts.aborted_by):
+            reasons.append(Reason("saturated", f"the run was stopped early on {facts.aborted_by}: past its capacity "
+                                               f"the target's queue grows without bound"))
+        elif facts.aborted_by:
             reasons.append(Reason("aborted", f"the run was aborted early because {facts.aborted_by} failed"))
         reasons += [Reason("breach", result_sentence(r)) for r in failed]
         return Verdict("fail", ExitCode.FAIL, results, reasons + notes)
-    if insufficient:
+    if insufficient or inconclusive:
         reasons = [Reason("insufficient", result_sentence(r)) for r in insufficient]
-        reasons.append(Reason("insufficient", "a run too small to judge proves nothing; run longer or lower "
-                                              "[gate] min_samples"))
+        if insufficient:
+            reasons.append(Reason("insufficient", "a run too small to judge proves nothing; run longer or lower "
+                                                  "[gate] min_samples"))
+        reasons += [Reason("inconclusive", result_sentence(r)) for r in inconclusive]
+        if inconclusive:
+            reasons.append(Reason("inconclusive", f"a threshold the run cannot decide at {options.percent} "
+                                                  f"confidence proves nothing; run longer (or see [gate] "
+                                                  f"confidence and inconclusive)"))
         return Verdict("invalid", ExitCode.INVALID, results, reasons + notes)
     if not results:
         notes.insert(0, Reason("no_thresholds", "no thresholds were defined, so nothing was checked"))

@@ -8,7 +8,12 @@ scenario can be loaded and checked anywhere.
 
 - `closed`: users with think time. A slow target slows the load with it.
 - `open`: an arrival rate. Requests start on a schedule whatever the answers do; a start
-  that finds every VU busy is dropped and counted against success.
+  that finds every VU busy is dropped and counted against success. The starts follow the
+  stages' rate evenly (`arrivals = "even"`, as k6 does), as a Poisson process (`"poisson"`),
+  as a gamma renewal process with a burstiness factor (`"gamma"`, `burstiness` < 1 burstier
+  than Poisson, > 1 more regular; vLLM's `--burstiness`), or replay a trace of real start
+  times (`"trace"`, `trace = "sale.csv"`, `time_scale`; loadtest.trace). Random arrivals are
+  drawn from `seed` (default: the scenario's `[mock] seed`), so a run is reproducible.
 
 Adding a model is a class here with `KIND`, `parse`, `tick` and `report`, a driver, and a
 line in `MODELS`.
@@ -21,9 +26,11 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, ClassVar
 
 from .fields import Problems, Table
+from .trace import Trace, TraceError, read_trace
 
 # Open model: VUs are all started first (like k6's pre-allocated VUs); the arrival clock
 # starts once they are up, and a short drain lets the last scheduled requests finish.
@@ -147,7 +154,7 @@ class ClosedLoad(LoadModel):
             lo, hi = pair.duration("min", 0.0), pair.duration("max", 0.0)
             if hi < lo:
                 t.fail("think_time", "has its max below its min")
-        for key in ("max_vus", "start_rate"):
+        for key in ("max_vus", "start_rate", *_ARRIVAL_KEYS):
             if key in t:
                 t.fail(key, "is for an open model (model = \"open\")")
         return cls(stages=stages, think_time_s=(lo, hi))
@@ -160,10 +167,20 @@ class OpenLoad(LoadModel):
     schedule_offset_s: ClassVar[float] = OPEN_SPAWN_S
     max_vus: int = 1
     start_rate: float | None = None   # rate at t=0 (default: the first stage's rate)
+    arrivals: str = "even"            # even | poisson | gamma | trace
+    burstiness: float = 1.0           # gamma: the shape of the gaps between starts (1: Poisson)
+    seed: int | None = None           # random arrivals: their seed (None: the scenario's [mock] seed)
+    trace: Trace | None = None        # arrivals = "trace": the start times replayed
 
     @property
     def peak_users(self) -> int:
         return self.max_vus
+
+    def scaled(self, k: float) -> LoadModel:
+        """A trace stretches with its stages: the same arrivals, spread over k times the time."""
+        out = super().scaled(k)
+        assert isinstance(out, OpenLoad)
+        return replace(out, trace=self.trace.scaled(k)) if self.trace is not None else out
 
     def tick(self, run_time_s: float) -> tuple[int, float] | None:
         if run_time_s >= OPEN_SPAWN_S + self.duration_s + DRAIN_S:
@@ -172,7 +189,10 @@ class OpenLoad(LoadModel):
 
     @property
     def scheduled_starts(self) -> float:
-        """Arrivals the schedule makes: the integral of its piecewise-linear rate."""
+        """Arrivals the schedule makes: the integral of its piecewise-linear rate (the expected number for
+        random arrivals), or the trace's arrivals within the stages."""
+        if self.trace is not None:
+            return float(self.trace.count_between(0.0, self.duration_s))
         total, prev = 0.0, self.stages[0].rate if self.start_rate is None else self.start_rate
         for s in self.stages:
             total += (prev + s.rate) / 2 * s.duration_s
@@ -180,7 +200,18 @@ class OpenLoad(LoadModel):
         return total
 
     def report(self) -> dict[str, Any]:
-        return {"max_vus": self.max_vus, "scheduled_starts": round(self.scheduled_starts)}
+        out: dict[str, Any] = {"max_vus": self.max_vus, "scheduled_starts": round(self.scheduled_starts),
+                               "arrivals": self.arrivals}
+        if self.arrivals == "gamma":
+            out["burstiness"] = self.burstiness
+        if self.arrivals in ("poisson", "gamma"):
+            out["arrival_seed"] = self.seed
+        if self.trace is not None:
+            out["trace"] = {"path": self.trace.path, "arrivals": self.trace.arrivals,
+                            "duration_s": round(self.trace.duration_s, 3), "time_scale": self.trace.time_scale,
+                            "models": list(self.trace.models),
+                            "use_cases": self.trace.use_case_index is not None}
+        return out
 
     @classmethod
     def parse(cls, t: Table, stages: tuple[Stage, ...]) -> OpenLoad:
@@ -192,13 +223,35 @@ class OpenLoad(LoadModel):
             t.fail("think_time", "is for a closed model: an open model's arrival rate sets the pace")
         if stages and not math.isfinite(sum(s.rate for s in stages)):
             t.fail("stages", "rates must be finite")
-        return cls(stages=stages, max_vus=max_vus, start_rate=start_rate)
+        arrivals = t.string("arrivals", "even")
+        if arrivals not in ARRIVALS:
+            t.fail("arrivals", f"must be one of {', '.join(repr(a) for a in ARRIVALS)} (even: evenly spaced; poisson; "
+                               f"gamma: bursty, with burstiness; trace: replayed from a CSV file), got {arrivals!r}")
+            arrivals = "even"
+        burstiness = 1.0
+        if "burstiness" in t:
+            if arrivals != "gamma":
+                t.fail("burstiness", "is for arrivals = \"gamma\" (Poisson is gamma with burstiness 1)")
+            burstiness = t.number("burstiness", 1.0, above=0.0)
+        seed = t.integer("seed", 0, lo=0) if "seed" in t else None
+        if seed is not None and arrivals not in ("poisson", "gamma"):
+            t.fail("seed", "is for random arrivals (arrivals = \"poisson\" or \"gamma\")")
+        for key in ("trace", "time_scale"):
+            if key in t and arrivals != "trace":
+                t.fail(key, "is for arrivals = \"trace\"")
+        if "start_rate" in t and arrivals == "trace":
+            t.fail("start_rate", "does not apply to a trace: its own times set the pace")
+        return cls(stages=stages, max_vus=max_vus, start_rate=start_rate, arrivals=arrivals, burstiness=burstiness,
+                   seed=seed)
 
 
 MODELS: dict[str, type[LoadModel]] = {m.KIND: m for m in (ClosedLoad, OpenLoad)}
+ARRIVALS = ("even", "poisson", "gamma", "trace")
+_ARRIVAL_KEYS = ("arrivals", "burstiness", "seed", "trace", "time_scale")
 
 
-def parse_load(raw: Any, problems: Problems) -> LoadModel:
+def parse_load(raw: Any, problems: Problems, base: Path | None = None) -> LoadModel:
+    """`base`: the folder a trace's relative path is read from (the scenario file's)."""
     t = Table(raw, "load", problems)
     if raw is None:
         problems.add("[load] is required: a model and its stages")
@@ -211,9 +264,59 @@ def parse_load(raw: Any, problems: Problems) -> LoadModel:
         t.fail("model", f"must be one of {', '.join(repr(k) for k in MODELS)} "
                         f"(closed: users with think time; open: an arrival rate), got {kind!r}")
         cls = ClosedLoad
-    t.only({"model", "stages", "think_time", "max_vus", "start_rate"})
+    t.only({"model", "stages", "think_time", "max_vus", "start_rate", *_ARRIVAL_KEYS})
+    if cls is OpenLoad and t.raw.get("arrivals") == "trace":
+        trace = _trace(t, base)
+        model = cls.parse(t, _trace_stages(t, trace))
+        assert isinstance(model, OpenLoad)
+        return replace(model, trace=trace) if trace is not None else model
     stages = _stages(t, cls)
     return cls.parse(t, stages)
+
+
+def _trace(t: Table, base: Path | None) -> Trace | None:
+    if not t.required("trace", 'trace = "sale.csv", a CSV file of request start times'):
+        return None
+    name = t.string("trace", "")
+    scale = t.number("time_scale", 1.0, above=0.0)
+    path = Path(name)
+    if not path.is_absolute() and base is not None and (base / path).exists():
+        path = base / path
+    try:
+        return read_trace(path, scale)
+    except TraceError as exc:
+        t.problems.add(f"{t.at('trace')}: {exc}")
+        return None
+
+
+def _trace_stages(t: Table, trace: Trace | None) -> tuple[Stage, ...]:
+    """A trace's stages name windows of it (name, duration); without them, one stage spans the whole trace."""
+    length = math.floor(trace.duration_s) + 1.0 if trace is not None else 1.0
+    raw = t.raw.get("stages")
+    if raw is None:
+        stages: tuple[Stage, ...] = (Stage("replay", length),)
+    elif not isinstance(raw, list) or not raw:
+        t.fail("stages", "must be a non-empty list of { name, duration }, or left out (one stage, the whole trace)")
+        stages = (Stage("replay", length),)
+    else:
+        out = []
+        for i, entry in enumerate(raw):
+            st = Table(entry, f"load.stages[{i}]", t.problems)
+            st.only({"name", "duration"}, hint="a trace's stages name windows of it; its own times set the rate")
+            st.required("duration", "duration = \"30s\"")
+            out.append(Stage(st.string("name", f"stage{i + 1}"), st.duration("duration", 1.0, positive=True)))
+        stages = tuple(out)
+        names = [stage.name for stage in stages]
+        if len(set(names)) != len(names):
+            t.fail("stages", f"need unique names, got {names}")
+    if trace is None:
+        return stages
+    # Each stage's rate is the trace's mean over it: what the report shows, not what drives the starts.
+    windowed, at = [], 0.0
+    for stage in stages:
+        windowed.append(replace(stage, rate=trace.count_between(at, at + stage.duration_s) / stage.duration_s))
+        at += stage.duration_s
+    return tuple(windowed)
 
 
 def _stages(t: Table, cls: type[LoadModel]) -> tuple[Stage, ...]:

@@ -64,6 +64,12 @@ class CatalogPrompts:
         case = self.rng.choices(self.cases, self.weights)[0]
         return case, getattr(self, case)()
 
+    def for_case(self, case: str) -> str:
+        """A prompt for a given use case (a replayed trace names it)."""
+        if case not in USE_CASES:
+            raise ValueError(f"unknown use case {case!r} (known: {', '.join(USE_CASES)})")
+        return str(getattr(self, case)())
+
     def product_mockup(self) -> str:
         r = self.rng
         return (f"{r.choice(self.colours).capitalize()} {r.choice(MATERIALS)} {r.choice(PRODUCTS)} "

@@ -533,6 +533,38 @@ class Selection:
             return self.min_ms
         return _percentile_from(self._cum, FINE, p, int(self._cum[-1]), self.max_ms)
 
+    def at_rank(self, rank: int, *, lower_edge: bool = False) -> float:
+        """The rank-th smallest latency (1-based): its HDR bucket's upper edge capped at the exact maximum (never
+        under-reports), or with `lower_edge` the bucket's lower edge raised to the exact minimum (never over-reports).
+        Confidence bounds use both, so each bound errs on the side of "inconclusive"."""
+        if self._cum is None or not 1 <= rank <= int(self._cum[-1]):
+            return math.nan
+        i = int(np.searchsorted(self._cum, rank, side="left"))
+        if lower_edge:
+            return max(float(FINE.lowest[i]) / 1000.0, self.min_ms)
+        return min(float(FINE.highest_ms[i]), self.max_ms)
+
+    def count_within(self, ms: float) -> int:
+        """Completed requests certainly at or below `ms`: those whose whole HDR bucket is (never over-counts)."""
+        if self._cum is None or ms < 0:
+            return 0
+        if self.max_ms <= ms:
+            return int(self._cum[-1])
+        k = int(np.searchsorted(FINE.highest, math.floor(ms * 1000.0 + 1e-6), side="right"))
+        return int(self._cum[k - 1]) if k > 0 else 0
+
+    @property
+    def std_ms(self) -> float:
+        """Standard deviation of the latencies, from the histogram (each bucket at its midpoint)."""
+        if self._cum is None or self._cum[-1] < 2:
+            return math.nan
+        counts = np.diff(self._cum, prepend=0)
+        nz = np.flatnonzero(counts)
+        mid = (FINE.lowest[nz] + FINE.highest[nz]) / 2000.0
+        w = counts[nz].astype(np.float64)
+        mean = float(np.dot(w, mid) / w.sum())
+        return math.sqrt(float(np.dot(w, (mid - mean) ** 2) / (w.sum() - 1)))
+
     def distribution(self, points: Sequence[float] = DEFAULT_POINTS) -> list[tuple[float, float]]:
         if self._cum is None:
             return []

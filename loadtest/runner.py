@@ -27,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
 
+from . import sizing
 from .exitcodes import ExitCode
 from .fields import ScenarioError
 from .gate import End, RunFacts, judge
@@ -57,10 +58,12 @@ class RunOptions:
     web_port: int = 8089
     ready_file: str | None = None      # ui: where to write the web UI's URL once it listens (for scripts)
     extra_env: dict[str, str] = field(default_factory=dict)
+    baseline: str | None = None        # a previous run's summary.json to compare with
 
     def overrides(self) -> Overrides:
         return Overrides(target=self.target, api=self.api, model=self.model, duration=self.duration,
-                         profiles=self.profiles, sets=self.sets)
+                         profiles=self.profiles, sets=self.sets,
+                         baseline=str(Path(self.baseline).resolve()) if self.baseline else None)
 
 
 def mock_args(scenario: Scenario) -> list[str]:
@@ -182,6 +185,8 @@ def _run(scenario: Scenario, scenario_ref: str, options: RunOptions, outdir: Pat
         print(f"target {scenario.target.name} ({scenario.target.api}, model {scenario.target.model}) at {base_url}; "
               f"{scenario.load.KIND} model, {scenario.duration_s:.0f} s"
               f"{f', {options.workers} Locust workers' if options.workers else ''}", flush=True)
+        for note in sizing.warnings(scenario):     # what the run cannot show, said before it starts
+            print(f"note: {note}", flush=True)
         if not reachable(base_url):
             print(f"loadtest: the target {base_url} does not answer", file=sys.stderr, flush=True)
             if outdir is None:
@@ -231,14 +236,16 @@ def _unreachable(scenario: Scenario, base_url: str, mock_url: str | None, outdir
     facts = RunFacts(planned_s=scenario.duration_s, end=End.NOT_RUN,
                      target_unreachable=f"nothing listens at {base_url}")
     recorder = Recorder(stages=scenario.load.windows())
-    verdict = judge(scenario.thresholds, recorder, None, facts, min_samples=scenario.min_samples)
+    verdict = judge(scenario.thresholds, recorder, None, facts, min_samples=scenario.min_samples,
+                    confidence=scenario.gate.confidence)
     target = describe_target(scenario.target)
     target.base_url = base_url
     summary = build_summary(scenario=describe_scenario(scenario), target=target, recorder=recorder, verdict=verdict,
                             health=None, run=RunDoc(end=End.NOT_RUN.value, planned_s=scenario.duration_s,
                                                     elapsed_s=0.0),
                             load=describe_load(scenario), started_at=datetime.now(UTC), duration_s=0.0,
-                            mock=describe_mock(scenario, mock_url, mock_url is not None), report_dir=str(outdir))
+                            mock=describe_mock(scenario, mock_url, mock_url is not None), report_dir=str(outdir),
+                            baseline=scenario.baseline)
     try:
         write_all(summary, outdir)
     except ReportWriteError as exc:
@@ -259,8 +266,9 @@ class LocustProcesses:
         self.faults = tmp / "faults.json"
         common = [sys.executable, "-m", "locust", "-f", str(locustfile()), "--scenario", scenario_ref,
                   "--loglevel", "INFO"]
+        baseline = str(Path(options.baseline).resolve()) if options.baseline else None
         for flag, value in (("--target", options.target), ("--api", options.api), ("--model", options.model),
-                            ("--duration", options.duration), ("--mock-url", mock_url)):
+                            ("--duration", options.duration), ("--mock-url", mock_url), ("--baseline", baseline)):
             if value:
                 common += [flag, value]
         if options.profiles:

@@ -24,8 +24,10 @@ from mockprovider.profile import Profile, ProfileError, load_profiles
 from mockprovider.settings import Settings, SettingsError, parse_set_option
 
 from . import apioptions
+from .baseline import Baseline, Regression, parse_regressions, with_baseline
+from .confidence import INCONCLUSIVE_POLICIES, ConfidenceOptions
 from .fields import Problems, ScenarioError, Table, parse_duration
-from .loadmodel import LoadModel, parse_load
+from .loadmodel import LoadModel, OpenLoad, parse_load
 from .prompts import USE_CASES
 from .thresholds import Threshold, ThresholdError, parse_thresholds
 
@@ -147,6 +149,8 @@ class MockOptions:
 @dataclass(frozen=True)
 class GateOptions:
     min_samples: int = 100
+    confidence: ConfidenceOptions = ConfidenceOptions()
+    stop_on_saturation: bool = False    # end the run early once the target is over-saturated (capacity steps)
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,8 @@ class Scenario:
     actions: tuple[Action, ...] = ()
     source: str = ""
     raw_target: Mapping[str, Any] = field(default_factory=dict)
+    regressions: tuple[Regression, ...] = ()    # [regressions]: judged against a --baseline
+    baseline: Baseline | None = None            # the --baseline summary, once given
 
     @property
     def duration_s(self) -> float:
@@ -188,6 +194,7 @@ class Overrides:
     duration: str | None = None
     profiles: tuple[str, ...] = ()
     sets: tuple[str, ...] = ()
+    baseline: str | None = None     # a previous run's summary.json: deltas, and [regressions] judged against it
 
 
 def is_url(name: str) -> bool:
@@ -284,6 +291,9 @@ def apply_overrides(scenario: Scenario, o: Overrides) -> Scenario:
         for text in o.sets:
             _check_set(text, known, problems, where=f"--set {text}")
         scenario = replace(scenario, mock=replace(scenario.mock, sets=scenario.mock.sets + tuple(o.sets)))
+    if o.baseline:
+        thresholds, baseline = with_baseline(scenario.thresholds, scenario.regressions, o.baseline, problems)
+        scenario = replace(scenario, thresholds=thresholds, baseline=baseline)
     problems.raise_if_any()
     _check_filters(scenario, problems, cli=True)
     problems.raise_if_any()
@@ -297,7 +307,8 @@ def parse_scenario(raw: Mapping[str, Any], *, source: str = "", default_name: st
                    extra_profiles: Sequence[str] = ()) -> Scenario:
     problems = Problems()
     top = Table(raw, "", problems)
-    top.only({"name", "description", "target", "mock", "client", "load", "actions", "thresholds", "gate"})
+    top.only({"name", "description", "target", "mock", "client", "load", "actions", "thresholds", "gate",
+              "regressions"})
     name = top.string("name", default_name)
     if not _NAME.match(name):
         top.fail("name", f"must be a plain name of letters, digits, '_', '-' and '.' (it names the report "
@@ -310,17 +321,18 @@ def parse_scenario(raw: Mapping[str, Any], *, source: str = "", default_name: st
     if not isinstance(raw.get("target", {}), Mapping):
         problems.add("target must be a table {name, api, model}")
     target = _target(Table(target_table, "target", problems), mock.profiles, problems)
-    load = parse_load(raw.get("load"), problems)
+    load = parse_load(raw.get("load"), problems, base=base)
+    if isinstance(load, OpenLoad) and load.seed is None:
+        load = replace(load, seed=mock.seed)     # random arrivals are reproducible from the scenario's seed
     client = _client(top.table("client"))
     thresholds = _thresholds(raw["thresholds"], problems) if "thresholds" in raw else []
-    gate_t = top.table("gate")
-    gate_t.only({"min_samples"})
-    gate = GateOptions(min_samples=gate_t.integer("min_samples", 100, lo=1))
+    regressions = parse_regressions(raw.get("regressions"), problems)
+    gate = _gate(top.table("gate"))
     _check_abort_delays(thresholds, load, problems)
     actions = _actions(raw.get("actions", []), load, mock.profiles, problems)
     scenario = Scenario(name=name, description=description, target=target, load=load, client=client,
                         thresholds=tuple(thresholds), gate=gate, mock=mock, actions=actions, source=source,
-                        raw_target=target_table)
+                        raw_target=target_table, regressions=tuple(regressions))
     _check_filters(scenario, problems)
     _check_request_options(scenario, problems)
     problems.raise_if_any(source)
@@ -331,6 +343,20 @@ def _check_request_options(s: Scenario, problems: Problems, after: str = "") -> 
     """The client's request options against what the target's API and model take."""
     apioptions.check(s.client.request_options(), s.target.api, s.target.model, family=s.target.family or None,
                      add=problems.add, after=after)
+
+
+def _gate(t: Table) -> GateOptions:
+    t.only({"min_samples", "confidence", "inconclusive", "stop_on_saturation"})
+    level = t.number("confidence", 0.95, lo=0.5, hi=0.9999)
+    policy = t.string("inconclusive", "invalid")
+    if policy not in INCONCLUSIVE_POLICIES:
+        t.fail("inconclusive", f"must be one of {', '.join(repr(p) for p in INCONCLUSIVE_POLICIES)} (invalid: the "
+                               f"run proves nothing, exit 2; fail: counts as a breach; observed: judged on the "
+                               f"observed value alone), got {policy!r}")
+        policy = "invalid"
+    return GateOptions(min_samples=t.integer("min_samples", 100, lo=1),
+                       confidence=ConfidenceOptions(level=level, inconclusive=policy),
+                       stop_on_saturation=t.boolean("stop_on_saturation", False))
 
 
 def _providers(profiles: Sequence[str], problems: Problems) -> dict[str, Profile]:
@@ -631,10 +657,36 @@ def _typed_settings(settings: Mapping[str, Any], where: str, problems: Problems)
     return ok
 
 
+def request_names(s: Scenario) -> set[str]:
+    """The names the run's requests are recorded under: the target's, and one per model a trace asks for."""
+    names = {s.target.request_name}
+    trace = getattr(s.load, "trace", None)
+    if trace is not None:
+        names |= {f"{s.target.api} {m}" for m in trace.models}
+    return names
+
+
+def _check_trace_models(s: Scenario, problems: Problems, cli: bool) -> None:
+    """A trace's model column must name models the target serves (a relay serves several, a provider one)."""
+    trace = getattr(s.load, "trace", None)
+    if trace is None or not trace.models or not s.target.on_mock:
+        return
+    profile = _providers(s.mock.profiles, problems).get(s.target.name)
+    if profile is None:
+        return
+    served = set(profile.relay.models) if profile.relay is not None else {s.target.name, *profile.aliases}
+    unknown = sorted(set(trace.models) - served)
+    if unknown:
+        problems.add(f"load.trace: {trace.path} asks for {', '.join(repr(m) for m in unknown)}, which "
+                     f"{s.target.name} does not serve{' (after --target)' if cli else ''}; it serves "
+                     f"{', '.join(sorted(served))}")
+
+
 def _check_filters(s: Scenario, problems: Problems, cli: bool = False) -> None:
     """A threshold filtered to a stage, target or request name the run will never have never fires."""
+    _check_trace_models(s, problems, cli)
     stages = [st.name for st in s.load.stages]
-    names = {s.target.request_name}
+    names = request_names(s)
     for t in s.thresholds:
         for tag, value in t.filters:
             if tag == "stage" and value not in stages:

@@ -20,10 +20,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .gate import ThresholdResult, Verdict
+from .baseline import Baseline, compare
+from .confidence import Interval, about, interval_text
+from .gate import ThresholdResult, Verdict, goodput_count
 from .health import HealthReport
 from .recorder import PERCENTILE_DEFINITION, Recorder, Selection
 from .scenario import Scenario, Target
+from .thresholds import format_value
 
 FORMAT = "loadtest.summary/1"
 LATENCY_POINTS = (("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p99.9", 99.9))
@@ -47,6 +50,9 @@ class ScenarioDoc(_Doc):
     planned_s: float
     stages: list[StageWindow]
     min_samples: int
+    confidence: float = Field(default=0.95, description="the level of every threshold's interval ([gate] confidence)")
+    inconclusive: Literal["invalid", "fail", "observed"] = Field(
+        default="invalid", description="what a threshold whose interval straddles its limit makes of the run")
 
 
 class TargetDoc(_Doc):
@@ -81,6 +87,15 @@ class MarginDoc(_Doc):
     words: str
 
 
+class IntervalDoc(_Doc):
+    """A two-sided confidence interval around an observed value, in the threshold's unit; a missing bound
+    is open on that side (e.g. a P99 of 100 requests has no upper bound at 95 %)."""
+    low: float | None
+    high: float | None
+    level: float
+    method: Literal["order statistics", "Wilson score", "normal"]
+
+
 class ThresholdDoc(_Doc):
     key: str
     label: str
@@ -93,11 +108,33 @@ class ThresholdDoc(_Doc):
     unit: str
     observed: float | None
     samples: int
-    verdict: Literal["pass", "fail", "insufficient"]
+    verdict: Literal["pass", "fail", "insufficient", "inconclusive"]
     detail: str
     margin: MarginDoc | None = None
     needed_samples: int | None = None
     abort_on_fail: bool = False
+    interval: IntervalDoc | None = None
+    more_samples: int | None = Field(default=None, description="inconclusive: roughly how many more requests "
+                                                               "would decide it, if the observed value held")
+    slo_ms: float | None = Field(default=None, description="goodput: the latency objective a success must meet")
+    baseline: float | None = Field(default=None, description="a regression threshold: the baseline's value its "
+                                                             "limit comes from")
+    allowance: str | None = Field(default=None, description="a regression threshold: how much worse than the "
+                                                            "baseline it may be")
+
+    def interval_words(self, with_level: bool = True) -> str:
+        """ "95 % 571.0–612.4 ms", or "" for a value that is a fact of the run."""
+        i = self.interval
+        if i is None:
+            return ""
+        text = interval_text(self.metric, self.aggregation, i.low, i.high)
+        return f"{i.level * 100:g} % {text}" if with_level else text
+
+    def undecided_words(self) -> str:
+        """For an inconclusive threshold: what would decide it."""
+        if self.more_samples is None:
+            return "no number of requests decides it: it sits on its limit"
+        return f"about {about(self.more_samples)} more requests would decide it"
 
 
 class ReasonDoc(_Doc):
@@ -115,6 +152,17 @@ class StageDoc(_Doc):
     rps: float | None
     latency_ms: LatencyDoc
     first_image: FirstImageDoc | None = None
+    goodput_rate: float | None = None
+    goodput_rps: float | None = None
+
+
+class GoodputDoc(_Doc):
+    """Requests that succeeded within a latency objective: the images a shop actually delivered in time."""
+    slo_ms: float
+    basis: str = Field(description="where the objective comes from: a goodput threshold or the SLA's latency limit")
+    requests: int
+    rate: float | None = Field(description="as a share of scheduled starts (dropped ones count against it)")
+    rps: float | None
 
 
 class CostDoc(_Doc):
@@ -139,12 +187,25 @@ class RunDoc(_Doc):
     workers_lost: list[str] = []
 
 
+class TraceDoc(_Doc):
+    path: str
+    arrivals: int
+    duration_s: float
+    time_scale: float
+    models: list[str] = []
+    use_cases: bool = False
+
+
 class LoadDoc(_Doc):
     model: str
     peak_users: int
     think_time_s: list[float] | None = None
     max_vus: int | None = None
     scheduled_starts: int | None = None
+    arrivals: Literal["even", "poisson", "gamma", "trace"] | None = None
+    burstiness: float | None = None
+    arrival_seed: int | None = None
+    trace: TraceDoc | None = None
 
 
 class MockDoc(_Doc):
@@ -175,6 +236,48 @@ class BatchDoc(_Doc):
     mode: Literal["semaphore", "native"] = "semaphore"
     requests_per_batch: int | None = None
     images_per_request: list[int] | None = None
+
+
+class DeltaDoc(_Doc):
+    name: str
+    metric: str
+    aggregation: str
+    unit: str
+    baseline: float | None
+    current: float | None
+    delta: float | None
+    delta_percent: float | None
+    worse: bool | None = Field(description="whether this run is worse than the baseline on it (None: no change)")
+
+
+def delta_words(d: DeltaDoc) -> tuple[str, str, str]:
+    """(baseline, this run, change) as a person reads them: "43.9 ms", "57.0 ms", "+13.1 ms (+29.9 %), worse"."""
+    def show(v: float | None) -> str:
+        return format_value(d.metric, d.aggregation, v)
+    if d.delta is None:
+        change = "n/a"
+    elif d.unit == "":
+        change = f"{d.delta * 100:+.3g} pp"
+    else:
+        change = (f"{d.delta:+,.1f} {d.unit}" if d.unit != "requests" else f"{d.delta:+,.0f}")
+        if d.delta_percent is not None:
+            change += f" ({d.delta_percent:+.1f} %)"
+    if d.worse is not None:
+        change += ", worse" if d.worse else ", better"
+    return show(d.baseline), show(d.current), change
+
+
+class BaselineDoc(_Doc):
+    """This run against a previous one (--baseline)."""
+    path: str
+    scenario: str
+    target: str
+    started_at: str
+    verdict: str
+    figures: list[DeltaDoc]
+    thresholds: list[DeltaDoc] = Field(description="each threshold both runs have, by label")
+    regressions: list[str] = Field(default=[], description="labels of the regression thresholds judged")
+    unmatched: list[str] = Field(default=[], description="regressions the baseline had no value for")
 
 
 class TimelineRow(_Doc):
@@ -219,6 +322,8 @@ class Summary(_Doc):
     generator: GeneratorDoc
     run: RunDoc
     load: LoadDoc
+    goodput: GoodputDoc | None = None
+    baseline: BaselineDoc | None = None
     mock: MockDoc | None = None
     actions: list[ActionDoc] = []
     batches: BatchDoc | None = None
@@ -298,12 +403,48 @@ def threshold_doc(r: ThresholdResult) -> ThresholdDoc:
         samples=r.samples, verdict=r.verdict,  # type: ignore[arg-type]
         detail=r.detail, abort_on_fail=t.abort_on_fail, needed_samples=r.needed_samples,
         margin=MarginDoc(amount=round(m.amount, 6), unit=m.unit, percent=_r(m.percent, 3), words=m.words)
-        if m is not None else None)
+        if m is not None else None,
+        interval=interval_doc(r.interval, 6 if t.unit == "" else 3), more_samples=r.more_samples, slo_ms=t.slo_ms,
+        baseline=t.baseline, allowance=t.allowance or None)
+
+
+def interval_doc(i: Interval | None, digits: int = 3) -> IntervalDoc | None:
+    if i is None:
+        return None
+    return IntervalDoc(low=_r(i.low, digits) if i.low is not None else None,
+                       high=_r(i.high, digits) if i.high is not None else None,
+                       level=i.level, method=i.method)  # type: ignore[arg-type]
+
+
+def goodput_objective(results: Sequence[ThresholdResult]) -> tuple[float, str] | None:
+    """The latency objective goodput is reported against: a goodput threshold's own, else the SLA's tightest
+    run-wide latency ceiling on a percentile (p(99) < 600 -> 600 ms)."""
+    for r in results:
+        if r.threshold.slo_ms is not None:
+            return r.threshold.slo_ms, f"the threshold {r.threshold.key}"
+    ceilings = [r.threshold for r in results if r.threshold.metric == "latency" and not r.threshold.filters
+                and r.threshold.op in ("<", "<=") and r.threshold.aggregation in ("p", "med", "max")
+                and r.threshold.baseline is None]
+    if not ceilings:
+        return None
+    t = min(ceilings, key=lambda c: c.value)
+    return t.value, f"the SLA's latency limit {t.aggregation_text()} {t.op} {t.value:g} ms"
+
+
+def _goodput(recorder: Recorder, sel: Selection, slo: tuple[float, str] | None,
+             filters: tuple[tuple[str, str], ...]) -> GoodputDoc | None:
+    if slo is None:
+        return None
+    good = goodput_count(recorder, filters, slo[0])
+    scheduled = sel.requests + sel.dropped
+    return GoodputDoc(slo_ms=slo[0], basis=slo[1], requests=good, rate=_r(good / scheduled, 6) if scheduled else None,
+                      rps=_r(good / sel.window_s) if sel.window_s > 0 else None)
 
 
 def describe_scenario(s: Scenario) -> ScenarioDoc:
     return ScenarioDoc(name=s.name, description=s.description, source=s.source, load_model=s.load.KIND,
-                       planned_s=s.duration_s, min_samples=s.min_samples,
+                       planned_s=s.duration_s, min_samples=s.min_samples, confidence=s.gate.confidence.level,
+                       inconclusive=s.gate.confidence.inconclusive,  # type: ignore[arg-type]
                        stages=[StageWindow(name=n, start_s=round(a, 3), end_s=round(b, 3))
                                for n, a, b in s.load.windows()])
 
@@ -333,18 +474,22 @@ def build_summary(*, scenario: ScenarioDoc, target: TargetDoc, recorder: Recorde
                   health: HealthReport | None, run: RunDoc, load: LoadDoc, started_at: datetime, duration_s: float,
                   mock: MockDoc | None = None, actions: Sequence[ActionDoc] = (), batches: BatchDoc | None = None,
                   notes: Sequence[str] = (), expected_latency: Mapping[str, float | str] | None = None,
-                  files: Mapping[str, str] | None = None, report_dir: str = "") -> Summary:
+                  files: Mapping[str, str] | None = None, report_dir: str = "",
+                  baseline: Baseline | None = None) -> Summary:
     total = recorder.select()
+    slo = goodput_objective(verdict.results)
     stages = []
     for name, lo, hi in recorder.stages:
         sel = recorder.select({"stage": name})
+        good = _goodput(recorder, sel, slo, (("stage", name),))
         stages.append(StageDoc(name=name, start_s=round(lo, 3), end_s=round(hi, 3), requests=sel.requests,
                                failures=sel.failures, dropped=sel.dropped, rps=_r(sel.rps),
-                               latency_ms=latency_doc(sel), first_image=first_image_doc(sel)))
+                               latency_ms=latency_doc(sel), first_image=first_image_doc(sel),
+                               goodput_rate=good.rate if good else None, goodput_rps=good.rps if good else None))
     all_notes = list(notes)
     if total.clamped:
         all_notes.append(f"{total.clamped} latencies above one hour were recorded as one hour")
-    return Summary(
+    summary = Summary(
         scenario=scenario, target=target, started_at=iso_utc(started_at), duration_s=round(duration_s, 3),
         verdict=verdict.status,  # type: ignore[arg-type]
         exit_code=int(verdict.exit_code), passed=verdict.passed,
@@ -355,6 +500,7 @@ def build_summary(*, scenario: ScenarioDoc, target: TargetDoc, recorder: Recorde
         retries=max(0, total.attempts - total.requests), failovers=total.failovers,
         latency_ms=latency_doc(total), first_image=first_image_doc(total), rps=_r(total.rps),
         status_codes=dict(sorted(total.status_codes.items())),
+        goodput=_goodput(recorder, total, slo, ()),
         peak_users=recorder.peak_users,
         cost=CostDoc(usd=_r(total.cost_usd, 6), images=total.images,
                      per_image_usd=_r(total.cost_usd / total.images, 6) if total.images else None),
@@ -368,3 +514,6 @@ def build_summary(*, scenario: ScenarioDoc, target: TargetDoc, recorder: Recorde
         expected_latency=({k: round(v, 6) if isinstance(v, float) else v for k, v in expected_latency.items()}
                           if expected_latency is not None else None),
         files=dict(files or {}), report_dir=report_dir)
+    if baseline is not None:
+        summary.baseline = compare(summary, baseline)
+    return summary

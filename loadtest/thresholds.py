@@ -7,6 +7,7 @@ A scenario's ``[thresholds]`` table reads like k6's ``options.thresholds``::
     "latency{stage:surge}" = [{ threshold = "p(99)<600", abort_on_fail = true, delay_abort_eval = "10s" }]
     success = ["rate>=0.9995"]
     http_req_failed = ["rate<0.0005"]          # k6 names are accepted as aliases
+    "goodput{slo:600ms}" = ["rate>=0.999"]     # succeeded within 600 ms, as a share of scheduled starts
 
 Everything is checked when the scenario loads, so a typo is one clear error before any
 process starts rather than a threshold that silently never fires.
@@ -18,7 +19,7 @@ import math
 import operator
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .fields import parse_duration
@@ -26,6 +27,7 @@ from .fields import parse_duration
 __all__ = [
     "Threshold", "ThresholdError", "parse_thresholds", "parse_duration",
     "METRICS", "AGGREGATIONS", "FILTER_TAGS", "TIME_METRICS", "format_value", "format_limit", "unit_for",
+    "parse_key",
 ]
 
 
@@ -43,6 +45,7 @@ AGGREGATIONS: dict[str, tuple[str, ...]] = {
     # Time to the first image of a streamed generation (a partial image, or the whole image when none was
     # asked for): to image streaming what time to first token is to LLM benchmarks. k6 has no such metric.
     "first_image": ("p", "avg", "min", "max", "med"),
+    "goodput": ("rate", "rps", "count"),
 }
 METRICS = tuple(AGGREGATIONS)
 # Metrics measured in milliseconds from a generation's start: read alike by the gate and the reports.
@@ -57,6 +60,8 @@ ALIASES = {
 # The recorder keys its data by these; expected_response (k6's tag) picks successful or
 # failed responses only, e.g. latency{expected_response:true}.
 FILTER_TAGS = ("target", "name", "stage", "expected_response")
+# goodput's own tag: the latency objective a successful request must meet to count, e.g. goodput{slo:600ms}.
+SLO_TAG = "slo"
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt,
@@ -70,7 +75,7 @@ _OPTION_KEYS = {
     "abort_on_fail": "abort_on_fail", "abortOnFail": "abort_on_fail",
     "delay_abort_eval": "delay_abort_eval", "delayAbortEval": "delay_abort_eval",
 }
-_FRACTION_METRICS = {"success", "failures"}
+_FRACTION_METRICS = {"success", "failures", "goodput"}
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,9 @@ class Threshold:
     source: str
     abort_on_fail: bool = False
     delay_abort_eval_s: float = 0.0
+    slo_ms: float | None = None        # goodput: the latency a successful request must keep to count
+    baseline: float | None = None      # a regression: the baseline's value its limit was set from
+    allowance: str = ""                # a regression: how much worse it may be, in words ("+10 %, floor 10 ms")
 
     @property
     def key(self) -> str:
@@ -104,14 +112,20 @@ class Threshold:
         return f"{self.aggregation_text()}{self.op}{_num(self.value)}"
 
     def filter_text(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.filters)
+        shown = [f"{k}={v}" for k, v in self.filters]
+        if self.slo_ms is not None:
+            shown.insert(0, f"slo={_num(self.slo_ms)} ms")
+        return ", ".join(shown)
 
     def label(self) -> str:
         unit = self.unit
         limit = _num(self.value) + (f" {unit}" if unit and unit != "requests" else "")
         text = f"{self.metric} {self.aggregation_text()} {self.op} {limit}"
-        if self.filters:
+        if self.filters or self.slo_ms is not None:
             text += f" [{self.filter_text()}]"
+        if self.baseline is not None:
+            text += f" (baseline {_num(self.baseline)}{f' {unit}' if unit and unit != 'requests' else ''} " \
+                    f"{self.allowance})"
         return text
 
     def check(self, observed: float) -> bool:
@@ -123,8 +137,10 @@ class Threshold:
 def unit_for(metric: str, aggregation: str) -> str:
     if metric in TIME_METRICS:
         return "ms"
-    if metric == "requests":
+    if metric in ("requests", "goodput") and aggregation != "rate":
         return "requests" if aggregation == "count" else "req/s"
+    if metric == "requests":
+        return "req/s"
     if metric == "dropped" and aggregation == "count":
         return "requests"
     return ""
@@ -179,18 +195,23 @@ def parse_thresholds(table: Mapping[str, Any]) -> list[Threshold]:
     for key, entries in table.items():
         if not isinstance(key, str):
             raise ThresholdError(f"thresholds: a key must be a string, got {key!r}")
-        metric, filters = _parse_key(key)
+        metric, filters, slo_ms = _parse_key(key)
         if isinstance(entries, (str, Mapping)):
             entries = [entries]
         if not isinstance(entries, list) or not entries:
             raise ThresholdError(f"thresholds.{key}: expected a list of expressions such as [\"p(99)<600\"], "
                                  f"got {entries!r}")
         for entry in entries:
-            out.append(_parse_entry(key, metric, filters, entry))
+            out.append(replace(_parse_entry(key, metric, filters, entry), slo_ms=slo_ms))
     return out
 
 
-def _parse_key(key: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+def parse_key(key: str) -> tuple[str, tuple[tuple[str, str], ...], float | None]:
+    """A [thresholds] key -> (metric, filters, goodput's SLO in ms)."""
+    return _parse_key(key)
+
+
+def _parse_key(key: str) -> tuple[str, tuple[tuple[str, str], ...], float | None]:
     m = _KEY_RE.match(key)
     if not m:
         raise ThresholdError(f"thresholds: cannot read the key {key!r}; expected metric or metric{{tag:value}}, "
@@ -201,6 +222,8 @@ def _parse_key(key: str) -> tuple[str, tuple[tuple[str, str], ...]]:
         known = ", ".join(list(METRICS) + list(ALIASES))
         raise ThresholdError(f"thresholds.{key}: unknown metric {raw_metric!r} (known: {known})")
     filters: dict[str, str] = {}
+    slo_ms: float | None = None
+    tags = FILTER_TAGS + ((SLO_TAG,) if metric == "goodput" else ())
     if raw_filters is not None:
         if not raw_filters.strip():
             raise ThresholdError(f"thresholds.{key}: empty filter {{}}; write e.g. {{stage:surge}} or leave it out")
@@ -210,16 +233,41 @@ def _parse_key(key: str) -> tuple[str, tuple[tuple[str, str], ...]]:
             if not sep or not tag or not value:
                 raise ThresholdError(f"thresholds.{key}: malformed filter {part.strip()!r}; "
                                      f"expected tag:value, e.g. stage:surge")
-            if tag not in FILTER_TAGS:
-                raise ThresholdError(f"thresholds.{key}: unknown filter tag {tag!r} (known: {', '.join(FILTER_TAGS)})")
-            if tag in filters:
+            if tag not in tags:
+                hint = " (slo is goodput's: goodput{slo:600ms})" if tag == SLO_TAG else ""
+                raise ThresholdError(f"thresholds.{key}: unknown filter tag {tag!r} (known: {', '.join(tags)})"
+                                     + hint)
+            if tag in filters or (tag == SLO_TAG and slo_ms is not None):
                 raise ThresholdError(f"thresholds.{key}: the filter tag {tag!r} is given twice")
+            if tag == SLO_TAG:
+                slo_ms = _parse_slo(key, value)
+                continue
             if tag == "expected_response":
+                if metric == "goodput":
+                    raise ThresholdError(f"thresholds.{key}: goodput counts successful requests already; "
+                                         f"expected_response does not apply to it")
                 value = value.lower()
                 if value not in ("true", "false"):
                     raise ThresholdError(f"thresholds.{key}: expected_response must be true or false, got {value!r}")
             filters[tag] = value
-    return metric, tuple(sorted(filters.items()))
+    if metric == "goodput" and slo_ms is None:
+        raise ThresholdError(f"thresholds.{key}: goodput needs its latency objective, e.g. \"goodput{{slo:600ms}}\" "
+                             f"(requests that succeeded within 600 ms)")
+    return metric, tuple(sorted(filters.items())), slo_ms
+
+
+def _parse_slo(key: str, value: str) -> float:
+    """ "600ms", "0.6s", "1m" or a bare number of milliseconds (as latency limits are written)."""
+    try:
+        ms = float(value)
+    except ValueError:
+        try:
+            ms = parse_duration(value) * 1000.0
+        except ValueError as exc:
+            raise ThresholdError(f"thresholds.{key}: slo: {exc}") from None
+    if not math.isfinite(ms) or ms <= 0:
+        raise ThresholdError(f"thresholds.{key}: slo must be a latency above 0, e.g. slo:600ms; got {value!r}")
+    return ms
 
 
 def _parse_entry(key: str, metric: str, filters: tuple[tuple[str, str], ...], entry: Any) -> Threshold:

@@ -32,3 +32,105 @@ def test_a_process_share_takes_its_part_of_the_rate() -> None:
     s = ArrivalSchedule([Stage("hold", 10.0, rate=100.0)])
     # A worker with half the VUs issues every other start: its i-th start is the (2i)-th overall.
     assert s.time_of(10 / 0.5) == pytest.approx(0.2)
+
+
+# -- random arrivals ------------------------------------------------------------------------------------
+
+import random  # noqa: E402
+import statistics  # noqa: E402
+
+from loadtest.fields import Problems  # noqa: E402
+from loadtest.loadmodel import OpenLoad, parse_load  # noqa: E402
+from loadtest.locust.arrival import arrivals_for, even, renewal  # noqa: E402
+
+
+def open_load(**load) -> OpenLoad:
+    problems = Problems()
+    model = parse_load({"model": "open", "max_vus": 10, **load}, problems)
+    problems.raise_if_any()
+    assert isinstance(model, OpenLoad)
+    return model
+
+
+def gaps(times: list[float]) -> list[float]:
+    return [b - a for a, b in zip(times, times[1:])]
+
+
+def test_even_starts_from_several_processes_interleave_and_add_up() -> None:
+    s = ArrivalSchedule([Stage("hold", 10.0, rate=100.0)])
+    one = list(even(s))
+    parts = [list(even(s, i, 3)) for i in range(3)]
+    assert sorted(t for p in parts for t in p) == pytest.approx(one)
+    assert parts[0][0] == pytest.approx(0.01) and parts[1][0] == pytest.approx(0.02)
+
+
+def test_poisson_arrivals_have_exponential_gaps_at_the_rate() -> None:
+    s = ArrivalSchedule([Stage("hold", 200.0, rate=100.0)])
+    times = list(renewal(s, 1.0, random.Random(1)))
+    g = gaps(times)
+    # 20,000 starts: the count is Poisson(20,000) (sd 141), a gap's coefficient of variation is 1
+    # (sd of the estimate about 0.007 here); 4-5 standard errors either way.
+    assert abs(len(times) - 20_000) < 700
+    assert statistics.mean(g) == pytest.approx(0.01, rel=0.03)
+    assert statistics.stdev(g) / statistics.mean(g) == pytest.approx(1.0, abs=0.05)
+    per_second = [sum(1 for t in times if k <= t < k + 1) for k in range(200)]
+    dispersion = statistics.variance(per_second) / statistics.mean(per_second)
+    assert 0.7 < dispersion < 1.3          # Poisson counts: variance = mean (sd of the ratio about 0.1)
+
+
+def test_gamma_burstiness_sets_how_bursty_the_gaps_are() -> None:
+    s = ArrivalSchedule([Stage("hold", 200.0, rate=100.0)])
+    for shape, cv in ((0.25, 2.0), (4.0, 0.5)):
+        g = gaps(list(renewal(s, shape, random.Random(2))))
+        # A Gamma(k) gap has a coefficient of variation 1/sqrt(k); the mean rate stays the schedule's.
+        assert statistics.mean(g) == pytest.approx(0.01, rel=0.06)
+        assert statistics.stdev(g) / statistics.mean(g) == pytest.approx(cv, rel=0.08)
+
+
+def test_random_arrivals_follow_a_ramp() -> None:
+    s = ArrivalSchedule([Stage("ramp", 100.0, rate=200.0)], start_rate=0.0)
+    times = list(renewal(s, 1.0, random.Random(3)))
+    # 0 -> 200/s over 100 s: 10,000 starts, a quarter of them in the first half.
+    first_half = sum(1 for t in times if t < 50)
+    assert abs(len(times) - 10_000) < 500 and first_half / len(times) == pytest.approx(0.25, abs=0.02)
+
+
+def test_random_arrivals_are_reproducible_from_the_seed() -> None:
+    load = open_load(arrivals="poisson", seed=7, stages=[{"duration": "5s", "rate": 50}])
+    first = [t for t, _, _ in arrivals_for(load)]
+    assert first == [t for t, _, _ in arrivals_for(load)]
+    other = open_load(arrivals="poisson", seed=8, stages=[{"duration": "5s", "rate": 50}])
+    assert first != [t for t, _, _ in arrivals_for(other)]
+    # Two workers draw streams of their own: neither repeats the other.
+    w0, w1 = ([t for t, _, _ in arrivals_for(load, i, 2)] for i in range(2))
+    assert w0 != w1 and 100 < len(w0) + len(w1) < 400
+
+
+def test_the_scenario_seed_is_the_arrivals_seed_by_default() -> None:
+    from loadtest.scenario import parse_scenario
+    raw = {"target": {"name": "relay"}, "mock": {"seed": 11},
+           "load": {"model": "open", "max_vus": 5, "arrivals": "gamma", "burstiness": 0.5,
+                    "stages": [{"duration": "2s", "rate": 10}]}}
+    s = parse_scenario(raw)
+    assert isinstance(s.load, OpenLoad) and s.load.seed == 11 and s.load.burstiness == 0.5
+    assert s.load.report()["arrivals"] == "gamma" and s.load.report()["burstiness"] == 0.5
+
+
+@pytest.mark.parametrize("load, message", [
+    ({"arrivals": "bursty"}, "load.arrivals must be one of"),
+    ({"arrivals": "poisson", "burstiness": 0.5}, "burstiness is for arrivals = \"gamma\""),
+    ({"arrivals": "gamma", "burstiness": 0}, "load.burstiness must be a number above 0"),
+    ({"seed": 3}, "seed is for random arrivals"),
+    ({"time_scale": 2}, "time_scale is for arrivals = \"trace\""),
+    ({"arrivals": "trace"}, "load.trace is required"),
+])
+def test_arrival_options_are_checked(load: dict, message: str) -> None:
+    from loadtest.fields import ScenarioError
+    with pytest.raises(ScenarioError, match=message):
+        open_load(**{"stages": [{"duration": "2s", "rate": 10}], **load})
+
+
+def test_closed_models_refuse_arrival_options() -> None:
+    problems = Problems()
+    parse_load({"model": "closed", "arrivals": "poisson", "stages": [{"duration": "1s", "users": 1}]}, problems)
+    assert any("arrivals is for an open model" in m for m in problems.messages)

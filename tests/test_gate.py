@@ -2,6 +2,7 @@ import math
 
 import pytest
 
+from loadtest.confidence import ConfidenceOptions
 from loadtest.gate import End, RunFacts, abort_trigger, judge
 from loadtest.health import HealthSamples, assess
 from loadtest.recorder import Recorder
@@ -11,8 +12,8 @@ T0 = 1_700_000_000.0
 SLA = {"latency": ["p(99)<600"], "success": ["rate>=0.9995"]}
 
 
-def evaluate(thresholds, recorder, facts=None, min_samples=100, health=None):
-    return judge(thresholds, recorder, health, facts, min_samples=min_samples)
+def evaluate(thresholds, recorder, facts=None, min_samples=100, health=None, confidence=None):
+    return judge(thresholds, recorder, health, facts, min_samples=min_samples, confidence=confidence)
 
 
 def evaluate_live(thresholds, recorder, elapsed_s, min_samples):
@@ -27,8 +28,9 @@ def strained(*, hot=False, stall_ms=0.0):
     return assess(samples)
 
 
-def run(n=1000, ms=200.0, failed=0, dropped=0, stages=(), duration=10.0):
-    """n requests of ms each spread over the duration; the first `failed` fail; `dropped` starts dropped."""
+def run(n=10_000, ms=200.0, failed=0, dropped=0, stages=(), duration=10.0):
+    """n requests of ms each spread over the duration; the first `failed` fail; `dropped` starts dropped.
+    10,000 by default: enough for 99.95 % success to pass with 95 % confidence (7,679 without a failure)."""
     rec = Recorder(stages=stages, start_time=T0)
     for i in range(n):
         ok = i >= failed
@@ -46,7 +48,8 @@ def test_pass_is_exit_0():
     assert [r.verdict for r in v.results] == ["pass", "pass"]
     assert v.reasons == []
     assert v.results[0].margin.words == "400 ms (66.7 %) to spare"
-    assert v.results[0].detail == "observed 200 ms, limit < 600 ms: 400 ms (66.7 %) to spare"
+    # Every request took 200 ms, so every rank the interval could rest on is 200 ms too.
+    assert v.results[0].detail == "observed 200 ms, limit < 600 ms: 400 ms (66.7 %) to spare (95 % interval 200–200 ms)"
 
 
 def test_breach_is_exit_1_and_says_by_how_much():
@@ -54,8 +57,8 @@ def test_breach_is_exit_1_and_says_by_how_much():
     assert (v.status, v.exit_code, v.passed) == ("fail", 1, False)
     latency = v.results[0]
     assert latency.verdict == "fail" and latency.observed == 712.4 and latency.unit == "ms"
-    assert latency.samples == 1000
-    assert latency.detail == "observed 712.4 ms, limit < 600 ms: over by 112.4 ms (18.7 %)"
+    assert latency.samples == 10_000
+    assert latency.detail.startswith("observed 712.4 ms, limit < 600 ms: over by 112.4 ms (18.7 %)")
     assert v.reason_texts == ["latency p(99) was 712.4 ms, limit < 600 ms (+18.7 %)"]
     assert (latency.margin.amount, latency.margin.unit) == (pytest.approx(112.4), "ms")
 
@@ -65,18 +68,19 @@ def test_success_rate_breach_reads_in_percent():
     assert v.exit_code == 1
     assert v.results[1].verdict == "fail"
     assert v.reason_texts == ["success rate was 99.850 %, limit >= 99.95 % (-0.1 percentage points)"]
-    assert v.results[1].detail.endswith("short by 0.1 percentage points")
+    # 3 failures in 2,000: the Wilson interval's top (99.949 %) is still under the limit, a breach with confidence.
+    assert "short by 0.1 percentage points (95 % interval 99.560–99.949 %)" in v.results[1].detail
 
 
 def test_dropped_starts_count_against_success_and_failures():
-    rec = run(n=1000, dropped=1)
+    rec = run(n=10_000, dropped=20)
     v = evaluate(parse_thresholds({"success": ["rate>=0.9995"], "failures": ["rate<0.0005"],
                                    "http_req_failed{expected_response:true}": ["rate<0.0005"]}), rec)
     success, failures, ok_only = v.results
-    assert success.observed == pytest.approx(1000 / 1001) and success.verdict == "fail"
-    assert failures.observed == pytest.approx(1 / 1001) and failures.verdict == "fail"
+    assert success.observed == pytest.approx(10_000 / 10_020) and success.verdict == "fail"
+    assert failures.observed == pytest.approx(20 / 10_020) and failures.verdict == "fail"
     assert ok_only.verdict == "pass"
-    assert success.samples == 1001
+    assert success.samples == 10_020
 
 
 def test_too_few_samples_is_exit_2():
@@ -86,7 +90,15 @@ def test_too_few_samples_is_exit_2():
     assert v.results[0].detail == "only 40 requests, at least 100 needed to judge (observed 200 ms, limit < 600 ms)"
     assert v.results[0].needed_samples == 100
     assert any("proves nothing" in r for r in v.reason_texts)
-    assert evaluate(parse_thresholds(SLA), run(n=40), min_samples=40).exit_code == 0
+    # Past a floor of 40 the interval judges: neither a P99 nor 99.95 % can be shown by 40 requests.
+    v = evaluate(parse_thresholds(SLA), run(n=40), min_samples=40)
+    assert v.exit_code == 2 and [r.verdict for r in v.results] == ["inconclusive", "inconclusive"]
+    # A P99's upper bound exists from 368 requests on (0.99**368 <= 2.5 %); 99.95 % without a failure
+    # needs 7,680 (n / (n + 1.96**2) >= 0.9995).
+    assert 0.99 * 328 <= v.results[0].more_samples <= 1.01 * 328
+    assert 0.99 * 7_640 <= v.results[1].more_samples <= 1.01 * 7_640
+    assert evaluate(parse_thresholds(SLA), run(n=40), min_samples=40,
+                    confidence=ConfidenceOptions(inconclusive="observed")).exit_code == 0
 
 
 def test_a_breach_outranks_insufficient_data():
@@ -232,7 +244,7 @@ def test_every_latency_aggregation_is_observed():
         rec.record(name="g", target="t", latency_ms=float(i), ok=True, status=200, ts=T0 + i / 100)
     rec.stop(T0 + 3)
     th = parse_thresholds({"latency": ["avg<101", "min>=1", "max<=200", "med<=100.1", "p(90)<181"]})
-    v = evaluate(th, rec)
+    v = evaluate(th, rec, confidence=ConfidenceOptions(inconclusive="observed"))
     assert [r.observed for r in v.results] == [pytest.approx(100.5), 1.0, 200.0, pytest.approx(100.0, abs=0.07),
                                                pytest.approx(180.0, abs=0.2)]
     assert v.exit_code == 0

@@ -82,7 +82,8 @@ def test_mid_run_the_gate_judges_live_and_says_what_is_still_collecting(tmp_path
     view.sample(run)
     doc = view.document()
     assert doc["run"]["state"] == "running" and doc["run"]["stage"]["name"] == "surge"
-    assert doc["run"]["left_s"] == pytest.approx(30.0, abs=0.2)
+    # 30 s left when the run was built; the clock runs on while the document is made (seconds on a loaded box).
+    assert 25.0 < doc["run"]["left_s"] <= 30.0
     p99, p50, success, hold_rps, surge_p99 = (row(doc, i) for i in range(5))
     assert p99["verdict"] == "PASS" and p99["observed"].endswith(" ms") and p99["headroom"].endswith("to spare")
     assert p99["limit"] == "< 600 ms" and p99["samples"] == "800"
@@ -90,7 +91,10 @@ def test_mid_run_the_gate_judges_live_and_says_what_is_still_collecting(tmp_path
     assert hold_rps["verdict"] == "COLLECTING from 16 s" and doc["thresholds"][3]["verdict"] == "collecting"
     assert surge_p99["verdict"].startswith("COLLECTING ") and surge_p99["verdict"].endswith(" / 500")
     assert doc["verdict"]["status"] == "on track" and doc["verdict"]["headline"].startswith("Provisional: on track")
-    assert "2 still collecting" in doc["verdict"]["headline"]
+    # success: 800 of 800 cannot yet show >= 99.9 % at 95 % confidence (its interval reaches below), so it
+    # is still gathering evidence, beside the two stage thresholds.
+    assert doc["thresholds"][2]["verdict"] == "inconclusive"
+    assert "3 still collecting" in doc["verdict"]["headline"]
     chart = doc["charts"][0]
     assert chart["limit"] == 600.0 and chart["window"] is None and len(chart["points"]) == 1
     assert chart["per_second_label"] == "P99 of each second" and len(chart["per_second"]) >= 9

@@ -29,7 +29,7 @@ def docs(scenario="flash_sale", description=""):
                 load=LoadDoc(model="closed", peak_users=847, think_time_s=[0.5, 0.9]))
 
 
-def make_summary(*, median=300.0, facts=None, thresholds=None, n=4000, scenario="flash_sale", description="",
+def make_summary(*, median=250.0, facts=None, thresholds=None, n=4000, scenario="flash_sale", description="",
                  dropped=0, health=None):
     rng = np.random.default_rng(3)
     rec = Recorder(stages=STAGES, start_time=T0)
@@ -156,9 +156,9 @@ def test_junit_escapes_and_strips_what_xml_cannot_carry():
 # -- Markdown ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("median, facts, first", [
-    (300, None, "✅ **SLA held**"),
+    (250, None, "✅ **SLA held**"),
     (450, None, "❌ **SLA breached**"),
-    (300, RunFacts(end=End.INTERRUPTED, planned_s=20, elapsed_s=9), "⚠️ **run proves nothing**"),
+    (250, RunFacts(end=End.INTERRUPTED, planned_s=20, elapsed_s=9), "⚠️ **run proves nothing**"),
 ])
 def test_markdown_verdict_line(median, facts, first):
     s, _, _ = make_summary(median=median, facts=facts)
@@ -171,7 +171,7 @@ def test_markdown_tables_margin_and_file_names():
     s, _, _ = make_summary(median=450, description="Flash | sale")
     s.files = {"summary": "summary.json", "html": "report.html"}
     text = markdown.render(s)
-    assert "| Threshold | Observed | Limit | Verdict | Detail |" in text
+    assert "| Threshold | Observed | 95 % interval | Limit | Verdict | Detail |" in text
     failing = next(line for line in text.splitlines() if line.startswith("| latency p(99) < 600 ms |"))
     assert "❌ fail" in failing and "< 600 ms" in failing and "over by" in failing
     assert f"{s.latency_ms.p99:,.1f}" in text

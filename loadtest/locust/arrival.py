@@ -4,7 +4,9 @@ Locust's users are closed loops: a slow target slows the load down with it, and 
 time a request spent waiting to be sent never shows (coordinated omission). Here
 users are VUs that wait for *tickets*; a scheduler greenlet issues one ticket per
 scheduled start (constant or linearly ramping rate, as k6's arrival-rate
-executors). A ticket carries its scheduled time and latency counts from it. A start
+executors; evenly spaced, Poisson or gamma-bursty; or a replayed trace, whose
+tickets also carry the model and use case it names). A ticket carries its scheduled
+time and latency counts from it. A start
 that finds every VU busy is *dropped* and counted: a slow target holding every VU
 is the target's failure. A scheduler that wakes late shows a generator that could
 not keep up: each start's lateness goes to `on_lag` (a histogram, so memory stays flat),
@@ -14,20 +16,26 @@ and a run whose lag is large proves nothing.
 from __future__ import annotations
 
 import math
+import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import gevent
 from gevent.queue import Queue
 
-from ..loadmodel import Stage
+from ..loadmodel import OpenLoad, Stage
+
+# (seconds from the schedule's start, model, use case): one arrival, as a source hands it over
+Arrival = tuple[float, str | None, str | None]
 
 
 @dataclass(frozen=True)
 class Ticket:
     index: int
-    scheduled_at: float      # time.perf_counter() time the request was due to start
+    scheduled_at: float          # time.perf_counter() time the request was due to start
+    model: str | None = None     # a trace's model for this request (None: the target's)
+    use_case: str | None = None  # a trace's use case (None: drawn from the scenario's mix)
 
 
 class ArrivalSchedule:
@@ -49,6 +57,14 @@ class ArrivalSchedule:
     def total(self) -> float:
         return self._cum[-1]
 
+    def count_at(self, t: float) -> float:
+        """Arrivals the schedule has made by t seconds (the inverse of time_of)."""
+        for (t0, t1, r0, r1), c0 in zip(self.segments, self._cum):
+            if t <= t1:
+                x = max(0.0, t - t0)
+                return c0 + r0 * x + (r1 - r0) / (t1 - t0) * x * x / 2 if t1 > t0 else c0
+        return self.total
+
     def time_of(self, n: float) -> float | None:
         """When the cumulative count of arrivals reaches n (seconds from the start), or None past the end."""
         for (t0, t1, r0, r1), c0, c1 in zip(self.segments, self._cum, self._cum[1:]):
@@ -64,12 +80,48 @@ class ArrivalSchedule:
         return None
 
 
+def even(schedule: ArrivalSchedule, index: int = 0, count: int = 1) -> Iterator[float]:
+    """Evenly spaced starts; with `count` processes, this one (`index`) takes every count-th, interleaved."""
+    n = index + 1
+    while (t := schedule.time_of(n)) is not None:
+        yield t
+        n += count
+
+
+def renewal(schedule: ArrivalSchedule, shape: float, rng: random.Random, count: int = 1) -> Iterator[float]:
+    """Starts whose gaps (in expected arrivals) are Gamma(shape, 1/shape): shape 1 is a Poisson process,
+    below 1 burstier, above 1 more regular. The schedule's rate is followed by time-rescaling: the k-th start
+    comes when the schedule's cumulative count reaches the sum of k gaps. With `count` processes, each draws
+    its own stream at 1/count of the rate (their sum is Poisson again at shape 1)."""
+    n = 0.0
+    while True:
+        n += rng.gammavariate(shape, count / shape)
+        t = schedule.time_of(n)
+        if t is None:
+            return
+        yield t
+
+
+def arrivals_for(load: OpenLoad, index: int = 0, count: int = 1) -> Iterator[Arrival]:
+    """This process's part of an open model's starts: `index` of `count` processes sharing the load."""
+    if load.trace is not None:
+        yield from load.trace.replay(index, count, until_s=load.duration_s)
+        return
+    schedule = ArrivalSchedule(load.stages, load.start_rate)
+    if load.arrivals in ("poisson", "gamma"):
+        shape = 1.0 if load.arrivals == "poisson" else load.burstiness
+        # A string seed is hashed with SHA-512 by random.Random: the same stream in every process and run.
+        times: Iterator[float] = renewal(schedule, shape, random.Random(f"{load.seed or 0}/{index}"), count)
+    else:
+        times = even(schedule, index, count)
+    for t in times:
+        yield t, None, None
+
+
 class ArrivalExecutor:
-    def __init__(self, schedule: ArrivalSchedule, share: float = 1.0,
-                 on_drop: Callable[[float], None] | None = None,
+    def __init__(self, arrivals: Iterable[Arrival], on_drop: Callable[[float], None] | None = None,
                  on_lag: Callable[[float], None] | None = None) -> None:
-        self.schedule = schedule
-        self.share = share                 # this process's part of the rate (distributed runs)
+        self.arrivals: Iterator[Arrival] = iter(arrivals)   # this process's part of the starts
         self.on_drop = on_drop
         self.on_lag = on_lag
         self.tickets: Queue[Ticket | None] = Queue()
@@ -102,10 +154,7 @@ class ArrivalExecutor:
     def _run(self) -> None:
         assert self.started_at is not None
         i = 1
-        while True:
-            t = self.schedule.time_of(i / self.share)
-            if t is None:
-                break
+        for t, model, use_case in self.arrivals:
             due = self.started_at + t
             delay = due - time.perf_counter()
             if delay > 0:
@@ -116,7 +165,7 @@ class ArrivalExecutor:
                 self.on_lag(lag_ms)
             if self.idle > 0:
                 self.idle -= 1            # reserved now, so a burst of due starts cannot over-issue
-                self.tickets.put(Ticket(i, due))
+                self.tickets.put(Ticket(i, due, model, use_case))
                 self.issued += 1
             else:
                 self.dropped += 1
@@ -127,3 +176,4 @@ class ArrivalExecutor:
         while self.idle > 0:
             self.idle -= 1
             self.tickets.put(None)
+

@@ -16,7 +16,7 @@ import gevent
 
 from ..health import HealthSamples
 from ..loadmodel import ClosedLoad, LoadModel, OpenLoad
-from .arrival import ArrivalExecutor, ArrivalSchedule
+from .arrival import ArrivalExecutor, Ticket, arrivals_for
 
 
 class LoadDriver:
@@ -39,6 +39,11 @@ class LoadDriver:
         """perf_counter() time the user's next generation counts from; None: nothing to do now."""
         return time.perf_counter()
 
+    def next_arrival(self) -> Ticket | None:
+        """The next generation's start, with what a trace says of it (model, use case); None: nothing now."""
+        started = self.next_start()
+        return None if started is None else Ticket(0, started)
+
     def stop(self) -> None:
         pass
 
@@ -58,6 +63,7 @@ class OpenDriver(LoadDriver):
     def __init__(self, load: LoadModel) -> None:
         super().__init__(load)
         self.arrivals: ArrivalExecutor | None = None
+        self.process_index = 0          # this Locust worker's index (set by the plugin); 0 in one process
 
     def on_spawned(self, user_count: int, target_user_count: int, on_drop: Callable[[float], None],
                    health: HealthSamples) -> bool:
@@ -65,12 +71,13 @@ class OpenDriver(LoadDriver):
             return False
         load = self.load
         share = max(1, target_user_count or load.max_vus) / load.max_vus   # this process's part of the rate
-        self.arrivals = ArrivalExecutor(ArrivalSchedule(load.stages, load.start_rate), share=share, on_drop=on_drop,
-                                        on_lag=health.add_schedule_lag)
+        processes = max(1, round(1 / share))
+        self.arrivals = ArrivalExecutor(arrivals_for(load, self.process_index % processes, processes),
+                                        on_drop=on_drop, on_lag=health.add_schedule_lag)
         self.arrivals.start()
         return True
 
-    def next_start(self) -> float | None:
+    def next_arrival(self) -> Ticket | None:
         if self.arrivals is None:      # VUs that are up before the clock starts wait for it
             gevent.sleep(0.05)
             return None
@@ -78,7 +85,11 @@ class OpenDriver(LoadDriver):
         if ticket is None:              # the schedule is over: idle until the shape stops the run
             gevent.sleep(1.0)
             return None
-        return ticket.scheduled_at      # latency counts from when the request was due
+        return ticket                   # latency counts from ticket.scheduled_at, when the request was due
+
+    def next_start(self) -> float | None:
+        ticket = self.next_arrival()
+        return None if ticket is None else ticket.scheduled_at
 
     def stop(self) -> None:
         if self.arrivals is not None:

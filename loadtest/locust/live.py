@@ -329,8 +329,10 @@ class LiveView:
         live = run.live_verdict()
         failing = [d for d in docs if d["verdict"] == "fail"]
         passing = [d for d in docs if d["verdict"] == "pass"]
-        collecting = [d for d in docs if d["verdict"] == "collecting"]
-        other = [r.text for r in live.reasons if r.kind not in ("insufficient", "breach", "note", "no_thresholds")]
+        # Mid-run, a threshold whose interval still straddles its limit is gathering evidence, not lost.
+        collecting = [d for d in docs if d["verdict"] in ("collecting", "inconclusive")]
+        other = [r.text for r in live.reasons
+                 if r.kind not in ("insufficient", "inconclusive", "breach", "note", "no_thresholds")]
         if failing:
             worst = "; ".join(f"{d['label']}: {_headroom(d)}" for d in failing)
             return {"status": "failing", "class": "fail", "provisional": True,

@@ -28,8 +28,10 @@ import greenlet
 from locust import events
 from locust.runners import WorkerRunner
 
+from .. import confidence
 from ..clients.keys import parse_keys
 from ..scenario import Overrides, ScenarioError, load_scenario
+from . import saturation_watch
 from .compat import SPAWN_RATE_WARNING, missing_hooks
 from .native import LocustReports
 from .run import FINAL_MESSAGE, SuiteRun
@@ -56,6 +58,7 @@ def _add_options(parser: Any) -> None:
     add("--faults-file", default="", help="a JSON list of harness faults the starting process saw (e.g. the mock died)")
     add("--locust-csv", default="", help="write Locust's CSV files to PREFIX_*.csv (as --csv does, failures reported)")
     add("--locust-html", default="", help="write Locust's HTML report here (as --html does, failures reported)")
+    add("--baseline", default="", help="a previous run's summary.json: deltas, and the scenario's [regressions]")
 
 
 def install() -> None:
@@ -131,7 +134,7 @@ def _on_init(environment: Any, **_: Any) -> None:
     _stops_reach_the_main_greenlet(environment, opts)
     overrides = Overrides(target=opts.target or None, api=opts.api or None, model=opts.model or None,
                           duration=opts.duration or None, profiles=tuple(p for p in opts.profiles.split(",") if p),
-                          sets=tuple(s for s in opts.mock_sets.split(",") if s))
+                          sets=tuple(s for s in opts.mock_sets.split(",") if s), baseline=opts.baseline or None)
     try:
         scenario = load_scenario(opts.scenario, overrides)
     except ScenarioError as exc:
@@ -150,8 +153,10 @@ def _on_init(environment: Any, **_: Any) -> None:
                          "(or --host with the API's base URL)\n")
         sys.exit(2)
     environment.loadtest = suite
+    confidence.preload()    # before any run: the first live verdict must not stall the event loop importing it
     ev = environment.events
     ev.test_start.add_listener(suite.on_test_start)
+    ev.test_start.add_listener(lambda **_: _after_test_start(suite))
     ev.spawning_complete.add_listener(suite.on_spawning_complete)
     ev.request.add_listener(suite.on_request)
     ev.report_to_master.add_listener(suite.on_report_to_master)
@@ -186,6 +191,17 @@ def _locust_reports(environment: Any, opts: Any) -> LocustReports | None:
                             Path(opts.locust_html) if opts.locust_html else None)
     reports.start()
     return reports
+
+
+def _after_test_start(suite: SuiteRun) -> None:
+    """Once the run exists: tell its driver which worker this is (so workers share the arrivals, not repeat
+    them), and watch for over-saturation if the scenario asks."""
+    run = suite.current
+    if run is None:
+        return
+    if suite.is_worker and hasattr(run.driver, "process_index"):
+        run.driver.process_index = int(getattr(suite.runner, "worker_index", 0) or 0)
+    saturation_watch.start(suite)
 
 
 def _announce(environment: Any, path: Path) -> None:

@@ -109,7 +109,8 @@ class TestRun:
             return cached
         s = self.suite.scenario
         verdict = judge(s.thresholds, self.recorder, facts=RunFacts(planned_s=s.duration_s, aborted_by=self.aborted_by),
-                        min_samples=s.min_samples, live=True, now_s=self.schedule_elapsed_s())
+                        min_samples=s.min_samples, live=True, now_s=self.schedule_elapsed_s(),
+                        confidence=s.gate.confidence)
         self._live = (time.monotonic(), verdict)
         return verdict
 
@@ -483,7 +484,8 @@ class SuiteRun:
     def _summary(self, run: TestRun, health: Any, report_dir: Path) -> Summary:
         s = self.scenario
         facts = run.facts()
-        verdict = judge(s.thresholds, run.recorder, health, facts, min_samples=s.min_samples)
+        verdict = judge(s.thresholds, run.recorder, health, facts, min_samples=s.min_samples,
+                        confidence=s.gate.confidence)
         opts = self.environment.parsed_options
         files: dict[str, str] = {}
         native = self.locust_reports
@@ -504,7 +506,7 @@ class SuiteRun:
             load=describe_load(s), started_at=run.started_at, duration_s=run.elapsed_s(),
             mock=describe_mock(s, self.mock_url, self.embedded_mock), actions=run.actions_done,
             batches=self._batches(), expected_latency=self._expected_latency(), files=files,
-            report_dir=str(report_dir))
+            report_dir=str(report_dir), baseline=s.baseline)
 
     def _expected_latency(self) -> dict[str, float | str] | None:
         if not (self.embedded_mock and self.target.on_mock):

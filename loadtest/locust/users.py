@@ -23,6 +23,7 @@ import itertools
 import os
 import random
 import time
+from dataclasses import replace
 from typing import Any
 
 from locust import task
@@ -74,6 +75,8 @@ class ImageGenUser(FastHttpUser):
         key = key_for_user(target.api, self.number, client.keys, parse_keys(os.environ.get("LOADTEST_API_KEYS", "")),
                            on_mock=target.on_mock)
         self.driver: ApiClient = CLIENTS[target.api](self.client, target, key, client, self.rng)
+        self.by_model: dict[str, ApiClient] = {target.model: self.driver}   # a trace may ask for other models
+        self.key = key
         self.settings = client
         self.target = target
 
@@ -94,26 +97,44 @@ class ImageGenUser(FastHttpUser):
                 self._batch(started)
             return
         use_case, prompt = self.prompts.next()     # the client's own work, before the clock starts
-        started = pacer.next_start() if pacer is not None else time.perf_counter()
-        if started is not None:
-            self._one(started, use_case, prompt)
+        if pacer is None:
+            self._one(time.perf_counter(), use_case, prompt)
+            return
+        arrival = pacer.next_arrival()
+        if arrival is None:
+            return
+        if arrival.use_case is not None and arrival.use_case != use_case:   # a trace says what it was for
+            use_case, prompt = arrival.use_case, self.prompts.for_case(arrival.use_case)
+        self._one(arrival.scheduled_at, use_case, prompt, api=self._client_for(arrival.model))
 
-    def _one(self, started: float | None, use_case: str, prompt: str, n: int = 1, images: int | None = None) -> None:
+    def _client_for(self, model: str | None) -> ApiClient:
+        if model is None:
+            return self.driver
+        client = self.by_model.get(model)
+        if client is None:
+            client = self.by_model[model] = CLIENTS[self.target.api](
+                self.client, replace(self.target, model=model), self.key, self.settings, self.rng)
+        return client
+
+    def _one(self, started: float | None, use_case: str, prompt: str, n: int = 1, images: int | None = None,
+             api: ApiClient | None = None) -> None:
         """One generation of n images; `images`: how many of them count (a Midjourney grid's share of a batch)."""
         if started is None:
             started = time.perf_counter()
-        result = self.driver.generate(prompt, n)
+        api = api or self.driver
+        result = api.generate(prompt, n)
         if images is not None and result.ok:
             result.images = images
-        self._report(result, (time.perf_counter() - started) * 1000.0, use_case, started)
+        self._report(result, (time.perf_counter() - started) * 1000.0, use_case, started, api.request_name)
 
-    def _report(self, result: Generation, elapsed_ms: float, use_case: str, started: float | None = None) -> None:
+    def _report(self, result: Generation, elapsed_ms: float, use_case: str, started: float | None = None,
+                name: str | None = None) -> None:
         first_ms = None
         if result.first_image_at is not None and started is not None:
             first_ms = max(0.0, (result.first_image_at - started) * 1000.0)
         self.environment.events.request.fire(
             request_type="JOB" if self.target.api == "midjourney" else "POST",
-            name=self.driver.request_name, response_time=elapsed_ms, response_length=result.length,
+            name=name or self.driver.request_name, response_time=elapsed_ms, response_length=result.length,
             exception=None if result.ok else GenerationFailed(result.error or str(result.status)),
             context=RequestContext(target=self.target.name, status=result.status, cost_usd=result.cost_usd,
                                    attempts=result.attempts, failover=result.failover, use_case=use_case,

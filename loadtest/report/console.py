@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from ..exitcodes import ExitCode
-from ..summary import Summary
+from ..summary import Summary, delta_words
 from ..thresholds import format_value
 
 __all__ = ["render", "verdict_line"]
 
 _WORDS = {"pass": "SLA held", "fail": "SLA breached", "invalid": "run proves nothing"}
-_TAGS = {"pass": "PASS", "fail": "FAIL", "invalid": "INVALID", "insufficient": "INSUFFICIENT"}
-_COLORS = {"pass": "32", "fail": "31", "invalid": "33", "insufficient": "33"}
+_TAGS = {"pass": "PASS", "fail": "FAIL", "invalid": "INVALID", "insufficient": "INSUFFICIENT",
+         "inconclusive": "INCONCLUSIVE"}
+_COLORS = {"pass": "32", "fail": "31", "invalid": "33", "insufficient": "33", "inconclusive": "33"}
 
 
 def _paint(text: str, verdict: str, color: bool) -> str:
@@ -31,6 +32,20 @@ def _ms(x: float | None) -> str:
     return "n/a" if x is None else f"{x:,.1f}"
 
 
+def _baseline(summary: Summary) -> list[str]:
+    """This run beside the baseline's: the figures, then each threshold both have."""
+    b = summary.baseline
+    assert b is not None
+    lines = [f"{'Baseline':<14}{b.path} ({b.scenario} against {b.target}, {b.started_at}, {b.verdict})",
+             f"{'':<14}{'':<34}{'baseline':>13}{'this run':>13}  change"]
+    for d in [*b.figures, *b.thresholds]:
+        base, now, change = delta_words(d)
+        name = d.name if len(d.name) <= 34 else d.name[:33] + "…"
+        lines.append(f"{'':<14}{name:<34}{base:>13}{now:>13}  {change}")
+    lines += [f"{'':<14}not compared: {u}" for u in b.unmatched]
+    return lines
+
+
 def render(summary: Summary, color: bool = False) -> str:
     """Everything but the verdict line (the caller prints that last)."""
     width = 78
@@ -40,16 +55,22 @@ def render(summary: Summary, color: bool = False) -> str:
 
     if summary.thresholds:
         label_w = min(48, max(len(r.label) for r in summary.thresholds))
-        lines.append("Thresholds")
+        interval_w = max(len(r.interval_words(False)) for r in summary.thresholds)
+        level = f"{summary.scenario.confidence * 100:g} %"
+        lines.append(f"Thresholds    (each estimate with its {level} interval)" if interval_w else "Thresholds")
         for r in summary.thresholds:
             tag = _paint(f"{_TAGS.get(r.verdict, r.verdict.upper()):<12}", r.verdict, color)
             observed = format_value(r.metric, r.aggregation, r.observed)
             label = r.label if len(r.label) <= label_w else r.label[:label_w - 1] + "…"
             if r.verdict == "insufficient":
                 why = f"{r.samples:,} of the {r.needed_samples:,} samples needed" if r.needed_samples else r.detail
+            elif r.verdict == "inconclusive":
+                why = r.undecided_words()
             else:
                 why = r.margin.words if r.margin else r.detail
-            lines.append(f"  {tag} {label:<{label_w}}  {observed:>14}  {why}")
+            shown = r.interval_words(False)
+            interval = (f"  [{shown}]" if shown else "").ljust(interval_w + 4) if interval_w else ""
+            lines.append(f"  {tag} {label:<{label_w}}  {observed:>14}{interval}  {why}")
     else:
         lines.append("Thresholds    none defined")
     lines.append(rule)
@@ -64,12 +85,19 @@ def render(summary: Summary, color: bool = False) -> str:
     ]
     lat = summary.latency_ms.model_dump(by_alias=True)
     keys = ("p50", "p90", "p95", "p99", "p99.9", "max", "mean")
+    if summary.goodput is not None:
+        g = summary.goodput
+        share = "n/a" if g.rate is None else f"{g.rate * 100:.3f} %"
+        lines.append(f"{'Goodput':<14}{share:>12}   {g.requests:,} succeeded within {g.slo_ms:g} ms"
+                     + (f", {g.rps:,.1f} req/s" if g.rps is not None else "") + f" ({g.basis})")
     lines.append(f"{'Latency ms':<14}" + "".join(f"{k:>9}" for k in keys))
     lines.append(" " * 14 + "".join(f"{_ms(lat.get(k)):>9}" for k in keys))
     if summary.first_image is not None:
         first = summary.first_image.ms.model_dump(by_alias=True)
         lines.append(f"{'First image':<14}" + "".join(f"{_ms(first.get(k)):>9}" for k in keys)
                      + f"   ms to the first image, {summary.first_image.samples:,} streams")
+    if summary.baseline is not None:
+        lines += _baseline(summary)
     if summary.status_codes:
         total = sum(summary.status_codes.values()) or 1
         lines.append(f"{'Status codes':<14}" + ", ".join(f"{k}: {v:,} ({v / total * 100:.2f} %)"

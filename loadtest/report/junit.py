@@ -1,6 +1,7 @@
 """junit.xml: one test case per threshold, so CI shows which part of the SLA broke.
 
-A failed threshold is a <failure>; one that could not be judged is an <error>, as is the
+A failed threshold is a <failure>; one that could not be judged (too few samples, or an interval
+that straddles its limit: inconclusive) is an <error>, as is the
 extra case "run is valid" when the run proves nothing (unreachable target, saturated load
 generator, too little data) — CI then shows a broken run, not a broken SLA.
 """
@@ -11,7 +12,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from ..summary import Summary
+from ..summary import Summary, delta_words
 
 __all__ = ["render"]
 
@@ -35,7 +36,7 @@ def render(summary: Summary) -> str:
     results = summary.thresholds
     invalid = summary.verdict == "invalid"
     failures = sum(1 for r in results if r.verdict == "fail")
-    errors = sum(1 for r in results if r.verdict == "insufficient") + (1 if invalid else 0)
+    errors = sum(1 for r in results if r.verdict in ("insufficient", "inconclusive")) + (1 if invalid else 0)
     tests = len(results) + 1
     duration = f"{summary.duration_s:.3f}"
 
@@ -49,7 +50,8 @@ def render(summary: Summary) -> str:
     for name, value in (("target", target.name), ("api", target.api), ("base_url", target.base_url),
                         ("model", target.model), ("verdict", summary.verdict), ("exit_code", summary.exit_code),
                         ("requests", summary.requests), ("rps", summary.rps),
-                        ("success_rate", summary.success_rate), ("p99_ms", summary.latency_ms.p99)):
+                        ("success_rate", summary.success_rate), ("p99_ms", summary.latency_ms.p99),
+                        ("confidence", summary.scenario.confidence)):
         ET.SubElement(props, "property", name=name, value=_fmt(value))
 
     valid = ET.SubElement(suite, "testcase", classname=suite_name, name="run is valid", time="0")
@@ -63,13 +65,26 @@ def render(summary: Summary) -> str:
     for r in results:
         case = ET.SubElement(suite, "testcase", classname=suite_name, name=_t(r.label), time="0")
         detail = _t(r.detail)
+        interval = f"\ninterval: {_t(r.interval_words())}" if r.interval is not None else ""
         if r.verdict == "fail":
             el = ET.SubElement(case, "failure", type="ThresholdFailed", message=detail)
-            el.text = f"{_t(r.label)}\n{detail}\nsamples: {r.samples}"
+            el.text = f"{_t(r.label)}\n{detail}\nsamples: {r.samples}{interval}"
         elif r.verdict == "insufficient":
             el = ET.SubElement(case, "error", type="InsufficientData", message=detail)
             el.text = f"{_t(r.label)}\n{detail}"
+        elif r.verdict == "inconclusive":
+            el = ET.SubElement(case, "error", type="Inconclusive", message=detail)
+            el.text = f"{_t(r.label)}\n{detail}\nsamples: {r.samples}{interval}\n{_t(r.undecided_words())}"
         else:
-            ET.SubElement(case, "system-out").text = detail
+            ET.SubElement(case, "system-out").text = detail + interval
+    if summary.baseline is not None:
+        b = summary.baseline
+        ET.SubElement(props, "property", name="baseline", value=_t(b.path))
+        rows = []
+        for d in [*b.figures, *b.thresholds]:
+            base, now, change = delta_words(d)
+            rows.append(f"{d.name}: {base} -> {now} ({change})")
+        ET.SubElement(suite, "system-out").text = _t(f"against the baseline {b.path} ({b.scenario} against "
+                                                     f"{b.target}, {b.started_at}):\n" + "\n".join(rows))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..cost import run_cost, run_cost_markdown
-from ..summary import Summary
+from ..summary import Summary, delta_words
 from ..thresholds import format_value
 from .display import limit_text, window
 
@@ -64,9 +64,11 @@ def render(summary: Summary) -> str:
     for r in summary.thresholds:
         observed = format_value(r.metric, r.aggregation, r.observed)
         limit = limit_text(r.metric, r.aggregation, r.op, r.limit)
-        rows.append((r.label, observed, limit, _VERDICT_CELL.get(r.verdict, r.verdict), r.detail))
+        rows.append((r.label, observed, r.interval_words(False) or "—", limit,
+                     _VERDICT_CELL.get(r.verdict, r.verdict), r.detail))
     if rows:
-        lines += _table(("Threshold", "Observed", "Limit", "Verdict", "Detail"), rows)
+        level = f"{summary.scenario.confidence * 100:g} %"
+        lines += _table(("Threshold", "Observed", f"{level} interval", "Limit", "Verdict", "Detail"), rows)
     else:
         lines.append("No thresholds were defined.")
     lines.append("")
@@ -82,11 +84,28 @@ def render(summary: Summary) -> str:
         lines += _table(keys, [[_ms(first.get(k)) for k in keys]])
         lines.append("")
     rate = summary.success_rate
+    if summary.goodput is not None:
+        g = summary.goodput
+        lines += [f"**Goodput**: {g.requests:,} requests succeeded within {g.slo_ms:g} ms "
+                  f"({'n/a' if g.rate is None else f'{g.rate * 100:.3f} %'} of scheduled starts"
+                  + (f", {g.rps:,.1f} req/s" if g.rps is not None else "") + f"; objective: {g.basis}).", ""]
     lines += [f"Target `{target.name}` ({target.api}, model `{target.model}`): "
               f"{summary.requests:,} requests, {summary.rps or 0:,.1f} req/s, "
               f"success {'n/a' if rate is None else f'{rate * 100:.3f} %'}, "
               f"{summary.dropped:,} dropped, {summary.retries:,} retries, "
               f"peak {summary.peak_users:,} users.", ""]
+
+    if summary.baseline is not None:
+        b = summary.baseline
+        lines += ["### Against the baseline", "",
+                  f"`{b.path}`: `{b.scenario}` against `{b.target}`, {b.started_at} ({b.verdict}).", ""]
+        lines += _table(("Figure", "Baseline", "This run", "Change"),
+                        [(d.name, *delta_words(d)) for d in [*b.figures, *b.thresholds]])
+        if b.regressions:
+            lines += ["", "Regression thresholds judged: " + "; ".join(f"`{r}`" for r in b.regressions) + "."]
+        if b.unmatched:
+            lines += ["", "Not compared (the baseline has no such value): " + "; ".join(b.unmatched) + "."]
+        lines.append("")
 
     if summary.stages:
         lines += ["### Stages", ""]

@@ -543,3 +543,76 @@ def relay_vs_direct(compare_cells: Iterable[Mapping[str, Any]], path: str | Path
 
 def _row_key(c: Mapping[str, Any]) -> str:
     return str(c.get("label") or f"{c.get('workload', '')} {c.get('metric', '')}".strip())
+
+
+# --- capacity ----------------------------------------------------------------------------------------
+
+OUTCOME_COLORS = {"holds": "#2e9e44", "breaks": "#d62728", "generator": "#6a3d9a", "machine": "#6a3d9a",
+                  "inconclusive": "#f0a500", "invalid": "#8c8c8c"}
+
+
+def capacity_knee(doc: Mapping[str, Any], path: str | Path) -> Path:
+    """The knee: each step's P50/P99 and its success and goodput against the offered rate, the SLA's lines,
+    and the bracket (holds at / breaks at) shaded; markers coloured by what each step came to."""
+    steps = sorted(doc.get("steps") or [], key=lambda s: _f(s.get("rate_rps")))
+    fig = _figure(10, 7)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+    fig.suptitle(f"{doc.get('scenario', 'scenario')} on {doc.get('target', '?')}: capacity", fontsize=13)
+    if not steps:
+        _empty(top, "no step ran")
+        _empty(bottom, "")
+        return _save(fig, path)
+    x = [_f(s.get("rate_rps")) for s in steps]
+    colors = [OUTCOME_COLORS.get(str(s.get("outcome")), "#8c8c8c") for s in steps]
+    plotted: list[float] = []
+    for key, name, style in (("p50_ms", "P50", "-"), ("p99_ms", "P99", "--")):
+        y = [_f(s.get(key)) for s in steps]
+        plotted += [v for v in y if not math.isnan(v)]
+        top.plot(x, y, ls=style, color=PCT_COLORS[name.lower()], lw=1.5, label=name, zorder=3)
+        top.scatter(x, y, c=colors, s=36, zorder=4, edgecolors="white", linewidths=0.6)
+    for line in doc.get("sla") or []:
+        if line.get("metric") == "latency":
+            top.axhline(_f(line.get("limit")), color=SLA_COLOR, ls=":", lw=1.6, label=f"SLA: {line.get('label')}")
+            plotted.append(_f(line.get("limit")))
+    positive = [v for v in plotted if v > 0]
+    if positive and max(positive) / min(positive) > 30:
+        top.set_yscale("log")
+    unit = _latency_axis(top.yaxis, max(positive, default=0.0))
+    top.set_ylabel(f"latency in the step ({unit})")
+    top.grid(True, alpha=0.3)
+
+    for key, name, color in (("success_rate", "success", "#1f77b4"), ("goodput_rate", "goodput", "#2e9e44")):
+        y = [_f(s.get(key)) * 100 for s in steps]
+        if any(not math.isnan(v) for v in y):
+            bottom.plot(x, y, color=color, lw=1.5, marker="o", ms=4, label=f"{name} %")
+    for line in doc.get("sla") or []:
+        if line.get("aggregation") == "rate" and line.get("metric") in ("success", "goodput"):
+            bottom.axhline(_f(line.get("limit")) * 100, color=SLA_COLOR, ls=":", lw=1.4,
+                           label=f"SLA: {line.get('label')}")
+    bottom.set_ylabel("share of starts (%)")
+    bottom.set_xlabel("offered rate (requests/s)")
+    bottom.grid(True, alpha=0.3)
+
+    holds, breaks = _f(doc.get("holds_rps")), _f(doc.get("breaks_rps"))
+    for ax in (top, bottom):
+        if not math.isnan(holds) and not math.isnan(breaks):
+            ax.axvspan(holds, breaks, color="#f0a500", alpha=0.15, lw=0, zorder=0)
+        if not math.isnan(holds):
+            ax.axvline(holds, color="#2e9e44", lw=1.2)
+        if not math.isnan(breaks):
+            ax.axvline(breaks, color="#d62728", lw=1.2)
+    if not math.isnan(holds):
+        top.text(holds, 1.0, f" holds {holds:,.4g} req/s", transform=top.get_xaxis_transform(), ha="right",
+                 va="bottom", fontsize=9, color="#2e9e44")
+    if not math.isnan(breaks):
+        bound = str(doc.get("bound", ""))
+        top.text(breaks, 1.0, f" breaks {breaks:,.4g} req/s ({bound})", transform=top.get_xaxis_transform(),
+                 ha="left", va="bottom", fontsize=9, color="#d62728")
+    handles, labels = top.get_legend_handles_labels()
+    from matplotlib.lines import Line2D
+    seen = sorted({str(s.get("outcome")) for s in steps})
+    handles += [Line2D([], [], ls="", marker="o", color=OUTCOME_COLORS.get(o, "#8c8c8c")) for o in seen]
+    labels += [f"step {o}" for o in seen]
+    top.legend(handles, labels, loc="upper left", fontsize=8, ncols=2, framealpha=0.9)
+    bottom.legend(loc="lower left", fontsize=8, framealpha=0.9)
+    return _save(fig, path)

@@ -15,7 +15,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-import pytest
 from test_plots_html import make_summary
 
 from loadtest.locust import live as live_module

@@ -30,6 +30,9 @@ def _scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", metavar="SUMMARY.json",
                    help="a previous run's summary.json (e.g. main's): show the deltas and judge the scenario's "
                         "[regressions] against it")
+    p.add_argument("--inconclusive", choices=("invalid", "fail", "observed"),
+                   help="what a threshold its interval cannot decide counts as (the scenario's [gate] inconclusive, "
+                        "default invalid); observed judges a shortened smoke run on its observed values alone")
 
 
 def _options(args: argparse.Namespace) -> object:
@@ -38,7 +41,7 @@ def _options(args: argparse.Namespace) -> object:
                       workers=args.workers, profiles=tuple(args.profiles), sets=tuple(args.sets),
                       mock_url=args.mock_url, report_dir=getattr(args, "report_dir", None),
                       web_port=getattr(args, "web_port", 8089), ready_file=getattr(args, "ready_file", None),
-                      baseline=args.baseline)
+                      baseline=args.baseline, inconclusive=args.inconclusive)
 
 
 def main(argv: list[str] | None = None) -> int:

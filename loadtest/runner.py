@@ -59,11 +59,13 @@ class RunOptions:
     ready_file: str | None = None      # ui: where to write the web UI's URL once it listens (for scripts)
     extra_env: dict[str, str] = field(default_factory=dict)
     baseline: str | None = None        # a previous run's summary.json to compare with
+    inconclusive: str | None = None    # overrides [gate] inconclusive
 
     def overrides(self) -> Overrides:
         return Overrides(target=self.target, api=self.api, model=self.model, duration=self.duration,
                          profiles=self.profiles, sets=self.sets,
-                         baseline=str(Path(self.baseline).resolve()) if self.baseline else None)
+                         baseline=str(Path(self.baseline).resolve()) if self.baseline else None,
+                         inconclusive=self.inconclusive)
 
 
 def mock_args(scenario: Scenario) -> list[str]:
@@ -268,7 +270,8 @@ class LocustProcesses:
                   "--loglevel", "INFO"]
         baseline = str(Path(options.baseline).resolve()) if options.baseline else None
         for flag, value in (("--target", options.target), ("--api", options.api), ("--model", options.model),
-                            ("--duration", options.duration), ("--mock-url", mock_url), ("--baseline", baseline)):
+                            ("--duration", options.duration), ("--mock-url", mock_url), ("--baseline", baseline),
+                            ("--inconclusive", options.inconclusive)):
             if value:
                 common += [flag, value]
         if options.profiles:

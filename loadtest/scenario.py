@@ -195,6 +195,7 @@ class Overrides:
     profiles: tuple[str, ...] = ()
     sets: tuple[str, ...] = ()
     baseline: str | None = None     # a previous run's summary.json: deltas, and [regressions] judged against it
+    inconclusive: str | None = None  # [gate] inconclusive for this run (e.g. "observed" for a shortened smoke run)
 
 
 def is_url(name: str) -> bool:
@@ -286,6 +287,13 @@ def apply_overrides(scenario: Scenario, o: Overrides) -> Scenario:
             scenario = scenario.scaled_to(total)
         except (TypeError, ValueError) as exc:
             problems.add(f"--duration: {exc}")
+    if o.inconclusive is not None:
+        if o.inconclusive not in INCONCLUSIVE_POLICIES:
+            problems.add(f"--inconclusive must be one of {', '.join(INCONCLUSIVE_POLICIES)}, got {o.inconclusive!r}")
+        else:
+            gate = scenario.gate
+            scenario = replace(scenario, gate=replace(gate, confidence=replace(gate.confidence,
+                                                                               inconclusive=o.inconclusive)))
     if o.sets:
         known = _providers(scenario.mock.profiles, problems)
         for text in o.sets:

@@ -143,7 +143,8 @@ def test_an_unwritable_report_folder_is_exit_2_before_any_load(tmp_path: Path) -
 
 @pytest.mark.parametrize("scenario", ["single", "batch_10", "batch_50", "rate_limit_storm", "outage"])
 def test_every_scenario_runs_and_reports(tmp_path: Path, scenario: str) -> None:
-    code, out, summary = loadtest(tmp_path, scenario, "--duration", "15s")
+    # Shortened to 15 s, too short for the 95 % intervals: judged on the observed values (a smoke run).
+    code, out, summary = loadtest(tmp_path, scenario, "--duration", "15s", "--inconclusive", "observed")
     assert summary, out
     assert summary["exit_code"] == code and code in (0, 1, 2)
     assert (code == 0) == (summary["verdict"] == "pass") and (code == 1) == (summary["verdict"] == "fail")
@@ -164,7 +165,8 @@ def test_every_scenario_runs_and_reports(tmp_path: Path, scenario: str) -> None:
 # -- streams, edits and native batches ----------------------------------------------------------------
 
 def variant(tmp_path: Path, name: str, **changes: dict) -> Path:
-    """The built-in scenario with some tables changed (a lower sample floor for a short run)."""
+    """The built-in scenario with some tables changed (for a short run: a lower sample floor, and the observed
+    values judged where a few hundred requests cannot give 95 % intervals narrow enough)."""
     import tomllib
 
     import tomli_w
@@ -180,7 +182,7 @@ def variant(tmp_path: Path, name: str, **changes: dict) -> Path:
 
 def test_stream_preview_times_the_first_image_apart_and_gates_on_it(tmp_path: Path) -> None:
     # Shortened to 20 s, where 150 samples would not fit: the floor is lowered, the thresholds are the scenario's.
-    path = variant(tmp_path, "stream_preview", gate={"min_samples": 30})
+    path = variant(tmp_path, "stream_preview", gate={"min_samples": 30, "inconclusive": "observed"})
     # Two Locust workers: the first images each one timed reach the master's recorder.
     code, out, summary = loadtest(tmp_path, str(path), "--duration", "20s", "--workers", "2")
     assert code == 0, out
@@ -196,13 +198,13 @@ def test_stream_preview_times_the_first_image_apart_and_gates_on_it(tmp_path: Pa
     assert summary["stages"][0]["first_image"]["samples"] == summary["first_image"]["samples"]
     md = (tmp_path / "report" / "summary.md").read_text()
     assert "### Time to first image" in md and "first_image p(95) < 2500 ms" in md
-    assert "first_image p(95) &lt; 2500 ms" in (tmp_path / "report" / "report.html").read_text()
+    assert "first_image p(95) &lt; 2,500 ms" in (tmp_path / "report" / "report.html").read_text()
     assert "First image" in out and 'name="first_image p(95) &lt; 2500 ms"' in \
         (tmp_path / "report" / "junit.xml").read_text()
 
 
 def test_a_slow_first_image_breaks_its_threshold_while_the_rest_holds(tmp_path: Path) -> None:
-    path = variant(tmp_path, "stream_preview", gate={"min_samples": 20},
+    path = variant(tmp_path, "stream_preview", gate={"min_samples": 20, "inconclusive": "observed"},
                    thresholds={"first_image": ["p(95)<2500"], "latency": ["p(95)<60000"], "success": ["rate>=0.99"]})
     # Three times slower: first images near 3 s, finished images still far inside a minute.
     code, out, summary = loadtest(tmp_path, str(path), "--duration", "30s", "--set",
@@ -214,7 +216,7 @@ def test_a_slow_first_image_breaks_its_threshold_while_the_rest_holds(tmp_path: 
 
 
 def test_catalog_edit_replaces_backgrounds_over_multipart_edits(tmp_path: Path) -> None:
-    path = variant(tmp_path, "catalog_edit", gate={"min_samples": 30})
+    path = variant(tmp_path, "catalog_edit", gate={"min_samples": 30, "inconclusive": "observed"})
     # gpt-image-1's edits at a twentieth of their time, so a 20 s run edits a few hundred photos.
     code, out, summary = loadtest(tmp_path, str(path), "--duration", "20s", "--set",
                                   "gpt-image-1.latency_multiplier=0.05")
@@ -226,7 +228,8 @@ def test_catalog_edit_replaces_backgrounds_over_multipart_edits(tmp_path: Path) 
 
 
 def test_a_batch_sent_the_native_way_is_one_request_of_ten(tmp_path: Path) -> None:
-    path = variant(tmp_path, "batch_10", client={"batch": {"size": 10, "mode": "native"}}, gate={"min_samples": 20})
+    path = variant(tmp_path, "batch_10", client={"batch": {"size": 10, "mode": "native"}},
+                   gate={"min_samples": 20, "inconclusive": "observed"})
     code, out, summary = loadtest(tmp_path, str(path), "--duration", "12s")
     assert summary, out
     b = summary["batches"]

@@ -58,6 +58,7 @@ def _add_options(parser: Any) -> None:
     add("--faults-file", default="", help="a JSON list of harness faults the starting process saw (e.g. the mock died)")
     add("--locust-csv", default="", help="write Locust's CSV files to PREFIX_*.csv (as --csv does, failures reported)")
     add("--locust-html", default="", help="write Locust's HTML report here (as --html does, failures reported)")
+    add("--inconclusive", default="", help="overrides the scenario's [gate] inconclusive: invalid, fail, observed")
     add("--baseline", default="", help="a previous run's summary.json: deltas, and the scenario's [regressions]")
 
 
@@ -134,7 +135,8 @@ def _on_init(environment: Any, **_: Any) -> None:
     _stops_reach_the_main_greenlet(environment, opts)
     overrides = Overrides(target=opts.target or None, api=opts.api or None, model=opts.model or None,
                           duration=opts.duration or None, profiles=tuple(p for p in opts.profiles.split(",") if p),
-                          sets=tuple(s for s in opts.mock_sets.split(",") if s), baseline=opts.baseline or None)
+                          sets=tuple(s for s in opts.mock_sets.split(",") if s), baseline=opts.baseline or None,
+                          inconclusive=opts.inconclusive or None)
     try:
         scenario = load_scenario(opts.scenario, overrides)
     except ScenarioError as exc:

@@ -32,7 +32,7 @@ endef
 # `--option=value`, so a value that starts with a dash (DURATION=-5s) is the option's, and is judged there.
 LOADTEST_ARGS = $(if $(TARGET),--target=$(TARGET)) $(if $(DURATION),--duration=$(DURATION)) \
 	$(if $(WORKERS),--workers=$(WORKERS)) $(if $(API),--api=$(API)) $(if $(MODEL),--model=$(MODEL)) \
-	$(foreach f,$(PROFILES),--profiles=$(f)) $(ARGS)
+	$(foreach f,$(PROFILES),--profiles=$(f)) $(if $(MOCK_WORKERS),--mock-workers=$(MOCK_WORKERS)) $(ARGS)
 
 .PHONY: help install lint test test-fast mock loadtest capacity ui bench compare calibrate screenshots clean
 
@@ -63,7 +63,7 @@ help:
 	@echo "  REPORT_DIR=dir               where the report goes (default ./reports/<scenario>-<time>)"
 	@echo "  WEB_PORT=8089                the web UI's port (ui)"
 	@echo "  ARGS=...                     anything else, e.g. ARGS=\"--set relay.error_rate=0.05\""
-	@echo "Variables (mock): PORT=8000 SEED=0 ARGS=..."
+	@echo "Variables (mock): PORT=8000 SEED=0 ARGS=...  MOCK_WORKERS=N (loadtest: the embedded mock's processes)"
 
 install: $(STAMP)
 
@@ -86,7 +86,7 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
 mock: install
-	$(BIN)/python -m mockprovider --port $(PORT) --seed $(SEED) $(ARGS)
+	$(BIN)/python -m mockprovider --port $(PORT) --seed $(SEED) $(if $(MOCK_WORKERS),--workers=$(MOCK_WORKERS)) $(ARGS)
 
 loadtest: install
 	$(BIN)/loadtest run $(SCENARIO) $(LOADTEST_ARGS) $(if $(REPORT_DIR),--report-dir=$(REPORT_DIR))

@@ -92,6 +92,50 @@ def throughput() -> dict:
             "cpu_ratio": statistics.median(r["bare"]["cpu_us"] / r["mock"]["cpu_us"] for r in rounds)}
 
 
+WORKER_ROUNDS = 6
+# Limits on, at latency 0: the rate limit and capacity run (and, with 2 workers, count in shared memory),
+# with budgets no load here can spend, so every answer is a 200 and the figure is the cost of counting.
+LIMITED_ARGS = ("--latency-scale", "0", "--seed", "0", "--set", "relay.error_rate=0",
+                "--set", "relay.requests_per_minute=1000000", "--set", "relay.burst=1000000",
+                "--set", "relay.slots=10000", "--set", "relay.queue=100000")
+
+
+def workers_throughput() -> dict:
+    """(d) `--workers 1` against `--workers 2`, limits on, servers free to use every core."""
+    script = lua_post(REQUEST, HEADERS)
+    every_cpu = f"0-{(os.cpu_count() or 1) - 1}"
+    with server(mock_command(*LIMITED_ARGS), cpu=every_cpu) as one_url, \
+            server(mock_command(*LIMITED_ARGS, "--workers", "2"), cpu=every_cpu) as two_url:
+        targets = {"1": one_url, "2": two_url}
+        for url in targets.values():
+            wrk(url + ROUTE, script, connections=CONNECTIONS * 2, seconds=2, threads=2)
+        rounds = []
+        for i in range(WORKER_ROUNDS):
+            result = {}
+            for name in (("1", "2") if i % 2 == 0 else ("2", "1")):
+                settle()
+                result[name] = wrk(targets[name] + ROUTE, script, connections=CONNECTIONS * 2, seconds=ROUND_S,
+                                   threads=2)
+            rounds.append(result)
+    return {"rounds": rounds, "cpus": os.cpu_count() or 1,
+            "ratio": statistics.median(r["2"]["rps"] / r["1"]["rps"] for r in rounds)}
+
+
+def workers_section(wt: dict) -> list[str]:
+    out = ["### (d) Two workers against one, limits on", "",
+           f"`python -m mockprovider {' '.join(LIMITED_ARGS)}` with `--workers 1` and `--workers 2`, both running "
+           f"side by side, free to use all {wt['cpus']} CPUs, on `POST {ROUTE}`; "
+           f"`wrk -t2 -c{CONNECTIONS * 2} -d{ROUND_S}s` (pinned to CPU 0, so it shares a core with the servers); "
+           f"{WORKER_ROUNDS} rounds, alternating which goes first.", "",
+           "| round | 1 worker req/s | 2 workers req/s | 2 / 1 | errors (1, 2) |", "| --- | ---: | ---: | ---: | --- |"]
+    for i, r in enumerate(wt["rounds"], 1):
+        one, two = r["1"], r["2"]
+        out.append(f"| {i} | {one['rps']:,.0f} | {two['rps']:,.0f} | {two['rps'] / one['rps']:.2f} | "
+                   f"{_errors(one)}, {_errors(two)} |")
+    out += ["", f"Median ratio 2 workers / 1 worker: **{wt['ratio']:.2f}**.", ""]
+    return out
+
+
 def expected_percentiles() -> tuple[float, float]:
     """Clipping is monotone, so a quantile of the clipped draw is the clipped quantile."""
     lat = load_profiles()["relay"].latency
@@ -199,6 +243,7 @@ def run() -> str:
     tp = throughput()
     acc = accuracy()
     ins = instructions()
+    wt = workers_throughput()
     out = ["## Mock provider: throughput, latency accuracy and instructions per request", "",
            "### (a) Throughput against a bare aiohttp handler", "",
            f"`python -m mockprovider --latency-scale 0 --no-limits` against `bench/bare_server.py` (an aiohttp "
@@ -269,8 +314,13 @@ def run() -> str:
             "event-loop turn (here every request pays a whole turn, common to both). So read (a) for what the "
             "mock serves on this machine now, and this figure for whether the mock's own code got heavier: it "
             "moves only when the code path does.", ""]
+    out += workers_section(wt)
     return "\n".join(out)
 
 
 if __name__ == "__main__":
-    print(run())
+    import sys
+    if sys.argv[1:] == ["--workers-only"]:   # section (d) alone
+        print("\n".join(workers_section(workers_throughput())))
+    else:
+        print(run())

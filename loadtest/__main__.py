@@ -25,6 +25,8 @@ def _scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profiles", action="append", default=[], metavar="FILE",
                    help="extra mock profile files (e.g. from `calibrate`)")
     p.add_argument("--mock-url", help="use an already running mock instead of starting one")
+    p.add_argument("--mock-workers", type=int, default=1, metavar="N",
+                   help="processes of the mock this command starts (its --workers; default 1)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME.SETTING=VALUE",
                    help="start the mock with a provider setting changed, e.g. --set relay.error_rate=0.05")
     p.add_argument("--baseline", metavar="SUMMARY.json",
@@ -41,7 +43,7 @@ def _options(args: argparse.Namespace) -> object:
                       workers=args.workers, profiles=tuple(args.profiles), sets=tuple(args.sets),
                       mock_url=args.mock_url, report_dir=getattr(args, "report_dir", None),
                       web_port=getattr(args, "web_port", 8089), ready_file=getattr(args, "ready_file", None),
-                      baseline=args.baseline, inconclusive=args.inconclusive)
+                      baseline=args.baseline, inconclusive=args.inconclusive, mock_workers=args.mock_workers)
 
 
 def main(argv: list[str] | None = None) -> int:

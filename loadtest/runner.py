@@ -60,6 +60,7 @@ class RunOptions:
     extra_env: dict[str, str] = field(default_factory=dict)
     baseline: str | None = None        # a previous run's summary.json to compare with
     inconclusive: str | None = None    # overrides [gate] inconclusive
+    mock_workers: int = 1              # processes of the embedded mock (its --workers)
 
     def overrides(self) -> Overrides:
         return Overrides(target=self.target, api=self.api, model=self.model, duration=self.duration,
@@ -142,6 +143,10 @@ def run(scenario_ref: str, options: RunOptions, *, headless: bool = True) -> int
         return _error(f"--mock-url {options.mock_url!r} is not a usable base URL: {why}")
     if options.sets and options.mock_url:
         return _error("--set changes the mock this command starts; with --mock-url, use its admin API")
+    if not 1 <= options.mock_workers <= 64:
+        return _error(f"--mock-workers (MOCK_WORKERS) must be 1..64, got {options.mock_workers}")
+    if options.mock_workers > 1 and options.mock_url:
+        return _error("--mock-workers sets up the mock this command starts; --mock-url names one already running")
     if options.workers < 0:
         return _error(f"--workers (WORKERS) must be 0 or more, got {options.workers}")
     if not headless and not (0 <= options.web_port < 65536):
@@ -175,7 +180,8 @@ def _run(scenario: Scenario, scenario_ref: str, options: RunOptions, outdir: Pat
     try:
         if (scenario.target.on_mock or scenario.actions) and not mock_url:
             try:
-                mock = MockProcess(*mock_args(scenario), new_session=True).start()
+                workers = ["--workers", str(options.mock_workers)] if options.mock_workers > 1 else []
+                mock = MockProcess(*mock_args(scenario), *workers, new_session=True).start()
             except RuntimeError as exc:
                 return _error(str(exc))
             mock_url = mock.url

@@ -65,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--record-cap", type=int, default=DEFAULT_CAP, metavar="N",
                    help=f"raw entries the provider-side record keeps, the newest (default {DEFAULT_CAP:,}, about "
                         "0.5 KB each; 0 keeps none; histograms and counts always count everything)")
+    p.add_argument("--workers", default="1", metavar="N",
+                   help="server processes on the one port (SO_REUSEPORT), limits counted across them "
+                        "(default 1; auto: one per core)")
     p.add_argument("--ready-file", type=Path, metavar="FILE",
                    help="once listening, write {\"url\", \"port\", \"pid\"} as JSON to FILE (for a parent process)")
     midjourney.add_arguments(p)
@@ -84,6 +87,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.midjourney = midjourney.options_from_args(args)
     except ValueError as exc:
         p.error(str(exc))
+    try:
+        args.workers = (os.cpu_count() or 1) if args.workers == "auto" else int(args.workers)
+    except ValueError:
+        p.error(f"--workers must be a whole number or auto, got {args.workers!r}")
+    if not 1 <= args.workers <= 64:
+        p.error("--workers must be 1..64")
     if not 0 <= args.record_cap <= 10_000_000:
         p.error("--record-cap must be 0..10000000")
     if not _HEADER_NAME.fullmatch(args.correlation_header):
@@ -121,12 +130,25 @@ def write_ready_file(path: Path, doc: dict[str, object]) -> None:
 
 
 async def serve(args: argparse.Namespace, options: ServerOptions) -> None:
-    quiet_accept_errors(asyncio.get_running_loop())
+    loop = asyncio.get_running_loop()
+    quiet_accept_errors(loop)
     app = build_app(options)
     runner = MockRunner(app, idle_timeout_s=args.idle_timeout, header_timeout_s=args.header_timeout,
                         access_log=logging.getLogger("aiohttp.access") if args.access_log else None,
                         handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
+    shared = options.shared
+    if shared is not None:   # one of --workers N: every worker binds the same port (SO_REUSEPORT)
+        site = web.TCPSite(runner, args.host, args.port, backlog=4096, reuse_address=True, reuse_port=True)
+        await site.start()
+        internal = web.TCPSite(runner, "127.0.0.1", 0, reuse_address=True)
+        await internal.start()
+        app["mock"].internal_port = runner.addresses[1][1]
+        shared.listen_for_wakes(loop)
+        shared.set_port(shared.worker, app["mock"].internal_port)   # the supervisor waits for every one
+        await until_stopped()
+        await runner.cleanup()
+        return
     site = web.TCPSite(runner, args.host, args.port, backlog=4096, reuse_address=True)
     await site.start()
     port = runner.addresses[0][1]
@@ -170,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.loop == "uvloop":
                 print("mockprovider: uvloop is not installed", file=sys.stderr)
                 return 2
+    if args.workers > 1:
+        from .workers import run_workers
+        return run_workers(args, options, serve)
     try:
         asyncio.run(serve(args, options))
     except OSError as exc:

@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import fanout
 from .limits import ADMIN_MAX_BODY_BYTES
 from .profile import describe
 from .settings import SettingsError
@@ -84,19 +85,31 @@ async def patch_provider(request: web.Request) -> web.Response:
         provider.update(changes)
     except SettingsError as exc:
         return _error(400, str(exc))
-    return _json(provider.status())
+    return await _everywhere(request, json.dumps(changes).encode()) or _json(provider.status())
+
+
+async def _everywhere(request: web.Request, body: bytes | None = None) -> web.Response | None:
+    """With several workers, the change applied here is sent to every other one before the answer;
+    None once they all have it, else the error to answer."""
+    if not fanout.fans_out(request):
+        return None
+    try:
+        await fanout.to_peers(request, body)
+    except fanout.PeerError as exc:
+        return _error(502, f"applied by this worker but not by every other one: {exc}")
+    return None
 
 
 async def reset_provider(request: web.Request) -> web.Response:
     provider = _provider(request)
     provider.reset()
-    return _json(provider.status())
+    return await _everywhere(request) or _json(provider.status())
 
 
 async def reset_all(request: web.Request) -> web.Response:
     for p in ctx_of(request).providers.values():
         p.reset()
-    return _json({name: p.status() for name, p in ctx_of(request).providers.items()})
+    return await _everywhere(request) or _json({name: p.status() for name, p in ctx_of(request).providers.items()})
 
 
 async def profiles(request: web.Request) -> web.Response:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import admin, record_api
+from . import admin, fanout, record_api
 from .context import MockContext
 from .images import serve_image
 from .limits import BODY_TIMEOUT_S, DEFAULT_MAX_BODY_MB
@@ -19,6 +19,7 @@ from .profile import load_profiles
 from .provider import Providers, RunOptions
 from .record import DEFAULT_CAP, Record
 from .settings import SettingsError, parse_set_option
+from .shared import SharedState
 from .wire.common import Wire, expect_continue
 from .wire.gemini import GeminiAPI
 from .wire.midjourney import MidjourneyJobs, MidjourneyOptions
@@ -44,6 +45,7 @@ class ServerOptions:
     record_cap: int = DEFAULT_CAP                  # raw entries the provider-side record keeps
     correlation_header: str = "x-request-id"       # the caller's request id, beside W3C traceparent
     worker_id: str | None = None                   # names this process in the record (default: its pid)
+    shared: SharedState | None = None              # --workers N: limits and peers shared across processes
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -53,7 +55,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     ctx: MockContext = request.app["mock"]
-    return web.Response(body=ctx.metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+    body = ctx.metrics.render()
+    if fanout.fans_out(request):
+        try:
+            peers = await fanout.to_peers(request)
+        except fanout.PeerError as exc:
+            return _plain_error(502, str(exc))
+        body = fanout.merge_metrics([body.decode(), *(p.decode() for p in peers)])
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
 async def unknown(request: web.Request) -> web.Response:
@@ -91,7 +100,8 @@ def build_providers(options: ServerOptions) -> Providers:
         for wire_cls in WIRES:
             if wire_cls.api == profile.api:
                 wire_cls.check_profile(profile)   # what only the wire format knows (e.g. a model family)
-    providers = Providers(profiles.values(), RunOptions(options.seed, options.latency_scale, options.limits))
+    providers = Providers(profiles.values(), RunOptions(options.seed, options.latency_scale, options.limits),
+                          options.shared)
     for text in options.sets:
         name, key, value = parse_set_option(text)
         if name not in providers:
@@ -106,7 +116,8 @@ def build_app(options: ServerOptions | None = None) -> web.Application:
     record = Record(worker=options.worker_id, cap=options.record_cap, correlation_header=options.correlation_header)
     ctx = MockContext(providers=providers, metrics=Metrics(providers, record), record=record,
                       image_kb=options.image_kb, max_body_bytes=int(options.max_body_mb * 1024 * 1024),
-                      admin_token=options.admin_token, body_timeout_s=options.body_timeout_s)
+                      admin_token=options.admin_token, body_timeout_s=options.body_timeout_s,
+                      shared=options.shared)
     middlewares = [admin.admin_auth] if options.admin_token else []
     app = web.Application(middlewares=middlewares, client_max_size=ctx.max_body_bytes)
     app["mock"] = ctx
@@ -117,6 +128,16 @@ def build_app(options: ServerOptions | None = None) -> web.Application:
         record.use_loop_clock(ctx.loop.time)
 
     app.on_startup.append(remember_loop)
+    if options.shared is not None:
+        shared = options.shared
+        worker_name = str(shared.worker)
+
+        async def name_worker(request: web.Request, response: web.StreamResponse) -> None:
+            # Which worker answered: a client (and the tests) can see limits hold whichever it was.
+            response.headers["x-mock-worker"] = worker_name
+
+        app.on_response_prepare.append(name_worker)
+        app.on_cleanup.append(fanout.close)
     for wire_cls in WIRES:
         wire = wire_cls(ctx)
         close = getattr(wire, "close", None)   # a wire with work of its own (callbacks) stops it on shutdown

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .limits import BODY_TIMEOUT_S, DEFAULT_MAX_BODY_MB
 from .metrics import Metrics
 from .provider import Providers
 from .record import Record
+
+if TYPE_CHECKING:
+    from .shared import SharedState
 
 
 @dataclass
@@ -23,3 +26,5 @@ class MockContext:
     admin_token: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)   # per-wire state (e.g. job stores)
     loop: asyncio.AbstractEventLoop | None = None          # set on startup; saves a lookup per request
+    shared: SharedState | None = None                      # with --workers N: what the workers share
+    internal_port: int = 0                                 # with --workers N: this worker's own port

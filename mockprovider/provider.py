@@ -6,11 +6,14 @@ import hashlib
 import random
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .behaviours import Behaviour, Call, Capacity, Chain, Failover, Faults, Latency, Outage, Outcome, RateLimit
 from .profile import Profile
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .shared import SharedState
 
 
 @dataclass(frozen=True)
@@ -27,15 +30,23 @@ def _rng(seed: int, name: str) -> random.Random:
 
 
 class Provider:
-    def __init__(self, profile: Profile, options: RunOptions, upstream: dict[str, Settings]) -> None:
+    def __init__(self, profile: Profile, options: RunOptions, upstream: dict[str, Settings],
+                 shared: SharedState | None = None) -> None:
         self.profile = profile
         self.options = options
         self.settings = Settings.from_profile(profile, limits=options.limits)
         self.rng = _rng(options.seed, profile.name)
         self._upstream = upstream
         self.latency = Latency(profile.latency, self.settings, self.rng, options.latency_scale)
-        self.capacity = Capacity(self.settings)
-        self.rate_limit = RateLimit(self.settings, profile.rate_limit.counts)
+        if shared is None:
+            self.capacity = Capacity(self.settings)
+            self.rate_limit = RateLimit(self.settings, profile.rate_limit.counts)
+        else:   # limits counted across every worker process
+            from .shared import SharedRateLimit, SharedSlotPool
+            self.capacity = Capacity(self.settings, pool=SharedSlotPool(shared, profile.name, self.settings.slots,
+                                                                         self.settings.queue))
+            self.rate_limit = SharedRateLimit(self.settings, profile.rate_limit.counts,
+                                              buckets=shared.buckets(profile.name))
         self.faults = Faults(profile.faults, self.settings, self.rng, options.latency_scale)
         self.outage = Outage(self.settings)
         self.failover = Failover(profile.relay, upstream) if profile.relay else None
@@ -94,12 +105,12 @@ class Provider:
 class Providers(dict[str, Provider]):
     """Every provider the server simulates, by name."""
 
-    def __init__(self, profiles: Iterable[Profile], options: RunOptions) -> None:
+    def __init__(self, profiles: Iterable[Profile], options: RunOptions, shared: SharedState | None = None) -> None:
         super().__init__()
         self.options = options
         self._settings: dict[str, Settings] = {}
         for profile in profiles:
-            provider = Provider(profile, options, self._settings)
+            provider = Provider(profile, options, self._settings, shared)
             self[profile.name] = provider
             self._settings[profile.name] = provider.settings
 

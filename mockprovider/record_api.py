@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from . import fanout
 from .record import MAX_WINDOWS
 from .wire.common import ctx_of
 
@@ -76,8 +77,30 @@ def _window_name(body: dict[str, Any], field: str, *, required: bool) -> str | N
     return name
 
 
+WORKERS_FORMAT = "mockprovider.record.workers/1"
+
+
 async def summary(request: web.Request) -> web.Response:
-    return _json(ctx_of(request).record.summary())
+    local = ctx_of(request).record.summary()
+    if not fanout.fans_out(request):
+        return _json(local)
+    # Several workers: every worker's summary, which record_client.RecordClient.summary() merges
+    # (merge_summaries), so exact histograms are added, never their percentiles.
+    try:
+        peers = await fanout.to_peers(request)
+    except fanout.PeerError as exc:
+        return _error(502, str(exc))
+    return _json({"format": WORKERS_FORMAT, "workers": [local, *(orjson.loads(b) for b in peers)]})
+
+
+async def _everywhere(request: web.Request, body: dict[str, Any]) -> web.Response | None:
+    if not fanout.fans_out(request):
+        return None
+    try:
+        await fanout.to_peers(request, orjson.dumps(body))
+    except fanout.PeerError as exc:
+        return _error(502, f"applied by this worker but not by every other one: {exc}")
+    return None
 
 
 async def requests(request: web.Request) -> web.Response:
@@ -100,14 +123,15 @@ async def live(request: web.Request) -> web.Response:
 async def mark_window(request: web.Request) -> web.Response:
     record = ctx_of(request).record
     try:
-        name = _window_name(await _body(request, required=True), "name", required=True)
+        body = await _body(request, required=True)
+        name = _window_name(body, "name", required=True)
         assert name is not None
         window = record.mark(name)
     except _BadRequest as exc:
         return _error(400, str(exc))
     except ValueError as exc:   # too many window names
         return _error(400, str(exc))
-    return _json({"record_id": record.record_id, "worker": record.worker,
+    return await _everywhere(request, body) or _json({"record_id": record.record_id, "worker": record.worker,
                   "window": {"name": window.name, "started_at": window.started_at, "started_s": window.started_s,
                              "first_seq": window.first_seq},
                   "windows": len({w.name for w in record.windows}), "max_windows": MAX_WINDOWS})
@@ -116,15 +140,17 @@ async def mark_window(request: web.Request) -> web.Response:
 async def reset(request: web.Request) -> web.Response:
     record = ctx_of(request).record
     try:
-        name = _window_name(await _body(request, required=False), "window", required=False)
+        body = await _body(request, required=False)
+        name = _window_name(body, "window", required=False)
     except _BadRequest as exc:
         return _error(400, str(exc))
     if name is None:
         record.reset()
     else:
         record.reset(name)
-    return _json({"record_id": record.record_id, "worker": record.worker, "started_at": record.started_at,
-                  "window": record.window, "first_seq": record.first_seq})
+    return await _everywhere(request, body) or _json({
+        "record_id": record.record_id, "worker": record.worker, "started_at": record.started_at,
+        "window": record.window, "first_seq": record.first_seq})
 
 
 def routes() -> list[web.RouteDef]:

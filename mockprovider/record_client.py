@@ -40,6 +40,7 @@ from .hdr import FINE, HIGHEST_US, LOWEST_US, SIGNIFICANT_FIGURES, rank
 FORMAT = "mockprovider.record/1"
 REQUESTS_FORMAT = "mockprovider.record.requests/1"
 LIVE_FORMAT = "mockprovider.record.live/1"
+WORKERS_FORMAT = "mockprovider.record.workers/1"
 METRICS = ("total", "queue", "service")
 
 
@@ -371,7 +372,10 @@ class RecordClient:
         return payload
 
     def summary(self) -> Summary:
-        return Summary.from_json(self._call("GET", "/admin/record"))
+        d = self._call("GET", "/admin/record")
+        if d.get("format") == WORKERS_FORMAT:   # a mock of several workers: each one's record, merged here
+            return merge_summaries(Summary.from_json(w) for w in d["workers"])
+        return Summary.from_json(d)
 
     def page(self, since: int = 0, limit: int = 1000) -> Page:
         d = self._call("GET", "/admin/record/requests", {"since": since, "limit": limit})

@@ -78,6 +78,10 @@ class SlotPool:
             raise
 
     @property
+    def queued(self) -> int:
+        return len(self.waiters)
+
+    @property
     def idle(self) -> bool:
         return self.running == 0 and not self.waiters
 
@@ -85,10 +89,11 @@ class SlotPool:
 class Capacity(Behaviour):
     name = "capacity"
 
-    def __init__(self, settings: Settings, max_key_pools: int = MAX_KEY_POOLS) -> None:
+    def __init__(self, settings: Settings, max_key_pools: int = MAX_KEY_POOLS, pool: SlotPool | None = None) -> None:
         self.settings = settings
         self.max_key_pools = max_key_pools
-        self.pool = SlotPool(settings.slots, settings.queue)
+        # `pool`: one counted across worker processes (shared.SharedSlotPool), with SlotPool's interface.
+        self.pool = pool if pool is not None else SlotPool(settings.slots, settings.queue)
         self.key_pools: dict[str | int, SlotPool] = {}
         self.key_queued = 0   # calls waiting in any key's queue, kept so `queued` never scans the pools
 
@@ -98,7 +103,7 @@ class Capacity(Behaviour):
 
     @property
     def queued(self) -> int:
-        return len(self.pool.waiters) + self.key_queued
+        return self.pool.queued + self.key_queued
 
     def apply(self) -> None:
         """Make the pools match the settings now, the waiting calls included (see the module's doc)."""

@@ -1,0 +1,305 @@
+"""State the worker processes of `--workers N` share, so limits hold across them.
+
+One anonymous shared mapping (mmap MAP_SHARED, made before the workers fork, so nothing is left
+behind in /dev/shm if a process is killed) and one process-shared lock (multiprocessing.Lock, a
+POSIX semaphore) guard:
+
+- each worker's internal port (0 until it listens), for the admin fan-out and the merged answers;
+- per provider, the running and waiting counts of its slot pool (SharedSlotPool);
+- the token buckets of every provider's rate limit, in one open-addressed table (SharedBuckets).
+
+Every update is a few struct reads and writes under the lock (microseconds), so a 429 or an
+overload starts at the configured figure whichever worker a request reaches: there is no
+partitioning and no tolerance beyond what the clock does between two requests. A queued call
+waits in its own worker; a worker that frees a slot while calls wait anywhere writes one byte to
+every worker's wake pipe, and each worker then admits its own oldest waiters while slots are free.
+Queued calls therefore start in arrival order within a worker, and across workers in the order
+the workers wake (the one approximation of `queue`; its bound holds exactly).
+
+With one worker none of this exists: the behaviours keep their in-process tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import mmap
+import multiprocessing
+import os
+import struct
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from xxhash import xxh3_64_intdigest
+
+from .behaviours.base import Call, Kind, Outcome, Proceed, RateInfo
+from .behaviours.capacity import SlotPool
+from .behaviours.ratelimit import RateLimit
+from .settings import Settings
+
+_PORT = struct.Struct("<q")
+_POOL = struct.Struct("<qqq")          # running, waiting, rate-limit epoch (SharedBuckets)
+_BUCKET = struct.Struct("<Qddd")       # key hash (0: empty), tokens, last refill, time it is full again
+BUCKET_ENTRIES = 1 << 20               # table slots (32 MB of address space; pages are touched as used)
+PROBES = 8                             # slots looked at per key; past them the stalest entry is reused
+MAX_WORKERS = 256
+_U64 = (1 << 64) - 1
+MAX_PROVIDERS = 256
+
+
+class SharedState:
+    """Made once by the supervisor, inherited by every worker it forks."""
+
+    def __init__(self, workers: int, providers: list[str]) -> None:
+        if not 1 <= workers <= MAX_WORKERS or len(providers) > MAX_PROVIDERS:
+            raise ValueError(f"at most {MAX_WORKERS} workers and {MAX_PROVIDERS} providers")
+        self.workers = workers
+        self.provider_index = {name: i for i, name in enumerate(sorted(providers))}
+        self._pools_at = MAX_WORKERS * _PORT.size
+        self._buckets_at = self._pools_at + MAX_PROVIDERS * _POOL.size
+        self.buf = mmap.mmap(-1, self._buckets_at + BUCKET_ENTRIES * _BUCKET.size,
+                             flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+        self.lock = multiprocessing.get_context("fork").Lock()
+        self._wake_pipes = [os.pipe() for _ in range(workers)]
+        for r, w in self._wake_pipes:
+            os.set_blocking(r, False)
+            os.set_blocking(w, False)
+        self.worker = -1   # this process's index, once it is a worker
+        self._on_wake: list[Callable[[], None]] = []
+
+    # --- the workers' internal ports ---
+
+    def set_port(self, worker: int, port: int) -> None:
+        _PORT.pack_into(self.buf, worker * _PORT.size, port)
+
+    def ports(self) -> list[int]:
+        return [_PORT.unpack_from(self.buf, i * _PORT.size)[0] for i in range(self.workers)]
+
+    # --- waking the workers when a slot frees ---
+
+    def become_worker(self, worker: int) -> None:
+        """In a worker's own process, just after the fork: which worker this is."""
+        self.worker = worker
+        for i, (r, _) in enumerate(self._wake_pipes):
+            if i != worker:
+                os.close(r)
+
+    def listen_for_wakes(self, loop: asyncio.AbstractEventLoop) -> None:
+        read_fd = self._wake_pipes[self.worker][0]
+
+        def woken() -> None:
+            with contextlib.suppress(BlockingIOError):
+                os.read(read_fd, 4096)
+            for wake in self._on_wake:
+                wake()
+
+        loop.add_reader(read_fd, woken)
+
+    def on_wake(self, callback: Callable[[], None]) -> None:
+        self._on_wake.append(callback)
+
+    def wake_others(self) -> None:
+        for i, (_, w) in enumerate(self._wake_pipes):
+            if i != self.worker:
+                # A full pipe already holds a wake-up the reader has not seen: nothing is lost.
+                with contextlib.suppress(BlockingIOError, BrokenPipeError):
+                    os.write(w, b"!")
+
+    def pool_offset(self, provider: str) -> int:
+        return self._pools_at + self.provider_index[provider] * _POOL.size
+
+    def buckets(self, provider: str) -> SharedBuckets:
+        return SharedBuckets(self, self.provider_index[provider])
+
+
+class SharedBuckets:
+    """One provider's token buckets in the shared table, keyed by a 64-bit digest of provider, reset
+    epoch and key.
+
+    An entry whose bucket has refilled carries no state (a new bucket starts full too), so it is free
+    for any key. When all PROBES slots of a key are taken by buckets still refilling, the one used
+    longest ago is reused: that key starts full when it comes back, the same approximation as the
+    in-process table's cap (limits.MAX_RATE_LIMIT_KEYS), reached only with about a million keys busy.
+    A reset bumps the provider's epoch: every key then hashes to a fresh, full bucket, and the old
+    entries are reused as they refill or go stale.
+    """
+
+    __slots__ = ("buf", "lock", "base", "salt", "epoch_at")
+
+    def __init__(self, shared: SharedState, provider_index: int) -> None:
+        self.buf = shared.buf
+        self.lock = shared.lock
+        self.base = shared._buckets_at
+        self.salt = provider_index
+        self.epoch_at = shared._pools_at + provider_index * _POOL.size + 16
+
+    def take(self, key: str, rate: float, cap: float, cost: float) -> tuple[bool, float]:
+        """(allowed, tokens left) for one request spending `cost` tokens now."""
+        buf, base, unpack, size = self.buf, self.base, _BUCKET.unpack_from, _BUCKET.size
+        mask = BUCKET_ENTRIES - 1
+        with self.lock:
+            epoch = _PORT.unpack_from(buf, self.epoch_at)[0]
+            seed = (epoch << 16 | self.salt) & _U64
+            digest = xxh3_64_intdigest(key.encode("utf-8", "surrogateescape"), seed=seed) | 1
+            now = time.monotonic()   # one clock for every process (CLOCK_MONOTONIC), read under the lock
+            found = free = stalest = -1
+            stalest_last = float("inf")
+            tokens = cap
+            for j in range(PROBES):
+                at = base + ((digest + j) & mask) * size
+                h, t, last, full_at = unpack(buf, at)
+                if h == digest:
+                    found = at
+                    tokens = min(cap, t + (now - last) * rate)
+                    break
+                if free < 0 and (h == 0 or now >= full_at):
+                    free = at
+                if last < stalest_last:
+                    stalest, stalest_last = at, last
+            at = found if found >= 0 else (free if free >= 0 else stalest)
+            allowed = tokens >= min(cost, cap)
+            if allowed:
+                tokens -= cost
+            _BUCKET.pack_into(buf, at, digest, tokens, now, now + (cap - tokens) / rate)
+        return allowed, tokens
+
+    def reset(self) -> None:
+        """Every key of this provider starts again with a full bucket."""
+        with self.lock:
+            epoch = _PORT.unpack_from(self.buf, self.epoch_at)[0]
+            _PORT.pack_into(self.buf, self.epoch_at, epoch + 1)
+
+
+class SharedSlotPool(SlotPool):
+    """A provider's slot pool (behaviours.capacity.SlotPool's interface) counted across the workers.
+
+    The shared figures are `running` and `waiting` (calls queued in any worker); the futures of the
+    calls waiting here stay here. Invariant: `waiting` is the sum of every worker's `waiters`.
+    """
+
+    __slots__ = ("buf", "lock", "at", "shared")
+
+    def __init__(self, shared: SharedState, provider: str, slots: int, queue: int) -> None:
+        self.slots = slots
+        self.queue = queue
+        self.waiters: OrderedDict[asyncio.Future[bool], None] = OrderedDict()
+        self.shared = shared
+        self.buf = shared.buf
+        self.lock = shared.lock
+        self.at = shared.pool_offset(provider)
+        shared.on_wake(self._wake)
+
+    def _counts(self) -> tuple[int, int]:
+        running, waiting, _ = _POOL.unpack_from(self.buf, self.at)
+        return running, waiting
+
+    def _store(self, running: int, waiting: int) -> None:
+        struct.pack_into("<qq", self.buf, self.at, running, waiting)
+
+    @property   # read from the shared counts, which only enter/leave/_wake write
+    def running(self) -> int:  # type: ignore[override]
+        return self._counts()[0]
+
+    @property
+    def queued(self) -> int:
+        return self._counts()[1]
+
+    def enter(self, loop: asyncio.AbstractEventLoop) -> bool | asyncio.Future[bool]:
+        with self.lock:
+            running, waiting = self._counts()
+            if running < self.slots and not waiting:
+                self._store(running + 1, waiting)
+                return True
+            if waiting >= self.queue:
+                return False
+            self._store(running, waiting + 1)
+        fut: asyncio.Future[bool] = loop.create_future()
+        self.waiters[fut] = None
+        return fut
+
+    def leave(self) -> None:
+        with self.lock:
+            running, waiting = self._counts()
+            self._store(running - 1, waiting)
+        if waiting:
+            self.shared.wake_others()
+            self._wake()
+
+    def resize(self, slots: int, queue: int) -> None:
+        self.slots, self.queue = slots, queue
+        self._wake()
+        waiters = self.waiters
+        refused: list[asyncio.Future[bool]] = []
+        with self.lock:
+            running, waiting = self._counts()
+            while waiters and waiting > queue:
+                fut, _ = waiters.popitem()   # this worker's newest: the other workers trim their own
+                waiting -= 1
+                refused.append(fut)
+            self._store(running, waiting)
+        for fut in refused:
+            if not fut.done():
+                fut.set_result(False)
+
+    def _wake(self) -> None:
+        waiters = self.waiters
+        if not waiters:
+            return
+        granted: list[asyncio.Future[bool]] = []
+        with self.lock:
+            running, waiting = self._counts()
+            while waiters and running < self.slots:
+                fut, _ = waiters.popitem(last=False)
+                waiting -= 1
+                # A cancelled call's future is done before its task runs again to leave the queue.
+                if not fut.done():
+                    running += 1
+                    granted.append(fut)
+            self._store(running, waiting)
+        for fut in granted:
+            fut.set_result(True)
+
+    async def wait(self, fut: asyncio.Future[bool]) -> bool:
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            if not fut.done() or fut.cancelled():
+                if self.waiters.pop(fut, _MISSING) is not _MISSING:
+                    with self.lock:
+                        running, waiting = self._counts()
+                        self._store(running, waiting - 1)
+            elif fut.result():
+                self.leave()        # the slot was granted as the call was cancelled
+            raise
+
+    @property
+    def idle(self) -> bool:
+        running, waiting = self._counts()
+        return running == 0 and not waiting
+
+
+_MISSING = object()
+
+
+class SharedRateLimit(RateLimit):
+    """The rate limit with its buckets in the shared table: one budget per key across the workers."""
+
+    def __init__(self, settings: Settings, counts: str = "requests", *, buckets: SharedBuckets) -> None:
+        super().__init__(settings, counts)
+        self.shared_buckets = buckets
+
+    async def handle(self, call: Call, proceed: Proceed) -> Outcome:
+        s = self.settings
+        rate = s.requests_per_minute / 60.0
+        cap = float(s.burst)
+        cost = float(call.n) if self.per_image else 1.0
+        allowed, tokens = self.shared_buckets.take(call.key, rate, cap, cost)
+        call.rate = RateInfo(limit=int(round(s.requests_per_minute)), remaining=max(0, int(tokens)),
+                             reset_s=(cap - tokens) / rate)
+        if not allowed:
+            return Outcome(Kind.RATE_LIMITED, retry_after_s=(min(cost, cap) - tokens) / rate)
+        return await proceed()
+
+    def reset(self) -> None:
+        self.shared_buckets.reset()

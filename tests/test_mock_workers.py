@@ -1,0 +1,180 @@
+"""`--workers N`: several server processes on one port, the limits counted across them.
+
+Each request here goes on a connection of its own, so the kernel's SO_REUSEPORT hash spreads them
+over the workers; every test checks (x-mock-worker) that both workers answered, so a limit that held
+only because one worker saw everything would not pass. With 2 workers and n fresh connections, all
+landing on one worker has probability 2^(1-n): below 1e-5 for the 18+ connections each test makes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from mockserver import MockServer
+from prometheus_client.parser import text_string_to_metric_families
+
+from mockprovider.record_client import RecordClient
+
+KEY = "sk-test-openai-0001"
+BODY = {"model": "dall-e-4", "prompt": "White sneaker on marble, studio lighting"}
+
+
+def generate(server: MockServer, key: str = KEY) -> httpx.Response:
+    # A client per request: a new connection, so the kernel picks a worker each time.
+    with httpx.Client(timeout=30) as http:
+        return http.post(f"{server.url}/openai/v1/images/generations", json=BODY,
+                         headers={"Authorization": f"Bearer {key}"})
+
+
+def total_requests(server: MockServer, provider: str) -> float:
+    answer = httpx.get(f"{server.url}/metrics", timeout=10)
+    assert answer.status_code == 200, answer.text
+    text = answer.text
+    return sum(s.value for family in text_string_to_metric_families(text) if family.name == "mock_requests"
+               for s in family.samples if s.name == "mock_requests_total" and s.labels["provider"] == provider)
+
+
+def test_rate_limit_holds_across_workers(start_mock) -> None:
+    """Burst 10 at 6 requests/minute (a token every 10 s): 20 requests sent one after another within a
+    couple of seconds get exactly 10 successes, then 429s. The refill adds 0.1 token a second, so a
+    whole extra token would need the 20 requests to take 10 s: the tolerance is zero."""
+    server = start_mock("--workers", "2", "--latency-scale", "0", "--set", "dall-e-4.error_rate=0",
+                        "--set", "dall-e-4.requests_per_minute=6", "--set", "dall-e-4.burst=10")
+    started = time.monotonic()
+    answers = [generate(server) for _ in range(20)]
+    assert time.monotonic() - started < 10, "the burst took too long for the zero tolerance to hold"
+    statuses = [r.status_code for r in answers]
+    assert statuses == [200] * 10 + [429] * 10
+    assert {r.headers["x-mock-worker"] for r in answers} == {"0", "1"}
+    assert {r.headers["x-mock-worker"] for r in answers[10:]} <= {"0", "1"}
+    # Another key has its own budget, in whichever worker.
+    assert generate(server, "sk-test-openai-0002").status_code == 200
+    assert total_requests(server, "dall-e-4") == 21
+
+
+def test_slots_hold_across_workers(start_mock) -> None:
+    """slots=3 and no queue: of 9 requests sent at once (each generating for at least 0.4 s, the
+    profile's minimum of 800 ms at half scale), exactly 3 run and 6 are refused as overloaded."""
+    server = start_mock("--workers", "2", "--latency-scale", "0.5", "--seed", "1",
+                        "--set", "dall-e-4.error_rate=0", "--set", "dall-e-4.requests_per_minute=6000",
+                        "--set", "dall-e-4.burst=100", "--set", "dall-e-4.slots=3", "--set", "dall-e-4.queue=0")
+    barrier = threading.Barrier(9)
+
+    def one(_: int) -> httpx.Response:
+        with httpx.Client(timeout=30) as http:
+            barrier.wait()
+            return http.post(f"{server.url}/openai/v1/images/generations", json=BODY,
+                             headers={"Authorization": f"Bearer {KEY}"})
+
+    with ThreadPoolExecutor(9) as pool:
+        answers = list(pool.map(one, range(9)))
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses.count(200) == 3, statuses
+    assert all(s != 200 for s in statuses[3:])
+    assert {r.headers["x-mock-worker"] for r in answers} == {"0", "1"}
+
+
+def test_queue_is_shared_and_every_queued_call_starts(start_mock) -> None:
+    """slots=2, queue=10: 6 concurrent requests over both workers show 2 running and 4 queued in
+    total while they wait, and all 6 succeed: a slot freed in one worker starts a call queued in
+    the other."""
+    server = start_mock("--workers", "2", "--latency-scale", "0.5", "--seed", "1",
+                        "--set", "dall-e-4.error_rate=0", "--set", "dall-e-4.requests_per_minute=6000",
+                        "--set", "dall-e-4.burst=100", "--set", "dall-e-4.slots=2", "--set", "dall-e-4.queue=10")
+    seen: list[tuple[int, int]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        with httpx.Client(timeout=10) as http:
+            while not done.is_set():
+                status = http.get(f"{server.url}/admin/providers/dall-e-4").json()
+                seen.append((status["running"], status["queued"]))
+                time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(lambda _: generate(server), range(6)))
+    finally:
+        done.set()
+        watcher.join()
+    assert [r.status_code for r in answers] == [200] * 6
+    assert {r.headers["x-mock-worker"] for r in answers} == {"0", "1"}
+    assert max(running for running, _ in seen) == 2
+    assert (2, 4) in seen
+    assert seen[-1] == (0, 0) or all(running <= 2 for running, _ in seen)
+
+
+def test_admin_change_reaches_every_worker_before_it_answers(start_mock) -> None:
+    server = start_mock("--workers", "2", "--latency-scale", "0", "--set", "dall-e-4.error_rate=0",
+                        "--set", "dall-e-4.requests_per_minute=60000", "--set", "dall-e-4.burst=1000")
+    before = [generate(server) for _ in range(18)]
+    assert [r.status_code for r in before] == [200] * 18
+    assert server.admin("dall-e-4", outage=True)["settings"]["outage"] is True
+    after = [generate(server) for _ in range(18)]
+    assert all(r.status_code >= 500 for r in after), [r.status_code for r in after]
+    assert {r.headers["x-mock-worker"] for r in after} == {"0", "1"}
+    reset = httpx.post(f"{server.url}/admin/providers/dall-e-4/reset", timeout=10)
+    assert reset.status_code == 200
+    again = [generate(server) for _ in range(18)]
+    assert {r.headers["x-mock-worker"] for r in again} == {"0", "1"}
+    assert all(r.status_code != 503 for r in again)
+
+
+def test_metrics_and_record_count_every_worker(start_mock) -> None:
+    server = start_mock("--workers", "2", "--latency-scale", "0", "--set", "dall-e-4.error_rate=0",
+                        "--set", "dall-e-4.requests_per_minute=60000", "--set", "dall-e-4.burst=1000")
+    answers = [generate(server) for _ in range(24)]
+    assert {r.headers["x-mock-worker"] for r in answers} == {"0", "1"}
+    assert total_requests(server, "dall-e-4") == 24
+    summary = RecordClient(server.url).summary()
+    assert summary.requests == 24
+    assert sum(s.requests for s in summary.select(provider="dall-e-4")) == 24
+    assert len(summary.worker.split("+")) == 2
+
+
+def _ready(server: MockServer) -> dict:
+    assert server._dir is not None
+    return json.loads((Path(server._dir.name) / "ready.json").read_text())
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_sigterm_stops_every_worker(start_mock) -> None:
+    server = start_mock("--workers", "2", "--latency-scale", "0")
+    workers = _ready(server)["workers"]
+    assert len(workers) == 2 and all(not _gone(pid) for pid in workers)
+    server.stop()
+    assert server.proc is not None and server.proc.returncode == 0
+    deadline = time.monotonic() + 10
+    while not all(_gone(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(_gone(pid) for pid in workers)
+
+
+def test_a_crashed_worker_is_reported(start_mock) -> None:
+    server = start_mock("--workers", "2", "--latency-scale", "0")
+    workers = _ready(server)["workers"]
+    os.kill(workers[1], signal.SIGKILL)
+    assert server.proc is not None
+    assert server.proc.wait(15) == 1
+    time.sleep(0.2)   # the output reader catches up
+    assert any("worker 1" in line and "exited with code -9" in line for line in server.output), server.output
+    deadline = time.monotonic() + 10
+    while not _gone(workers[0]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(workers[0])

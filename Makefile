@@ -1,7 +1,8 @@
 # Thin wrappers for people working in the checkout. Every target sets itself up: a .venv with the
-# project installed, and any Debian package it needs (chromium for the browser test, wrk for
-# benchmarks). CI jobs should call `loadtest run ...` itself: make exits 2 whenever a recipe
-# fails, whatever code the recipe returned (its last line, "Error N", names the gate's own code).
+# project installed, and any Debian package it needs (chromium for the browser test, prometheus for
+# the live-metrics test, wrk for benchmarks). CI jobs should call `loadtest run ...` itself: make
+# exits 2 whenever a recipe fails, whatever code the recipe returned (its last line, "Error N",
+# names the gate's own code).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -80,6 +81,7 @@ lint: install
 
 test: lint
 	$(call apt,chromium,chromium)
+	$(call apt,prometheus,prometheus)
 	$(BIN)/python -m pytest $(ARGS)
 
 test-fast: install

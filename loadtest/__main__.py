@@ -35,6 +35,12 @@ def _scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inconclusive", choices=("invalid", "fail", "observed"),
                    help="what a threshold its interval cannot decide counts as (the scenario's [gate] inconclusive, "
                         "default invalid); observed judges a shortened smoke run on its observed values alone")
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve the run's Prometheus metrics on this port (0: a free one, printed and written to "
+                        "--ready-file); off by default")
+    p.add_argument("--metrics-host", default="127.0.0.1",
+                   help="the address the metrics endpoint listens on (default 127.0.0.1; 0.0.0.0 for a remote "
+                        "Prometheus)")
 
 
 def _options(args: argparse.Namespace) -> object:
@@ -43,7 +49,8 @@ def _options(args: argparse.Namespace) -> object:
                       workers=args.workers, profiles=tuple(args.profiles), sets=tuple(args.sets),
                       mock_url=args.mock_url, report_dir=getattr(args, "report_dir", None),
                       web_port=getattr(args, "web_port", 8089), ready_file=getattr(args, "ready_file", None),
-                      baseline=args.baseline, inconclusive=args.inconclusive, mock_workers=args.mock_workers)
+                      baseline=args.baseline, inconclusive=args.inconclusive, mock_workers=args.mock_workers,
+                      metrics_port=args.metrics_port, metrics_host=args.metrics_host)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     p_run = sub.add_parser("run", help="run a scenario headless and gate it (exit 0 pass, 1 fail, 2 proves nothing)")
     _scenario_args(p_run)
     p_run.add_argument("--report-dir", help="where the report goes (default ./reports/<scenario>-<time>)")
+    p_run.add_argument("--ready-file", help="write where the run's metrics are served to this file (JSON) once "
+                                            "Locust listens")
     p_ui = sub.add_parser("ui", help="the Locust web UI with the scenario's shape and a live SLA tab")
     _scenario_args(p_ui)
     p_ui.add_argument("--web-port", type=int, default=8089,

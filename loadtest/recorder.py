@@ -922,6 +922,10 @@ class Recorder:
                             "max_ms": None if found[_MAX] is None else round(found[_MAX], 3)})
         return out
 
+    def keys(self) -> list[tuple[str, str, str]]:
+        """Every (target, name, stage) with data so far, for readers that report per key (the metrics endpoint)."""
+        return sorted(k for k, s in self._series.items() if not s.empty())
+
     def tags(self) -> dict[str, list[str]]:
         targets = sorted({k[0] for k in self._series})
         names = sorted({k[1] for k in self._series})

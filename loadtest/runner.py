@@ -56,11 +56,13 @@ class RunOptions:
     mock_url: str | None = None
     report_dir: str | None = None
     web_port: int = 8089
-    ready_file: str | None = None      # ui: where to write the web UI's URL once it listens (for scripts)
+    ready_file: str | None = None      # where to write the web UI's and the metrics' URLs once they listen
     extra_env: dict[str, str] = field(default_factory=dict)
     baseline: str | None = None        # a previous run's summary.json to compare with
     inconclusive: str | None = None    # overrides [gate] inconclusive
     mock_workers: int = 1              # processes of the embedded mock (its --workers)
+    metrics_port: int | None = None    # serve the run's Prometheus metrics here (0: a free port); None: off
+    metrics_host: str = "127.0.0.1"
 
     def overrides(self) -> Overrides:
         return Overrides(target=self.target, api=self.api, model=self.model, duration=self.duration,
@@ -149,6 +151,11 @@ def run(scenario_ref: str, options: RunOptions, *, headless: bool = True) -> int
         return _error("--mock-workers sets up the mock this command starts; --mock-url names one already running")
     if options.workers < 0:
         return _error(f"--workers (WORKERS) must be 0 or more, got {options.workers}")
+    if options.metrics_port is not None and not (0 <= options.metrics_port < 65536):
+        return _error(f"--metrics-port must be 0..65535 (0: any free port), got {options.metrics_port}")
+    if options.metrics_port and not port_free(options.metrics_port):
+        return _error(f"the metrics port {options.metrics_port} is in use; pick another with --metrics-port "
+                      "(0: any free one)")
     if not headless and not (0 <= options.web_port < 65536):
         return _error(f"--web-port (WEB_PORT) must be 0..65535 (0: any free port), got {options.web_port}")
     if not headless and options.web_port and not port_free(options.web_port):
@@ -296,6 +303,8 @@ class LocustProcesses:
                        str(outdir / "locust.html"), "--headless", "--only-summary"]
         else:
             master += ["--web-host", "127.0.0.1", "--web-port", str(options.web_port)]
+        if options.metrics_port is not None:
+            master += ["--metrics-port", str(options.metrics_port), "--metrics-host", options.metrics_host]
         if options.workers:
             master += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", "0",
                        "--expect-workers", str(options.workers), "--expect-workers-max-wait", "60"]
@@ -327,12 +336,17 @@ class LocustProcesses:
                 for _ in range(self.options.workers):
                     self._start([*self.common, "--worker", "--master-host", "127.0.0.1",
                                  "--master-port", str(ready["master_port"])])
+            if ready is not None and ready.get("metrics_url"):
+                print(f"Prometheus metrics of the run: {ready['metrics_url']}", flush=True)
             if ready is not None and self.outdir is None:
                 print(f"Locust web UI: {ready.get('web_url')}  (an SLA tab; the live SLA view is "
                       f"{ready.get('web_url')}/sla/view; Ctrl-C to stop)", flush=True)
-                if self.options.ready_file:
-                    _write_json(Path(self.options.ready_file), {"web_url": ready.get("web_url"),
-                                                                "pid": os.getpid()})
+            if ready is not None and self.options.ready_file:
+                announced: dict[str, object] = {"pid": os.getpid()}
+                for key in ("web_url", "metrics_url"):
+                    if ready.get(key):
+                        announced[key] = ready[key]
+                _write_json(Path(self.options.ready_file), announced)
             return self._watch(master, mock)
         except (KeyboardInterrupt, _Stop) as stop:
             self._fault_interrupt(str(stop) if isinstance(stop, _Stop) else "Ctrl-C")

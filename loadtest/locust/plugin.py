@@ -60,6 +60,9 @@ def _add_options(parser: Any) -> None:
     add("--locust-html", default="", help="write Locust's HTML report here (as --html does, failures reported)")
     add("--inconclusive", default="", help="overrides the scenario's [gate] inconclusive: invalid, fail, observed")
     add("--baseline", default="", help="a previous run's summary.json: deltas, and the scenario's [regressions]")
+    add("--metrics-port", type=int, default=-1,
+        help="serve Prometheus metrics of the run on this port (0: a free one, announced in --ready-file); off if -1")
+    add("--metrics-host", default="127.0.0.1", help="the address the metrics endpoint listens on")
 
 
 def install() -> None:
@@ -180,6 +183,9 @@ def _on_init(environment: Any, **_: Any) -> None:
     if environment.web_ui is not None:
         from .webui import install_sla_view
         install_sla_view(environment.web_ui, suite)
+    if opts.metrics_port >= 0 and not suite.is_worker:
+        from .metrics import serve
+        log.info("Prometheus metrics on %s", serve(environment, suite, opts.metrics_host, opts.metrics_port).url)
     if opts.ready_file and not suite.is_worker:
         gevent.spawn(_announce, environment, Path(opts.ready_file))
 
@@ -212,6 +218,9 @@ def _announce(environment: Any, path: Path) -> None:
     server = getattr(environment.runner, "server", None)
     if server is not None:
         doc["master_port"] = server.port
+    metrics = getattr(environment, "loadtest_metrics", None)
+    if metrics is not None:
+        doc["metrics_url"] = metrics.url
     web_ui = environment.web_ui
     if web_ui is not None:
         while web_ui.server is None or not web_ui.server.started:

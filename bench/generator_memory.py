@@ -1,0 +1,127 @@
+"""Does the load generator's memory stay flat over a long open-model run?
+
+`loadtest run sustained --duration D --metrics-port 0` (the embedded mock; one Locust process), read
+through the generator's own Prometheus endpoint every few seconds: the Locust process's RSS
+(`process_resident_memory_bytes`) and the requests it has recorded (`loadtest_requests_total`) at the
+same moment. The first fifth of the run (VUs spawning, histograms allocated, caches filling) is left
+out of the fit; over the rest, the least-squares slope of RSS against requests is the memory each
+request leaves behind. Extrapolated to the seed's 4-hour run (17 M requests at 1,200 req/s).
+
+    python bench/generator_memory.py [SECONDS]      # default GENERATOR_MEMORY_S or 300
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_S = float(os.environ.get("GENERATOR_MEMORY_S", "300"))
+SAMPLE_S = 5.0
+FOUR_HOURS_REQUESTS = 17_280_000      # 1,200 req/s for 4 hours
+WARMUP_SHARE = 0.2
+
+
+def _scrape(url: str) -> tuple[float, float] | None:
+    """(RSS bytes, requests recorded) from one scrape, or None if the endpoint is gone."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    rss = requests = 0.0
+    for line in text.splitlines():
+        if line.startswith("process_resident_memory_bytes "):
+            rss = float(line.split()[-1])
+        elif line.startswith("loadtest_requests_total{"):
+            requests += float(line.split()[-1])
+    return rss, requests
+
+
+@dataclass
+class Result:
+    seconds: float
+    samples: list[tuple[float, float, float]]     # (seconds, RSS bytes, requests)
+    slope: float                                  # bytes per request after the warm-up
+    extrapolated: float                           # RSS at the 4-hour run's request count
+    summary: dict[str, Any]
+
+
+def measure(seconds: float) -> Result:
+    with tempfile.TemporaryDirectory(prefix="generator-memory-") as tmp:
+        ready = Path(tmp) / "ready.json"
+        cmd = [sys.executable, "-m", "loadtest", "run", "sustained", "--duration", f"{seconds:g}s",
+               "--metrics-port", "0", "--ready-file", str(ready), "--report-dir", str(Path(tmp) / "report")]
+        proc = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        samples: list[tuple[float, float, float]] = []     # (seconds, RSS, requests)
+        try:
+            deadline = time.monotonic() + 120
+            while not ready.exists() and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.2)
+            url = str(json.loads(ready.read_text())["metrics_url"])
+            t0 = time.monotonic()
+            while proc.poll() is None:
+                got = _scrape(url)
+                if got is not None and got[1] > 0:
+                    samples.append((time.monotonic() - t0, *got))
+                time.sleep(SAMPLE_S)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+            proc.wait(120)
+        summary = json.loads((Path(tmp) / "report" / "summary.json").read_text())
+    if len(samples) < 5:
+        raise RuntimeError(f"only {len(samples)} samples of the generator's memory: too short a run")
+    fit = [s for s in samples if s[0] >= WARMUP_SHARE * samples[-1][0]]
+    n = len(fit)
+    mx = sum(s[2] for s in fit) / n
+    my = sum(s[1] for s in fit) / n
+    sxx = sum((s[2] - mx) ** 2 for s in fit)
+    slope = sum((s[2] - mx) * (s[1] - my) for s in fit) / sxx if sxx else 0.0
+    end = samples[-1]
+    return Result(seconds=seconds, samples=samples, slope=slope, summary=summary,
+                  extrapolated=end[1] + slope * max(0.0, FOUR_HOURS_REQUESTS - end[2]))
+
+
+def _mb(b: float) -> str:
+    return f"{b / 1e6:,.1f} MB"
+
+
+def section(result: Result) -> str:
+    samples, summary, seconds, slope = result.samples, result.summary, result.seconds, result.slope
+    start, middle, end = samples[0], samples[len(samples) // 2], samples[-1]
+    short = " (the short run)" if seconds < 600 else ""
+    rows = "\n".join(f"| {label} | {t:,.0f} s | {req:,.0f} | {_mb(rss)} |"
+                     for label, (t, rss, req) in (("start", start), ("middle", middle), ("end", end)))
+    return f"""## Load generator memory over a long open-model run{short}
+
+`python bench/generator_memory.py {seconds:g}`: `loadtest run sustained --duration {seconds:g}s --metrics-port 0`
+(embedded mock, one Locust process), the Locust process's RSS and its recorded requests read from its own
+`/metrics` every {SAMPLE_S:g} s ({len(samples)} samples). The run: {summary['requests']:,} requests,
+{summary['rps'] or 0:,.0f} req/s, verdict {summary['verdict']}.
+
+| when | time | requests | RSS |
+|---|---|---|---|
+{rows}
+
+Slope of RSS against requests after the first {WARMUP_SHARE:.0%} of the run (least squares):
+**{slope:,.2f} bytes per request**. Extrapolated to the seed's 4-hour run ({FOUR_HOURS_REQUESTS / 1e6:.2f} M
+requests): **{_mb(result.extrapolated)}** (the limit set for it: 100 MB). A run this short
+weighs the allocator's warm-up heavily; the 10-minute form is `python bench/generator_memory.py 600`.
+"""
+
+
+def run() -> str:
+    return section(measure(DEFAULT_S))
+
+
+if __name__ == "__main__":
+    sys.stdout.write(section(measure(float(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_S)))

@@ -436,7 +436,7 @@ class SuiteRun:
     def _finish(self, run: TestRun) -> Summary:
         if self.is_master:
             self._wait_for_finals(run)
-        health = assess(run.samples)
+        health = assess(run.samples, machine_wide=self.is_master)
         report_dir = run.report_dir = self.report_dir_for(run)
         if self.locust_reports is not None:
             run.report_failures += self.locust_reports.finish()

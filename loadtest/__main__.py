@@ -25,6 +25,9 @@ def _scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profiles", action="append", default=[], metavar="FILE",
                    help="extra mock profile files (e.g. from `calibrate`)")
     p.add_argument("--mock-url", help="use an already running mock instead of starting one")
+    p.add_argument("--record-url", metavar="URL",
+                   help="admin base of a mock (e.g. behind a gateway) whose provider-side record the run reads "
+                        "(default: the mock the target lives on)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME.SETTING=VALUE",
                    help="start the mock with a provider setting changed, e.g. --set relay.error_rate=0.05")
     p.add_argument("--baseline", metavar="SUMMARY.json",
@@ -38,7 +41,7 @@ def _options(args: argparse.Namespace) -> object:
                       workers=args.workers, profiles=tuple(args.profiles), sets=tuple(args.sets),
                       mock_url=args.mock_url, report_dir=getattr(args, "report_dir", None),
                       web_port=getattr(args, "web_port", 8089), ready_file=getattr(args, "ready_file", None),
-                      baseline=args.baseline)
+                      baseline=args.baseline, record_url=args.record_url)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,6 +59,7 @@ class RunOptions:
     ready_file: str | None = None      # ui: where to write the web UI's URL once it listens (for scripts)
     extra_env: dict[str, str] = field(default_factory=dict)
     baseline: str | None = None        # a previous run's summary.json to compare with
+    record_url: str | None = None      # the admin base of a mock whose provider-side record the run reads
 
     def overrides(self) -> Overrides:
         return Overrides(target=self.target, api=self.api, model=self.model, duration=self.duration,
@@ -138,6 +139,9 @@ def run(scenario_ref: str, options: RunOptions, *, headless: bool = True) -> int
     if options.mock_url is not None and (why := (url_problem(options.mock_url) if is_url(options.mock_url) else
                                                  "it must start with http:// or https://")) is not None:
         return _error(f"--mock-url {options.mock_url!r} is not a usable base URL: {why}")
+    if options.record_url is not None and (why := (url_problem(options.record_url) if is_url(options.record_url)
+                                                   else "it must start with http:// or https://")) is not None:
+        return _error(f"--record-url {options.record_url!r} is not a usable base URL: {why}")
     if options.sets and options.mock_url:
         return _error("--set changes the mock this command starts; with --mock-url, use its admin API")
     if options.workers < 0:
@@ -268,7 +272,8 @@ class LocustProcesses:
                   "--loglevel", "INFO"]
         baseline = str(Path(options.baseline).resolve()) if options.baseline else None
         for flag, value in (("--target", options.target), ("--api", options.api), ("--model", options.model),
-                            ("--duration", options.duration), ("--mock-url", mock_url), ("--baseline", baseline)):
+                            ("--duration", options.duration), ("--mock-url", mock_url), ("--baseline", baseline),
+                            ("--record-url", options.record_url)):
             if value:
                 common += [flag, value]
         if options.profiles:

@@ -27,6 +27,9 @@ def _scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mock-url", help="use an already running mock instead of starting one")
     p.add_argument("--mock-workers", type=int, default=1, metavar="N",
                    help="processes of the mock this command starts (its --workers; default 1)")
+    p.add_argument("--record-url", metavar="URL",
+                   help="admin base of a mock (e.g. behind a gateway) whose provider-side record the run reads "
+                        "(default: the mock the target lives on)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME.SETTING=VALUE",
                    help="start the mock with a provider setting changed, e.g. --set relay.error_rate=0.05")
     p.add_argument("--baseline", metavar="SUMMARY.json",
@@ -50,7 +53,8 @@ def _options(args: argparse.Namespace) -> object:
                       mock_url=args.mock_url, report_dir=getattr(args, "report_dir", None),
                       web_port=getattr(args, "web_port", 8089), ready_file=getattr(args, "ready_file", None),
                       baseline=args.baseline, inconclusive=args.inconclusive, mock_workers=args.mock_workers,
-                      metrics_port=args.metrics_port, metrics_host=args.metrics_host)
+                      metrics_port=args.metrics_port, metrics_host=args.metrics_host,
+                      record_url=args.record_url)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,11 @@ too few samples to judge. A generator that could not keep up outranks a breach �
 measured by a saturated client is partly the client's — except a latency breach larger than
 the generator's worst stall, which no generator delay can explain.
 
+With the provider side's record of the same run (loadtest.attribution) the two ends decide
+instead of the stall: a failed latency ceiling is the target's when the provider side's same
+figure breaches too; when that figure holds with margin and the generator shows strain, the
+breach is the generator's own queueing and the run proves nothing.
+
 Past that floor each estimate is judged by its interval (loadtest.confidence): a threshold whose
 interval at ``[gate] confidence`` straddles its limit is "inconclusive", and by default the run then
 proves nothing, with the number of further requests that would decide it.
@@ -41,6 +46,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from . import attribution as attr
 from . import confidence as conf
 from .confidence import ConfidenceOptions, Interval
 from .exitcodes import ExitCode
@@ -49,7 +55,8 @@ from .recorder import Recorder, Selection, Timings
 from .saturation import is_saturation_abort
 from .thresholds import TIME_METRICS, Threshold, format_limit, format_value
 
-__all__ = ["End", "RunFacts", "Margin", "ThresholdResult", "Reason", "Verdict", "judge", "abort_trigger"]
+__all__ = ["End", "RunFacts", "Margin", "ThresholdResult", "Reason", "Verdict", "judge", "abort_trigger",
+           "attributions"]
 
 
 class End(enum.Enum):
@@ -417,12 +424,29 @@ def _key_pool_note(sel: Selection, facts: RunFacts) -> str | None:
             f"(client.keys in the scenario; LOADTEST_API_KEYS for a real target)")
 
 
+def attributions(failed: Sequence[ThresholdResult], provider: attr.ProviderSide | None,
+                 health: HealthReport | None) -> dict[int, attr.Attribution]:
+    """Each failed latency ceiling the provider side has a figure for, by id() of its result."""
+    if provider is None:
+        return {}
+    out = {}
+    for r in failed:
+        if _latency_ceiling(r) and r.observed is not None:
+            a = attr.attribute(r.threshold, r.observed, provider, health)
+            if a is not None:
+                out[id(r)] = a
+    return out
+
+
 def judge(thresholds: Sequence[Threshold], recorder: Recorder, health: HealthReport | None = None,
           facts: RunFacts | None = None, *, min_samples: int = 100, live: bool = False,
-          now_s: float | None = None, confidence: ConfidenceOptions | None = None) -> Verdict:
+          now_s: float | None = None, confidence: ConfidenceOptions | None = None,
+          provider: attr.ProviderSide | None = None) -> Verdict:
     """The verdict. `live`: mid-run (the SLA view, abort_on_fail), with rates over `now_s` seconds and
     only the evidence a running run has; the verdict is then provisional. `confidence`: the level of each
-    threshold's interval and what an undecided one makes of the run (default: 95 %, the run proves nothing)."""
+    threshold's interval and what an undecided one makes of the run (default: 95 %, the run proves nothing).
+    `provider`: the provider side's record of the same run (loadtest.attribution), which decides whose a
+    failed latency ceiling is before the generator's stall heuristic is asked."""
     facts = facts or RunFacts()
     options = confidence or conf.DEFAULT
     results = evaluate_thresholds(thresholds, recorder, min_samples, now_s if live else None, options)
@@ -458,23 +482,36 @@ def judge(thresholds: Sequence[Threshold], recorder: Recorder, health: HealthRep
                                          f"was not offered as planned"))
     invalid += [Reason("action", f"a scheduled action did not happen: {a}") for a in facts.actions_failed]
 
+    found = attributions(failed, provider, health) if not live else {}
+    decided = {k: a for k, a in found.items() if a.kind != attr.UNDECIDED}
     generator: list[str] = []
     if health is not None and not live:
         generator = list(health.reasons)
         if failed and not generator:
-            generator = _stalls_behind_failures(failed, recorder, health)
-    if generator:
-        detail = "; ".join(generator)
-        invalid.append(Reason("generator", f"the load generator was saturated: {detail} — the load was not "
-                                           f"offered as planned, so this run proves nothing about the target"))
+            generator = _stalls_behind_failures([r for r in failed if id(r) not in decided], recorder, health)
+    queued = [Reason("generator", a.text + " — this run proves nothing about the target")
+              for a in found.values() if a.kind == attr.GENERATOR]
+    if generator or queued:
+        if generator:
+            detail = "; ".join(generator)
+            invalid.append(Reason("generator", f"the load generator was saturated: {detail} — the load was not "
+                                               f"offered as planned, so this run proves nothing about the target"))
+        invalid += queued
         # A strained generator adds at most its stalls to a latency; a breach bigger than that is the
-        # target's all the same — unless the suite itself failed too.
+        # target's all the same — unless the suite itself failed too. With the provider side's record,
+        # the target's is what breached on the provider's side as well.
         stall = health.worst_stall_ms if health is not None else 0.0
-        beyond = [r for r in failed if _latency_ceiling(r) and not stall_explains(r, stall)]
+
+        def targets(r: ThresholdResult) -> bool:
+            a = decided.get(id(r))
+            return a.kind == attr.TARGET if a is not None else not stall_explains(r, stall)
+        beyond = [r for r in failed if _latency_ceiling(r) and targets(r)]
         only_generator = all(r.kind == "generator" for r in invalid)
         if beyond and only_generator:
-            reasons = invalid + [Reason("breach", f"{result_sentence(r)} — the target's even after taking off "
-                                                  f"the generator's worst stall ({stall:.0f} ms)") for r in beyond]
+            reasons = invalid + [Reason("breach", f"{result_sentence(r)} — the target's: "
+                                                  f"{decided[id(r)].text}" if id(r) in decided else
+                                        f"{result_sentence(r)} — the target's even after taking off "
+                                        f"the generator's worst stall ({stall:.0f} ms)") for r in beyond]
             return Verdict("fail", ExitCode.FAIL, results, reasons + notes)
 
     if invalid:
@@ -488,7 +525,8 @@ def judge(thresholds: Sequence[Threshold], recorder: Recorder, health: HealthRep
                                                f"the target's queue grows without bound"))
         elif facts.aborted_by:
             reasons.append(Reason("aborted", f"the run was aborted early because {facts.aborted_by} failed"))
-        reasons += [Reason("breach", result_sentence(r)) for r in failed]
+        reasons += [Reason("breach", result_sentence(r) + (f" — {found[id(r)].text}" if id(r) in found else ""))
+                    for r in failed]
         return Verdict("fail", ExitCode.FAIL, results, reasons + notes)
     if insufficient or inconclusive:
         reasons = [Reason("insufficient", result_sentence(r)) for r in insufficient]

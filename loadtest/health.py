@@ -76,6 +76,7 @@ class HealthReport:
     scheduled_starts: int
     reasons: tuple[str, ...]
     samples: HealthSamples
+    machine_cpu_hot_share: float = 0.0
 
     @property
     def saturated(self) -> bool:
@@ -84,7 +85,8 @@ class HealthReport:
     def figures(self) -> dict[str, Any]:
         out: dict[str, Any] = {"cpu_max": self.cpu_max, "cpu_hot_share": self.cpu_hot_share,
                                "machine_cpu_max": self.machine_cpu_max, "machine_cpu_mean": self.machine_cpu_mean,
-                               "loop_lag_p95_ms": self.loop_lag_p95_ms, "worst_stall_ms": self.worst_stall_ms}
+                               "loop_lag_p95_ms": self.loop_lag_p95_ms, "worst_stall_ms": self.worst_stall_ms,
+                               "machine_cpu_hot_share": self.machine_cpu_hot_share}
         if self.schedule_lag_p95_ms is not None:
             out["schedule_lag_p95_ms"] = self.schedule_lag_p95_ms
             out["scheduled_starts_measured"] = self.scheduled_starts
@@ -110,7 +112,9 @@ def _p95_counts(counts: Mapping[int, int]) -> float | None:
     return float(max(counts))
 
 
-def assess(samples: HealthSamples) -> HealthReport:
+def assess(samples: HealthSamples, *, machine_wide: bool = False) -> HealthReport:
+    """`machine_wide`: the generator ran as several processes (Locust workers), each of which can look
+    fine while the box is full; then the machine's CPU (all cores) counts by the same rule as one process's."""
     hot = sum(1 for c in samples.cpu if c >= CPU_HOT) / len(samples.cpu) if samples.cpu else 0.0
     lag = _p95(samples.lag_ms)
     schedule = _p95_counts(samples.schedule_lag)
@@ -122,9 +126,13 @@ def assess(samples: HealthSamples) -> HealthReport:
     if schedule is not None and schedule > SCHEDULE_P95_LIMIT_MS:
         reasons.append(f"scheduled starts went out {schedule:.0f} ms late (P95)")
     machine = samples.machine_cpu
+    machine_hot = sum(1 for c in machine if c >= CPU_HOT) / len(machine) if machine else 0.0
+    if machine_wide and machine_hot > HOT_SHARE:
+        reasons.append(f"the machine's CPU (all cores) was at or above {CPU_HOT:.0f} % for {machine_hot:.0%} "
+                       f"of the run")
     return HealthReport(cpu_max=round(max(samples.cpu, default=0.0), 1), cpu_hot_share=round(hot, 3),
                         machine_cpu_max=round(max(machine, default=0.0), 1),
                         machine_cpu_mean=round(sum(machine) / len(machine), 1) if machine else 0.0,
                         loop_lag_p95_ms=round(lag, 2), worst_stall_ms=round(samples.worst_stall_ms(), 2),
                         schedule_lag_p95_ms=schedule, scheduled_starts=sum(samples.schedule_lag.values()),
-                        reasons=tuple(reasons), samples=samples)
+                        reasons=tuple(reasons), samples=samples, machine_cpu_hot_share=round(machine_hot, 3))

@@ -63,6 +63,7 @@ class RunOptions:
     mock_workers: int = 1              # processes of the embedded mock (its --workers)
     metrics_port: int | None = None    # serve the run's Prometheus metrics here (0: a free port); None: off
     metrics_host: str = "127.0.0.1"
+    record_url: str | None = None      # the admin base of a mock whose provider-side record the run reads
 
     def overrides(self) -> Overrides:
         return Overrides(target=self.target, api=self.api, model=self.model, duration=self.duration,
@@ -143,6 +144,9 @@ def run(scenario_ref: str, options: RunOptions, *, headless: bool = True) -> int
     if options.mock_url is not None and (why := (url_problem(options.mock_url) if is_url(options.mock_url) else
                                                  "it must start with http:// or https://")) is not None:
         return _error(f"--mock-url {options.mock_url!r} is not a usable base URL: {why}")
+    if options.record_url is not None and (why := (url_problem(options.record_url) if is_url(options.record_url)
+                                                   else "it must start with http:// or https://")) is not None:
+        return _error(f"--record-url {options.record_url!r} is not a usable base URL: {why}")
     if options.sets and options.mock_url:
         return _error("--set changes the mock this command starts; with --mock-url, use its admin API")
     if not 1 <= options.mock_workers <= 64:
@@ -284,7 +288,7 @@ class LocustProcesses:
         baseline = str(Path(options.baseline).resolve()) if options.baseline else None
         for flag, value in (("--target", options.target), ("--api", options.api), ("--model", options.model),
                             ("--duration", options.duration), ("--mock-url", mock_url), ("--baseline", baseline),
-                            ("--inconclusive", options.inconclusive)):
+                            ("--inconclusive", options.inconclusive), ("--record-url", options.record_url)):
             if value:
                 common += [flag, value]
         if options.profiles:

@@ -117,6 +117,7 @@ class Target:
     model: str
     base_url: str | None = None   # None: on the embedded mock (filled in when it starts)
     family: str = ""              # an OpenAI profile's model family on the mock (whose request rules apply)
+    record_url: str | None = None  # admin base of a mock whose provider-side record this run reads
 
     @property
     def on_mock(self) -> bool:
@@ -380,8 +381,14 @@ def _target(t: Table, profiles: Sequence[str], problems: Problems, cli: str | Ma
         if isinstance(cli, Mapping):
             return cli.get(key, t.at(key))
         return cli if cli else t.at(key)
-    t.only({"name", "api", "model"})
+    t.only({"name", "api", "model", "record_url"})
     name = t.string("name", "relay")
+    record_url = t.raw.get("record_url")
+    if record_url is not None and (not isinstance(record_url, str) or not is_url(record_url)
+                                   or url_problem(record_url) is not None):
+        why = url_problem(record_url) if isinstance(record_url, str) and is_url(record_url) else "not a base URL"
+        problems.add(f"{where('record_url')} {record_url!r} is not a usable base URL of a mock: {why}")
+        record_url = None
     model = t.raw.get("model")
     if model is not None and not isinstance(model, str):
         problems.add(f"{where('model')} must be a string, got {model!r}")
@@ -399,7 +406,7 @@ def _target(t: Table, profiles: Sequence[str], problems: Problems, cli: str | Ma
         if api == "vertex" and not model:
             problems.add(f"{where('model')}: a Vertex target needs a model (the model id in the predict path)")
         return Target(name=name.rstrip("/"), api=api, model=str(model or "midjourney-v7"),
-                      base_url=name.rstrip("/"))
+                      base_url=name.rstrip("/"), record_url=record_url.rstrip("/") if record_url else None)
     known = _providers(profiles, problems)
     profile = known.get(name)
     if profile is None:
@@ -421,7 +428,8 @@ def _target(t: Table, profiles: Sequence[str], problems: Problems, cli: str | Ma
         problems.add(f"{where('api')}: {name!r} speaks {profile.api}, not {api}")
         api = profile.api
     family = (profile.family or apioptions.DEFAULT_FAMILY) if api == "openai" else ""
-    return Target(name=name, api=api, model=str(model), family=family)
+    return Target(name=name, api=api, model=str(model), family=family,
+                  record_url=record_url.rstrip("/") if record_url else None)
 
 
 def url_problem(url: str) -> str | None:

@@ -294,6 +294,85 @@ class TimelineRow(_Doc):
     max_ms: float | None
 
 
+class ProviderLatencyDoc(_Doc):
+    """The provider side's own times (ms): total from its handler's start to its answer, queue wait
+    before generation, service time of generation."""
+    total: LatencyDoc
+    queue: LatencyDoc
+    service: LatencyDoc
+
+
+class ProviderDoc(_Doc):
+    provider: str
+    requests: int
+    outcomes: dict[str, int]
+    status_codes: dict[str, int]
+    latency_ms: ProviderLatencyDoc
+
+
+class ProviderStageDoc(_Doc):
+    """One stage as the provider side saw it: the requests that arrived while the record's window of
+    that name was open."""
+    name: str
+    requests: int
+    latency_ms: LatencyDoc
+
+
+class MatchDoc(_Doc):
+    """How much of what the client sent the provider side saw: by correlation id (x-request-id
+    `<generation>.<attempt>`) over the raw entries the record still kept, by counts otherwise."""
+    client_requests: int = Field(description="generations the client completed (retries inside)")
+    client_attempts: int = Field(description="HTTP attempts those generations made")
+    provider_requests: int = Field(description="answers the provider side recorded in this run")
+    method: Literal["correlation id", "counts"]
+    matched_requests: int | None = Field(default=None, description="client generations whose id the provider "
+                                                                   "side recorded at least once")
+    matched_attempts: int | None = Field(default=None, description="provider entries carrying a suite id")
+    matched_share: float | None = Field(description="matched (or recorded) generations over the client's")
+    raw_kept: int = 0
+    raw_missed: int = Field(default=0, description="entries the record's cap had overwritten before they were read")
+
+
+class SideBySideDoc(_Doc):
+    """Client vs provider side for one selection (the run, or a stage): the gap is the generator's,
+    the network's, or a gateway's in between."""
+    name: str
+    client_p50_ms: float | None
+    client_p99_ms: float | None
+    provider_p50_ms: float | None
+    provider_p99_ms: float | None
+    gap_p50_ms: float | None
+    gap_p99_ms: float | None
+
+
+class AttributionDoc(_Doc):
+    threshold: str
+    kind: Literal["target", "generator", "between", "undecided"]
+    client: float
+    provider: float
+    provider_samples: int
+    text: str
+
+
+class ProviderSideDoc(_Doc):
+    """What the simulated providers recorded of this run (mockprovider.record), read at its end."""
+    url: str
+    record_id: str | None = None
+    providers_compared: list[str] = Field(default=[], description="the providers the gate compares with the "
+                                                                  "client (empty: all of them)")
+    requests: int = 0
+    stale: int = Field(default=0, description="answers to requests that arrived before the run's reset")
+    outcomes: dict[str, int] = {}
+    latency_ms: ProviderLatencyDoc | None = None
+    providers: list[ProviderDoc] = []
+    stages: list[ProviderStageDoc] = []
+    matched: MatchDoc | None = None
+    side_by_side: list[SideBySideDoc] = []
+    attribution: list[AttributionDoc] = []
+    error: str | None = Field(default=None, description="why the record could not be read (the gate then "
+                                                        "judged from the client side alone)")
+
+
 class Summary(_Doc):
     format: Literal["loadtest.summary/1"] = "loadtest.summary/1"
     scenario: ScenarioDoc
@@ -331,6 +410,7 @@ class Summary(_Doc):
     timeline: list[TimelineRow] = []
     latency_distribution: list[tuple[float, float | None]] = []
     expected_latency: dict[str, float | str] | None = None
+    provider_side: ProviderSideDoc | None = None
     percentile_definition: str = PERCENTILE_DEFINITION
     files: dict[str, str] = {}
     report_dir: str = ""
@@ -475,7 +555,7 @@ def build_summary(*, scenario: ScenarioDoc, target: TargetDoc, recorder: Recorde
                   mock: MockDoc | None = None, actions: Sequence[ActionDoc] = (), batches: BatchDoc | None = None,
                   notes: Sequence[str] = (), expected_latency: Mapping[str, float | str] | None = None,
                   files: Mapping[str, str] | None = None, report_dir: str = "",
-                  baseline: Baseline | None = None) -> Summary:
+                  baseline: Baseline | None = None, provider_side: ProviderSideDoc | None = None) -> Summary:
     total = recorder.select()
     slo = goodput_objective(verdict.results)
     stages = []
@@ -513,7 +593,7 @@ def build_summary(*, scenario: ScenarioDoc, target: TargetDoc, recorder: Recorde
         latency_distribution=[(p, _r(v)) for p, v in total.distribution()],
         expected_latency=({k: round(v, 6) if isinstance(v, float) else v for k, v in expected_latency.items()}
                           if expected_latency is not None else None),
-        files=dict(files or {}), report_dir=report_dir)
+        files=dict(files or {}), report_dir=report_dir, provider_side=provider_side)
     if baseline is not None:
         summary.baseline = compare(summary, baseline)
     return summary

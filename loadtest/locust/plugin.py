@@ -50,6 +50,7 @@ def _add_options(parser: Any) -> None:
     add("--mock-url", default="", help="base URL of the simulated providers (for mock targets and admin actions)")
     add("--embedded-mock", action="store_true", default=False,
         help="the mock at --mock-url was started with the scenario's own [mock] options")
+    add("--record-url", default="", help="admin base of a mock whose provider-side record this run reads")
     add("--mock-sets", default="", help="settings the mock was started with, comma separated (for the report)")
     add("--profiles", default="", help="extra mock profile files, comma separated")
     add("--report-dir", default="", help="where the report goes (default ./reports/<scenario>-<time>)")
@@ -152,7 +153,8 @@ def _on_init(environment: Any, **_: Any) -> None:
                      report_root=Path.cwd() / "reports", result_file=Path(opts.result_file) if opts.result_file
                      else None, key_pool=scenario.client.keys if on_mock or not own_keys else len(own_keys),
                      faults_file=Path(opts.faults_file) if opts.faults_file else None,
-                     locust_reports=_locust_reports(environment, opts))
+                     locust_reports=_locust_reports(environment, opts),
+                     record_url=getattr(opts, "record_url", "") or None)
     if suite.target.base_url is None:
         sys.stderr.write(f"loadtest: target {scenario.target.name!r} lives on the mock: give --mock-url "
                          "(or --host with the API's base URL)\n")

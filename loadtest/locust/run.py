@@ -38,9 +38,11 @@ from locust.runners import (
 
 from mockprovider.profile import load_profiles
 
+from ..attribution import ProviderSide
 from ..context import RequestContext
-from ..gate import End, RunFacts, Verdict, abort_trigger, judge
-from ..health import HealthSamples, assess
+from ..gate import End, RunFacts, Verdict, abort_trigger, attributions, judge
+from ..health import HealthReport, HealthSamples, assess
+from ..provider_side import RecordSession, describe
 from ..recorder import Recorder
 from ..report import FILES, ReportWriteError, write_all, write_text
 from ..scenario import Scenario, Target
@@ -93,6 +95,8 @@ class TestRun:
         self.finalizer: gevent.Greenlet | None = None   # web UI: the greenlet gating the run that stopped
         self.finishing: gevent.event.Event | None = None   # set once the gating below has ended
         self._live: tuple[float, Verdict | None] = (0.0, None)
+        self.record: RecordSession | None = None    # the provider side's record of this run, when there is one
+        self._record_read: tuple[Any, Any] | None = None
 
     def elapsed_s(self) -> float:
         return (self.stopped_perf or time.perf_counter()) - self.started_perf
@@ -156,7 +160,8 @@ class SuiteRun:
 
     def __init__(self, environment: Any, scenario: Scenario, *, mock_url: str | None, embedded_mock: bool,
                  report_dir: Path | None, report_root: Path, result_file: Path | None, key_pool: int | None,
-                 faults_file: Path | None = None, locust_reports: LocustReports | None = None) -> None:
+                 faults_file: Path | None = None, locust_reports: LocustReports | None = None,
+                 record_url: str | None = None) -> None:
         self.environment = environment
         self.scenario = scenario
         self.mock_url = mock_url.rstrip("/") if mock_url else None
@@ -170,6 +175,10 @@ class SuiteRun:
         self.key_pool = key_pool
         self.faults_file = faults_file
         self.locust_reports = locust_reports
+        # Where the provider side's record of the run is read: named (a mock behind a gateway), or the
+        # mock the target lives on.
+        self.record_url = (record_url or scenario.target.record_url or
+                           (self.mock_url if scenario.target.on_mock and not environment.host else None))
         self.current: TestRun | None = None
         self.runs = 0
         self.quitting = False     # Locust's shutdown has begun: a SIGINT now must not interrupt it
@@ -229,6 +238,11 @@ class SuiteRun:
             run.workers_expected = {c.id for c in self.runner.clients.all}
         if not self.is_worker:
             run.greenlets = [gevent.spawn(self._watch, run), gevent.spawn(self._run_actions, run)]
+            if self.record_url:
+                run.record = RecordSession(self.record_url, os.environ.get("MOCK_ADMIN_TOKEN"))
+                windows = self.scenario.load.windows()
+                run.record.start(windows[0][0] if windows else "run")
+                run.greenlets.append(gevent.spawn(self._mark_windows, run, windows[1:]))
         log.info("scenario %s: target %s (%s, model %s) at %s; %s model, %.0f s", self.scenario.name,
                  self.target.name, self.target.api, self.target.model, self.target.base_url, self.scenario.load.KIND,
                  self.scenario.duration_s)
@@ -389,6 +403,14 @@ class SuiteRun:
                 f"{self.runner.user_count} users, {self.environment.stats.total.current_rps:,.0f} req/s now, "
                 f"{sel.requests:,} requests, {failed} failed, P99 so far {p99}")
 
+    def _mark_windows(self, run: TestRun, windows: list[tuple[str, float, float]]) -> None:
+        """Open the record's window of each stage as it begins, on the schedule's clock."""
+        offset = self.scenario.load.schedule_offset_s
+        for name, start, _ in windows:
+            gevent.sleep(max(0.0, run.started_perf + offset + start - time.perf_counter()))
+            if run.record is not None:
+                run.record.mark(name)
+
     def _run_actions(self, run: TestRun) -> None:
         if not self.scenario.actions:
             return
@@ -436,7 +458,7 @@ class SuiteRun:
     def _finish(self, run: TestRun) -> Summary:
         if self.is_master:
             self._wait_for_finals(run)
-        health = assess(run.samples)
+        health = assess(run.samples, machine_wide=self.is_master)
         report_dir = run.report_dir = self.report_dir_for(run)
         if self.locust_reports is not None:
             run.report_failures += self.locust_reports.finish()
@@ -481,11 +503,27 @@ class SuiteRun:
         except Exception:   # a broken plot must not lose the verdict
             log.exception("the HTML report could not be written")
 
-    def _summary(self, run: TestRun, health: Any, report_dir: Path) -> Summary:
+    def _provider_side(self, run: TestRun) -> tuple[Any, Any]:
+        """(the record's summary or None, the match with the client); read once per run."""
+        if run._record_read is None:
+            run._record_read = run.record.read(run.recorder) if run.record is not None else (None, None)
+            if run.record is not None and run.record.error:
+                log.error("%s", run.record.error)
+        return run._record_read
+
+    def _summary(self, run: TestRun, health: HealthReport, report_dir: Path) -> Summary:
         s = self.scenario
         facts = run.facts()
+        record, matched = self._provider_side(run)
+        side = (ProviderSide(record, (self.target.name,) if self.target.on_mock else ())
+                if record is not None else None)
         verdict = judge(s.thresholds, run.recorder, health, facts, min_samples=s.min_samples,
-                        confidence=s.gate.confidence)
+                        confidence=s.gate.confidence, provider=side)
+        provider_doc = None
+        if run.record is not None:
+            failed = [r for r in verdict.results if r.verdict == "fail"]
+            provider_doc = describe(run.record.url, record, side, run.recorder, matched,
+                                    attributions(failed, side, health), verdict.results, run.record.error)
         opts = self.environment.parsed_options
         files: dict[str, str] = {}
         native = self.locust_reports
@@ -506,7 +544,7 @@ class SuiteRun:
             load=describe_load(s), started_at=run.started_at, duration_s=run.elapsed_s(),
             mock=describe_mock(s, self.mock_url, self.embedded_mock), actions=run.actions_done,
             batches=self._batches(), expected_latency=self._expected_latency(), files=files,
-            report_dir=str(report_dir), baseline=s.baseline)
+            report_dir=str(report_dir), baseline=s.baseline, provider_side=provider_doc)
 
     def _expected_latency(self) -> dict[str, float | str] | None:
         if not (self.embedded_mock and self.target.on_mock):

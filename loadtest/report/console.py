@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..exitcodes import ExitCode
 from ..summary import Summary, delta_words
 from ..thresholds import format_value
+from . import sides
 
 __all__ = ["render", "verdict_line"]
 
@@ -43,6 +44,16 @@ def _baseline(summary: Summary) -> list[str]:
         name = d.name if len(d.name) <= 34 else d.name[:33] + "…"
         lines.append(f"{'':<14}{name:<34}{base:>13}{now:>13}  {change}")
     lines += [f"{'':<14}not compared: {u}" for u in b.unmatched]
+    return lines
+
+
+def _sides(summary: Summary) -> list[str]:
+    side = summary.provider_side
+    assert side is not None
+    lines = [f"{'Both ends':<14}{sides.caption(side)}"]
+    if side.side_by_side:
+        lines.append(f"{'':<14}" + f"{'ms':<12}" + "".join(f"{h:>13}" for h in sides.HEADER[1:]))
+        lines += [f"{'':<14}{r[0]:<12}" + "".join(f"{c:>13}" for c in r[1:]) for r in sides.rows(side)]
     return lines
 
 
@@ -96,6 +107,8 @@ def render(summary: Summary, color: bool = False) -> str:
         first = summary.first_image.ms.model_dump(by_alias=True)
         lines.append(f"{'First image':<14}" + "".join(f"{_ms(first.get(k)):>9}" for k in keys)
                      + f"   ms to the first image, {summary.first_image.samples:,} streams")
+    if summary.provider_side is not None:
+        lines += _sides(summary)
     if summary.baseline is not None:
         lines += _baseline(summary)
     if summary.status_codes:

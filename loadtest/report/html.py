@@ -21,9 +21,9 @@ from typing import Any
 from urllib.parse import quote
 
 from ..cost import run_cost
-from ..summary import Summary
+from ..summary import ProviderSideDoc, Summary
 from ..thresholds import format_value
-from . import display, plots
+from . import display, plots, sides
 
 VERDICTS = {
     "pass": ("PASS", "#1e7e34", "The run held every threshold: at this load the pipeline meets the SLA."),
@@ -267,6 +267,14 @@ def _stages(summary: Mapping[str, Any]) -> str:
                  numeric=(2, 3, 4, 5, 6, 7))
 
 
+def _sides(side: ProviderSideDoc) -> str:
+    caption = f'<p class="small">{esc(sides.caption(side))}.</p>'
+    if not side.side_by_side:
+        return caption
+    headers = [h if not i else f"{h} (ms)" for i, h in enumerate(sides.HEADER)]
+    return caption + table(headers, [[esc(c) for c in r] for r in sides.rows(side)], numeric=(1, 2, 3, 4, 5, 6))
+
+
 def _actions(summary: Mapping[str, Any]) -> str | None:
     actions = summary.get("actions") or []
     if not actions:
@@ -373,6 +381,8 @@ def write_html(run: Summary, outdir: Path) -> Path:
         figure(pngs["codes"], "responses per second by status", CAPTIONS["codes"]),
         "<h2>Stages</h2>", _stages(summary),
     ]
+    if run.provider_side is not None:
+        body += ["<h2>Both ends: client and provider side</h2>", _sides(run.provider_side)]
     sections: list[Section] = [("Actions", lambda s, _: _actions(s)),
                                ("Status codes", lambda s, _: _status_codes(s)), ("Cost", lambda s, _: _cost(s)),
                                *SECTIONS]

@@ -14,6 +14,7 @@ from typing import Any
 from ..cost import run_cost, run_cost_markdown
 from ..summary import Summary, delta_words
 from ..thresholds import format_value
+from . import sides
 from .display import limit_text, window
 
 __all__ = ["render", "HEADLINE", "verdict_line"]
@@ -115,6 +116,13 @@ def render(summary: Summary) -> str:
              _ms(s.latency_ms.max))
             for s in summary.stages])
         lines.append("")
+
+    if summary.provider_side is not None:
+        lines += ["### Both ends: client and provider side", "", sides.caption(summary.provider_side) + ".", ""]
+        if summary.provider_side.side_by_side:
+            lines += _table(tuple(f"{h} (ms)" if i else h for i, h in enumerate(sides.HEADER)),
+                            sides.rows(summary.provider_side))
+            lines.append("")
 
     if summary.status_codes:
         total = sum(summary.status_codes.values()) or 1

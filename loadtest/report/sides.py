@@ -1,0 +1,35 @@
+"""Both ends side by side, as every report shows them: the client's P50/P99 against the provider side's,
+and the gap between (the generator's, the network's, or a gateway's)."""
+
+from __future__ import annotations
+
+from ..summary import ProviderSideDoc
+
+HEADER = ("Selection", "Client p50", "Provider p50", "Gap p50", "Client p99", "Provider p99", "Gap p99")
+
+
+def _ms(x: float | None, signed: bool = False) -> str:
+    if x is None:
+        return "—"
+    return f"{x:+,.1f}" if signed else f"{x:,.1f}"
+
+
+def rows(side: ProviderSideDoc) -> list[tuple[str, ...]]:
+    """One row per selection (the run, then each stage), in ms."""
+    return [(r.name, _ms(r.client_p50_ms), _ms(r.provider_p50_ms), _ms(r.gap_p50_ms, True), _ms(r.client_p99_ms),
+             _ms(r.provider_p99_ms), _ms(r.gap_p99_ms, True)) for r in side.side_by_side]
+
+
+def caption(side: ProviderSideDoc) -> str:
+    """Where the provider figures come from and how much of the client's traffic they saw."""
+    if side.error:
+        return f"provider side not read: {side.error}"
+    who = ", ".join(side.providers_compared) or "every provider"
+    text = f"provider side: {side.requests:,} answers recorded by {who} at {side.url}"
+    m = side.matched
+    if m is not None and m.matched_share is not None:
+        how = (f"{m.matched_requests:,} of {m.client_requests:,} generations matched by correlation id"
+               if m.method == "correlation id" else f"{m.provider_requests:,} answers for {m.client_attempts:,} "
+                                                    f"attempts (counts only)")
+        text += f"; {how} ({m.matched_share:.1%})"
+    return text

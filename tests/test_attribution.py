@@ -1,0 +1,141 @@
+"""The attribution rule: a failed latency ceiling judged against the provider side's same figure."""
+
+import pytest
+from hdrh.histogram import HdrHistogram
+
+from loadtest.attribution import GENERATOR, TARGET, ProviderSide
+from loadtest.gate import attributions, judge
+from loadtest.health import HealthSamples, assess
+from loadtest.recorder import Recorder
+from loadtest.thresholds import parse_thresholds
+from mockprovider.hdr import HIGHEST_US, LOWEST_US, SIGNIFICANT_FIGURES
+from mockprovider.record_client import Histogram, Series, Summary, Window
+
+T0 = 1_700_000_000.0
+P99 = parse_thresholds({"latency": ["p(99)<600"]})
+
+
+def histogram(values_ms):
+    hdr = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES)
+    for v in values_ms:
+        hdr.record_value(int(v * 1000))
+    return Histogram(hdr=hdr, count=len(values_ms), sum_ms=float(sum(values_ms)), min_ms=min(values_ms),
+                     max_ms=max(values_ms))
+
+
+def record(values_ms, *, provider="relay", window="steady"):
+    """A provider-side record whose `provider` answered every request of `window` in values_ms."""
+    h = histogram(values_ms)
+    series = Series(provider=provider, model="midjourney-v7", window=window, outcome="ok", api="relay",
+                    requests=len(values_ms), status={200: len(values_ms)}, served={}, images_asked=len(values_ms),
+                    images_delivered=len(values_ms), polls=0, total=h, queue=histogram([0.01] * len(values_ms)),
+                    service=h)
+    return Summary(record_id="r1", worker="1", started_at=T0, now=T0 + 10, window=window, seq=len(values_ms),
+                   requests=len(values_ms), stale=0, windows=[Window(window, T0, 0.0, 1)], series=[series],
+                   seconds=[], raw={"cap": 0})
+
+
+def client(ms, n=2000, slow_share=0.02, fast_ms=45.0):
+    """n generations: the slowest slow_share took `ms`, the rest fast_ms (so P99 is `ms`)."""
+    rec = Recorder(stages=[("steady", 0.0, 10.0)], start_time=T0)
+    slow = int(n * slow_share)
+    for i in range(n):
+        rec.record(name="g", target="relay", latency_ms=ms if i < slow else fast_ms, ok=True, status=200,
+                   ts=T0 + 1 + i * 8 / n)
+    rec.stop(T0 + 10)
+    return rec
+
+
+def health(*, cpu=20.0, machine=30.0, stall_ms=1.0, machine_wide=False):
+    samples = HealthSamples(cpu=[cpu] * 20, machine_cpu=[machine] * 20, lag_ms=[1.0] * 40 + [stall_ms],
+                            lag_at=[T0 + 0.25 * i for i in range(41)])
+    return assess(samples, machine_wide=machine_wide)
+
+
+def provider_fast(n=2000):
+    # 98 % at 40 ms, 2 % at 90 ms: P99 90 ms, the relay's own answers when the generator was the bottleneck.
+    return ProviderSide(record([40.0] * (n - n // 50) + [90.0] * (n // 50)), ("relay",))
+
+
+def test_a_breach_the_provider_side_did_not_see_on_a_hot_generator_is_invalid_not_fail():
+    # The 1,700-user flash sale: client P99 799 ms, the relay's own P99 90 ms, CPU hot half the run
+    # and a 117 ms stall, which the stall rule alone took for the target's breach.
+    hot = health(cpu=99.0, stall_ms=117.0)
+    assert judge(P99, client(799.2), hot, min_samples=100).exit_code == 1     # the old, one-ended verdict
+    v = judge(P99, client(799.2), hot, min_samples=100, provider=provider_fast())
+    assert (v.status, int(v.exit_code)) == ("invalid", 2)
+    queued = [r.text for r in v.reasons if r.kind == "generator" and "queueing" in r.text]
+    assert len(queued) == 1
+    assert "the provider answered p(99) 90 ms, the client saw 799.2 ms, CPU 99 %" in queued[0], queued[0]
+
+
+def test_cpu_peaks_under_the_invalidating_share_still_count_as_strain():
+    # The 2,500-user case: the run was stopped early, so CPU was hot for under 20 % of the samples
+    # (health alone finds nothing), yet it peaked at 98 %, and the provider side held.
+    samples = HealthSamples(cpu=[98.0] * 2 + [40.0] * 18, machine_cpu=[60.0] * 20, lag_ms=[1.0] * 40,
+                            lag_at=[T0 + 0.25 * i for i in range(40)])
+    h = assess(samples)
+    assert not h.reasons
+    v = judge(P99, client(799.2), h, min_samples=100, provider=provider_fast())
+    assert int(v.exit_code) == 2 and v.reasons[0].kind == "generator" and "CPU 98 %" in v.reason_texts[0]
+
+
+def test_both_sides_breaching_is_the_targets_even_on_a_hot_generator():
+    side = ProviderSide(record([40.0] * 1900 + [750.0] * 100), ("relay",))
+    v = judge(P99, client(799.2), health(cpu=99.0, stall_ms=117.0), min_samples=100, provider=side)
+    assert (v.status, int(v.exit_code)) == ("fail", 1)
+    breach = [r.text for r in v.reasons if r.kind == "breach"]
+    assert len(breach) == 1 and "the provider side breached too: it answered p(99) 750 ms" in breach[0], breach
+
+
+def test_a_provider_side_that_held_and_a_calm_generator_leave_the_breach_standing_with_the_gap_named():
+    v = judge(P99, client(799.2), health(), min_samples=100, provider=provider_fast())
+    assert int(v.exit_code) == 1
+    assert "the gap lies between the provider and the client" in v.reason_texts[0]
+
+
+def test_a_provider_side_that_held_only_narrowly_decides_nothing():
+    # 580 ms of a 600 ms limit is within the 10 % margin: the generator's own rules decide, as before.
+    side = ProviderSide(record([40.0] * 1900 + [580.0] * 100), ("relay",))
+    found = attributions(judge(P99, client(799.2), None, min_samples=100).results, side, health(cpu=99.0))
+    assert [a.kind for a in found.values()] == ["undecided"]
+    calm = judge(P99, client(799.2), health(), min_samples=100, provider=side)
+    assert int(calm.exit_code) == 1 and "held narrowly" in calm.reason_texts[0]
+
+
+@pytest.mark.parametrize("filters, providers, expected", [
+    ({"stage": "steady"}, ("relay",), GENERATOR), ({"stage": "other"}, ("relay",), None),
+    ({"target": "relay"}, ("relay",), GENERATOR), ({"target": "relay"}, ("dall-e-4",), None)])
+def test_a_thresholds_filters_select_the_provider_side_it_is_compared_with(filters, providers, expected):
+    key = "latency{" + ",".join(f"{k}:{v}" for k, v in filters.items()) + "}"
+    t = parse_thresholds({key: ["p(99)<600"]})
+    rec = client(799.2)
+    if "other" in filters.values():
+        rec = Recorder(stages=[("other", 0.0, 10.0)], start_time=T0)
+        for i in range(2000):
+            rec.record(name="g", target="relay", latency_ms=799.2 if i < 40 else 45.0, ok=True, status=200,
+                       ts=T0 + 1 + i * 0.004)
+        rec.stop(T0 + 10)
+    failed = [r for r in judge(t, rec, None, min_samples=100).results if r.verdict == "fail"]
+    assert len(failed) == 1
+    side = ProviderSide(provider_fast().record, providers)
+    found = attributions(failed, side, health(cpu=99.0))
+    assert [a.kind for a in found.values()] == ([expected] if expected else [])
+
+
+def test_the_provider_figure_follows_the_thresholds_aggregation():
+    side = provider_fast()
+    for expr, value in (("p(50)<600", 40.0), ("max<600", 90.0), ("avg<600", 41.0)):
+        got = side.figure(parse_thresholds({"latency": [expr]})[0])
+        assert got is not None and got[1] == 2000
+        assert got[0] == pytest.approx(value, rel=2e-3), expr    # HDR's 3 significant figures
+    assert side.figure(parse_thresholds({"first_image": ["p(99)<600"]})[0]) is None
+    assert TARGET == "target"
+
+
+def test_several_generator_processes_are_judged_by_the_machines_cpu():
+    # Two workers at 60 % of a core each look fine alone; the box at 97 % is full.
+    assert not health(cpu=60.0, machine=97.0).reasons
+    h = health(cpu=60.0, machine=97.0, machine_wide=True)
+    assert h.reasons == ("the machine's CPU (all cores) was at or above 90 % for 100% of the run",)
+    assert h.figures()["machine_cpu_hot_share"] == 1.0

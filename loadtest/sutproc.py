@@ -77,6 +77,15 @@ class SutProcess:
             raise SutError(f"the {self.sut.name} command {cmd[0]!r} could not start: {exc.strerror or exc}") from None
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
+        try:
+            self._wait_healthy()
+        except BaseException:     # never ready, or Ctrl-C / SIGTERM while waiting: it must not outlive us
+            self.stop()
+            raise
+        return self
+
+    def _wait_healthy(self) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + self.sut.ready_timeout_s
         health = self.url + self.sut.health
         while time.monotonic() < deadline:
@@ -85,9 +94,8 @@ class SutProcess:
                 raise SutError(f"the {self.sut.name} exited (code {self.proc.returncode}) before it was ready"
                                + self.tail())
             if _healthy(health):
-                return self
+                return
             time.sleep(0.2)
-        self.stop()
         raise SutError(f"the {self.sut.name} did not answer {health} within {self.sut.ready_timeout_s:g} s"
                        + self.tail())
 

@@ -144,3 +144,15 @@ def test_a_gateway_that_cannot_start_is_a_clear_exit_2_with_its_last_lines(tmp_p
     assert code == 2, out
     assert "exited (code 2) before it was ready" in out
     assert "unrecognized arguments: --no-such-option" in out     # argparse's own line, from the gateway's log
+
+
+def test_a_gateway_that_never_turns_healthy_is_exit_2_and_is_stopped(tmp_path: Path) -> None:
+    pid_file = tmp_path / "gateway.pid"
+    scenario = tmp_path / "unhealthy.toml"
+    text = INHOUSE.replace('health = "/healthz"', 'health = "/no-such-health"').replace('"30s"', '"3s"')
+    scenario.write_text(text.format(python=json.dumps(sys.executable), helper=json.dumps(str(HELPER)),
+                                    pid=json.dumps(str(pid_file))))
+    code, out, summary = loadtest(tmp_path, str(scenario), timeout=120)
+    assert code == 2, out
+    assert "did not answer http://127.0.0.1:" in out and "/no-such-health within 3 s" in out
+    assert gone(int(pid_file.read_text())), "the gateway that never turned healthy outlived the run"

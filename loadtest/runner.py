@@ -27,6 +27,8 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
 
+from mockprovider.record_client import RecordClient, RecordError
+
 from . import sizing
 from .exitcodes import ExitCode
 from .fields import ScenarioError
@@ -36,6 +38,7 @@ from .recorder import Recorder
 from .report import ReportWriteError, console, write_all
 from .scenario import Overrides, Scenario, is_url, load_scenario, url_problem
 from .summary import RunDoc, Summary, build_summary, describe_load, describe_mock, describe_scenario, describe_target
+from .sutproc import SutError, SutProcess
 
 STOP_GRACE_S = 60.0
 
@@ -187,6 +190,7 @@ def run(scenario_ref: str, options: RunOptions, *, headless: bool = True) -> int
 
 def _run(scenario: Scenario, scenario_ref: str, options: RunOptions, outdir: Path | None, tmp: Path) -> int:
     mock: MockProcess | None = None
+    sut: SutProcess | None = None
     mock_url = options.mock_url
     try:
         if (scenario.target.on_mock or scenario.actions) and not mock_url:
@@ -200,6 +204,12 @@ def _run(scenario: Scenario, scenario_ref: str, options: RunOptions, outdir: Pat
             print(f"mock providers on {mock_url} (seed {scenario.mock.seed}, latency scale "
                   f"{scenario.mock.latency_scale:g}{extra})", flush=True)
         base_url = scenario.target.base_url or scenario.target.url_on(mock_url or "")
+        if scenario.sut is not None and scenario.target.on_mock and mock_url:
+            try:
+                sut = _start_sut(scenario, mock_url, tmp)
+            except SutError as exc:
+                return _error(str(exc))
+            base_url = sut.api_url
         print(f"scenario {scenario.name}: {scenario.description}".rstrip(": "), flush=True)
         print(f"target {scenario.target.name} ({scenario.target.api}, model {scenario.target.model}) at {base_url}; "
               f"{scenario.load.KIND} model, {scenario.duration_s:.0f} s"
@@ -214,7 +224,8 @@ def _run(scenario: Scenario, scenario_ref: str, options: RunOptions, outdir: Pat
         if outdir is not None:
             print(f"reports will be written to {_shown(outdir)}", flush=True)
         locust = LocustProcesses(scenario_ref, options, mock_url=mock_url, embedded=mock is not None,
-                                 outdir=outdir, tmp=tmp)
+                                 outdir=outdir, tmp=tmp, host=sut.api_url if sut is not None else None)
+        locust.sut = sut
         code = locust.run(mock)
         # Locust has gated and ended: what is left (the verdict, stopping the mock) takes a moment and is
         # done even if another signal comes now.
@@ -224,8 +235,26 @@ def _run(scenario: Scenario, scenario_ref: str, options: RunOptions, outdir: Pat
             return code
         return _verdict(tmp / "result.json", outdir, code)
     finally:
+        if sut is not None:     # before the mock it calls, so it never sees its upstream vanish under it
+            sut.stop()
         if mock is not None:
             mock.stop()
+
+
+def _start_sut(scenario: Scenario, mock_url: str, tmp: Path) -> SutProcess:
+    """The gateway on a free port, pointed at the mock; ready once its health URL answers. The mock's record
+    starts afresh then, so the provider side holds only what the gateway did for this run."""
+    assert scenario.sut is not None
+    print(f"starting the {scenario.sut.name} (ready on {scenario.sut.health}, up to "
+          f"{scenario.sut.ready_timeout_s:g} s)", flush=True)
+    sut = SutProcess(scenario.sut, mock_url, tmp).start()
+    try:
+        RecordClient(mock_url, token=os.environ.get("MOCK_ADMIN_TOKEN")).reset()
+    except RecordError as exc:
+        sut.stop()
+        raise SutError(f"the mock's provider-side record could not be reset: {exc}") from None
+    print(f"{scenario.sut.name} on {sut.url} in front of the mock; Locust drives {sut.api_url}", flush=True)
+    return sut
 
 
 def _shown(path: Path) -> str:
@@ -277,8 +306,9 @@ class LocustProcesses:
     """Locust's master (or its only process) and its workers, each in a session of its own."""
 
     def __init__(self, scenario_ref: str, options: RunOptions, *, mock_url: str | None, embedded: bool,
-                 outdir: Path | None, tmp: Path) -> None:
+                 outdir: Path | None, tmp: Path, host: str | None = None) -> None:
         self.options = options
+        self.sut: SutProcess | None = None      # a [sut] gateway between Locust and the mock: watched like the mock
         self.outdir = outdir
         self.tmp = tmp
         self.ready = tmp / "ready.json"
@@ -297,6 +327,8 @@ class LocustProcesses:
             common += ["--mock-sets", ",".join(options.sets)]
         if embedded:
             common.append("--embedded-mock")
+        if host:
+            common += ["--host", host]
         self.common = common
         master = [*common, "--ready-file", str(self.ready), "--result-file", str(tmp / "result.json"),
                   "--faults-file", str(self.faults), "--json-file", str(tmp / "locust_stats")]
@@ -369,6 +401,10 @@ class LocustProcesses:
             if mock is not None and mock.proc is not None and mock.proc.poll() is not None:
                 how = _how_it_ended(mock.proc.returncode)
                 return self._stop_for_fault(f"the embedded mock providers died ({how}) at {at:.0f} s")
+            if self.sut is not None and self.sut.proc is not None and self.sut.proc.poll() is not None:
+                how = _how_it_ended(self.sut.proc.returncode)
+                return self._stop_for_fault(f"the {self.sut.sut.name} under test died ({how}) at {at:.0f} s"
+                                            + self.sut.tail(5))
             for n, worker in enumerate(self.procs[1:], 1):
                 # Killed by a signal: nobody here sent one, so it is a fault. A worker that exits on its own
                 # has either said goodbye to the master or stops sending heartbeats: the plugin sees both.

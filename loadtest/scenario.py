@@ -29,6 +29,7 @@ from .confidence import INCONCLUSIVE_POLICIES, ConfidenceOptions
 from .fields import Problems, ScenarioError, Table, parse_duration
 from .loadmodel import LoadModel, OpenLoad, parse_load
 from .prompts import USE_CASES
+from .sut import Sut, parse_sut
 from .thresholds import Threshold, ThresholdError, parse_thresholds
 
 __all__ = ["Scenario", "ScenarioError", "Target", "Client", "EditInputs", "Retry", "Action", "MockOptions",
@@ -169,6 +170,7 @@ class Scenario:
     raw_target: Mapping[str, Any] = field(default_factory=dict)
     regressions: tuple[Regression, ...] = ()    # [regressions]: judged against a --baseline
     baseline: Baseline | None = None            # the --baseline summary, once given
+    sut: Sut | None = None                      # [sut]: the gateway Locust drives, in front of the mock
 
     @property
     def duration_s(self) -> float:
@@ -317,7 +319,7 @@ def parse_scenario(raw: Mapping[str, Any], *, source: str = "", default_name: st
     problems = Problems()
     top = Table(raw, "", problems)
     top.only({"name", "description", "target", "mock", "client", "load", "actions", "thresholds", "gate",
-              "regressions"})
+              "regressions", "sut"})
     name = top.string("name", default_name)
     if not _NAME.match(name):
         top.fail("name", f"must be a plain name of letters, digits, '_', '-' and '.' (it names the report "
@@ -339,9 +341,13 @@ def parse_scenario(raw: Mapping[str, Any], *, source: str = "", default_name: st
     gate = _gate(top.table("gate"))
     _check_abort_delays(thresholds, load, problems)
     actions = _actions(raw.get("actions", []), load, mock.profiles, problems)
+    sut = parse_sut(raw.get("sut"), problems)
+    if sut is not None and not target.on_mock:
+        problems.add(f"target.name {target.name!r}: with [sut], the target names the mock provider the gateway is "
+                     f"asked for (its API and model), not a URL: Locust drives the gateway")
     scenario = Scenario(name=name, description=description, target=target, load=load, client=client,
                         thresholds=tuple(thresholds), gate=gate, mock=mock, actions=actions, source=source,
-                        raw_target=target_table, regressions=tuple(regressions))
+                        raw_target=target_table, regressions=tuple(regressions), sut=sut)
     _check_filters(scenario, problems)
     _check_request_options(scenario, problems)
     problems.raise_if_any(source)

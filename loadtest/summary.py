@@ -238,6 +238,49 @@ class BatchDoc(_Doc):
     images_per_request: list[int] | None = None
 
 
+class GatewayOverheadDoc(_Doc):
+    """What the gateway added: client-side minus provider-side latency of the answers that succeeded."""
+    p50: float | None
+    p90: float | None
+    p99: float | None
+    method: Literal["by_percentile", "by_request"] = Field(
+        description="by_percentile: client p(N) minus provider p(N); by_request: per request through its "
+                    "correlation id")
+    client_ms: LatencyDoc = Field(description="client side (the recorder): successful requests")
+    provider_ms: LatencyDoc = Field(description="provider side (the mock's record): successful answers")
+
+
+class GatewayCallsDoc(_Doc):
+    """Upstream calls per client request: how many the gateway made for each one the shop sent."""
+    mean: float | None = Field(description="provider-side requests / client-side requests (retry amplification)")
+    max: int | None = Field(default=None, description="the most calls one client request cost, where the "
+                                                      "correlation id came through; else null")
+    client_requests: int
+    upstream_requests: int
+    status_mix: dict[str, int] = Field(default={}, description="provider-side HTTP status -> answers")
+
+
+class GatewayDoc(_Doc):
+    """The gateway between Locust and the simulated providers ([sut]), seen from both ends."""
+    kind: str
+    url: str
+    primary: str = Field(description="the mock provider the scenario's target names: where a request should go")
+    overhead_ms: GatewayOverheadDoc
+    upstream_calls_per_request: GatewayCallsDoc
+    failovers: int = Field(description="successful upstream answers from another provider or model than the "
+                                       "primary (the gateway's fallbacks, or a relay's own failover)")
+    served_by: dict[str, int] = Field(default={}, description="successful upstream answers per provider/model")
+    upstream_requests_by_provider: dict[str, int] = {}
+    silent_success: int = Field(description="client side: HTTP 200 answers with no image or fewer than asked "
+                                            "(counted as failures)")
+    upstream_images: int
+    upstream_cost_usd: float | None = Field(description="images the providers delivered x each one's price")
+    first_time_cost_usd: float | None = Field(default=None, description="the cost had every client request "
+                                                                        "succeeded first time on the primary")
+    orphaned_upstream_calls: int | None = Field(default=None, description="upstream requests that arrived after "
+                                                                          "the run had ended")
+
+
 class DeltaDoc(_Doc):
     name: str
     metric: str
@@ -406,6 +449,7 @@ class Summary(_Doc):
     mock: MockDoc | None = None
     actions: list[ActionDoc] = []
     batches: BatchDoc | None = None
+    gateway: GatewayDoc | None = None
     notes: list[str] = []
     timeline: list[TimelineRow] = []
     latency_distribution: list[tuple[float, float | None]] = []

@@ -49,6 +49,7 @@ from ..scenario import Scenario, Target
 from ..summary import (
     ActionDoc,
     BatchDoc,
+    GatewayDoc,
     RunDoc,
     Summary,
     build_summary,
@@ -534,7 +535,7 @@ class SuiteRun:
             files["locust_html"] = os.path.relpath(html, report_dir)
         if csv_prefix:
             files["locust_csv"] = os.path.relpath(csv_prefix, report_dir) + "_stats.csv"
-        return build_summary(
+        summary = build_summary(
             scenario=describe_scenario(s), target=describe_target(self.target),
             recorder=run.recorder, verdict=verdict, health=health,
             run=RunDoc(end=facts.end.value, planned_s=facts.planned_s, elapsed_s=round(facts.elapsed_s, 3),
@@ -545,6 +546,28 @@ class SuiteRun:
             mock=describe_mock(s, self.mock_url, self.embedded_mock), actions=run.actions_done,
             batches=self._batches(), expected_latency=self._expected_latency(), files=files,
             report_dir=str(report_dir), baseline=s.baseline, provider_side=provider_doc)
+        summary.gateway = self._gateway(run)
+        return summary
+
+    def _gateway(self, run: TestRun) -> GatewayDoc | None:
+        """[sut] runs: the gateway seen from both ends, the provider side read from the mock's record."""
+        s = self.scenario
+        if s.sut is None or self.mock_url is None or not s.target.on_mock:
+            return None
+        from mockprovider.record_client import RecordError
+
+        from ..gateway import read_gateway
+        ended_at = None
+        if run.stopped_perf is not None:
+            ended_at = run.started_at.timestamp() + (run.stopped_perf - run.started_perf)
+        try:
+            return read_gateway(self.mock_url, kind=s.sut.kind, url=self.target.base_url or "",
+                                primary=s.target.name, primary_model=s.target.model, recorder=run.recorder,
+                                profiles=load_profiles(s.mock.profiles), ended_at=ended_at,
+                                token=os.environ.get("MOCK_ADMIN_TOKEN"))
+        except RecordError as exc:
+            log.error("the gateway's figures are missing: the mock's record could not be read: %s", exc)
+            return None
 
     def _expected_latency(self) -> dict[str, float | str] | None:
         if not (self.embedded_mock and self.target.on_mock):

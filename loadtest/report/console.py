@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..exitcodes import ExitCode
-from ..summary import Summary, delta_words
+from ..summary import GatewayDoc, Summary, delta_words
 from ..thresholds import format_value
 from . import sides
 
@@ -120,6 +120,8 @@ def render(summary: Summary, color: bool = False) -> str:
         per = cost.per_image_usd
         lines.append(f"{'Cost':<14}${cost.usd:,.2f} for {cost.images:,} images"
                      + (f" (${per:.4f} per image)" if per is not None else ""))
+    if summary.gateway is not None:
+        lines += gateway_lines(summary.gateway)
     if summary.generator.saturated:
         lines.append(f"{'Generator':<14}saturated: {'; '.join(summary.generator.reasons) or 'yes'}")
     if summary.files:
@@ -130,3 +132,22 @@ def render(summary: Summary, color: bool = False) -> str:
         lines += [f"  - {r.text}" for r in summary.reasons]
     lines.append(rule)
     return "\n".join(lines) + "\n"
+
+
+def gateway_lines(g: GatewayDoc) -> list[str]:
+    """The [sut] gateway, from both ends: what it added, what each request cost upstream, where it went."""
+    o, calls = g.overhead_ms, g.upstream_calls_per_request
+    mean = "n/a" if calls.mean is None else f"{calls.mean:.3f}"
+    mix = ", ".join(f"{k}: {v:,}" for k, v in calls.status_mix.items()) or "none"
+    cost = "n/a" if g.upstream_cost_usd is None else f"${g.upstream_cost_usd:,.2f}"
+    first = "" if g.first_time_cost_usd is None else f" (${g.first_time_cost_usd:,.2f} had each succeeded first time)"
+    served = ", ".join(f"{k}: {v:,}" for k, v in g.served_by.items()) or "none"
+    return [
+        f"{'Gateway':<14}{g.kind} at {g.url}, primary {g.primary}",
+        f"{'  overhead ms':<14}p50 {_ms(o.p50)}, p90 {_ms(o.p90)}, p99 {_ms(o.p99)} "
+        f"(client minus provider, {o.method.replace('_', ' ')})",
+        f"{'  upstream':<14}{mean} calls per request ({calls.upstream_requests:,} for {calls.client_requests:,}"
+        + (f", at most {calls.max}" if calls.max is not None else "") + f"); status {mix}",
+        f"{'  served by':<14}{served}; failovers {g.failovers:,}; silent 200s {g.silent_success:,}",
+        f"{'  cost':<14}{cost} upstream{first}",
+    ]

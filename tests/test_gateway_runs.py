@@ -1,0 +1,158 @@
+"""A gateway between Locust and the simulated providers ([sut]), run for real through `loadtest run`.
+
+LiteLLM's real proxy (the `gateway` extra) and a small in-house gateway (tests/inhouse_gateway.py)
+sit in front of the embedded mock; the summary's `gateway` section sets the client side (the
+recorder) beside the provider side (the mock's record). No assertion depends on this machine's
+speed: counts, relations between the two ends, and that every process the run started is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+HELPER = Path(__file__).with_name("inhouse_gateway.py")
+
+
+def loadtest(tmp_path: Path, *args: str, timeout: float = 300) -> tuple[int, str, dict]:
+    report = tmp_path / "report"
+    proc = subprocess.run([sys.executable, "-m", "loadtest", "run", *args, "--report-dir", str(report)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
+    out = proc.stderr + proc.stdout
+    path = report / "summary.json"
+    return proc.returncode, out, json.loads(path.read_text()) if path.exists() else {}
+
+
+def listening(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def gone(pid: int, wait_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_litellm_flash_sale_measures_overhead_and_amplification(tmp_path: Path) -> None:
+    pytest.importorskip("litellm", reason="the gateway extra: pip install -e '.[gateway]'")
+    code, out, summary = loadtest(tmp_path, "gateway_flash_sale", "--duration", "16s")
+    assert summary, out
+    g = summary["gateway"]
+    assert g["kind"] == "litellm" and g["primary"] == "dall-e-4"
+    calls = g["upstream_calls_per_request"]
+    # Every client request the gateway answered cost at least one upstream call.
+    assert calls["client_requests"] == summary["requests"] > 0
+    assert calls["mean"] >= 1.0 and calls["upstream_requests"] >= calls["client_requests"]
+    for p in ("p50", "p90", "p99"):
+        assert g["overhead_ms"][p] is not None and math.isfinite(g["overhead_ms"][p]), g["overhead_ms"]
+    # The gateway's own work sits between the two ends: the client's median is above the provider's.
+    assert g["overhead_ms"]["p50"] > 0, g["overhead_ms"]
+    assert g["failovers"] == 0 and g["served_by"] == {"dall-e-4": calls["upstream_requests"]}
+    assert g["silent_success"] == 0
+    assert g["upstream_cost_usd"] == pytest.approx(0.06 * g["upstream_images"])    # dall-e-4's price
+    assert "Gateway       litellm at" in out and "overhead ms" in out
+    assert not listening(g["url"]), "the LiteLLM proxy outlived the run"
+    assert code in (0, 1, 2), out
+
+
+def test_litellm_fails_over_when_the_primary_goes_down(tmp_path: Path) -> None:
+    pytest.importorskip("litellm", reason="the gateway extra: pip install -e '.[gateway]'")
+    code, out, summary = loadtest(tmp_path, "gateway_outage", "--duration", "24s")
+    assert summary, out
+    assert [a["ok"] for a in summary["actions"]] == [True, True], summary["actions"]
+    g = summary["gateway"]
+    # While dall-e-4 was down, the gateway bought images from its fallback: failovers, and the 503s it met.
+    assert g["failovers"] > 0, g
+    assert g["served_by"].get("dall-e-4-flash", 0) == g["failovers"]
+    assert g["upstream_calls_per_request"]["status_mix"].get("503", 0) > 0, g
+    assert g["upstream_calls_per_request"]["mean"] > 1.0
+    assert not listening(g["url"]), "the LiteLLM proxy outlived the run"
+    assert code in (0, 1, 2), out
+
+
+INHOUSE = """
+name = "inhouse"
+[target]
+name = "dall-e-4"
+[mock]
+seed = 7
+latency_scale = 0.01
+set = ["dall-e-4.limits=false"]
+[client]
+keys = 1
+[load]
+model = "closed"
+think_time = ["0.1s", "0.2s"]
+stages = [{{ name = "steady", duration = "8s", users = 4, spawn_rate = 4 }}]
+[thresholds]
+success = ["rate>=0.5"]
+[sut]
+kind = "command"
+command = [{python}, {helper}, "--port", "{{port}}", "--upstream", "{{openai_base_url}}", "--pid-file", {pid},
+           "--empty-every", "5"]
+health = "/healthz"
+base_path = "/v1"
+ready_timeout = "30s"
+"""
+
+
+def test_inhouse_gateway_silent_200s_count_as_failures_and_it_is_stopped(tmp_path: Path) -> None:
+    pid_file = tmp_path / "gateway.pid"
+    scenario = tmp_path / "inhouse.toml"
+    scenario.write_text(INHOUSE.format(python=json.dumps(sys.executable), helper=json.dumps(str(HELPER)),
+                                       pid=json.dumps(str(pid_file))))
+    code, out, summary = loadtest(tmp_path, str(scenario))
+    assert summary, out
+    g = summary["gateway"]
+    calls = g["upstream_calls_per_request"]
+    # Every fifth upstream success came back as 200 with `data: []`: the client counted each as a failure.
+    assert g["silent_success"] > 0
+    assert g["silent_success"] == summary["status_codes"].get("empty_success") <= summary["failures"]
+    # Each answer the client saw was paid for upstream (the empty ones too): one call each, none retried.
+    assert calls["mean"] >= 1.0 and calls["upstream_requests"] >= calls["client_requests"]
+    assert g["upstream_images"] >= summary["requests"] - summary["failures"] + g["silent_success"]
+    assert code in (0, 1), out
+    assert gone(int(pid_file.read_text())), "the in-house gateway outlived the run"
+
+
+def test_a_gateway_that_cannot_start_is_a_clear_exit_2_with_its_last_lines(tmp_path: Path) -> None:
+    scenario = tmp_path / "broken.toml"
+    scenario.write_text(INHOUSE.replace('"--empty-every", "5"', '"--no-such-option"').format(
+        python=json.dumps(sys.executable), helper=json.dumps(str(HELPER)), pid=json.dumps(str(tmp_path / "p"))))
+    code, out, summary = loadtest(tmp_path, str(scenario), timeout=120)
+    assert code == 2, out
+    assert "exited (code 2) before it was ready" in out
+    assert "unrecognized arguments: --no-such-option" in out     # argparse's own line, from the gateway's log
+
+
+def test_a_gateway_that_never_turns_healthy_is_exit_2_and_is_stopped(tmp_path: Path) -> None:
+    pid_file = tmp_path / "gateway.pid"
+    scenario = tmp_path / "unhealthy.toml"
+    text = INHOUSE.replace('health = "/healthz"', 'health = "/no-such-health"').replace('"30s"', '"3s"')
+    scenario.write_text(text.format(python=json.dumps(sys.executable), helper=json.dumps(str(HELPER)),
+                                    pid=json.dumps(str(pid_file))))
+    code, out, summary = loadtest(tmp_path, str(scenario), timeout=120)
+    assert code == 2, out
+    assert "did not answer http://127.0.0.1:" in out and "/no-such-health within 3 s" in out
+    assert gone(int(pid_file.read_text())), "the gateway that never turned healthy outlived the run"

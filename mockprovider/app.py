@@ -11,7 +11,7 @@ from aiohttp import web
 
 from . import admin
 from .context import MockContext
-from .images import serve_image
+from .images import DEFAULT_CACHE_MB, ImageStore, storage_error
 from .metrics import Metrics
 from .profile import load_profiles
 from .provider import Providers, RunOptions
@@ -32,7 +32,9 @@ class ServerOptions:
     limits: bool = True
     profile_files: list[Path] = field(default_factory=list)
     sets: list[str] = field(default_factory=list)       # "NAME.setting=value"
-    image_kb: int = 4
+    image_kb: int | None = None      # every image this many KB; None: each provider's kb_per_megapixel
+    image_cache_mb: int = DEFAULT_CACHE_MB
+    public_url: str | None = None    # what image URLs start with; None: the bound address
     max_body_mb: float = 16.0
     admin_token: str | None = None
 
@@ -42,7 +44,7 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "providers": sorted(ctx.providers)})
 
 
-async def metrics(request: web.Request) -> web.Response:
+async def serve_metrics(request: web.Request) -> web.Response:
     ctx: MockContext = request.app["mock"]
     return web.Response(body=ctx.metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
@@ -68,7 +70,11 @@ def build_providers(options: ServerOptions) -> Providers:
 def build_app(options: ServerOptions | None = None) -> web.Application:
     options = options or ServerOptions()
     providers = build_providers(options)
-    ctx = MockContext(providers=providers, metrics=Metrics(providers), image_kb=options.image_kb,
+    images = ImageStore(cache_bytes=options.image_cache_mb * 1024 * 1024, image_kb=options.image_kb,
+                        public_url=options.public_url)
+    metrics = Metrics(providers)
+    metrics.registry.register(images.collector())
+    ctx = MockContext(providers=providers, metrics=metrics, images=images,
                       max_body_bytes=int(options.max_body_mb * 1024 * 1024), admin_token=options.admin_token)
     middlewares = [admin.admin_auth] if options.admin_token else []
     app = web.Application(middlewares=middlewares, client_max_size=ctx.max_body_bytes)
@@ -77,7 +83,14 @@ def build_app(options: ServerOptions | None = None) -> web.Application:
     async def remember_loop(app: web.Application) -> None:
         ctx.loop = asyncio.get_running_loop()
 
+    async def stop_images(app: web.Application) -> None:
+        images.close()
+
+    async def no_such_image(request: web.Request) -> web.Response:
+        return storage_error(404, "BlobNotFound", "The specified blob does not exist.")
+
     app.on_startup.append(remember_loop)
+    app.on_cleanup.append(stop_images)
     for wire_cls in WIRES:
         wire = wire_cls(ctx)
         app.router.add_routes(wire.routes())
@@ -85,7 +98,8 @@ def build_app(options: ServerOptions | None = None) -> web.Application:
         app.router.add_route("*", wire.prefix + "/{tail:.*}", wire.guarded(wire.unknown_route))
     app.router.add_routes(admin.routes())
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/images/{name}", serve_image)
+    app.router.add_get("/metrics", serve_metrics)
+    app.router.add_get("/images/{provider}/{file}", images.serve)
+    app.router.add_route("*", "/images/{tail:.*}", no_such_image)
     app.router.add_route("*", "/{tail:.*}", unknown)
     return app

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from .images import ImageStore
 from .metrics import Metrics
 from .provider import Providers
 
@@ -14,7 +15,7 @@ from .provider import Providers
 class MockContext:
     providers: Providers
     metrics: Metrics
-    image_kb: int = 4
+    images: ImageStore = field(default_factory=ImageStore)   # image bytes, URLs, the /images route
     max_body_bytes: int = 16 * 1024 * 1024
     admin_token: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)   # per-wire state (e.g. job stores)

@@ -73,6 +73,13 @@ class FaultSpec:
 
 
 @dataclass(frozen=True)
+class ImageSpec:
+    """The images a provider hands out: how big (a real PNG's bytes per megapixel) and how long a URL lives."""
+    kb_per_megapixel: float = 1800.0   # about 1.8 MiB for 1024x1024, inside real PNGs' 1.5-3 MB
+    url_ttl_s: float = 3600.0          # OpenAI's image URLs live an hour
+
+
+@dataclass(frozen=True)
 class RelaySpec:
     models: tuple[str, ...]
     prices: dict[str, float]
@@ -93,6 +100,7 @@ class Profile:
     faults: FaultSpec
     seed_consistency: str = ""
     relay: RelaySpec | None = None
+    image: ImageSpec = ImageSpec()
 
     @property
     def saturation_rps(self) -> float:
@@ -201,6 +209,7 @@ _SUBFIELDS = {
     "rate_limit": {"requests_per_minute", "burst"},
     "faults": {"error_rate", "mix", "hang_ms"},
     "relay": {"models", "prices", "failover", "failover_penalty_ms"},
+    "image": {"kb_per_megapixel", "url_ttl_s"},
 }
 
 
@@ -216,7 +225,7 @@ def _table(where: str, table: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 KNOWN_FIELDS = {"api", "price_usd", "uptime", "max_size", "seed_consistency", "latency",
-                "capacity", "rate_limit", "faults", "relay", "base"}
+                "capacity", "rate_limit", "faults", "relay", "base", "image"}
 
 
 def parse_latency(where: str, t: dict[str, Any]) -> LatencySpec:
@@ -268,6 +277,14 @@ def parse_faults(where: str, t: dict[str, Any]) -> FaultSpec:
     )
 
 
+def parse_image(where: str, t: dict[str, Any]) -> ImageSpec:
+    default = ImageSpec()
+    return ImageSpec(
+        kb_per_megapixel=_num(where, t, "kb_per_megapixel", lo=1, hi=3000, default=default.kb_per_megapixel),
+        url_ttl_s=_num(where, t, "url_ttl_s", lo=0, hi=7 * 86400, default=default.url_ttl_s),
+    )
+
+
 def parse_profile(name: str, t: dict[str, Any]) -> Profile:
     where = f"[{name}]"
     unknown = set(t) - KNOWN_FIELDS
@@ -310,6 +327,7 @@ def parse_profile(name: str, t: dict[str, Any]) -> Profile:
         rate_limit=parse_rate_limit(f"{where}.rate_limit", _table(where, t, "rate_limit")),
         faults=parse_faults(f"{where}.faults", _table(where, t, "faults")),
         relay=relay,
+        image=parse_image(f"{where}.image", _table(where, t, "image")) if "image" in t else ImageSpec(),
     )
 
 
@@ -339,4 +357,7 @@ def describe(profile: Profile) -> dict[str, Any]:
         "rate_limit_rpm": profile.rate_limit.requests_per_minute,
         "error_rate": profile.faults.error_rate,
         "price_usd": profile.price_usd,
+        "image_kb_per_megapixel": profile.image.kb_per_megapixel,
+        "image_kb_1024x1024": round(profile.image.kb_per_megapixel * 1024 * 1024 / 1e6),
+        "url_ttl_s": profile.image.url_ttl_s,
     }

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from ..context import MockContext
 from ..metrics import BUCKETS
+from .toxic_answer import answer_with_toxics
 
 
 class WireError(Exception):
@@ -133,7 +134,8 @@ JSON_TYPE = "application/json; charset=utf-8"
 
 
 def base_url(request: web.Request) -> str:
-    return f"{request.scheme}://{request.host}"
+    """Where this server is, for URLs in answers: the configured or bound address, never an unchecked Host."""
+    return ctx_of(request).images.base_url(request)
 
 
 def retry_after_headers(seconds: float) -> dict[str, str]:
@@ -181,6 +183,8 @@ class Wire:
         rows, new_row = metrics.rows, metrics.new_row
         clock = time.perf_counter
         api = self.api
+        with_toxics = self.ctx.providers.with_toxics   # the same dict for the server's life, filled while on
+        gone_url = self.ctx.images.gone
 
         async def handler(request: web.Request) -> web.StreamResponse:
             t0 = clock()
@@ -204,6 +208,10 @@ class Wire:
                 row = rows[key] = new_row()
             row[bisect_left(BUCKETS, seconds)] += 1
             row[-1] += seconds
+            if with_toxics:   # empty unless some provider has a toxic on: one test per answer otherwise
+                toxics = with_toxics.get(labels.provider)
+                if toxics is not None:
+                    return await answer_with_toxics(request, response, toxics, gone_url)
             return response
 
         return handler

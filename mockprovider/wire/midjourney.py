@@ -23,9 +23,9 @@ from typing import Any
 from aiohttp import web
 
 from ..behaviours import Call, Kind, Outcome, Phase
-from ..images import digest_for, image_path
+from ..images import digest_for
 from .body import read_json_object
-from .common import Labels, Wire, WireError, base_url, field, log, mask_key, retry_after_headers
+from .common import Labels, Wire, WireError, field, log, mask_key, retry_after_headers
 
 SUBMITTED, IN_QUEUE, QUEUE_REJECTED, BANNED_PROMPT, VALIDATION_ERROR, FAILURE, NOT_FOUND = 1, 22, 23, 24, 4, 9, 3
 # Each secret is an account (with its own running/queued job limits); see _secret for the shape accepted.
@@ -35,6 +35,7 @@ TURBO_MODEL = "midjourney-v7-turbo"
 RETENTION_S = 600          # finished jobs stay fetchable this long
 MAX_JOBS = 100_000         # beyond this many live jobs, submissions are refused
 BANNED_WORDS = ("nsfw", "gore")
+GRID_PX = 2048             # a job's image: the 2x2 grid of 1024x1024 images (assumed)
 
 
 @dataclass
@@ -155,7 +156,7 @@ class MidjourneyJobs(Wire):
                 if refused is not None:
                     return refused
         job = Job(store.new_id(), prompt, model, state, int(time.time() * 1000), call, task)
-        job.image_url = base_url(request) + image_path(digest_for(prompt, f"{model}:{job.id}"), ctx.image_kb)
+        job.image_url = ctx.images.url(request, provider, digest_for(prompt, f"{model}:{job.id}"), GRID_PX, GRID_PX)
         job.extra["cost"] = provider.profile.price_for(model)
         task.add_done_callback(functools.partial(self._finished, job))
         if task.done():

@@ -10,9 +10,9 @@ from typing import Any
 from aiohttp import web
 
 from ..behaviours import Call, Kind, Outcome
-from ..images import digest_for, image_path, render_b64
+from ..images import digest_for
 from .body import read_json_object
-from .common import Labels, Wire, WireError, base_url, bearer_token, field, mask_key, request_id, retry_after_headers
+from .common import Labels, Wire, WireError, bearer_token, field, mask_key, request_id, retry_after_headers
 
 KEY_RE = re.compile(r"^sk-[A-Za-z0-9_\-]{4,}\Z")
 SIZES = ("256x256", "512x512", "1024x1024", "1024x1792", "1792x1024")
@@ -104,7 +104,7 @@ class OpenAIImages(Wire):
                                  f"Expected a value {'>= 1' if n < 1 else '<= 10'}, but got {n} instead.",
                             code="integer_below_min_value" if n < 1 else "integer_above_max_value", param="n")
         sizes = tuple(s for s in SIZES if max(map(int, s.split("x"))) <= provider.profile.max_size)
-        _one_of("size", field(body, "size", str, default="1024x1024"), sizes)
+        size = _one_of("size", field(body, "size", str, default="1024x1024"), sizes)
         _one_of("quality", field(body, "quality", str, default="standard"), QUALITIES)
         fmt = _one_of("response_format", field(body, "response_format", str, default="url"), FORMATS)
         _one_of("style", field(body, "style", str, default="vivid"), STYLES)
@@ -125,17 +125,17 @@ class OpenAIImages(Wire):
         if not outcome.ok:
             return self._failure(outcome, model, call, headers)
 
-        kb = ctx.image_kb
-        base = base_url(request)
+        width, height = (int(side) for side in size.split("x"))
+        images = ctx.images
         salt = headers["x-request-id"]
         data: list[dict[str, Any]] = []
         for i in range(n):
             digest = digest_for(prompt, f"{salt}:{i}")
             item: dict[str, Any] = {"revised_prompt": prompt}
             if fmt == "url":
-                item["url"] = base + image_path(digest, kb)
+                item["url"] = images.url(request, provider, digest, width, height)
             else:
-                item["b64_json"] = render_b64(digest, kb)
+                item["b64_json"] = await images.b64(provider, digest, width, height)
             data.append(item)
         headers["x-cost-usd"] = f"{provider.profile.price_for(model) * n:.4f}"
         return web.Response(text=json.dumps({"created": int(time.time()), "data": data}),

@@ -17,7 +17,7 @@ from multidict import istr
 
 from ..behaviours import Call, Kind, Outcome
 from ..context import MockContext
-from ..images import digest_for, render_b64
+from ..images import Base, digest_for
 from ..provider import Provider
 from .body import json_object_now, read_json_object
 from .common import (
@@ -51,6 +51,10 @@ _STATUS_CODES = {401: "invalid_api_key", 404: "not_found", 405: "not_found", 413
                  429: "rate_limit_exceeded"}
 
 
+# A valid request: model, prompt, seed, n, response_format, width, height.
+Accepted = tuple[str, str, int | None, int, str, int, int]
+
+
 def _invalid(message: str, param: str | None = None) -> WireError:
     return WireError(400, message, code="invalid_request", param=param)
 
@@ -63,7 +67,7 @@ class Relay(Wire):
 
     def __init__(self, ctx: MockContext) -> None:
         super().__init__(ctx)
-        self._bases: dict[str, str] = {}   # Host header -> the JSON-escaped start of an image URL
+        self._json_prefixes: dict[str, str] = {}   # the start of an image URL -> it JSON-escaped
         self._costs: dict[tuple[str, int], tuple[str, str]] = {}   # (model, n) -> the cost as header, as JSON
 
     def routes(self) -> list[web.RouteDef]:
@@ -97,7 +101,7 @@ class Relay(Wire):
             body = await read_json_object(request, ctx.max_body_bytes)
         provider = ctx.providers[self.provider_name]
         labels.provider = self.provider_name
-        model, prompt, seed, n, fmt = self._accepted(body, ctx) or self._validate(body, ctx)
+        model, prompt, seed, n, fmt, width, height = self._accepted(body, ctx) or self._validate(body, ctx)
         labels.model = model
 
         call = Call(model, key, n, loop=ctx.loop)
@@ -119,8 +123,14 @@ class Relay(Wire):
         cost_header, cost_json = self._costs.get((served, n)) or self._cost(provider, served, n)
         headers[_COST] = cost_header
         headers[hdrs.CONTENT_TYPE] = JSON_TYPE
-        text = self._answer(request, ctx.image_kb, rid, served, prompt, seed, n, fmt, cost_json)
-        return web.Response(body=text.encode(), headers=headers)
+        if fmt == "url":
+            answer = self._with_urls(request, provider, rid, served, prompt, seed, n, width, height, cost_json)
+        else:
+            images = ctx.images
+            nbytes = images.nbytes(provider, width, height)
+            base = images.base_now(width, height, nbytes) or await images.base(width, height, nbytes)
+            answer = self._with_b64(base, rid, served, prompt, seed, n, cost_json)
+        return web.Response(body=answer, headers=headers)
 
     def _cost(self, provider: Provider, served: str, n: int) -> tuple[str, str]:
         """The header and JSON forms of a cost, kept: at most ten per model, and float formatting is not cheap."""
@@ -128,7 +138,7 @@ class Relay(Wire):
         forms = self._costs[served, n] = f"{cost:.4f}", repr(round(cost, 4))
         return forms
 
-    def _accepted(self, body: dict[str, Any], ctx: MockContext) -> tuple[str, str, int | None, int, str] | None:
+    def _accepted(self, body: dict[str, Any], ctx: MockContext) -> Accepted | None:
         """The common, valid request in one test; None sends it through `_validate` for the exact error."""
         get = body.get
         model, width, height = get("model", DEFAULT_MODEL), get("width", 1024), get("height", 1024)
@@ -144,7 +154,7 @@ class Relay(Wire):
                 and prompt.__class__ is str and MIN_PROMPT <= len(prompt) <= MAX_PROMPT and not prompt.isspace()
                 and (seed is None or (seed.__class__ is int and 0 <= seed <= 0xFFFFFFFF))
                 and n.__class__ is int and 1 <= n <= 10):
-            return model, prompt, seed, n, fmt
+            return model, prompt, seed, n, fmt, width, height
         return None
 
     _combos: frozenset[tuple[Any, ...]] | None = None
@@ -157,7 +167,7 @@ class Relay(Wire):
                          if max(w, h) <= ctx.providers[m].profile.max_size
                          for style in (None, *STYLE_PRESETS) for fmt in ("url", "b64_json"))
 
-    def _validate(self, body: dict[str, Any], ctx: MockContext) -> tuple[str, str, int | None, int, str]:
+    def _validate(self, body: dict[str, Any], ctx: MockContext) -> Accepted:
         """Field by field, so a bad request learns exactly what is wrong with it."""
         spec = ctx.providers[self.provider_name].profile.relay
         assert spec is not None
@@ -192,35 +202,48 @@ class Relay(Wire):
         fmt = field(body, "response_format", str, default="url")
         if fmt not in ("url", "b64_json"):
             raise _invalid("response_format must be 'url' or 'b64_json'", "response_format")
-        return model, prompt, seed, n, fmt
+        return model, prompt, seed, n, fmt, width, height
 
-    def _answer(self, request: web.Request, kb: int, rid: str, served: str, prompt: str, seed: int | None, n: int,
-                fmt: str, cost_json: str) -> str:
-        """The answer's JSON, formatted directly: every value but the prompt and host is ours and plain."""
+    def _with_urls(self, request: web.Request, provider: Provider, rid: str, served: str, prompt: str,
+                   seed: int | None, n: int, width: int, height: int, cost_json: str) -> bytes:
+        """The answer's JSON, formatted directly: every value but the prompt is ours and plain."""
         text = orjson.dumps(prompt).decode()   # a prompt is valid Unicode: the body parser saw to that
-        base = self._image_base(request) if fmt == "url" else ""
+        images = self.ctx.images
+        start, query = images.url_parts(request, provider, width, height)
+        prefix = self._json_prefixes.get(start)
+        if prefix is None:
+            if len(self._json_prefixes) > 64:
+                self._json_prefixes.clear()
+            prefix = self._json_prefixes[start] = json_string(start)[:-1]   # no closing quote
+        sign, name = images.sign, provider.name
         items = []
         for i in range(n):
             digest = digest_for(prompt, f"{served}:{seed}:{i}" if seed is not None else f"{rid}:{i}")
-            image = f'"url": {base}{digest}.png?kb={kb}"' if base else f'"b64_json": "{render_b64(digest, kb)}"'
             item_seed = seed if seed is not None else int(digest[:8], 16)
-            items.append(f'{{"revised_prompt": {text}, "seed": {item_seed}, {image}}}')
+            items.append(f'{{"revised_prompt": {text}, "seed": {item_seed}, '
+                         f'"url": {prefix}{digest}.png?{query}&sig={sign(name, digest, query)}"}}')
             if i == 0:
                 # The seed's client reads an optional quality score: a stable one per image, 0.9 to 0.99.
                 quality = _QUALITY[digest[:2]]
         return (f'{{"id": "{rid}", "created": {unix_seconds()}, "model": "{served}", '
                 f'"data": [{", ".join(items)}], "quality_score": {quality}, '
-                f'"usage": {{"images": {n}, "cost_usd": {cost_json}}}}}')
+                f'"usage": {{"images": {n}, "cost_usd": {cost_json}}}}}').encode()
 
-    def _image_base(self, request: web.Request) -> str:
-        """The JSON-escaped start of an image URL (no closing quote), per Host header the client sent."""
-        host = request.host
-        base = self._bases.get(host)
-        if base is None:
-            if len(self._bases) > 64:
-                self._bases.clear()
-            base = self._bases[host] = json_string(f"{request.scheme}://{host}/images/")[:-1]
-        return base
+    def _with_b64(self, base: Base, rid: str, served: str, prompt: str, seed: int | None, n: int,
+                  cost_json: str) -> bytes:
+        """As `_with_urls`, with each image's base64 spliced in as bytes: the body is copied once."""
+        text = orjson.dumps(prompt)
+        parts: list[bytes] = []
+        for i in range(n):
+            digest = digest_for(prompt, f"{served}:{seed}:{i}" if seed is not None else f"{rid}:{i}")
+            item_seed = seed if seed is not None else int(digest[:8], 16)
+            parts += (b", " if i else b"", b'{"revised_prompt": ', text, b', "seed": %d, "b64_json": "' % item_seed,
+                      *base.b64_parts(digest), b'"}')
+            if i == 0:
+                quality = _QUALITY[digest[:2]]
+        head = f'{{"id": "{rid}", "created": {unix_seconds()}, "model": "{served}", "data": ['.encode()
+        tail = f'], "quality_score": {quality}, "usage": {{"images": {n}, "cost_usd": {cost_json}}}}}'.encode()
+        return b"".join((head, *parts, tail))
 
     def _failure(self, outcome: Outcome, headers: dict[Any, str]) -> web.Response:
         kind = outcome.kind

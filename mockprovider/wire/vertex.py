@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from ..behaviours import Call, Kind, Outcome
-from ..images import digest_for, render_b64
+from ..images import digest_for
 from .body import read_json_object
 from .common import Labels, Wire, WireError, bearer_token, request_id
 
@@ -21,6 +21,8 @@ PARAMETERS = {"sampleCount", "aspectRatio", "negativePrompt", "seed", "addWaterm
               "safetySetting", "sampleImageSize", "includeRaiReason", "outputOptions", "enhancePrompt",
               "language", "storageUri"}
 MAX_SAMPLES = 4
+# The pixels of each aspect ratio at sampleImageSize 1K (Imagen's documented output sizes); 2K doubles both.
+DIMENSIONS = {"1:1": (1024, 1024), "3:4": (896, 1280), "4:3": (1280, 896), "9:16": (768, 1408), "16:9": (1408, 768)}
 
 
 def _invalid(message: str) -> WireError:
@@ -116,10 +118,12 @@ class VertexImagen(Wire):
                                                                "out the generated image."}] * count
             return web.Response(text=json.dumps(answer), content_type="application/json", headers=headers)
         salt = headers["x-request-id"]
+        width, height = (side * (2 if size == "2K" else 1) for side in DIMENSIONS[aspect])
         predictions = []
         for i in range(count):
             digest = digest_for(prompt, f"{model}:{seed}:{i}" if seed is not None else f"{salt}:{i}")
-            predictions.append({"bytesBase64Encoded": render_b64(digest, ctx.image_kb), "mimeType": "image/png"})
+            image = await ctx.images.b64(provider, digest, width, height)
+            predictions.append({"bytesBase64Encoded": image, "mimeType": "image/png"})
         headers["x-cost-usd"] = f"{provider.profile.price_for(model) * count:.4f}"
         return web.Response(text=json.dumps({"predictions": predictions}), content_type="application/json",
                             headers=headers)

@@ -46,6 +46,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from xxhash import xxh3_64_hexdigest, xxh3_128_hexdigest
 
+from .wire.parts import BodyParts
 from .wire.toxic_answer import answer_with_toxics
 
 if TYPE_CHECKING:
@@ -140,8 +141,11 @@ class Base:
         return prefix, suffix
 
     def png(self, digest: str) -> bytes:
+        return b"".join(self.png_parts(digest))
+
+    def png_parts(self, digest: str) -> tuple[bytes, bytes, bytes]:
         prefix, suffix = self._parts(digest)
-        return b"".join((prefix, self.shared, suffix))
+        return prefix, self.shared, suffix
 
     def b64(self, digest: str) -> bytes:
         return b"".join(self.b64_parts(digest))
@@ -354,7 +358,7 @@ class ImageStore:
         if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE and 1 <= kb * 1024 <= MAX_IMAGE_BYTES):
             return storage_error(403, "AuthenticationFailed", _AUTH_FAILED, "Signature fields not well formed.")
         base = self.base_now(width, height, kb * 1024) or await self.base(width, height, kb * 1024)
-        response = web.Response(body=base.png(digest), content_type="image/png", headers={
+        response = web.Response(body=BodyParts(base.png_parts(digest), "image/png"), headers={
             "ETag": f'"0x{sig.upper()}"', "x-ms-blob-type": "BlockBlob", "x-ms-version": _MS_VERSION,
             "x-ms-request-id": str(uuid.uuid4()), "Accept-Ranges": "bytes"})
         toxics = providers.with_toxics.get(name)

@@ -33,6 +33,7 @@ from .common import (
     unix_seconds,
 )
 from .openai import duration
+from .parts import BodyParts
 
 KEY_RE = re.compile(r"^hs_[A-Za-z0-9_\-]{4,}\Z")
 SIZES = ((512, 512), (768, 768), (1024, 1024), (1024, 1792), (1792, 1024))
@@ -129,7 +130,8 @@ class Relay(Wire):
             images = ctx.images
             nbytes = images.nbytes(provider, width, height)
             base = images.base_now(width, height, nbytes) or await images.base(width, height, nbytes)
-            answer = self._with_b64(base, rid, served, prompt, seed, n, cost_json)
+            return web.Response(body=BodyParts(self._with_b64(base, rid, served, prompt, seed, n, cost_json),
+                                               JSON_TYPE), headers=headers)
         return web.Response(body=answer, headers=headers)
 
     def _cost(self, provider: Provider, served: str, n: int) -> tuple[str, str]:
@@ -230,8 +232,9 @@ class Relay(Wire):
                 f'"usage": {{"images": {n}, "cost_usd": {cost_json}}}}}').encode()
 
     def _with_b64(self, base: Base, rid: str, served: str, prompt: str, seed: int | None, n: int,
-                  cost_json: str) -> bytes:
-        """As `_with_urls`, with each image's base64 spliced in as bytes: the body is copied once."""
+                  cost_json: str) -> tuple[bytes, ...]:
+        """As `_with_urls`, in pieces: each image's base64 is its own few KB and the shared megabytes,
+        written as they are (a 2 MB answer is not copied to be sent)."""
         text = orjson.dumps(prompt)
         parts: list[bytes] = []
         for i in range(n):
@@ -243,7 +246,7 @@ class Relay(Wire):
                 quality = _QUALITY[digest[:2]]
         head = f'{{"id": "{rid}", "created": {unix_seconds()}, "model": "{served}", "data": ['.encode()
         tail = f'], "quality_score": {quality}, "usage": {{"images": {n}, "cost_usd": {cost_json}}}}}'.encode()
-        return b"".join((head, *parts, tail))
+        return (head, *parts, tail)
 
     def _failure(self, outcome: Outcome, headers: dict[Any, str]) -> web.Response:
         kind = outcome.kind

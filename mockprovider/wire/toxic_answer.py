@@ -23,6 +23,7 @@ from aiohttp.http import SERVER_SOFTWARE
 from multidict import CIMultiDict
 
 from ..toxics import Answer, Ending, ProviderToxics, Toxic
+from .parts import BodyParts
 
 FLUSH_WAIT_S = 30.0   # the longest a reset waits for the kernel to take what was written before it
 
@@ -33,6 +34,8 @@ async def answer_with_toxics(request: web.Request, response: web.StreamResponse,
     if not isinstance(response, web.Response) or response.prepared or request.method == "HEAD":
         return response
     body = response.body
+    if isinstance(body, BodyParts):
+        body = body.joined()
     if not isinstance(body, (bytes, bytearray)):
         return response
     active = toxics.active()

@@ -37,14 +37,15 @@ import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from json.encoder import encode_basestring_ascii as json_string  # C; escapes to plain ASCII
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
 from aiohttp import web
 from cachetools import LRUCache
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from xxhash import xxh3_64_hexdigest, xxh3_128_hexdigest
+from xxhash import xxh3_64_hexdigest, xxh3_64_intdigest, xxh3_128_hexdigest
 
 from .wire.parts import BodyParts
 from .wire.toxic_answer import answer_with_toxics
@@ -212,6 +213,24 @@ _QUERY = re.compile(r"^w=([0-9]{1,4})&h=([0-9]{1,4})&kb=([0-9]{1,5})&se=([0-9]{4
                     r"[0-9]{2}:[0-9]{2}Z)\Z")
 
 
+@dataclass(slots=True)
+class UrlForm:
+    """What a provider's image URLs of one size share within one second."""
+
+    second: str          # the Unix second, as text
+    base: str
+    kb_per_megapixel: float
+    url_ttl_s: float
+    prefix: str          # the URL up to the digest
+    json_prefix: str     # the same JSON-escaped, opening quote included, for answers formatted directly
+    query: str           # w, h, kb, se: everything before the signature
+    seed: int            # see ImageStore._query_seed
+
+
+def signature(seed: int, digest: str) -> str:
+    return xxh3_64_hexdigest(digest.encode(), seed=seed)
+
+
 class ImageStore:
     """Image bytes and URLs for every provider of one server (`MockContext.images`)."""
 
@@ -227,8 +246,7 @@ class ImageStore:
         # Per process: a URL from an earlier run is a forgery to this one, as a rotated key makes it.
         self._key = int.from_bytes(os.urandom(8), "big")
         self._gone_key = self._key ^ 0x5A5A5A5A5A5A5A5A   # signs URLs the image_not_found toxic broke
-        self._queries: dict[tuple[Any, ...], tuple[str, str]] = {}   # per second: (provider, w, h, ...) -> parts
-        self._second = 0
+        self._forms: dict[tuple[str, int, int], UrlForm] = {}   # (provider, width, height) -> this second's
         self._hosts: dict[str, str] = {}   # Host header -> the base URL it gives
 
     # sizes and bytes
@@ -293,33 +311,44 @@ class ImageStore:
             base = self._hosts[host] = f"{request.scheme}://{host}" if _SAFE_HOST.match(host) else self.fallback_url
         return base
 
-    def url_parts(self, request: web.Request, provider: Provider, width: int, height: int) -> tuple[str, str]:
-        """(URL up to the digest, query) of this provider's images at this size, made once a second."""
-        now = int(time.time())
-        if now != self._second:
-            self._second, self._queries = now, {}
+    def url_form(self, request: web.Request, provider: Provider, width: int, height: int,
+                 now: str | None = None) -> UrlForm:
+        """How this provider's URLs of this size read this second (see UrlForm); made once a second.
+        `now`: the Unix second as text, when the caller has it (a clock read is a share of a cheap answer)."""
+        if now is None:
+            now = str(int(time.time()))
+        base = self.public_url or self.base_url(request)
         settings = provider.settings
-        base = self.base_url(request)
-        key = (base, provider.name, width, height, settings.kb_per_megapixel, settings.url_ttl_s)
-        parts = self._queries.get(key)
-        if parts is None:
+        form = self._forms.get((provider.name, width, height))
+        if (form is None or form.second != now or form.base is not base
+                or form.kb_per_megapixel != settings.kb_per_megapixel or form.url_ttl_s != settings.url_ttl_s):
+            if len(self._forms) >= 4096:
+                self._forms.clear()
             # Made once a second, so a URL lives url_ttl_s to one second more; 0 has expired when it is fetched.
             # ':' needs no escaping in a query (RFC 3986), so the URL reads the same decoded or not.
-            ttl = settings.url_ttl_s
-            expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 1 + math.ceil(ttl) if ttl > 0 else now))
+            ttl, second = settings.url_ttl_s, int(now)
+            expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                   time.gmtime(second + 1 + math.ceil(ttl) if ttl > 0 else second))
             kb = self.nbytes(provider, width, height) // 1024
-            parts = self._queries[key] = (f"{base}/images/{quote(provider.name, safe='')}/img-",
-                                          f"w={width}&h={height}&kb={kb}&se={expiry}")
-        return parts
+            query = f"w={width}&h={height}&kb={kb}&se={expiry}"
+            prefix = f"{base}/images/{quote(provider.name, safe='')}/img-"
+            form = self._forms[provider.name, width, height] = UrlForm(
+                now, base, settings.kb_per_megapixel, ttl, prefix, json_string(prefix)[:-1], query,
+                self._query_seed(provider.name, query))
+        return form
+
+    def _query_seed(self, provider_name: str, query: str, *, gone: bool = False) -> int:
+        """A URL's signature is its digest hashed with this seed, itself the provider and query hashed with the
+        server's key: one short hash per image."""
+        return xxh3_64_intdigest(f"{provider_name}?{query}".encode(), seed=self._gone_key if gone else self._key)
 
     def sign(self, provider_name: str, digest: str, query: str, *, gone: bool = False) -> str:
-        return xxh3_64_hexdigest(f"{provider_name}/img-{digest}.png?{query}".encode(),
-                                 seed=self._gone_key if gone else self._key)
+        return signature(self._query_seed(provider_name, query, gone=gone), digest)
 
     def url(self, request: web.Request, provider: Provider, digest: str, width: int, height: int) -> str:
         """A signed, expiring URL of this image."""
-        prefix, query = self.url_parts(request, provider, width, height)
-        return f"{prefix}{digest}.png?{query}&sig={self.sign(provider.name, digest, query)}"
+        form = self.url_form(request, provider, width, height)
+        return f"{form.prefix}{digest}.png?{form.query}&sig={signature(form.seed, digest)}"
 
     def gone(self, url: str) -> tuple[str, str | None]:
         """The URL re-signed as an image that no longer exists, and its digest (None if not ours)."""

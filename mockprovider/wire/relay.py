@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from json.encoder import encode_basestring_ascii as json_string  # C; escapes to plain ASCII
 from typing import Any
 
 import orjson
@@ -17,7 +16,7 @@ from multidict import istr
 
 from ..behaviours import Call, Kind, Outcome
 from ..context import MockContext
-from ..images import Base, digest_for
+from ..images import Base, digest_for, signature
 from ..provider import Provider
 from .body import json_object_now, read_json_object
 from .common import (
@@ -68,7 +67,6 @@ class Relay(Wire):
 
     def __init__(self, ctx: MockContext) -> None:
         super().__init__(ctx)
-        self._json_prefixes: dict[str, str] = {}   # the start of an image URL -> it JSON-escaped
         self._costs: dict[tuple[str, int], tuple[str, str]] = {}   # (model, n) -> the cost as header, as JSON
 
     def routes(self) -> list[web.RouteDef]:
@@ -210,24 +208,19 @@ class Relay(Wire):
                    seed: int | None, n: int, width: int, height: int, cost_json: str) -> bytes:
         """The answer's JSON, formatted directly: every value but the prompt is ours and plain."""
         text = orjson.dumps(prompt).decode()   # a prompt is valid Unicode: the body parser saw to that
-        images = self.ctx.images
-        start, query = images.url_parts(request, provider, width, height)
-        prefix = self._json_prefixes.get(start)
-        if prefix is None:
-            if len(self._json_prefixes) > 64:
-                self._json_prefixes.clear()
-            prefix = self._json_prefixes[start] = json_string(start)[:-1]   # no closing quote
-        sign, name = images.sign, provider.name
+        now = unix_seconds()
+        form = self.ctx.images.url_form(request, provider, width, height, now)
+        prefix, query, key = form.json_prefix, form.query, form.seed
         items = []
         for i in range(n):
             digest = digest_for(prompt, f"{served}:{seed}:{i}" if seed is not None else f"{rid}:{i}")
             item_seed = seed if seed is not None else int(digest[:8], 16)
             items.append(f'{{"revised_prompt": {text}, "seed": {item_seed}, '
-                         f'"url": {prefix}{digest}.png?{query}&sig={sign(name, digest, query)}"}}')
+                         f'"url": {prefix}{digest}.png?{query}&sig={signature(key, digest)}"}}')
             if i == 0:
                 # The seed's client reads an optional quality score: a stable one per image, 0.9 to 0.99.
                 quality = _QUALITY[digest[:2]]
-        return (f'{{"id": "{rid}", "created": {unix_seconds()}, "model": "{served}", '
+        return (f'{{"id": "{rid}", "created": {now}, "model": "{served}", '
                 f'"data": [{", ".join(items)}], "quality_score": {quality}, '
                 f'"usage": {{"images": {n}, "cost_usd": {cost_json}}}}}').encode()
 

@@ -8,6 +8,8 @@ import calendar
 import io
 import re
 import struct
+import subprocess
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -326,10 +328,23 @@ def test_bound_to_every_interface_only_a_plain_host_is_used(start_mock) -> None:
     assert url_with("evil.example.com/..").startswith(f"http://127.0.0.1:{port}/images/")
 
 
-def test_bad_public_url_is_refused_at_start() -> None:
-    import subprocess
-    import sys
-    for bad in ("ftp://x", "not a url", "http://x/?q=1"):
-        run = subprocess.run([sys.executable, "-m", "mockprovider", "--port", "0", "--public-url", bad],
+@pytest.mark.parametrize("option, value", [
+    ("--public-url", "ftp://x"), ("--public-url", "not a url"), ("--public-url", "http://x/?q=1"),
+    ("--image-kb", "0"), ("--image-kb", str(MAX_IMAGE_BYTES // 1024 + 1)),
+    ("--image-cache-mb", "0"), ("--image-cache-mb", "65537"),
+])
+def test_bad_image_options_are_refused_at_start(option: str, value: str) -> None:
+    run = subprocess.run([sys.executable, "-m", "mockprovider", "--port", "0", option, value],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and option in run.stderr
+
+
+def test_bad_image_profile_fields_are_refused_at_start(tmp_path: Path) -> None:
+    for table, wording in (("image = { kb_per_megapixel = 0 }", "kb_per_megapixel must be >= 1"),
+                           ("image = { url_ttl_s = -1 }", "url_ttl_s must be >= 0"),
+                           ("image = { url_tll_s = 60 }", "unknown field(s) url_tll_s")):
+        profile = tmp_path / "bad.toml"
+        profile.write_text(f"[relay]\n{table}\n")
+        run = subprocess.run([sys.executable, "-m", "mockprovider", "--port", "0", "--profiles", str(profile)],
                              capture_output=True, text=True, timeout=60)
-        assert run.returncode == 2 and "--public-url" in run.stderr
+        assert run.returncode == 2 and wording in run.stderr, run.stderr

@@ -11,7 +11,9 @@ The mock's RSS is sampled (psutil) before the flood, every 20,000 requests durin
 - openai: `POST /openai/v1/images/generations` (dall-e-4), `Bearer sk-flood-<n>`, 240,000 keys, the same;
 - midjourney: `POST /midjourney/mj/submit/imagine`, `mj-api-secret: mj-flood-<n>`, 120,000 jobs (each
   secret an account with its own per-key pool; finished jobs are kept for their retention time);
-- images: `GET /images/<digest>.png?kb=<largest allowed>`, a new digest each time, for at most 60 s.
+- images: `POST /relay/v1/images/generations` with `"response_format": "b64_json"` and `--image-kb` at
+  its largest, a new image (digest) in each answer, for at most 60 s (image URLs are signed, so a
+  client cannot make up new ones).
 
     python bench/mock_memory.py [relay openai midjourney images]   # the tables on stdout
 """
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 import psutil
 from procs import CLIENT_CPU, mock_command, server
 
-from mockprovider.images import MAX_KB
+from mockprovider.images import MAX_IMAGE_BYTES
 from mockprovider.limits import MAX_RATE_LIMIT_KEYS as TABLE_CAP
 
 CONNECTIONS = 64
@@ -38,16 +40,13 @@ SAMPLE_EVERY = 20_000
 PROMPT = "Minimalist white sneaker on marble surface, studio lighting"
 SLOWEST_RPM = "0.0166667"   # limits.SETTING_RANGES' floor, one request an hour, as --set text
 IMAGE_SECONDS = 60.0
+MAX_KB = MAX_IMAGE_BYTES // 1024
 
 
 def _post(path: str, headers: str, body: bytes) -> Callable[[int], bytes]:
     head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n{headers}\r\n\r\n")
     return lambda n: head.replace("{n}", f"{n:07d}").encode() + body
-
-
-def _get_image(kb: int) -> Callable[[int], bytes]:
-    return lambda n: f"GET /images/{n:032x}.png?kb={kb} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
 
 
 @dataclass
@@ -75,7 +74,11 @@ def floods() -> dict[str, Flood]:
               request=_post("/midjourney/mj/submit/imagine", "mj-api-secret: mj-flood-{n}", body),
               mock_args=("--set", "midjourney-v7.error_rate=0")),
         Flood("images", f"distinct images of the largest size allowed ({MAX_KB:,} KB)", count=100_000,
-              seconds=IMAGE_SECONDS, connections=4, request=_get_image(MAX_KB)),
+              seconds=IMAGE_SECONDS, connections=4,
+              request=_post("/relay/v1/images/generations", "Authorization: Bearer hs_flood_{n}",
+                            json.dumps({"prompt": PROMPT, "response_format": "b64_json"}).encode()),
+              mock_args=("--image-kb", str(MAX_KB), "--set", "relay.error_rate=0",
+                         "--set", "relay.requests_per_minute=1000000", "--set", "relay.burst=1000000")),
     )}
 
 

@@ -11,12 +11,14 @@ import os
 import re
 import signal
 import sys
+import urllib.parse
 from pathlib import Path
 
 from aiohttp import web
 
 from . import limits
 from .app import ServerOptions, build_app, build_providers
+from .images import DEFAULT_CACHE_MB, MAX_IMAGE_BYTES
 from .profile import ProfileError, describe
 from .record import DEFAULT_CAP
 from .serving import MockRunner, quiet_accept_errors
@@ -40,7 +42,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME.SETTING=VALUE",
                    help="start with a setting changed, as the admin API would (repeatable), "
                         "e.g. --set relay.error_rate=0.05 --set dall-e-4.outage=true")
-    p.add_argument("--image-kb", type=int, default=4, help="size of each served PNG in KB (default 4)")
+    p.add_argument("--image-kb", type=int, default=None,
+                   help="every image about this many KB, whatever its resolution (default: each provider's "
+                        "kb_per_megapixel, near a real PNG's size)")
+    p.add_argument("--image-cache-mb", type=int, default=DEFAULT_CACHE_MB,
+                   help=f"memory for the images' shared bytes, least recently used dropped first "
+                        f"(default {DEFAULT_CACHE_MB})")
+    p.add_argument("--public-url", metavar="URL",
+                   help="what image URLs in answers start with, e.g. http://mock:8000 (default: the address "
+                        "bound; bound to every interface, a plain Host header)")
     p.add_argument("--max-body-mb", type=float, default=limits.DEFAULT_MAX_BODY_MB,
                    help=f"largest request body accepted (default {limits.DEFAULT_MAX_BODY_MB:g}, "
                         f"at most {limits.MAX_BODY_MB:g})")
@@ -76,8 +86,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--latency-scale must be >= 0")
     if not 0 <= args.port <= 65535:
         p.error("--port must be 0..65535")
-    if not 1 <= args.image_kb <= 8192:
-        p.error("--image-kb must be 1..8192")
+    if args.image_kb is not None and not 1 <= args.image_kb <= MAX_IMAGE_BYTES // 1024:
+        p.error(f"--image-kb must be 1..{MAX_IMAGE_BYTES // 1024}")
+    if not 1 <= args.image_cache_mb <= 65536:
+        p.error("--image-cache-mb must be 1..65536")
+    if args.public_url is not None:
+        parts = urllib.parse.urlsplit(args.public_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            p.error(f"--public-url must be an http(s) URL such as http://mock:8000, got {args.public_url!r}")
     if not 0 < args.max_body_mb <= limits.MAX_BODY_MB:
         p.error(f"--max-body-mb must be above 0 and at most {limits.MAX_BODY_MB:g}")
     for name in ("idle_timeout", "header_timeout", "body_timeout"):
@@ -102,6 +118,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}")
+WILDCARDS = ("0.0.0.0", "::", "")   # bound to every interface: no one address to put in URLs
 
 
 def _is_loopback(host: str) -> bool:
@@ -152,6 +169,11 @@ async def serve(args: argparse.Namespace, options: ServerOptions) -> None:
     site = web.TCPSite(runner, args.host, args.port, backlog=4096, reuse_address=True)
     await site.start()
     port = runner.addresses[0][1]
+    images = app["mock"].images
+    bound = f"[{args.host}]" if ":" in args.host else args.host
+    images.fallback_url = f"http://{'127.0.0.1' if args.host in WILDCARDS else bound}:{port}"
+    if images.public_url is None and args.host not in WILDCARDS:
+        images.public_url = images.fallback_url   # URLs name the bound address, whatever Host a client sent
     limits = "off (latency only)" if args.no_limits else "on"
     print(f"mockprovider listening on http://{args.host}:{port}  seed={args.seed} "
           f"latency-scale={args.latency_scale} limits={limits}", flush=True)
@@ -168,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     options = ServerOptions(seed=args.seed, latency_scale=args.latency_scale, limits=not args.no_limits,
                             profile_files=args.profiles, sets=args.sets, image_kb=args.image_kb,
+                            image_cache_mb=args.image_cache_mb, public_url=args.public_url,
                             max_body_mb=args.max_body_mb, admin_token=args.admin_token, midjourney=args.midjourney,
                             body_timeout_s=args.body_timeout, record_cap=args.record_cap,
                             correlation_header=args.correlation_header)

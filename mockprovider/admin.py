@@ -4,7 +4,9 @@ GET    /admin/providers              every provider's settings and load
 GET    /admin/providers/{name}       one provider
 PATCH  /admin/providers/{name}       change settings: {"outage": true, "error_rate": 0.2,
                                      "latency_multiplier": 3, "requests_per_minute": 60,
-                                     "burst": 5, "slots": 4, "queue": 8, "limits": false}
+                                     "burst": 5, "slots": 4, "queue": 8, "limits": false,
+                                     "url_ttl_s": 60, "reset_peer": 0.1, ...} (the toxics'
+                                     settings: mockprovider/toxics.py)
 POST   /admin/providers/{name}/reset back to the profile
 POST   /admin/reset                  every provider back to its profile
 GET    /admin/profiles               the profiles' derived figures

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from . import admin, fanout, record_api
 from .context import MockContext
-from .images import serve_image
+from .images import DEFAULT_CACHE_MB, ImageStore, storage_error
 from .limits import BODY_TIMEOUT_S, DEFAULT_MAX_BODY_MB
 from .metrics import Metrics
 from .profile import load_profiles
@@ -37,7 +37,9 @@ class ServerOptions:
     limits: bool = True
     profile_files: list[Path] = field(default_factory=list)
     sets: list[str] = field(default_factory=list)       # "NAME.setting=value"
-    image_kb: int = 4
+    image_kb: int | None = None      # every image this many KB; None: each provider's kb_per_megapixel
+    image_cache_mb: int = DEFAULT_CACHE_MB
+    public_url: str | None = None    # what image URLs start with; None: the bound address
     max_body_mb: float = DEFAULT_MAX_BODY_MB
     admin_token: str | None = None
     midjourney: MidjourneyOptions = field(default_factory=MidjourneyOptions)
@@ -53,7 +55,7 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "providers": sorted(ctx.providers)})
 
 
-async def metrics(request: web.Request) -> web.Response:
+async def serve_metrics(request: web.Request) -> web.Response:
     ctx: MockContext = request.app["mock"]
     body = ctx.metrics.render()
     if fanout.fans_out(request):
@@ -114,8 +116,12 @@ def build_app(options: ServerOptions | None = None) -> web.Application:
     options = options or ServerOptions()
     providers = build_providers(options)
     record = Record(worker=options.worker_id, cap=options.record_cap, correlation_header=options.correlation_header)
-    ctx = MockContext(providers=providers, metrics=Metrics(providers, record), record=record,
-                      image_kb=options.image_kb, max_body_bytes=int(options.max_body_mb * 1024 * 1024),
+    images = ImageStore(cache_bytes=options.image_cache_mb * 1024 * 1024, image_kb=options.image_kb,
+                        public_url=options.public_url)
+    metrics = Metrics(providers, record)
+    metrics.registry.register(images.collector())
+    ctx = MockContext(providers=providers, metrics=metrics, record=record, images=images,
+                      max_body_bytes=int(options.max_body_mb * 1024 * 1024),
                       admin_token=options.admin_token, body_timeout_s=options.body_timeout_s,
                       shared=options.shared)
     middlewares = [admin.admin_auth] if options.admin_token else []
@@ -126,6 +132,12 @@ def build_app(options: ServerOptions | None = None) -> web.Application:
     async def remember_loop(app: web.Application) -> None:
         ctx.loop = asyncio.get_running_loop()
         record.use_loop_clock(ctx.loop.time)
+
+    async def stop_images(app: web.Application) -> None:
+        images.close()
+
+    async def no_such_image(request: web.Request) -> web.Response:
+        return storage_error(404, "BlobNotFound", "The specified blob does not exist.")
 
     app.on_startup.append(remember_loop)
     if options.shared is not None:
@@ -138,6 +150,7 @@ def build_app(options: ServerOptions | None = None) -> web.Application:
 
         app.on_response_prepare.append(name_worker)
         app.on_cleanup.append(fanout.close)
+    app.on_cleanup.append(stop_images)
     for wire_cls in WIRES:
         wire = wire_cls(ctx)
         close = getattr(wire, "close", None)   # a wire with work of its own (callbacks) stops it on shutdown
@@ -146,8 +159,9 @@ def build_app(options: ServerOptions | None = None) -> web.Application:
         # After the real routes: wrong paths and wrong methods under a prefix get that API's error shape.
         _add(app, [*wire.routes(), web.route("*", wire.prefix + "/{tail:.*}", wire.guarded(wire.unknown_route))],
              wire.expect)
-    _add(app, [*admin.routes(), *record_api.routes(), web.get("/healthz", healthz), web.get("/metrics", metrics),
-               web.get("/images/{name}", serve_image)], _expect)
+    _add(app, [*admin.routes(), *record_api.routes(), web.get("/healthz", healthz),
+               web.get("/metrics", serve_metrics), web.get("/images/{provider}/{file}", images.serve),
+               web.route("*", "/images/{tail:.*}", no_such_image)], _expect)
     anything = _Anything("/{tail:.*}")
     app.router.register_resource(anything)
     anything.add_route("*", unknown, expect_handler=_expect)

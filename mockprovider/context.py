@@ -1,4 +1,4 @@
-"""What every handler of the server shares: providers, metrics, the provider-side record and serving options."""
+"""What every handler of the server shares: providers, metrics, the provider-side record, images and serving options."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .images import ImageStore
 from .limits import BODY_TIMEOUT_S, DEFAULT_MAX_BODY_MB
 from .metrics import Metrics
 from .provider import Providers
@@ -20,7 +21,7 @@ class MockContext:
     providers: Providers
     metrics: Metrics
     record: Record = field(default_factory=Record)
-    image_kb: int = 4
+    images: ImageStore = field(default_factory=ImageStore)   # image bytes, URLs, the /images route
     max_body_bytes: int = int(DEFAULT_MAX_BODY_MB * 1024 * 1024)
     body_timeout_s: float = BODY_TIMEOUT_S                 # the longest a body may take to arrive
     admin_token: str | None = None

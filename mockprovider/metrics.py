@@ -41,6 +41,21 @@ class _Load(Collector):
         yield queued
 
 
+class _Toxics(Collector):
+    """How often each provider's toxics fired (mockprovider/toxics.py), counted where they act."""
+
+    def __init__(self, providers: Providers) -> None:
+        self.providers = providers
+
+    def collect(self) -> Iterator[Metric]:
+        fired = CounterMetricFamily("mock_toxics", "Answers a toxic changed or cut", labels=["provider", "toxic"])
+        for name, p in self.providers.items():
+            for toxic, count in p.toxics.fired.items():
+                if count:
+                    fired.add_metric([name, toxic], count)
+        yield fired
+
+
 class _Answers(Collector):
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
@@ -100,6 +115,7 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Answers(self))
         self.registry.register(_Load(providers))
+        self.registry.register(_Toxics(providers))
         if record is not None:
             self.registry.register(_Stages(record))
 

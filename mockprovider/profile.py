@@ -83,6 +83,13 @@ class FaultSpec:
 
 
 @dataclass(frozen=True)
+class ImageSpec:
+    """The images a provider hands out: how big (a real PNG's bytes per megapixel) and how long a URL lives."""
+    kb_per_megapixel: float = 1800.0   # about 1.8 MiB for 1024x1024, inside real PNGs' 1.5-3 MB
+    url_ttl_s: float = 3600.0          # OpenAI's image URLs live an hour
+
+
+@dataclass(frozen=True)
 class RelaySpec:
     models: tuple[str, ...]
     prices: dict[str, float]
@@ -106,6 +113,7 @@ class Profile:
     aliases: tuple[str, ...] = ()   # other model ids served by this profile (a real API's ids)
     auth: str = "required"
     family: str = ""   # the real model whose request rules the wire format applies ("" = the API's default)
+    image: ImageSpec = ImageSpec()
 
     @property
     def saturation_rps(self) -> float:
@@ -225,6 +233,7 @@ _SUBFIELDS = {
     "rate_limit": {"requests_per_minute", "burst", "counts"},
     "faults": {"error_rate", "mix", "hang_ms"},
     "relay": {"models", "prices", "failover", "failover_penalty_ms"},
+    "image": {"kb_per_megapixel", "url_ttl_s"},
 }
 
 
@@ -240,7 +249,7 @@ def _table(where: str, table: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 KNOWN_FIELDS = {"api", "price_usd", "uptime", "max_size", "seed_consistency", "latency",
-                "capacity", "rate_limit", "faults", "relay", "base", "aliases", "auth", "family"}
+                "capacity", "rate_limit", "faults", "relay", "base", "aliases", "auth", "family", "image"}
 
 
 def parse_latency(where: str, t: dict[str, Any]) -> LatencySpec:
@@ -308,6 +317,14 @@ def parse_faults(where: str, t: dict[str, Any]) -> FaultSpec:
     )
 
 
+def parse_image(where: str, t: dict[str, Any]) -> ImageSpec:
+    default = ImageSpec()
+    return ImageSpec(
+        kb_per_megapixel=_num(where, t, "kb_per_megapixel", lo=1, hi=3000, default=default.kb_per_megapixel),
+        url_ttl_s=_num(where, t, "url_ttl_s", lo=0, hi=7 * 86400, default=default.url_ttl_s),
+    )
+
+
 def parse_profile(name: str, t: dict[str, Any]) -> Profile:
     where = f"[{name}]"
     unknown = set(t) - KNOWN_FIELDS
@@ -359,6 +376,7 @@ def parse_profile(name: str, t: dict[str, Any]) -> Profile:
         aliases=tuple(aliases),
         auth=auth,
         family=_family(where, t.get("family", "")),
+        image=parse_image(f"{where}.image", _table(where, t, "image")) if "image" in t else ImageSpec(),
     )
 
 
@@ -408,4 +426,7 @@ def describe(profile: Profile) -> dict[str, Any]:
         "price_usd": profile.price_usd,
         "aliases": list(profile.aliases),
         "auth": profile.auth,
+        "image_kb_per_megapixel": profile.image.kb_per_megapixel,
+        "image_kb_1024x1024": round(profile.image.kb_per_megapixel * 1024 * 1024 / 1e6),
+        "url_ttl_s": profile.image.url_ttl_s,
     }

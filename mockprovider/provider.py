@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .behaviours import Behaviour, Call, Capacity, Chain, Failover, Faults, Latency, Outage, Outcome, RateLimit
 from .profile import Profile
 from .settings import Settings
+from .toxics import ProviderToxics
 
 if TYPE_CHECKING:
     from .shared import SharedState
@@ -31,7 +32,8 @@ def _rng(seed: int, name: str) -> random.Random:
 
 class Provider:
     def __init__(self, profile: Profile, options: RunOptions, upstream: dict[str, Settings],
-                 shared: SharedState | None = None) -> None:
+                 shared: SharedState | None = None,
+                 with_toxics: dict[str, ProviderToxics] | None = None) -> None:
         self.profile = profile
         self.options = options
         self.settings = Settings.from_profile(profile, limits=options.limits)
@@ -51,6 +53,10 @@ class Provider:
         self.outage = Outage(self.settings)
         self.failover = Failover(profile.relay, upstream) if profile.relay else None
         self.chain = self._build_chain()
+        # Toxics act where answers are written (wire/toxic_answer.py), not in the chain; a provider is in
+        # `with_toxics` only while one of them is on, so the response layer looks no further otherwise.
+        self.toxics = ProviderToxics(profile.name, options.seed, lambda: self.settings.toxics)
+        self._with_toxics = with_toxics if with_toxics is not None else {}
 
     @property
     def name(self) -> str:
@@ -86,6 +92,13 @@ class Provider:
         self.chain = self._build_chain()
         self.capacity.apply()
         self.latency.set_multiplier(self.settings.latency_multiplier)
+        self._toxics_changed()
+
+    def _toxics_changed(self) -> None:
+        if self.toxics.active():
+            self._with_toxics[self.name] = self.toxics
+        else:
+            self._with_toxics.pop(self.name, None)
 
     def serve(self, call: Call) -> Awaitable[Outcome]:
         """What answers `call`, to await (a coroutine, or a finished future); its draws are made now."""
@@ -96,6 +109,7 @@ class Provider:
             "name": self.name,
             "api": self.profile.api,
             "behaviours": self.chain.names,
+            "toxics": [t.name for t in self.toxics.active()],
             "settings": self.settings.as_dict(),
             "running": self.capacity.running,
             "queued": self.capacity.queued,
@@ -109,8 +123,9 @@ class Providers(dict[str, Provider]):
         super().__init__()
         self.options = options
         self._settings: dict[str, Settings] = {}
+        self.with_toxics: dict[str, ProviderToxics] = {}   # providers with a toxic on, by name
         for profile in profiles:
-            provider = Provider(profile, options, self._settings, shared)
+            provider = Provider(profile, options, self._settings, shared, self.with_toxics)
             self[profile.name] = provider
             self._settings[profile.name] = provider.settings
 

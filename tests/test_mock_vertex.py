@@ -296,9 +296,12 @@ def test_publisher_model_resource_and_google_cloud_aiplatform(mock: MockServer) 
         response = model.generate_images(prompt=PROMPT, number_of_images=2, seed=11, add_watermark=False,
                                          guidance_scale=12, aspect_ratio="4:3", language="en",
                                          safety_filter_level="block_some", person_generation="allow_adult")
-        again = model.generate_images(prompt=PROMPT, number_of_images=2, seed=11, add_watermark=False)
+        again = model.generate_images(prompt=PROMPT, number_of_images=2, seed=11, add_watermark=False,
+                                      aspect_ratio="4:3")
     images = response.images
     assert len(images) == 2 and all((im._image_bytes or b"").startswith(PNG) for im in images)
+    ihdr = (images[0]._image_bytes or b"")[16:24]   # 4:3 at 1K is Imagen's 1280x896
+    assert (int.from_bytes(ihdr[:4], "big"), int.from_bytes(ihdr[4:], "big")) == (1280, 896)
     assert again.images[0]._image_bytes == images[0]._image_bytes   # the seed holds through the SDK
 
 

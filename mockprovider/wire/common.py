@@ -19,6 +19,7 @@ from ..context import MockContext
 from ..limits import KEY_CACHE_ENTRIES, KEY_CACHE_HEADER_BYTES
 from ..metrics import BUCKETS
 from ..profile import Profile
+from .toxic_answer import answer_with_toxics
 
 if TYPE_CHECKING:
     from ..behaviours.base import Call
@@ -168,7 +169,8 @@ JSON_TYPE = "application/json; charset=utf-8"
 
 
 def base_url(request: web.Request) -> str:
-    return f"{request.scheme}://{request.host}"
+    """Where this server is, for URLs in answers: the configured or bound address, never an unchecked Host."""
+    return ctx_of(request).images.base_url(request)
 
 
 def retry_after_headers(seconds: float) -> dict[str, str]:
@@ -243,6 +245,8 @@ class Wire:
         api, key_header = self.api, self.key_header
         now_answering = answering.set
         masks = _masks
+        with_toxics = self.ctx.providers.with_toxics   # the same dict for the server's life, filled while on
+        gone_url = self.ctx.images.gone
 
         async def handler(request: web.Request) -> web.StreamResponse:
             t0 = clock()
@@ -281,6 +285,10 @@ class Wire:
             if masked is None and credential is not None:
                 masked = masked_credential(credential)
             answered(api, labels, headers, status, t0, now, arrived_at, epoch, masked, crashed)
+            if with_toxics:   # empty unless some provider has a toxic on: one test per answer otherwise
+                toxics = with_toxics.get(labels.provider)
+                if toxics is not None:
+                    return await answer_with_toxics(request, response, toxics, gone_url)
             return response
 
         return handler

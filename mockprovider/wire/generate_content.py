@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from ..behaviours import Call, Kind
-from ..images import digest_for, render_b64
+from ..images import MAX_SIDE, digest_for
 from ..provider import Provider
 from .body import read_json_object
 from .common import Labels, request_id
@@ -53,6 +54,25 @@ class ImageModel:
     tokens_by_size: dict[str, int]
     aspect_ratios: tuple[str, ...] = ASPECT_RATIOS
     default_size: str = "1K"
+
+
+# The pixels of each aspect ratio at 1K (Google's table for Gemini image models); "512", "2K" and "4K" scale
+# both sides. A ratio not in the table gets a megapixel's area, sides a multiple of 16; a side past the
+# mock's MAX_SIDE is scaled down to it (assumed: the mock's ceiling, not Google's 4K 21:9 width).
+PIXELS_1K = {"1:1": (1024, 1024), "2:3": (832, 1248), "3:2": (1248, 832), "3:4": (864, 1184), "4:3": (1184, 864),
+             "4:5": (896, 1152), "5:4": (1152, 896), "9:16": (768, 1344), "16:9": (1344, 768), "21:9": (1536, 672)}
+SIZE_SCALE = {"512": 0.5, "1K": 1.0, "2K": 2.0, "4K": 4.0}
+
+
+def image_dimensions(aspect_ratio: str, image_size: str) -> tuple[int, int]:
+    """(width, height) of an image of this aspect ratio and size."""
+    found = PIXELS_1K.get(aspect_ratio)
+    if found is None:
+        w, h = (int(side) for side in aspect_ratio.split(":"))
+        found = (max(16, round(1024 * math.sqrt(w / h) / 16) * 16), max(16, round(1024 * math.sqrt(h / w) / 16) * 16))
+    scale = SIZE_SCALE.get(image_size, 1.0)
+    scale = min(scale, MAX_SIDE / max(found))
+    return max(1, int(found[0] * scale)), max(1, int(found[1] * scale))
 
 
 FLASH_IMAGE = ImageModel({"1K": 1290})
@@ -91,6 +111,7 @@ class ContentRequest:
     input_images: int = 0
     modalities: tuple[str, ...] = MODALITIES
     image_size: str = "1K"
+    aspect_ratio: str = "1:1"
     seed: int | None = None
     texts: list[str] = field(default_factory=list)
 
@@ -198,8 +219,8 @@ def parse_generate_content(body: dict[str, Any], model: str, image_model: ImageM
         image_config = fields_of(image_config, IMAGE_CONFIG | (VERTEX_IMAGE_CONFIG if vertex else frozenset()),
                                  "generation_config.image_config")
         if image_config.get("aspectRatio") is not None:
-            choice(image_config["aspectRatio"], "generation_config.image_config.aspect_ratio",
-                   image_model.aspect_ratios)
+            req.aspect_ratio = choice(image_config["aspectRatio"], "generation_config.image_config.aspect_ratio",
+                                      image_model.aspect_ratios)
         size = image_config.get("imageSize")
         if size is not None:
             if size not in image_model.tokens_by_size:   # exact: Google refuses "1k"
@@ -279,7 +300,9 @@ async def serve_generate_content(wire: GoogleWire, request: web.Request, labels:
             # A seed makes the image repeatable, as Gemini's seed does (best effort there, exact here).
             salt = f"{provider.name}:{req.seed}" if req.seed is not None else rid
             digest = digest_for(req.prompt, f"{salt}:{req.input_images}")
-            parts.append({"inlineData": {"mimeType": "image/png", "data": render_b64(digest, ctx.image_kb)}})
+            width, height = image_dimensions(req.aspect_ratio, req.image_size)
+            image = await ctx.images.b64(provider, digest, width, height)
+            parts.append({"inlineData": {"mimeType": "image/png", "data": image}})
             image_tokens = image_model.tokens_by_size.get(req.image_size, 1290)
         headers["x-cost-usd"] = f"{provider.profile.price_for(provider.name) if wants_image else 0.0:.4f}"
         usage = _usage(req, image_tokens, text, vertex)

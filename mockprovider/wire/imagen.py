@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from ..behaviours import Call, Kind
-from ..images import digest_for, render_b64
+from ..images import digest_for
 from ..provider import Provider
 from .body import read_json_object
 from .common import Labels, request_id
@@ -24,6 +24,8 @@ MAX_SAMPLES = 4
 ASPECT_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
 IMAGE_SIZES = ("1K", "2K")                    # Imagen 4's; the pixel sizes ("1024") were Imagen 2 and 3's
 MIME_TYPES = ("image/png", "image/jpeg")
+# The pixels of each aspect ratio at sampleImageSize 1K (Imagen's documented output sizes); 2K doubles both.
+DIMENSIONS = {"1:1": (1024, 1024), "3:4": (896, 1280), "4:3": (1280, 896), "9:16": (768, 1408), "16:9": (1408, 768)}
 PERSON_GENERATION = ("dont_allow", "allow_adult", "allow_all")
 SAFETY_SETTINGS = ("block_low_and_above", "block_medium_and_above", "block_only_high", "block_none",
                    "block_most", "block_some", "block_few", "block_fewest")   # the last four: deprecated names
@@ -61,6 +63,14 @@ class ImagenRequest:
     include_rai_reason: bool = False
     include_safety_attributes: bool = False
     enhance_prompt: bool = False
+    aspect_ratio: str = "1:1"
+    image_size: str = "1K"
+
+    @property
+    def dimensions(self) -> tuple[int, int]:
+        width, height = DIMENSIONS[self.aspect_ratio]
+        scale = 2 if self.image_size == "2K" else 1
+        return width * scale, height * scale
 
 
 def parse_predict(body: dict[str, Any], *, gemini_api: bool) -> ImagenRequest:
@@ -103,9 +113,9 @@ def parse_predict(body: dict[str, Any], *, gemini_api: bool) -> ImagenRequest:
     if params.get("seed") is not None:
         req.seed = integer(params["seed"], "seed", lo=0, hi=2**32 - 1)
     if params.get("aspectRatio") is not None:
-        choice(params["aspectRatio"], "aspectRatio", ASPECT_RATIOS)
+        req.aspect_ratio = choice(params["aspectRatio"], "aspectRatio", ASPECT_RATIOS)
     if params.get("sampleImageSize") is not None:
-        choice(params["sampleImageSize"], "sampleImageSize", IMAGE_SIZES)
+        req.image_size = choice(params["sampleImageSize"], "sampleImageSize", IMAGE_SIZES)
     if params.get("negativePrompt") is not None:
         string(params["negativePrompt"], "negativePrompt")
     if params.get("guidanceScale") is not None:
@@ -185,13 +195,14 @@ async def serve_predict(wire: GoogleWire, request: web.Request, labels: Labels, 
     salt = headers["x-request-id"]
     rewritten = enhanced(req.prompt) if req.enhance_prompt else None
     predictions = []
+    width, height = req.dimensions
     for i in range(req.count):
         digest = digest_for(req.prompt, f"{provider.name}:{req.seed}:{i}" if req.seed is not None else f"{salt}:{i}")
         prediction: dict[str, Any] = {"mimeType": "image/png"}
         if req.storage_uri is not None:
             prediction["gcsUri"] = f"{req.storage_uri}/{digest}/sample_{i}.png"
         else:
-            prediction["bytesBase64Encoded"] = render_b64(digest, ctx.image_kb)
+            prediction["bytesBase64Encoded"] = await ctx.images.b64(provider, digest, width, height)
         if rewritten is not None:
             prediction["prompt"] = rewritten
         if req.include_safety_attributes:

@@ -20,7 +20,7 @@ from ..behaviours import Call, Kind, Outcome, Phase
 from ..profile import Profile, ProfileError
 from ..provider import Provider
 from .body import read_json_object
-from .common import Labels, Wire, WireError, base_url, bearer_token, field, mask_key, request_id, retry_after_headers
+from .common import Labels, Wire, WireError, bearer_token, field, mask_key, request_id, retry_after_headers
 from .openai_answer import Answer, error_event
 from .openai_edits import check_uploads, read_form
 from .openai_models import ALIASES, FAMILIES, ModelRules, price_factor, rules_for
@@ -143,8 +143,8 @@ class OpenAIImages(Wire):
         call = Call(model, key, req.n, loop=ctx.loop, watch_admission=req.stream)
         call.quality, call.pixels = req.rendered_quality, req.width * req.height
         headers = {"x-request-id": request_id(), "openai-version": "2020-10-01"}
-        answer = Answer(req, rules, salt=headers["x-request-id"], kb=ctx.image_kb, base_url=base_url(request),
-                        image_tokens=image_tokens, edit=edit)
+        answer = Answer(req, rules, salt=headers["x-request-id"], images=ctx.images, provider=provider,
+                        request=request, image_tokens=image_tokens, edit=edit)
         if req.stream:
             serving = asyncio.ensure_future(provider.serve(call))
             return await self._stream(request, started, call, serving, provider, answer, headers)
@@ -153,7 +153,7 @@ class OpenAIImages(Wire):
         if not outcome.ok:
             return self._failure(outcome, provider, call, headers)
         headers["x-cost-usd"] = self._cost(provider, rules, model, req)
-        return web.Response(text=answer.body(), content_type="application/json", headers=headers)
+        return web.Response(text=await answer.body(), content_type="application/json", headers=headers)
 
     @staticmethod
     def _cost(provider: Provider, rules: ModelRules, model: str, req: ImageRequest) -> str:
@@ -216,7 +216,8 @@ class OpenAIImages(Wire):
                     failure = self._failure(serving.result(), provider, call, {})
                     await response.write(error_event(json.loads(failure.text or "{}")["error"]))
                     return
-                await response.write(answer.completed_event(k) if j == steps - 1 else answer.partial_event(k, j))
+                await response.write(await answer.completed_event(k) if j == steps - 1
+                                     else await answer.partial_event(k, j))
         await response.write_eof()
 
     def _failure(self, outcome: Outcome, provider: Provider, call: Call, headers: dict[str, str]) -> web.Response:

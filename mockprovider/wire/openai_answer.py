@@ -6,59 +6,77 @@ Shapes follow openai-python's `types/images_response.py`, `image_gen_partial_ima
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
 import time
 from typing import Any
 
+from aiohttp import web
 from PIL import Image
 
-from ..images import digest_for, image_path, render_b64, render_png
+from ..images import Base, ImageStore, digest_for
+from ..provider import Provider
 from .openai_models import ModelRules, usage
 from .openai_params import ImageRequest
 
 PIL_FORMATS = {"jpeg": "JPEG", "webp": "WEBP"}
 
 
-def encoded_b64(digest: str, kb: int, output_format: str, compression: int | None) -> str:
-    """An image in the asked format: the mock's PNG as is, or re-encoded with Pillow (JPEG, WebP),
-    `output_compression` read as the encoder's quality (100 when not given, as the API defaults).
-    Not kept: every answer's images have digests of their own."""
-    if output_format not in PIL_FORMATS:
-        return render_b64(digest, kb)
-    with Image.open(io.BytesIO(render_png(digest, kb))) as im:
+def reencoded_b64(png: bytes, output_format: str, compression: int | None) -> str:
+    """The mock's PNG re-encoded with Pillow (JPEG, WebP), `output_compression` read as the encoder's
+    quality (100 when not given, as the API defaults). Not kept: every answer's images have digests
+    of their own. Run in a worker thread: decoding and encoding megapixels would hold the event loop."""
+    with Image.open(io.BytesIO(png)) as im:
         out = io.BytesIO()
         im.convert("RGB").save(out, PIL_FORMATS[output_format], quality=100 if compression is None else compression)
     return base64.b64encode(out.getvalue()).decode()
 
 
 class Answer:
-    """What one successful request answers: its images, usage and echoed settings."""
+    """What one successful request answers: its images, usage and echoed settings.
 
-    def __init__(self, req: ImageRequest, rules: ModelRules, *, salt: str, kb: int, base_url: str,
-                 image_tokens: int = 0, edit: bool = False) -> None:
+    Its images are the size asked (`req.width` x `req.height`, ImageStore sizes their bytes by the
+    provider's settings); `ready()` makes sure their shared bytes exist before any body is made."""
+
+    def __init__(self, req: ImageRequest, rules: ModelRules, *, salt: str, images: ImageStore,
+                 provider: Provider, request: web.Request, image_tokens: int = 0, edit: bool = False) -> None:
         self.req = req
         self.rules = rules
         self.salt = salt
-        self.kb = kb
-        self.base_url = base_url
+        self.images = images
+        self.provider = provider
+        self.request = request
         self.image_tokens = image_tokens
         self.event_prefix = "image_edit" if edit else "image_generation"
         self.created = int(time.time())
+        self._base: Base | None = None
+
+    async def ready(self) -> None:
+        """The images' shared bytes, from the store's cache or built off the event loop."""
+        if self._base is None and (self.req.response_format != "url" or self.req.stream):
+            r, images = self.req, self.images
+            nbytes = images.nbytes(self.provider, r.width, r.height)
+            self._base = images.base_now(r.width, r.height, nbytes) or await images.base(r.width, r.height, nbytes)
 
     def _digest(self, i: int, partial: int | None = None) -> str:
         seed = f"{self.salt}:{i}" if partial is None else f"{self.salt}:{i}:partial:{partial}"
         return digest_for(self.req.prompt, seed)
 
-    def _b64(self, digest: str) -> str:
-        return encoded_b64(digest, self.kb, self.req.output_format, self.req.output_compression)
+    async def _b64(self, digest: str) -> str:
+        await self.ready()
+        assert self._base is not None
+        r = self.req
+        if r.output_format not in PIL_FORMATS:
+            return self._base.b64(digest).decode("ascii")
+        return await asyncio.to_thread(reencoded_b64, self._base.png(digest), r.output_format, r.output_compression)
 
     def usage(self, n: int, *, details: bool = True) -> dict[str, Any]:
         r = self.req
         return usage(r.prompt, r.rendered_quality, r.width, r.height, n, self.image_tokens, details=details)
 
-    def body(self) -> str:
+    async def body(self) -> str:
         """The whole answer, an `ImagesResponse`."""
         r = self.req
         data: list[dict[str, Any]] = []
@@ -66,9 +84,9 @@ class Answer:
             digest = self._digest(i)
             item: dict[str, Any] = {}
             if r.response_format == "url":
-                item["url"] = self.base_url + image_path(digest, self.kb)
+                item["url"] = self.images.url(self.request, self.provider, digest, r.width, r.height)
             else:
-                item["b64_json"] = self._b64(digest)
+                item["b64_json"] = await self._b64(digest)
             if self.rules.revised_prompt:
                 item["revised_prompt"] = r.prompt
             data.append(item)
@@ -80,19 +98,19 @@ class Answer:
             doc["safety_identifier"] = r.safety_identifier
         return json.dumps(doc)
 
-    def _event(self, kind: str, i: int, partial: int | None = None) -> dict[str, Any]:
+    async def _event(self, kind: str, i: int, partial: int | None = None) -> dict[str, Any]:
         r = self.req
-        return {"type": f"{self.event_prefix}.{kind}", "b64_json": self._b64(self._digest(i, partial)),
+        return {"type": f"{self.event_prefix}.{kind}", "b64_json": await self._b64(self._digest(i, partial)),
                 "background": r.rendered_background, "created_at": int(time.time()),
                 "output_format": r.output_format, "quality": r.rendered_quality, "size": r.rendered_size}
 
-    def partial_event(self, i: int, index: int) -> bytes:
-        event = self._event("partial_image", i, index)
+    async def partial_event(self, i: int, index: int) -> bytes:
+        event = await self._event("partial_image", i, index)
         event["partial_image_index"] = index
         return sse(event["type"], event)
 
-    def completed_event(self, i: int) -> bytes:
-        event = self._event("completed", i)
+    async def completed_event(self, i: int) -> bytes:
+        event = await self._event("completed", i)
         event["usage"] = self.usage(1, details=False)
         if self.req.safety_identifier:
             event["safety_identifier"] = self.req.safety_identifier

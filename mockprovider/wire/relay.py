@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from json.encoder import encode_basestring_ascii as json_string  # C; escapes to plain ASCII
 from typing import Any
 
 import orjson
@@ -20,7 +19,7 @@ from multidict import istr
 
 from ..behaviours import Call, Kind, Outcome
 from ..context import MockContext
-from ..images import digest_for, render_b64
+from ..images import Base, digest_for, signature
 from ..provider import Provider
 from .body import json_object_now, read_json_object
 from .common import (
@@ -36,6 +35,7 @@ from .common import (
     unix_seconds,
 )
 from .openai import duration
+from .parts import BodyParts
 
 KEY_RE = re.compile(r"^hs_[A-Za-z0-9_\-]{4,}\Z")
 SIZES = ((512, 512), (768, 768), (1024, 1024), (1024, 1792), (1792, 1024))
@@ -58,8 +58,8 @@ _STATUS_CODES = {401: "invalid_api_key", 404: "not_found", 405: "not_found", 413
                  429: "rate_limit_exceeded"}
 
 
-# (model, prompt, seed, n, response_format, the size/quality echo as JSON members or "")
-Accepted = tuple[str, str, int | None, int, str, str]
+# (model, prompt, seed, n, response_format, width, height, the size/quality echo as JSON members or "")
+Accepted = tuple[str, str, int | None, int, str, int, int, str]
 
 
 def _echo(width: int, height: int, quality: str | None) -> str:
@@ -82,7 +82,6 @@ class Relay(Wire):
 
     def __init__(self, ctx: MockContext) -> None:
         super().__init__(ctx)
-        self._bases: dict[str, str] = {}   # Host header -> the JSON-escaped start of an image URL
         self._costs: dict[tuple[str, int], tuple[str, str]] = {}   # (model, n) -> the cost as header, as JSON
 
     def routes(self) -> list[web.RouteDef]:
@@ -116,7 +115,7 @@ class Relay(Wire):
             body = await read_json_object(request, ctx.max_body_bytes)
         provider = ctx.providers[self.provider_name]
         labels.provider = self.provider_name
-        model, prompt, seed, n, fmt, echo = self._accepted(body, ctx) or self._validate(body, ctx)
+        model, prompt, seed, n, fmt, width, height, echo = self._accepted(body, ctx) or self._validate(body, ctx)
         labels.model = model
 
         call = Call(model, key, n, loop=ctx.loop)
@@ -138,8 +137,15 @@ class Relay(Wire):
         cost_header, cost_json = self._costs.get((served, n)) or self._cost(provider, served, n)
         headers[_COST] = cost_header
         headers[hdrs.CONTENT_TYPE] = JSON_TYPE
-        text = self._answer(request, ctx.image_kb, rid, served, prompt, seed, n, fmt, cost_json, echo)
-        return web.Response(body=text.encode(), headers=headers)
+        if fmt == "url":
+            answer = self._with_urls(request, provider, rid, served, prompt, seed, n, width, height, cost_json, echo)
+        else:
+            images = ctx.images
+            nbytes = images.nbytes(provider, width, height)
+            base = images.base_now(width, height, nbytes) or await images.base(width, height, nbytes)
+            return web.Response(body=BodyParts(self._with_b64(base, rid, served, prompt, seed, n, cost_json, echo),
+                                               JSON_TYPE), headers=headers)
+        return web.Response(body=answer, headers=headers)
 
     def _cost(self, provider: Provider, served: str, n: int) -> tuple[str, str]:
         """The header and JSON forms of a cost, kept: at most ten per model, and float formatting is not cheap."""
@@ -173,7 +179,7 @@ class Relay(Wire):
                 and prompt.__class__ is str and MIN_PROMPT <= len(prompt) <= MAX_PROMPT and not prompt.isspace()
                 and (seed is None or (seed.__class__ is int and 0 <= seed <= 0xFFFFFFFF))
                 and n.__class__ is int and 1 <= n <= 10):
-            return model, prompt, seed, n, fmt, echo
+            return model, prompt, seed, n, fmt, width, height, echo
         return None
 
     _combos: frozenset[tuple[Any, ...]] | None = None
@@ -233,35 +239,44 @@ class Relay(Wire):
         if fmt not in ("url", "b64_json"):
             raise _invalid("response_format must be 'url' or 'b64_json'", "response_format")
         echo = _echo(width, height, quality) if size is not None or quality is not None else ""
-        return model, prompt, seed, n, fmt, echo
+        return model, prompt, seed, n, fmt, width, height, echo
 
-    def _answer(self, request: web.Request, kb: int, rid: str, served: str, prompt: str, seed: int | None, n: int,
-                fmt: str, cost_json: str, echo: str) -> str:
-        """The answer's JSON, formatted directly: every value but the prompt and host is ours and plain."""
+    def _with_urls(self, request: web.Request, provider: Provider, rid: str, served: str, prompt: str,
+                   seed: int | None, n: int, width: int, height: int, cost_json: str, echo: str) -> bytes:
+        """The answer's JSON, formatted directly: every value but the prompt is ours and plain."""
         text = orjson.dumps(prompt).decode()   # a prompt is valid Unicode: the body parser saw to that
-        base = self._image_base(request) if fmt == "url" else ""
+        now = unix_seconds()
+        form = self.ctx.images.url_form(request, provider, width, height, now)
+        prefix, query, key = form.json_prefix, form.query, form.seed
         items = []
         for i in range(n):
             digest = digest_for(prompt, f"{served}:{seed}:{i}" if seed is not None else f"{rid}:{i}")
-            image = f'"url": {base}{digest}.png?kb={kb}"' if base else f'"b64_json": "{render_b64(digest, kb)}"'
             item_seed = seed if seed is not None else int(digest[:8], 16)
-            items.append(f'{{"revised_prompt": {text}, "seed": {item_seed}, {image}}}')
+            items.append(f'{{"revised_prompt": {text}, "seed": {item_seed}, '
+                         f'"url": {prefix}{digest}.png?{query}&sig={signature(key, digest)}"}}')
             if i == 0:
                 # The seed's client reads an optional quality score: a stable one per image, 0.9 to 0.99.
                 quality = _QUALITY[digest[:2]]
-        return (f'{{"id": "{rid}", "created": {unix_seconds()}, "model": "{served}", '
+        return (f'{{"id": "{rid}", "created": {now}, "model": "{served}", '
                 f'"data": [{", ".join(items)}], "quality_score": {quality}, {echo}'
-                f'"cost": {{"images": {n}, "usd": {cost_json}}}}}')
+                f'"cost": {{"images": {n}, "usd": {cost_json}}}}}').encode()
 
-    def _image_base(self, request: web.Request) -> str:
-        """The JSON-escaped start of an image URL (no closing quote), per Host header the client sent."""
-        host = request.host
-        base = self._bases.get(host)
-        if base is None:
-            if len(self._bases) > 64:
-                self._bases.clear()
-            base = self._bases[host] = json_string(f"{request.scheme}://{host}/images/")[:-1]
-        return base
+    def _with_b64(self, base: Base, rid: str, served: str, prompt: str, seed: int | None, n: int,
+                  cost_json: str, echo: str) -> tuple[bytes, ...]:
+        """As `_with_urls`, in pieces: each image's base64 is its own few KB and the shared megabytes,
+        written as they are (a 2 MB answer is not copied to be sent)."""
+        text = orjson.dumps(prompt)
+        parts: list[bytes] = []
+        for i in range(n):
+            digest = digest_for(prompt, f"{served}:{seed}:{i}" if seed is not None else f"{rid}:{i}")
+            item_seed = seed if seed is not None else int(digest[:8], 16)
+            parts += (b", " if i else b"", b'{"revised_prompt": ', text, b', "seed": %d, "b64_json": "' % item_seed,
+                      *base.b64_parts(digest), b'"}')
+            if i == 0:
+                quality = _QUALITY[digest[:2]]
+        head = f'{{"id": "{rid}", "created": {unix_seconds()}, "model": "{served}", "data": ['.encode()
+        tail = f'], "quality_score": {quality}, {echo}"cost": {{"images": {n}, "usd": {cost_json}}}}}'.encode()
+        return (head, *parts, tail)
 
     def _failure(self, outcome: Outcome, headers: dict[Any, str]) -> web.Response:
         kind = outcome.kind

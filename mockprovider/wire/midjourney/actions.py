@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 GRID_IMAGES = 4   # one IMAGINE answers four images, as one 2x2 grid at one imageUrl
+GRID_PX = 2048    # a grid task's image: the 2x2 grid of 1024x1024 images (assumed)
+IMAGE_PX = 1024   # an upscale's image: one of the grid's four
 
 GRID_ACTIONS = frozenset({"IMAGINE", "VARIATION", "REROLL", "ZOOM", "PAN", "BLEND"})
 

@@ -21,13 +21,15 @@ from aiohttp import web
 
 from ...behaviours import Kind, Outcome, Phase
 from ...context import MockContext
-from ...images import digest_for, image_path
+from ...images import digest_for
 from ...provider import Provider
 from ...record import JobEntry
 from ..body import read_json_object
-from ..common import Labels, Wire, WireError, base_url, field, log, mask_key, retry_after_headers
+from ..common import Labels, Wire, WireError, field, log, mask_key, retry_after_headers
 from .actions import (
     GRID_ACTIONS,
+    GRID_PX,
+    IMAGE_PX,
     REROLL,
     UPSCALE,
     ActionSpec,
@@ -335,7 +337,8 @@ class MidjourneyJobs(Wire):
         model = provider.name
         task_id = store.new_id()
         digest = digest_for(prompt, f"{model}:{task_id}")
-        image_url = base_url(request) + image_path(digest, ctx.image_kb)
+        side = GRID_PX if grid else IMAGE_PX
+        image_url = ctx.images.url(request, provider, digest, side, side)
         message_hash = _message_hash(digest)
         size = TASK_OVERHEAD_BYTES + text_bytes(prompt, description, state, hook, owner, image_url, task_id,
                                                 message_hash)

@@ -28,8 +28,14 @@ def caption(side: ProviderSideDoc) -> str:
     text = f"provider side: {side.requests:,} answers recorded by {who} at {side.url}"
     m = side.matched
     if m is not None and m.matched_share is not None:
-        how = (f"{m.matched_requests:,} of {m.client_requests:,} generations matched by correlation id"
-               if m.method == "correlation id" else f"{m.provider_requests:,} answers for {m.client_attempts:,} "
-                                                    f"attempts (counts only)")
+        if m.method != "correlation id":
+            how = f"{m.provider_requests:,} answers for {m.client_attempts:,} attempts (counts only)"
+        elif (m.matched_requests or 0) > m.client_requests:
+            # Ids the provider saw that the client never recorded: requests still in flight when the run stopped.
+            extra = (m.matched_requests or 0) - m.client_requests
+            how = (f"{m.client_requests:,} generations matched by correlation id, and {extra:,} more the client "
+                   "never recorded (in flight at the stop)")
+        else:
+            how = f"{m.matched_requests:,} of {m.client_requests:,} generations matched by correlation id"
         text += f"; {how} ({m.matched_share:.1%})"
     return text

@@ -25,8 +25,8 @@ over-saturation) that broke first, and what bounded it:
 - `inconclusive`: a step the gate could not decide even when run longer (exit 2);
 - `none`: it held at every rate up to `--max` (exit 0).
 
-Every step's own report stays in `steps/`; `capacity.json`, `capacity.md` and `knee.png` go to
-the report folder.
+Every step's own report stays in `steps/`; `capacity.json`, `capacity.md`, `knee.png` and
+`capacity.html` (the answer as a page, linking each step's report) go to the report folder.
 """
 
 from __future__ import annotations
@@ -548,8 +548,15 @@ def write_reports(doc: CapacityDoc, outdir: Path) -> None:
         doc.files["knee"] = capacity_knee(doc.model_dump(mode="json"), outdir / "knee.png").name
     except Exception as exc:   # a broken plot must not lose the answer
         print(f"loadtest: the knee plot could not be drawn: {exc}", file=sys.stderr)
+    doc.files["html"] = "capacity.html"
     write_text(outdir / "capacity.json", doc.model_dump_json(indent=2) + "\n")
     write_text(outdir / "capacity.md", render_markdown(doc))
+    try:
+        from .report.capacity_html import write_capacity_html
+        write_capacity_html(doc, outdir)
+    except Exception as exc:   # as the plot: the answer is in capacity.json and capacity.md already
+        doc.files.pop("html", None)
+        print(f"loadtest: capacity.html could not be written: {exc}", file=sys.stderr)
 
 
 # --- the command -------------------------------------------------------------------------------------
@@ -633,7 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--max-vus", type=int, help="VUs per step (default: twice the rate x the loosest latency limit)")
     p.add_argument("--require", type=float, dest="require_rps",
                    help="exit 1 unless the scenario holds at this rate, req/s")
-    p.add_argument("--report-dir", help="where capacity.json, capacity.md, knee.png and the steps go")
+    p.add_argument("--report-dir", help="where capacity.json, capacity.md, knee.png, capacity.html and the steps go")
     args = p.parse_args(list(argv) if argv is not None else None)
     if args.sets and args.mock_url:
         p.error("--set changes the mock this command starts; with --mock-url, use its admin API")
@@ -648,7 +655,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc, code = search(args.scenario, options)
     if doc is not None:
         where = os.path.relpath(doc.files.pop("folder"))
-        print(f"\n{len(doc.steps)} steps in {time.monotonic() - started:,.0f} s; capacity.json, capacity.md and "
-              f"knee.png in {where}")
+        print(f"\n{len(doc.steps)} steps in {time.monotonic() - started:,.0f} s; capacity.json, capacity.md, "
+              f"knee.png and capacity.html in {where}")
         print(f"capacity: {doc.answer} (bound: {doc.bound}; exit {code})", flush=True)
     return code

@@ -4,6 +4,7 @@ each step runs; the reports; and a real search against the mock, whose answer mu
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ from loadtest.capacity import (
     write_reports,
 )
 from loadtest.loadmodel import OpenLoad
+from loadtest.report.capacity_html import BOUNDS
 from loadtest.scenario import load_scenario
 from loadtest.summary import Summary, TimelineRow
 
@@ -199,6 +201,29 @@ def test_the_reports_hold_the_answer_and_validate(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "knee.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert written["files"]["knee"] == "knee.png"
     assert doc.answer in (tmp_path / "out" / "capacity.md").read_text()
+
+
+def test_the_page_gives_the_bracket_the_bound_and_links_each_steps_own_report(tmp_path: Path) -> None:
+    searcher = fake_searcher(tmp_path, target_at(THEORY_RPS), start_rps=40, resolution=0.1)
+    searcher.search()
+    doc = searcher.document(datetime.now(UTC))
+    out = tmp_path / "out"
+    # Every step but the first wrote its report, the first only its log (a step that died before its verdict).
+    for i, step in enumerate(doc.steps):
+        folder = out / "steps" / f"{i + 1:02d}-{step.rate_rps:g}rps"
+        step.report_dir = str(folder)
+        written = folder / ("run.log" if i == 0 else "report/report.html")
+        written.parent.mkdir(parents=True, exist_ok=True)
+        written.write_text("step")
+    write_reports(doc, out)
+    page = (out / "capacity.html").read_text()
+    assert json.loads((out / "capacity.json").read_text())["files"]["html"] == "capacity.html"
+    assert doc.holds_rps is not None and doc.breaks_rps is not None
+    assert f"holds at {doc.holds_rps:,.3g} req/s, breaks at {doc.breaks_rps:,.3g} req/s" in page
+    assert BOUNDS["target"][1] in page and "data:image/png;base64," in page      # the knee, embedded
+    links = re.findall(r'<a href="(steps/[^"]+)">(report|log)</a>', page)
+    assert [words for _, words in links] == ["log"] + ["report"] * (len(doc.steps) - 1)
+    assert all((out / link).is_file() for link, _ in links)           # relative to the page, so the folder moves
 
 
 def recorded(served_per_s: Sequence[int], p50_ms: Sequence[float]) -> Summary:

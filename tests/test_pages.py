@@ -6,11 +6,14 @@ pages: report.html of a real run (a flash sale against dall-e-4, aborted by its 
 threshold; its summary.json is tests/data/flash_sale-dall-e-4.json, as `loadtest run` wrote it, one limit in
 a detail since written as the gate now words it),
 report.html of the synthetic passing and failing runs of test_plots_html, and compare.html from
-synthetic cells with the real contradictions and caveats. The live SLA view is opened in
-test_ui.py, with a run behind it.
+synthetic cells with the real contradictions and caveats, and capacity.html of the capacity
+search in tests/data/capacity.json (the knee scenario of test_capacity.py; its figures are
+examples shaped as a search against the mock writes them), written as `loadtest capacity`
+writes it, beside each step's report. The live SLA view is opened in test_ui.py, with a run
+behind it.
 
-A page more (the capacity page, once it exists) is one entry in PAGES: a builder that writes the
-page under a folder and returns its path, and the text a reader must find on it.
+A page more is one entry in PAGES: a builder that writes the page under a folder and returns
+its path, and the text a reader must find on it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from browser import VIEWPORT, assert_clean, launch, screenshot, watch
 from playwright.sync_api import sync_playwright
 from test_plots_html import compare_cells, make_summary
 
+from loadtest.capacity import CapacityDoc, write_reports
 from loadtest.compare import TARGETS, caveats, contradictions, sla
 from loadtest.cost import monthly_projection
 from loadtest.report.display import limit_text
@@ -69,6 +73,17 @@ def compare_page(out: Path) -> Path:
     return write_compare_html(doc, out)
 
 
+def capacity_page(out: Path) -> Path:
+    doc = CapacityDoc.model_validate_json((DATA / "capacity.json").read_text())
+    for step in doc.steps:
+        # Each step's own report, as the search leaves it under steps/ (its content is another test's).
+        report = out / step.report_dir / "report" / "report.html"
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text('<!DOCTYPE html><title>step</title><link rel="icon" href="data:,">')
+    write_reports(doc, out)
+    return out / "capacity.html"
+
+
 # name -> (builder, texts a reader must find, the screenshot kept for the README or None)
 PAGES: dict[str, tuple[Callable[[Path], Path], list[str], str | None]] = {
     "report, a real run against dall-e-4": (
@@ -79,7 +94,11 @@ PAGES: dict[str, tuple[Callable[[Path], Path], list[str], str | None]] = {
     "compare": (compare_page, ["The SLA", "latency p(99) < 600 ms", "What this machine could not reproduce",
                                "Where the published figures contradict each other",
                                "2026-12-01 07:32:27 UTC"], "compare.png"),
-    # "capacity": (capacity_page, [...], "capacity.png"),   # the capacity page, once it exists
+    "capacity": (capacity_page, ["holds at 90 req/s, breaks at 95 req/s", "Bound: the target. Exit code 0",
+                                 "The target itself broke", "What broke first at 95 req/s: over-saturation",
+                                 "latency p(99) < 3000 ms", "highest that held", "lowest that broke",
+                                 "BREAKS", "(gate: PASS, exit 0)",
+                                 "2026-12-01 09:14:05 UTC"], "capacity.png"),
 }
 
 

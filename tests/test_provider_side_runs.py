@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from loadtest.scenario import load_scenario
+
 pytestmark = pytest.mark.slow
 
 
@@ -20,12 +22,16 @@ def test_a_run_on_the_embedded_mock_reports_both_ends_and_matches_every_generati
     assert side is not None and side["error"] is None, out
     assert side["providers_compared"] == ["relay"]
     # The record was reset at the start: it holds this run's answers and nothing else, one per attempt.
-    assert side["requests"] == summary["attempts"] > 0
+    # Requests still in flight when the run stopped reached the provider but were never recorded by the
+    # client: at most one per user.
+    users = load_scenario("single").load.peak_users
+    assert summary["attempts"] <= side["requests"] <= summary["attempts"] + users and summary["attempts"] > 0
     assert sum(side["outcomes"].values()) == side["requests"]
     m = side["matched"]
     assert m["method"] == "correlation id" and m["raw_missed"] == 0
-    assert m["matched_requests"] == m["client_requests"] == summary["requests"]
-    assert m["matched_attempts"] == summary["attempts"]
+    assert m["client_requests"] == summary["requests"]
+    assert summary["requests"] <= m["matched_requests"] <= summary["requests"] + users
+    assert summary["attempts"] <= m["matched_attempts"] <= summary["attempts"] + users
     assert [s["name"] for s in side["stages"]] == [s["name"] for s in summary["stages"]]
     run = side["side_by_side"][0]
     assert run["name"] == "run" and run["provider_p99_ms"] is not None

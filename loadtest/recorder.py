@@ -71,12 +71,12 @@ import math
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from fractions import Fraction
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 from hdrh.histogram import HdrHistogram
+
+from mockprovider.hdr import rank, to_us
 
 __all__ = [
     "Recorder", "Selection", "Timings", "DEFAULT_POINTS", "PERCENTILE_DEFINITION", "SIGNIFICANT_FIGURES",
@@ -140,27 +140,9 @@ FINE = _Layout(SIGNIFICANT_FIGURES)
 COARSE = _Layout(TIMELINE_SIGNIFICANT_FIGURES)
 
 
-def _to_us(ms: np.ndarray) -> tuple[np.ndarray, int]:
-    """Milliseconds -> integer microseconds, rounded up (never under-report), clamped to the range."""
-    # The tiny offset keeps float noise (0.1 ms * 1000 = 100.00000000000001) from adding a microsecond.
-    us = np.ceil(ms * 1000.0 - 1e-6)
-    np.maximum(us, 0.0, out=us)
-    over = us > HIGHEST_US
-    clamped = int(np.count_nonzero(over))
-    if clamped:
-        us[over] = HIGHEST_US
-    return us.astype(np.int64), clamped
-
-
-@lru_cache(maxsize=256)
-def _fraction(p: float) -> Fraction:
-    return Fraction(repr(float(p))) / 100
-
-
-def _rank(p: float, n: int) -> int:
-    """ceil(p/100 * n), computed exactly: 99.9 % of 1000 is rank 999, not 1000 from float noise."""
-    q = _fraction(p) * n
-    return max(1, -((-q.numerator) // q.denominator))
+# The mock's record rounds and ranks exactly as the client's recorder does: one definition for both ends.
+_to_us = to_us
+_rank = rank
 
 
 def _sparse(counts: np.ndarray) -> dict[str, list[int]]:

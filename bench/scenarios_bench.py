@@ -2,7 +2,8 @@
 
 What each one ends with — verdict, requests, P99, success, retries, failovers — beside what its
 description promises. A test runs each one shortened (tests/test_loadtest_runs.py); this is
-the full length, which takes about seven minutes.
+the full length, which takes about fifteen minutes
+(the two gateway scenarios need the `gateway` extra: `make install-gateway` or `pip install .[gateway]`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from loadtest.scenario import load_scenario, scenario_names
 # What each scenario's description says it shows, as the verdict it should reach on this mock.
 EXPECTED = {"single": "pass", "batch_10": "pass", "batch_50": "pass", "flash_sale": "pass", "sustained": "pass",
             "rate_limit_storm": "pass", "outage": "pass", "stream_preview": "pass", "catalog_edit": "pass",
-            "flash_sale_replay": "pass"}
+            "flash_sale_replay": "pass", "gateway_flash_sale": "pass", "gateway_outage": "pass"}
 
 
 def run_one(name: str, tmp: Path) -> dict:

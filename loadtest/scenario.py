@@ -219,9 +219,13 @@ def scenario_names() -> list[str]:
 
 def scenario_path(name_or_path: str) -> Path:
     p = Path(name_or_path)
-    if p.suffix == ".toml" or p.exists() or "/" in name_or_path:
+    if p.suffix == ".toml" or "/" in name_or_path or p.is_file():
         return p
     builtin = builtin_scenarios().get(name_or_path)
+    # A bare name that is also a folder here (a report folder named after its scenario, say) still
+    # names the built-in: a folder is never a scenario file.
+    if builtin is None and p.exists():
+        return p
     if builtin is None:
         raise ScenarioError(f"no scenario {name_or_path!r}; built-in: {', '.join(scenario_names())} "
                             f"(or give the path of a .toml file)")

@@ -428,3 +428,13 @@ def test_any_value_anywhere_loads_or_is_a_scenario_error(place: tuple[str, ...],
         parse_scenario(raw)
     except ScenarioError as exc:
         assert exc.problems and all(isinstance(p, str) and p for p in exc.problems)
+
+
+def test_a_folder_named_like_a_built_in_scenario_does_not_hide_it(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # `loadtest run flash_sale --report-dir flash_sale` makes that folder before the scenario is read.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "flash_sale").mkdir()
+    assert load_scenario("flash_sale").name == "flash_sale"
+    with pytest.raises(ScenarioError, match="is a directory, not a scenario file"):
+        load_scenario("flash_sale/")

@@ -7,11 +7,12 @@ same moment. The first fifth of the run (VUs spawning, histograms allocated, cac
 out of the fit; over the rest, the least-squares slope of RSS against requests is the memory each
 request leaves behind. Extrapolated to the seed's 4-hour run (17 M requests at 1,200 req/s).
 
-    python bench/generator_memory.py [SECONDS]      # default GENERATOR_MEMORY_S or 300
+    python bench/generator_memory.py [SECONDS]      # default GENERATOR_MEMORY_S or 600 (ten minutes)
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -19,12 +20,14 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_S = float(os.environ.get("GENERATOR_MEMORY_S", "300"))
+DEFAULT_S = float(os.environ.get("GENERATOR_MEMORY_S", "600"))
 SAMPLE_S = 5.0
 FOUR_HOURS_REQUESTS = 17_280_000      # 1,200 req/s for 4 hours
 WARMUP_SHARE = 0.2
@@ -53,6 +56,31 @@ class Result:
     slope: float                                  # bytes per request after the warm-up
     extrapolated: float                           # RSS at the 4-hour run's request count
     summary: dict[str, Any]
+    # Every process of the run by role (the `loadtest` runner, Locust, the mock): (first, peak, last) RSS.
+    processes: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+
+
+def _role(p: psutil.Process) -> str:
+    cmd = " ".join(p.cmdline())
+    if "mockprovider" in cmd:
+        return "mock"
+    if "locust" in cmd:
+        return "Locust"
+    return "loadtest (runner)"
+
+
+def _tree_rss(pid: int) -> dict[str, float]:
+    """RSS per role of the run's process tree, summed over processes of one role."""
+    out: dict[str, float] = {}
+    try:
+        root = psutil.Process(pid)
+        for p in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                role = _role(p)
+                out[role] = out.get(role, 0.0) + p.memory_info().rss
+    except psutil.Error:
+        pass
+    return out
 
 
 def measure(seconds: float) -> Result:
@@ -62,6 +90,7 @@ def measure(seconds: float) -> Result:
                "--metrics-port", "0", "--ready-file", str(ready), "--report-dir", str(Path(tmp) / "report")]
         proc = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         samples: list[tuple[float, float, float]] = []     # (seconds, RSS, requests)
+        tree: dict[str, list[float]] = {}
         try:
             deadline = time.monotonic() + 120
             while not ready.exists() and time.monotonic() < deadline and proc.poll() is None:
@@ -72,6 +101,8 @@ def measure(seconds: float) -> Result:
                 got = _scrape(url)
                 if got is not None and got[1] > 0:
                     samples.append((time.monotonic() - t0, *got))
+                    for role, rss in _tree_rss(proc.pid).items():
+                        tree.setdefault(role, []).append(rss)
                 time.sleep(SAMPLE_S)
         finally:
             if proc.poll() is None:
@@ -88,7 +119,8 @@ def measure(seconds: float) -> Result:
     slope = sum((s[2] - mx) * (s[1] - my) for s in fit) / sxx if sxx else 0.0
     end = samples[-1]
     return Result(seconds=seconds, samples=samples, slope=slope, summary=summary,
-                  extrapolated=end[1] + slope * max(0.0, FOUR_HOURS_REQUESTS - end[2]))
+                  extrapolated=end[1] + slope * max(0.0, FOUR_HOURS_REQUESTS - end[2]),
+                  processes={role: (v[0], max(v), v[-1]) for role, v in sorted(tree.items())})
 
 
 def _mb(b: float) -> str:
@@ -101,6 +133,7 @@ def section(result: Result) -> str:
     short = " (the short run)" if seconds < 600 else ""
     rows = "\n".join(f"| {label} | {t:,.0f} s | {req:,.0f} | {_mb(rss)} |"
                      for label, (t, rss, req) in (("start", start), ("middle", middle), ("end", end)))
+    procs = "\n".join(f"| {role} | {_mb(a)} | {_mb(b)} | {_mb(c)} |" for role, (a, b, c) in result.processes.items())
     return f"""## Load generator memory over a long open-model run{short}
 
 `python bench/generator_memory.py {seconds:g}`: `loadtest run sustained --duration {seconds:g}s --metrics-port 0`
@@ -111,6 +144,12 @@ def section(result: Result) -> str:
 | when | time | requests | RSS |
 |---|---|---|---|
 {rows}
+
+Every process of the run, sampled with psutil at the same moments (RSS summed per role):
+
+| process | first sample | peak | last sample |
+|---|---|---|---|
+{procs}
 
 Slope of RSS against requests after the first {WARMUP_SHARE:.0%} of the run (least squares):
 **{slope:,.2f} bytes per request**. Extrapolated to the seed's 4-hour run ({FOUR_HOURS_REQUESTS / 1e6:.2f} M

@@ -50,9 +50,9 @@ def _row(r: dict) -> str:
             f"{s['requests']:,} | {p99} | {success} | {s['retries']:,} / {s['failovers']:,} | {why} |")
 
 
-def run() -> str:
+def run(names: list[str] | None = None) -> str:
     with tempfile.TemporaryDirectory(prefix="scenarios-bench-") as tmp:
-        results = [run_one(name, Path(tmp)) for name in scenario_names()]
+        results = [run_one(name, Path(tmp)) for name in names or scenario_names()]
     lines = ["## Every scenario at its default length", "",
              "Command: `loadtest run NAME --report-dir DIR` for each built-in scenario, one after another "
              "(`python bench/run.py scenarios_bench`). Each row is what the scenario's own thresholds said.", "",
@@ -62,3 +62,7 @@ def run() -> str:
     lines += ["", "What each promises: " + "; ".join(
         f"`{n}`: {load_scenario(n).description}" for n in scenario_names()) + ".", ""]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(run(sys.argv[1:] or None))     # `python bench/scenarios_bench.py [NAME...]`: only those rows

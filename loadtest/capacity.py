@@ -345,7 +345,7 @@ class Searcher:
         return step
 
     def _more(self, step: Step) -> int:
-        path = Path(step.doc.report_dir) / "summary.json"
+        path = Path(step.doc.report_dir) / "report" / "summary.json"     # report_dir: the step's folder
         try:
             summary = Summary.read(path)
         except (OSError, ValueError):

@@ -270,3 +270,50 @@ def test_against_the_mock_the_bracket_holds_the_theoretical_capacity(tmp_path: P
     assert doc["breaks_rps"] / doc["holds_rps"] - 1 <= 0.1 or len(doc["steps"]) == 9, out
     assert all(Path(s["report_dir"], "report", "summary.json").exists() for s in doc["steps"])
     assert (tmp_path / "out" / "knee.png").exists()
+
+
+def undecided_summary(folder: Path) -> None:
+    """A step's summary.json where it belongs (<step folder>/report/): success 99.6 % of 3,000 against a
+    99.5 % limit, which the interval cannot yet tell apart."""
+    from loadtest.gate import judge
+    from loadtest.recorder import Recorder
+    from loadtest.summary import LoadDoc, RunDoc, ScenarioDoc, StageWindow, TargetDoc, build_summary
+    from loadtest.thresholds import parse_thresholds
+
+    t0 = 1_700_000_000.0
+    rec = Recorder(stages=[("step", 0.0, 10.0)], start_time=t0)
+    for i in range(3000):
+        rec.record(name="g", target="relay", latency_ms=50.0, ok=i >= 12, status=200 if i >= 12 else 500,
+                   ts=t0 + 0.5 + i * 9 / 3000)
+    rec.stop(t0 + 10)
+    verdict = judge(parse_thresholds({"success": ["rate>=0.995"]}), rec, min_samples=100)
+    assert [r.verdict for r in verdict.results] == ["inconclusive"] and verdict.results[0].more_samples
+    summary = build_summary(
+        scenario=ScenarioDoc(name="step", load_model="open", planned_s=10, min_samples=100,
+                             stages=[StageWindow(name="step", start_s=0.0, end_s=10.0)]),
+        target=TargetDoc(name="relay", api="relay", base_url=None, model="midjourney-v7"), recorder=rec,
+        verdict=verdict, health=None, run=RunDoc(end="schedule", planned_s=10, elapsed_s=10),
+        load=LoadDoc(model="open", peak_users=10), started_at=datetime.fromtimestamp(t0, UTC), duration_s=10)
+    (folder / "report").mkdir(parents=True, exist_ok=True)
+    (folder / "report" / "summary.json").write_text(json.dumps(summary.json_dict()))
+
+
+def test_an_undecided_step_runs_once_more_for_as_long_as_its_own_summary_says(tmp_path: Path) -> None:
+    searcher = fake_searcher(tmp_path, lambda rate: "holds", start_rps=10, max_rps=10)
+    runs: list[float] = []
+    fake = searcher._run
+
+    def run(rate: float, measure: float) -> Step:
+        runs.append(measure)
+        if len(runs) > 1:
+            return fake(rate, measure)
+        folder = tmp_path / "steps" / "01"
+        undecided_summary(folder)
+        return Step(rate, StepDoc(rate_rps=rate, planned_s=measure, elapsed_s=measure, outcome="inconclusive",
+                                  verdict="invalid", exit_code=2, first_broken="success (inconclusive)",
+                                  report_dir=str(folder)))
+
+    searcher._run = run  # type: ignore[method-assign]
+    searcher.run_step(10.0)
+    assert len(runs) == 2 and runs[1] > runs[0], runs
+    assert searcher.steps[-1].doc.outcome == "holds"

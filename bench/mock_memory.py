@@ -9,8 +9,10 @@ The mock's RSS is sampled (psutil) before the flood, every 20,000 requests durin
   requests_per_minute at its floor (one an hour), so no rate-limit bucket ever refills and the
   bucket table can only be bounded by its cap;
 - openai: `POST /openai/v1/images/generations` (dall-e-4), `Bearer sk-flood-<n>`, 240,000 keys, the same;
-- midjourney: `POST /midjourney/mj/submit/imagine`, `mj-api-secret: mj-flood-<n>`, 120,000 jobs (each
-  secret an account with its own per-key pool; finished jobs are kept for their retention time);
+- midjourney: `POST /midjourney/mj/submit/imagine`, `mj-api-secret: mj-flood-<n>`, 360,000 jobs (each
+  secret an account with its own per-key pool; finished jobs are kept for their retention time, at
+  most 100,000 of them; the provider-side record keeps the newest 200,000 answers), so past
+  200,000 every table the flood fills is full;
 - images: `POST /relay/v1/images/generations` with `"response_format": "b64_json"` and `--image-kb` at
   its largest, a new image (digest) in each answer, for at most 60 s (image URLs are signed, so a
   client cannot make up new ones).
@@ -34,6 +36,7 @@ from procs import CLIENT_CPU, mock_command, server
 
 from mockprovider.images import MAX_IMAGE_BYTES
 from mockprovider.limits import MAX_RATE_LIMIT_KEYS as TABLE_CAP
+from mockprovider.record import DEFAULT_CAP as RECORD_CAP
 
 CONNECTIONS = 64
 SAMPLE_EVERY = 20_000
@@ -70,7 +73,7 @@ def floods() -> dict[str, Flood]:
               request=_post("/openai/v1/images/generations", "Authorization: Bearer sk-flood-{n}",
                             json.dumps({"model": "dall-e-4", "prompt": PROMPT}).encode()),
               mock_args=("--set", "dall-e-4.error_rate=0", "--set", f"dall-e-4.requests_per_minute={SLOWEST_RPM}")),
-        Flood("midjourney", "Midjourney jobs, each from a distinct secret", count=120_000, seconds=180.0,
+        Flood("midjourney", "Midjourney jobs, each from a distinct secret", count=360_000, seconds=240.0,
               request=_post("/midjourney/mj/submit/imagine", "mj-api-secret: mj-flood-{n}", body),
               mock_args=("--set", "midjourney-v7.error_rate=0")),
         Flood("images", f"distinct images of the largest size allowed ({MAX_KB:,} KB)", count=100_000,
@@ -186,11 +189,13 @@ def section(results: list[Result]) -> str:
                         f"{statistics.median(rates):,.0f}; {r.sent:,} requests in {r.seconds:.1f} s."]
             if rates[-1] < 0.1 * statistics.median(rates):
                 out[-1] += " The last window ran at under a tenth of the median: the flood stalled the mock."
-        past = [rss for n, _, rss in r.samples if n > TABLE_CAP]
-        if r.flood.name in ("relay", "openai") and len(past) >= 2:
-            out += ["", f"Past the rate-limit table's cap ({TABLE_CAP:,} keys): RSS {_mb(past[0])} at the first "
+        cap, table = ((RECORD_CAP, "the provider-side record's ring (200,000 answers), the last table to fill")
+                      if r.flood.name == "midjourney" else (TABLE_CAP, "the rate-limit table's cap"))
+        past = [rss for n, _, rss in r.samples if n > cap]
+        if r.flood.name in ("relay", "openai", "midjourney") and len(past) >= 2:
+            out += ["", f"Past {table} ({cap:,}): RSS {_mb(past[0])} at the first "
                         f"sample, {_mb(past[-1])} at the last, {_mb(max(past) - min(past))} apart over "
-                        f"{r.sent - TABLE_CAP:,} more keys."]
+                        f"{r.sent - cap:,} more."]
     return "\n".join(out) + "\n"
 
 

@@ -26,7 +26,7 @@ from loadtest.scenario import load_scenario
 from loadtest.summary import ActionDoc, Summary
 
 SCENARIO = Path(__file__).resolve().parent / "data" / "live_view.toml"
-COLUMN_KEYS = ["threshold", "stage", "observed", "limit", "headroom", "verdict", "samples"]
+COLUMN_KEYS = ["threshold", "stage", "observed", "provider", "gap", "limit", "headroom", "verdict", "samples"]
 
 
 def suite(tmp_path: Path, state: str = "ready") -> SuiteRun:

@@ -53,7 +53,8 @@ PLANNED_TEXT = "15 min"
 # Each Playwright step waits at most this long (its default is 30 s), so no step outlasts the run.
 STEP_TIMEOUT_MS = 15_000
 STAGES = ["baseline", "surge", "hold", "decay"]
-COLUMNS = ["Threshold", "Stage", "Value (exact)", "Limit", "Headroom", "Verdict", "Samples"]
+COLUMNS = ["Threshold", "Stage", "Value (exact)", "Provider side", "Gap (generator, network)", "Limit", "Headroom",
+           "Verdict", "Samples"]
 THRESHOLDS = [  # as the table shows them: the name (rates as percentages), the stage, the limit
     ("latency p(99) < 600 ms", "whole run", "< 600 ms"), ("latency p(50) < 500 ms", "whole run", "< 500 ms"),
     ("success rate >= 99.9 %", "whole run", ">= 99.9 %"), ("requests rps >= 50 req/s", "hold", ">= 50 req/s"),

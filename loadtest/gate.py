@@ -525,9 +525,9 @@ def judge(thresholds: Sequence[Threshold], recorder: Recorder, health: HealthRep
               and not (stopped is not None and r.threshold.label() == stopped.label)]
     if stopped is not None:
         # The live gate's own finding, kept whatever the record says at the end (or if it cannot be read then).
-        queued.insert(0, Reason("generator", f"abort_on_fail stopped the run at {stopped.at_s:.0f} s on "
-                                             f"{stopped.label}, a breach that was the generator's, not the "
-                                             f"target's: {stopped.text} — this run proves nothing about the target"))
+        queued.insert(0, Reason("generator", f"abort_on_fail stopped the run at {stopped.at_s:.0f} s on the "
+                                             f"generator's breach, not the target's: {stopped.text} — this run "
+                                             f"proves nothing about the target"))
     if generator or queued:
         if generator:
             detail = "; ".join(generator)
@@ -541,7 +541,11 @@ def judge(thresholds: Sequence[Threshold], recorder: Recorder, health: HealthRep
 
         def targets(r: ThresholdResult) -> bool:
             a = decided.get(id(r))
-            return a.kind == attr.TARGET if a is not None else not stall_explains(r, stall)
+            if a is not None:
+                return a.kind == attr.TARGET
+            if stopped is not None and r.threshold.label() == stopped.label:
+                return False      # the live gate found it the generator's; nothing at the end says otherwise
+            return not stall_explains(r, stall)
         beyond = [r for r in failed if _latency_ceiling(r) and targets(r)]
         only_generator = all(r.kind == "generator" for r in invalid)
         if beyond and only_generator:

@@ -69,6 +69,7 @@ from ..summary import (
     describe_scenario,
     describe_target,
 )
+from . import stall
 from .drivers import LoadDriver, driver_for
 from .native import LocustReports, why, write_failures_text
 from .sampler import HealthSampler
@@ -307,6 +308,8 @@ class SuiteRun:
                 windows = self.scenario.load.windows()
                 run.record.start(windows[0][0] if windows else "run")
                 run.greenlets.append(gevent.spawn(self._mark_windows, run, windows[1:]))
+        if not self.is_master and (stalling := stall.spawn()) is not None:   # a test of the suite's own
+            run.greenlets.append(stalling)
         log.info("scenario %s: target %s (%s, model %s) at %s; %s model, %.0f s", self.scenario.name,
                  self.target.name, self.target.api, self.target.model, self.target.base_url, self.scenario.load.KIND,
                  self.scenario.duration_s)

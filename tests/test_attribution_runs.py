@@ -178,17 +178,20 @@ def test_the_live_sla_document_of_a_real_run_carries_the_provider_side_and_the_g
 
         def both_ends() -> dict[str, Any] | None:
             doc = sla()
-            row = doc["thresholds"][0] if doc and doc["run"]["state"] == "running" else None
-            return row if row is not None and row["doc"].get("provider_side") else None
+            running = doc is not None and doc["run"]["state"] == "running"
+            return doc if running and doc["thresholds"][0]["doc"].get("provider_side") else None
 
-        row = _wait_for("the live P99 with its provider-side figure", both_ends, 90, log)
+        live = _wait_for("the live P99 with its provider-side figure", both_ends, 90, log)
+        row = live["thresholds"][0]
         doc, side = row["doc"], row["doc"]["provider_side"]
         assert doc["label"] == P99 and side["samples"] > 0 and side["observed"] > 0
         assert side["gap"] == pytest.approx(doc["observed"] - side["observed"], abs=2e-3)
         assert re.fullmatch(r"[\d.,]+ ms \([\d,]+\)", row["cells"]["provider"]), row["cells"]
         assert re.fullmatch(r"[+−][\d.,]+ ms", row["cells"]["gap"]), row["cells"]
         # The success rate has no provider-side counterpart.
-        assert doc is not None and first["thresholds"][1]["doc"].get("provider_side") is None
+        success = live["thresholds"][1]
+        assert success["doc"]["metric"] == "success" and success["doc"]["provider_side"] is None
+        assert success["cells"]["provider"] == "—"
     finally:
         code = _stop(runner)
     assert code == 2       # stopped by hand before its planned end: the run proves nothing

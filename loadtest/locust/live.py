@@ -10,6 +10,10 @@ It is made to grow without touching the pages:
 - `COLUMNS`: the threshold table's columns, each a key, a title and a function from the
   threshold's document to the text shown. A column more (a confidence interval, say) is one
   entry; every table that renders the document shows it.
+- `PROVIDER_COLUMNS`: with a provider-side record (`columns(suite)`), the simulated providers' own value
+  of each latency threshold's figure and the gap, after the client's value; a latency threshold the
+  live gate finds to be the generator's breach (the client side fails, the provider side holds, the
+  generator is strained) reads "invalid", as the end would judge it.
 - `SECTIONS`: functions from the run to an extra block (`{"title", "columns", "rows", "note"}`, or
   None to leave it out); the page shows each as a table under the thresholds.
 - A threshold's `verdict` is the gate's word ("pass", "fail", "inconclusive", ...), except that a

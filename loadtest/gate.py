@@ -16,7 +16,9 @@ the generator's worst stall, which no generator delay can explain.
 With the provider side's record of the same run (loadtest.attribution) the two ends decide
 instead of the stall: a failed latency ceiling is the target's when the provider side's same
 figure breaches too; when that figure holds with margin and the generator shows strain, the
-breach is the generator's own queueing and the run proves nothing.
+breach is the generator's own queueing and the run proves nothing. Live (the SLA view, abort_on_fail)
+the same rule reads the record as it stands: an abort_on_fail threshold whose breach is the generator's
+stops the run as INVALID (`generator_abort_trigger`, `RunFacts.generator_abort`), never as the target's FAIL.
 
 Past that floor each estimate is judged by its interval (loadtest.confidence): a threshold whose
 interval at ``[gate] confidence`` straddles its limit is "inconclusive", and by default the run then
@@ -55,8 +57,8 @@ from .recorder import Recorder, Selection, Timings
 from .saturation import is_saturation_abort
 from .thresholds import TIME_METRICS, Threshold, format_limit, format_value
 
-__all__ = ["End", "RunFacts", "Margin", "ThresholdResult", "Reason", "Verdict", "judge", "abort_trigger",
-           "attributions"]
+__all__ = ["End", "RunFacts", "GeneratorAbort", "Margin", "ThresholdResult", "Reason", "Verdict", "judge",
+           "abort_trigger", "generator_abort_trigger", "attributions"]
 
 
 class End(enum.Enum):
@@ -70,12 +72,22 @@ class End(enum.Enum):
 
 
 @dataclass(frozen=True)
+class GeneratorAbort:
+    """abort_on_fail stopped the run on a threshold whose breach the live gate found to be the generator's
+    own queueing (the provider side held, the generator was strained): a stop that proves nothing."""
+    label: str          # the threshold's label
+    at_s: float         # when, on the schedule's clock
+    text: str           # the live attribution's words
+
+
+@dataclass(frozen=True)
 class RunFacts:
     """What happened around the measurements, as the harness saw it."""
     planned_s: float = 0.0
     elapsed_s: float = 0.0
     end: End = End.SCHEDULE
     aborted_by: str | None = None                  # label of the threshold that aborted the run
+    generator_abort: GeneratorAbort | None = None  # or: the threshold that stopped it was the generator's breach
     harness_errors: tuple[str, ...] = ()           # the suite's own failures; each makes the run prove nothing
     target_unreachable: str | None = None          # why the target could not be reached, when known up front
     workers_expected: int = 0
@@ -107,6 +119,11 @@ class ThresholdResult:
     needed_samples: int | None = None   # insufficient: how many the gate asked for
     interval: Interval | None = None    # the observed value's confidence interval, where it is an estimate
     more_samples: int | None = None     # inconclusive: roughly how many more requests would decide it
+    # With the provider side's record (latency thresholds): its value of the same figure and its samples,
+    # and, for a failed ceiling, whose breach it is.
+    provider_observed: float | None = None
+    provider_samples: int | None = None
+    attribution: attr.Attribution | None = None
 
     @property
     def passed(self) -> bool:
@@ -438,6 +455,14 @@ def attributions(failed: Sequence[ThresholdResult], provider: attr.ProviderSide 
     return out
 
 
+def provider_figures(results: Sequence[ThresholdResult], provider: attr.ProviderSide) -> None:
+    """Set each latency result's provider-side value of the same figure, where the record has one."""
+    for r in results:
+        got = provider.figure(r.threshold)
+        if got is not None:
+            r.provider_observed, r.provider_samples = got
+
+
 def judge(thresholds: Sequence[Threshold], recorder: Recorder, health: HealthReport | None = None,
           facts: RunFacts | None = None, *, min_samples: int = 100, live: bool = False,
           now_s: float | None = None, confidence: ConfidenceOptions | None = None,
@@ -446,7 +471,8 @@ def judge(thresholds: Sequence[Threshold], recorder: Recorder, health: HealthRep
     only the evidence a running run has; the verdict is then provisional. `confidence`: the level of each
     threshold's interval and what an undecided one makes of the run (default: 95 %, the run proves nothing).
     `provider`: the provider side's record of the same run (loadtest.attribution), which decides whose a
-    failed latency ceiling is before the generator's stall heuristic is asked."""
+    failed latency ceiling is before the generator's stall heuristic is asked; live too (with the live
+    `health`, for the generator's strain), so the SLA view and abort_on_fail blame who the end would blame."""
     facts = facts or RunFacts()
     options = confidence or conf.DEFAULT
     results = evaluate_thresholds(thresholds, recorder, min_samples, now_s if live else None, options)
@@ -482,15 +508,26 @@ def judge(thresholds: Sequence[Threshold], recorder: Recorder, health: HealthRep
                                          f"was not offered as planned"))
     invalid += [Reason("action", f"a scheduled action did not happen: {a}") for a in facts.actions_failed]
 
-    found = attributions(failed, provider, health) if not live else {}
+    if provider is not None:
+        provider_figures(results, provider)
+    found = attributions(failed, provider, health)
+    for r in failed:
+        r.attribution = found.get(id(r))
     decided = {k: a for k, a in found.items() if a.kind != attr.UNDECIDED}
     generator: list[str] = []
     if health is not None and not live:
         generator = list(health.reasons)
         if failed and not generator:
             generator = _stalls_behind_failures([r for r in failed if id(r) not in decided], recorder, health)
+    stopped = facts.generator_abort
     queued = [Reason("generator", a.text + " — this run proves nothing about the target")
-              for a in found.values() if a.kind == attr.GENERATOR]
+              for r in failed if (a := found.get(id(r))) is not None and a.kind == attr.GENERATOR
+              and not (stopped is not None and r.threshold.label() == stopped.label)]
+    if stopped is not None:
+        # The live gate's own finding, kept whatever the record says at the end (or if it cannot be read then).
+        queued.insert(0, Reason("generator", f"abort_on_fail stopped the run at {stopped.at_s:.0f} s on the "
+                                             f"generator's breach, not the target's: {stopped.text} — this run "
+                                             f"proves nothing about the target"))
     if generator or queued:
         if generator:
             detail = "; ".join(generator)
@@ -504,7 +541,11 @@ def judge(thresholds: Sequence[Threshold], recorder: Recorder, health: HealthRep
 
         def targets(r: ThresholdResult) -> bool:
             a = decided.get(id(r))
-            return a.kind == attr.TARGET if a is not None else not stall_explains(r, stall)
+            if a is not None:
+                return a.kind == attr.TARGET
+            if stopped is not None and r.threshold.label() == stopped.label:
+                return False      # the live gate found it the generator's; nothing at the end says otherwise
+            return not stall_explains(r, stall)
         beyond = [r for r in failed if _latency_ceiling(r) and targets(r)]
         only_generator = all(r.kind == "generator" for r in invalid)
         if beyond and only_generator:
@@ -544,10 +585,29 @@ def judge(thresholds: Sequence[Threshold], recorder: Recorder, health: HealthRep
     return Verdict("pass", ExitCode.PASS, results, notes)
 
 
+def _due(r: ThresholdResult, elapsed_s: float) -> bool:
+    t = r.threshold
+    return t.abort_on_fail and r.verdict == "fail" and elapsed_s >= t.delay_abort_eval_s
+
+
+def _generators(r: ThresholdResult) -> bool:
+    return r.attribution is not None and r.attribution.kind == attr.GENERATOR
+
+
 def abort_trigger(results: Sequence[ThresholdResult], elapsed_s: float) -> ThresholdResult | None:
-    """The first abort_on_fail threshold that failed once its delay_abort_eval has passed."""
+    """The first abort_on_fail threshold that failed once its delay_abort_eval has passed, unless the live
+    gate found its breach to be the generator's own queueing (see generator_abort_trigger)."""
     for r in results:
-        t = r.threshold
-        if t.abort_on_fail and r.verdict == "fail" and elapsed_s >= t.delay_abort_eval_s:
+        if _due(r, elapsed_s) and not _generators(r):
+            return r
+    return None
+
+
+def generator_abort_trigger(results: Sequence[ThresholdResult], elapsed_s: float) -> ThresholdResult | None:
+    """The first abort_on_fail threshold due to abort whose breach the provider side did not share while the
+    generator was strained (judge's attribution, with `provider` and `health`): stopping on it proves nothing
+    about the target, so the run is stopped as INVALID (RunFacts.generator_abort), not as the target's FAIL."""
+    for r in results:
+        if _due(r, elapsed_s) and _generators(r):
             return r
     return None

@@ -68,6 +68,7 @@ class RecordSession:
         self.client = RecordClient(self.url, token=token, timeout=10.0)
         self.record_id: str | None = None
         self.error: str | None = None
+        self.live_error: str | None = None
 
     def start(self, first_window: str) -> None:
         try:
@@ -81,6 +82,23 @@ class RecordSession:
                 self.client.mark(window)
             except RecordError as exc:
                 self.error = f"the provider-side record's window {window!r} could not be opened: {exc}"
+
+    def peek(self, timeout_s: float) -> RecordSummary | None:
+        """The record as it stands, mid-run (for the live gate): None, with `live_error` saying why, when it
+        cannot be read within `timeout_s` or is not this run's. Never touches `error`: the end still reads."""
+        if self.error is not None:     # never reset for this run: nothing of it to compare
+            return None
+        try:
+            record = RecordClient(self.url, token=self.client.token, timeout=timeout_s).summary()
+        except RecordError as exc:
+            self.live_error = f"the provider-side record could not be read live: {exc}"
+            return None
+        if self.record_id is not None and record.record_id != self.record_id:
+            self.live_error = (f"the provider-side record was reset by someone else during the run "
+                               f"({self.record_id} -> {record.record_id})")
+            return None
+        self.live_error = None
+        return record
 
     def read(self, recorder: Recorder) -> tuple[RecordSummary | None, MatchDoc | None]:
         if self.error is not None:

@@ -96,6 +96,17 @@ class IntervalDoc(_Doc):
     method: Literal["order statistics", "Wilson score", "normal"]
 
 
+class ThresholdSideDoc(_Doc):
+    """A latency threshold's figure on the provider side (the mock's record of the same requests) beside the
+    client's: the gap is the generator's own queueing and the network's (or a gateway's) share."""
+    observed: float = Field(description="the provider side's value of the same figure (ms)")
+    samples: int = Field(description="provider-side answers behind it")
+    gap: float | None = Field(description="client-side value minus provider-side value (ms)")
+    attribution: Literal["target", "generator", "between", "undecided"] | None = Field(
+        default=None, description="a failed ceiling: whose breach it is (loadtest.attribution)")
+    attribution_text: str | None = None
+
+
 class ThresholdDoc(_Doc):
     key: str
     label: str
@@ -121,6 +132,8 @@ class ThresholdDoc(_Doc):
                                                              "limit comes from")
     allowance: str | None = Field(default=None, description="a regression threshold: how much worse than the "
                                                             "baseline it may be")
+    provider_side: ThresholdSideDoc | None = Field(default=None, description="latency, with the provider-side "
+                                                   "record: the same figure as the simulated providers saw it")
 
     def interval_words(self, with_level: bool = True) -> str:
         """ "95 % 571.0–612.4 ms", or "" for a value that is a fact of the run."""
@@ -183,6 +196,9 @@ class RunDoc(_Doc):
     elapsed_s: float
     aborted_by: str | None = None
     aborted_at_s: float | None = None      # when abort_on_fail stopped it, on the schedule's clock
+    generator_abort: str | None = Field(default=None, description="abort_on_fail stopped the run on this "
+                                        "threshold, whose breach the provider side did not share while the "
+                                        "generator was strained: the generator's, so the run proves nothing")
     workers: int = 0
     workers_lost: list[str] = []
 
@@ -529,7 +545,17 @@ def threshold_doc(r: ThresholdResult) -> ThresholdDoc:
         margin=MarginDoc(amount=round(m.amount, 6), unit=m.unit, percent=_r(m.percent, 3), words=m.words)
         if m is not None else None,
         interval=interval_doc(r.interval, 6 if t.unit == "" else 3), more_samples=r.more_samples, slo_ms=t.slo_ms,
-        baseline=t.baseline, allowance=t.allowance or None)
+        baseline=t.baseline, allowance=t.allowance or None, provider_side=threshold_side_doc(r))
+
+
+def threshold_side_doc(r: ThresholdResult) -> ThresholdSideDoc | None:
+    if r.provider_observed is None or r.provider_samples is None:
+        return None
+    a = r.attribution
+    return ThresholdSideDoc(observed=round(r.provider_observed, 3), samples=r.provider_samples,
+                            gap=_r(r.observed - r.provider_observed, 3) if r.observed is not None else None,
+                            attribution=a.kind if a is not None else None,  # type: ignore[arg-type]
+                            attribution_text=a.text if a is not None else None)
 
 
 def interval_doc(i: Interval | None, digits: int = 3) -> IntervalDoc | None:

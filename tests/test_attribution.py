@@ -4,9 +4,10 @@ import pytest
 from hdrh.histogram import HdrHistogram
 
 from loadtest.attribution import GENERATOR, TARGET, ProviderSide
-from loadtest.gate import attributions, judge
+from loadtest.gate import End, GeneratorAbort, RunFacts, abort_trigger, attributions, generator_abort_trigger, judge
 from loadtest.health import HealthSamples, assess
 from loadtest.recorder import Recorder
+from loadtest.summary import threshold_doc
 from loadtest.thresholds import parse_thresholds
 from mockprovider.hdr import HIGHEST_US, LOWEST_US, SIGNIFICANT_FIGURES
 from mockprovider.record_client import Histogram, Series, Summary, Window
@@ -139,3 +140,96 @@ def test_several_generator_processes_are_judged_by_the_machines_cpu():
     h = health(cpu=60.0, machine=97.0, machine_wide=True)
     assert h.reasons == ("the machine's CPU (all cores) was at or above 90 % for 100% of the run",)
     assert h.figures()["machine_cpu_hot_share"] == 1.0
+
+
+# --- live: abort_on_fail and the SLA view judge with both ends too ------------------------------------
+
+ABORTING = parse_thresholds({"latency": [{"threshold": "p(99)<600", "abort_on_fail": True,
+                                          "delay_abort_eval": "5s"}],
+                             "success": [{"threshold": "rate>=0.99", "abort_on_fail": True}]})
+
+
+def peaked():
+    """The 2,500-user case mid-run: CPU peaked at 98 % but hot for under 20 % of the samples, no stall."""
+    return assess(HealthSamples(cpu=[98.0] * 2 + [40.0] * 18, machine_cpu=[60.0] * 20, lag_ms=[1.0] * 40,
+                                lag_at=[T0 + 0.25 * i for i in range(40)]))
+
+
+def live(rec, health_report=None, provider=None, facts=None):
+    return judge(ABORTING, rec, health_report, facts, min_samples=100, live=True, now_s=9.0, provider=provider)
+
+
+def test_a_breach_only_the_client_saw_on_a_strained_generator_never_aborts_as_the_targets():
+    rec = client(799.2)
+    h = peaked()
+    assert not h.reasons     # the generator-health rules alone find nothing to object to
+    # Judged from the client side alone (as before, and as with no record to read), it aborts as a FAIL.
+    one_ended = live(rec, h)
+    assert abort_trigger(one_ended.results, 9.0) is one_ended.results[0]
+    both = live(rec, h, provider_fast())
+    assert abort_trigger(both.results, 9.0) is None
+    mine = generator_abort_trigger(both.results, 9.0)
+    assert mine is both.results[0] and mine.attribution is not None and mine.attribution.kind == GENERATOR
+    assert (both.status, int(both.exit_code)) == ("invalid", 2)
+    assert [r.kind for r in both.reasons][:1] == ["generator"] and "own queueing" in both.reason_texts[0]
+    assert generator_abort_trigger(both.results, 4.0) is None       # before delay_abort_eval: nothing yet
+
+
+def test_what_the_live_gate_stops_on_the_end_judges_invalid_even_without_the_record_then():
+    rec = client(799.2)
+    both = live(rec, peaked(), provider_fast())
+    mine = generator_abort_trigger(both.results, 9.0)
+    assert mine is not None and mine.attribution is not None
+    facts = RunFacts(planned_s=10.0, elapsed_s=9.0, end=End.ABORT,
+                     generator_abort=GeneratorAbort(mine.threshold.label(), 9.0, mine.attribution.text))
+    for side in (provider_fast(), None):       # None: the record could not be read at the end
+        v = judge(ABORTING, rec, peaked(), facts, min_samples=100, provider=side)
+        assert (v.status, int(v.exit_code)) == ("invalid", 2), v.reason_texts
+        stops = [t for t in v.reason_texts if t.startswith("abort_on_fail stopped the run at 9 s on the generator")]
+        assert len(stops) == 1 and "the provider answered p(99) 90 ms" in stops[0]
+        # ... said once, not again by the end's own attribution of the same threshold
+        assert sum("own queueing" in t for t in v.reason_texts) == 1
+    # Without the stop on record, the same run with the record unread at the end would be the target's FAIL.
+    assert int(judge(ABORTING, rec, peaked(), RunFacts(aborted_by=mine.threshold.label(), end=End.ABORT),
+                     min_samples=100).exit_code) == 1
+
+
+def test_a_breach_the_provider_side_shares_aborts_as_the_targets_as_before():
+    side = ProviderSide(record([40.0] * 1900 + [750.0] * 100), ("relay",))
+    v = live(client(799.2), peaked(), side)
+    trigger = abort_trigger(v.results, 9.0)
+    assert trigger is v.results[0] and trigger.attribution is not None and trigger.attribution.kind == TARGET
+    assert generator_abort_trigger(v.results, 9.0) is None and int(v.exit_code) == 1
+
+
+def test_a_calm_generator_leaves_the_abort_standing_with_the_gap_named():
+    v = live(client(799.2), health(), provider_fast())
+    trigger = abort_trigger(v.results, 9.0)
+    assert trigger is v.results[0] and trigger.attribution is not None and trigger.attribution.kind == "between"
+
+
+def test_a_failing_success_rate_aborts_as_before_whatever_the_provider_side_says():
+    rec = Recorder(stages=[("steady", 0.0, 10.0)], start_time=T0)
+    for i in range(2000):
+        rec.record(name="g", target="relay", latency_ms=45.0, ok=i % 10 != 0, status=200 if i % 10 else 500,
+                   ts=T0 + 1 + i * 0.004)
+    v = live(rec, peaked(), provider_fast())
+    trigger = abort_trigger(v.results, 9.0)
+    assert trigger is not None and trigger.threshold.metric == "success" and trigger.attribution is None
+
+
+def test_every_latency_threshold_carries_the_provider_sides_figure_and_the_gap():
+    v = live(client(799.2), peaked(), provider_fast())
+    doc = threshold_doc(v.results[0]).provider_side
+    assert doc is not None and doc.samples == 2000 and doc.attribution == GENERATOR
+    assert doc.observed == pytest.approx(90.0, rel=2e-3)          # HDR's 3 significant figures
+    assert doc.gap == pytest.approx(v.results[0].observed - doc.observed, abs=2e-3)
+    assert doc.attribution_text is not None and "own queueing" in doc.attribution_text
+    assert threshold_doc(v.results[1]).provider_side is None          # success has no provider-side figure
+    # A passing latency threshold shows both ends too, with no attribution.
+    passing = judge(parse_thresholds({"latency": ["p(50)<600"]}), client(799.2), None, min_samples=100,
+                    provider=provider_fast())
+    side = threshold_doc(passing.results[0]).provider_side
+    assert passing.results[0].passed and side is not None and side.attribution is None
+    assert side.observed == pytest.approx(40.0, rel=2e-3)
+    assert side.gap == pytest.approx(passing.results[0].observed - side.observed, abs=2e-3)

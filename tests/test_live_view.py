@@ -9,6 +9,7 @@ gate's own, live.
 from __future__ import annotations
 
 import copy
+import socket
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,7 +27,7 @@ from loadtest.scenario import load_scenario
 from loadtest.summary import ActionDoc, Summary
 
 SCENARIO = Path(__file__).resolve().parent / "data" / "live_view.toml"
-COLUMN_KEYS = ["threshold", "stage", "observed", "limit", "headroom", "verdict", "samples"]
+COLUMN_KEYS = ["threshold", "stage", "observed", "provider", "gap", "limit", "headroom", "verdict", "samples"]
 
 
 def suite(tmp_path: Path, state: str = "ready") -> SuiteRun:
@@ -157,3 +158,88 @@ def test_a_column_and_a_section_are_one_entry_each(tmp_path, monkeypatch):
     assert doc["columns"][-1] == {"key": "interval", "title": "95 % interval"}
     assert {t["cells"]["interval"] for t in doc["thresholds"]} == {"101–109 ms"}
     assert [sec["title"] for sec in doc["sections"]] == ["Provider side"]
+
+
+# --- both ends, live ------------------------------------------------------------------------------------
+
+
+def provider_record(values_ms, window="baseline"):
+    """The relay's own record of the run: it answered every request in values_ms."""
+    from test_attribution import record
+    return record(values_ms, provider="relay", window=window)
+
+
+def test_the_view_shows_each_latency_thresholds_provider_side_and_gap_and_blames_the_generator(tmp_path,
+                                                                                             monkeypatch):
+    from test_attribution import health as strained_health
+
+    from loadtest.attribution import ProviderSide
+    from mockprovider.record_client import merge_summaries
+
+    s = suite(tmp_path)
+    run = running(s, elapsed_s=10.0, median_ms=900.0)     # the client sees ~900 ms...
+    fast = [40.0] * 980 + [90.0] * 20                      # ... the relay answered in 40
+    side = ProviderSide(merge_summaries([provider_record(fast, "baseline"), provider_record(fast, "surge")]),
+                        ("relay",))
+    monkeypatch.setattr(run, "live_provider_side", lambda: side)
+    monkeypatch.setattr(run, "live_health", lambda: strained_health(cpu=99.0, stall_ms=117.0))
+    doc = LiveView(s).document(series=False)
+    p99, p50 = doc["thresholds"][0], doc["thresholds"][1]
+    assert p99["doc"]["provider_side"]["attribution"] == "generator"
+    assert p99["doc"]["provider_side"]["samples"] == 2000 and p99["cells"]["provider"] == "90 ms (2,000)"
+    gap = p99["doc"]["observed"] - p99["doc"]["provider_side"]["observed"]
+    assert p99["doc"]["provider_side"]["gap"] == round(gap, 3) and p99["cells"]["gap"].startswith("+")
+    assert p99["verdict"] == "invalid" and p99["cells"]["verdict"] == "INVALID (the generator's)"
+    assert p50["cells"]["provider"] == "40.0 ms (2,000)" and p50["verdict"] == "invalid"
+    # A stage's threshold is compared with the record's window of that stage.
+    surge = doc["thresholds"][4]
+    assert surge["cells"]["provider"] == "90 ms (1,000)" and surge["verdict"] == "invalid"
+    verdict = doc["verdict"]
+    assert verdict["class"] == "invalid" and verdict["headline"].startswith("Provisional: the generator's breach")
+    assert any("own queueing" in r for r in verdict["reasons"])
+    # Judged from the client side alone, the same run is the target's breach (the view said so before).
+    monkeypatch.setattr(run, "live_provider_side", lambda: None)
+    run._live = (0.0, None)
+    alone = LiveView(s).document(series=False)
+    assert alone["thresholds"][0]["verdict"] == "fail" and alone["thresholds"][0]["cells"]["provider"] == "—"
+    assert alone["verdict"]["class"] == "fail"
+
+
+def test_a_record_that_cannot_be_read_live_leaves_the_client_side_judging_and_is_not_asked_every_second(
+        tmp_path, monkeypatch):
+    from loadtest.provider_side import RecordSession
+
+    with socket.socket() as silent:          # listens, never answers: a read must time out, not hang
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        monkeypatch.setattr(run_state, "LIVE_RECORD_TIMEOUT_S", 0.3)
+        s = suite(tmp_path)
+        run = running(s, elapsed_s=10.0, median_ms=900.0)
+        run.record = RecordSession(f"http://127.0.0.1:{silent.getsockname()[1]}")
+        reads = []
+        peek = run.record.peek
+        monkeypatch.setattr(run.record, "peek", lambda timeout_s: reads.append(timeout_s) or peek(timeout_s))
+        verdict = run.live_verdict()
+        assert reads == [0.3] and run.record.live_error is not None and "timed out" in run.record.live_error
+        assert verdict.results[0].verdict == "fail" and verdict.results[0].provider_observed is None
+        run._live = (0.0, None)
+        run.live_verdict()
+        assert reads == [0.3]                 # retried only after LIVE_RECORD_RETRY_S
+        assert run.record.error is None       # the end still reads the record
+
+
+def test_the_live_gate_reads_this_runs_record_and_no_other(tmp_path, monkeypatch):
+    from loadtest.provider_side import RecordSession
+    from mockprovider.record_client import RecordClient
+
+    s = suite(tmp_path)
+    run = running(s, elapsed_s=10.0)
+    run.record = RecordSession("http://127.0.0.1:9")
+    run.record.record_id = "r0"                # the record this run reset; the mock now holds "r1"
+    monkeypatch.setattr(RecordClient, "summary", lambda self: provider_record([40.0] * 100))
+    assert run.live_provider_side() is None
+    assert run.record.live_error is not None and "reset by someone else" in run.record.live_error
+    run.record.record_id = "r1"
+    run._live_side_at = -1e9
+    side = run.live_provider_side()
+    assert side is not None and side.providers == ("relay",) and side.record.requests == 100

@@ -523,6 +523,8 @@ def _with_marks(summary, run):
 @pytest.mark.parametrize("run,kind,at", [
     ({"end": "abort", "aborted_by": "latency p(99) < 600 ms [stage=surge]", "aborted_at_s": 41.0, "elapsed_s": 41.2},
      "abort", 41.0),
+    ({"end": "abort", "generator_abort": "latency p(99) < 600 ms", "aborted_at_s": 6.0, "elapsed_s": 6.1},
+     "abort", 6.0),
     ({"end": "stopped", "elapsed_s": 33.5}, "stop", 33.5),
 ])
 def test_time_plots_mark_the_actions_and_how_the_run_ended(failing, run, kind, at):

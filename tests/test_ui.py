@@ -53,7 +53,10 @@ PLANNED_TEXT = "15 min"
 # Each Playwright step waits at most this long (its default is 30 s), so no step outlasts the run.
 STEP_TIMEOUT_MS = 15_000
 STAGES = ["baseline", "surge", "hold", "decay"]
-COLUMNS = ["Threshold", "Stage", "Value (exact)", "Limit", "Headroom", "Verdict", "Samples"]
+COLUMNS = ["Threshold", "Stage", "Value (exact)", "Provider side", "Gap (generator, network)", "Limit", "Headroom",
+           "Verdict", "Samples"]
+LIMIT, HEADROOM_AT, VERDICT, PROVIDER, GAP = (COLUMNS.index(c) for c in ("Limit", "Headroom", "Verdict",
+                                                                          "Provider side", "Gap (generator, network)"))
 THRESHOLDS = [  # as the table shows them: the name (rates as percentages), the stage, the limit
     ("latency p(99) < 600 ms", "whole run", "< 600 ms"), ("latency p(50) < 500 ms", "whole run", "< 500 ms"),
     ("success rate >= 99.9 %", "whole run", ">= 99.9 %"), ("requests rps >= 50 req/s", "hold", ">= 50 req/s"),
@@ -63,7 +66,7 @@ P99 = 0                       # the whole run's p(99), the row the test waits on
 MIN_SAMPLES = 500
 # What each verdict's cell is painted (report.html's colours, loadtest/report/display.py).
 PAINT = {"PASS": "rgb(30, 126, 52)", "FAIL": "rgb(176, 42, 55)", "COLLECTING": "rgb(31, 95, 168)",
-         "INCONCLUSIVE": "rgb(161, 92, 0)"}
+         "INCONCLUSIVE": "rgb(161, 92, 0)", "INVALID": "rgb(161, 92, 0)"}
 VALUE = re.compile(r"\d[\d,]*(\.\d+)? (ms|%|req/s)")
 HEADROOM = re.compile(r".+ to spare|over by .+|short by .+|exactly at the limit|—")
 
@@ -226,7 +229,7 @@ def before_the_start(locust_page: Page, locust_seen: Seen, sla_page: Page, sla_s
     sla_page.locator("#thresholds tbody tr").first.wait_for(timeout=15_000)
     assert headers(sla_page, "#thresholds") == COLUMNS
     rows = table(sla_page, "#thresholds")
-    assert [(r[0], r[1], r[3]) for r in rows] == THRESHOLDS
+    assert [(r[0], r[1], r[LIMIT]) for r in rows] == THRESHOLDS
     assert sla_page.locator("#verdict").get_attribute("data-status") == "not started"
     assert sla_page.get_by_role("button", name="Start", exact=True).is_visible()
     assert sla_page.get_by_role("button", name="Stop", exact=True).is_hidden()
@@ -259,8 +262,10 @@ def mid_run(locust_page: Page, locust_seen: Seen, sla_page: Page, sla_seen: Seen
         return (after, doc) if before == after == rows_of(doc) and doc["run"]["state"] == "running" else None
 
     rows, doc = wait_for("the SLA page and /sla to show the same values", agreeing, 30, log, interval=0.2)
-    assert [(r[0], r[1], r[3]) for r in rows] == THRESHOLDS
-    for name, _stage, observed, _limit, headroom, verdict, samples in rows:
+    assert [(r[0], r[1], r[LIMIT]) for r in rows] == THRESHOLDS
+    for cells in rows:
+        name, observed, headroom, verdict, samples = (cells[COLUMNS.index(c)] for c in (
+            "Threshold", "Value (exact)", "Headroom", "Verdict", "Samples"))
         word = verdict.split()[0]
         assert word in PAINT, (name, verdict)
         if word in ("PASS", "FAIL"):
@@ -270,9 +275,12 @@ def mid_run(locust_page: Page, locust_seen: Seen, sla_page: Page, sla_seen: Seen
             assert observed.endswith(" %"), observed          # rates read as percentages
         assert re.fullmatch(r"[\d,]+( of [\d,]+)?", samples), samples
     # Judged by now (MIN_SAMPLES behind it); whether it passes is the machine's speed, not the view's to say.
-    assert rows[P99][5] in ("PASS", "FAIL"), rows[P99]
-    margin = rows[P99][4]
-    assert margin.endswith("to spare") if rows[P99][5] == "PASS" else margin.startswith("over by"), rows[P99]
+    assert rows[P99][VERDICT] in ("PASS", "FAIL"), rows[P99]
+    margin = rows[P99][HEADROOM_AT]
+    # Both ends: the relay's own P99 beside the client's, and the gap between (the record is read every 2 s).
+    assert re.fullmatch(r"[\d.,]+ ms \([\d,]+\)", rows[P99][PROVIDER]), rows[P99]
+    assert re.fullmatch(r"[+−][\d.,]+ ms", rows[P99][GAP]), rows[P99]
+    assert margin.endswith("to spare") if rows[P99][VERDICT] == "PASS" else margin.startswith("over by"), rows[P99]
     for text, colour in painted(sla_page, "#thresholds td.verdict"):
         assert colour == PAINT[text.split()[0]], (text, colour)
 
@@ -318,8 +326,8 @@ def mid_run(locust_page: Page, locust_seen: Seen, sla_page: Page, sla_seen: Seen
         return rows if all(colour == PAINT[text.split()[0]] for text, colour in cells) else None
 
     rows = wait_for("Locust's SLA tab with every verdict painted", tab_in_colour, 20, log)
-    assert [(r[0], r[1], r[3]) for r in rows[:-1]] == THRESHOLDS
-    assert rows[-1][0] == "Run 1: running" and rows[-1][5].startswith("Provisional:"), rows[-1]
+    assert [(r[0], r[1], r[LIMIT]) for r in rows[:-1]] == THRESHOLDS
+    assert rows[-1][0] == "Run 1: running" and rows[-1][VERDICT].startswith("Provisional:"), rows[-1]
     locust_page.wait_for_timeout(400)          # the tab's underline slides over; let it arrive for the picture
     screenshot(locust_page, "locust-sla-tab.png", tmp_path, full_page=False)
     assert_clean(locust_page, locust_seen)

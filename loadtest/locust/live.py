@@ -10,6 +10,10 @@ It is made to grow without touching the pages:
 - `COLUMNS`: the threshold table's columns, each a key, a title and a function from the
   threshold's document to the text shown. A column more (a confidence interval, say) is one
   entry; every table that renders the document shows it.
+- `PROVIDER_COLUMNS`: with a provider-side record (`columns(suite)`), the simulated providers' own value
+  of each latency threshold's figure and the gap, after the client's value; a latency threshold the
+  live gate finds to be the generator's breach (the client side fails, the provider side holds, the
+  generator is strained) reads "invalid", as the end would judge it.
 - `SECTIONS`: functions from the run to an extra block (`{"title", "columns", "rows", "note"}`, or
   None to leave it out); the page shows each as a table under the thresholds.
 - A threshold's `verdict` is the gate's word ("pass", "fail", "inconclusive", ...), except that a
@@ -74,6 +78,22 @@ def _samples(t: ThresholdDocJSON) -> str:
     return f"{n:,}"
 
 
+def _provider_side(t: ThresholdDocJSON) -> str:
+    side = t.get("provider_side")
+    if not side:
+        return "—"
+    return f"{format_value(str(t['metric']), str(t['aggregation']), float(side['observed']))} " \
+           f"({int(side['samples']):,})"
+
+
+def _gap(t: ThresholdDocJSON) -> str:
+    side = t.get("provider_side")
+    if not side or side.get("gap") is None:
+        return "—"
+    gap = float(side["gap"])
+    return ("+" if gap >= 0 else "−") + format_value(str(t["metric"]), str(t["aggregation"]), abs(gap))
+
+
 Column = tuple[str, str, Callable[[ThresholdDocJSON], str]]
 COLUMNS: list[Column] = [
     ("threshold", "Threshold", display.threshold_name),
@@ -85,6 +105,23 @@ COLUMNS: list[Column] = [
     ("verdict", "Verdict", lambda t: str(t.get("_verdict_text") or display.verdict_word(str(t.get("verdict"))))),
     ("samples", "Samples", _samples),
 ]
+
+# With the provider side's record (the target on the mock, or --record-url): beside the client-side value,
+# the simulated providers' own value of the same figure, and the gap (the generator's and the network's share).
+PROVIDER_COLUMNS: list[Column] = [
+    ("provider", "Provider side", _provider_side),
+    ("gap", "Gap (generator, network)", _gap),
+]
+
+
+def columns(suite: SuiteRun) -> list[Column]:
+    """The threshold table's columns for this suite: COLUMNS, and PROVIDER_COLUMNS after the value when the
+    run reads a provider-side record."""
+    if not suite.record_url:
+        return list(COLUMNS)
+    at = next((i + 1 for i, c in enumerate(COLUMNS) if c[0] == "observed"), len(COLUMNS))
+    return [*COLUMNS[:at], *PROVIDER_COLUMNS, *COLUMNS[at:]]
+
 
 # Extra blocks under the thresholds: one function per block, from the suite to
 # {"title", "columns": [{"key", "title"}], "rows": [{key: text}], "note"} or None.
@@ -184,7 +221,7 @@ class LiveView:
             "stages": [{"name": n, "start_s": round(a, 3), "end_s": round(b, 3), "window": display.window(a, b)}
                        for n, a, b in scenario.load.windows()],
             "load": self._load(),
-            "columns": [{"key": key, "title": title} for key, title, _ in COLUMNS],
+            "columns": [{"key": key, "title": title} for key, title, _ in columns(suite)],
         }
         doc["run"] = self._run(run)
         doc["generator"] = self._generator(run)
@@ -287,6 +324,11 @@ class LiveView:
                     # A rate over its window's first second or two is noise (0 req/s at the stage's start).
                     d["verdict"] = "collecting"
                     d["_verdict_text"] = f"COLLECTING ({display.seconds(seen)} in so far)"
+            if d["verdict"] == "fail" and (d.get("provider_side") or {}).get("attribution") == "generator":
+                # The client side breached, the provider side held, the generator is strained: the end would
+                # judge this the generator's (INVALID), not the target's.
+                d["verdict"] = "invalid"
+                d["_verdict_text"] = "INVALID (the generator's)"
             if d["verdict"] == "insufficient":
                 d["verdict"] = "collecting"
                 stage = d["filters"].get("stage")
@@ -305,7 +347,7 @@ class LiveView:
                 "margin": None, "needed_samples": None, "abort_on_fail": t.abort_on_fail, "_verdict_text": "—"}
 
     def _row(self, i: int, t: dict[str, Any]) -> dict[str, Any]:
-        cells = {key: fn(t) for key, _, fn in COLUMNS}
+        cells = {key: fn(t) for key, _, fn in columns(self.suite)}
         doc = {k: v for k, v in t.items() if not k.startswith("_")}
         return {"id": f"t{i}", "verdict": t["verdict"], "cells": cells, "doc": doc}
 
@@ -338,6 +380,13 @@ class LiveView:
             return {"status": "failing", "class": "fail", "provisional": True,
                     "headline": f"Provisional: off track. {len(failing)} of {len(docs)} threshold"
                                 f"{'s' if len(docs) > 1 else ''} failing so far ({worst})",
+                    "reasons": other}
+        generators = [d for d in docs if d["verdict"] == "invalid"]
+        if generators:
+            names = ", ".join(str(d["label"]) for d in generators)
+            return {"status": "proves nothing so far", "class": "invalid", "provisional": True,
+                    "headline": f"Provisional: the generator's breach, not the target's ({names}: the client side "
+                                f"fails, the provider side holds); as it goes, this run will prove nothing",
                     "reasons": other}
         if other:
             return {"status": "proves nothing so far", "class": "invalid", "provisional": True,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import time
@@ -37,10 +38,20 @@ from locust.runners import (
 )
 
 from mockprovider.profile import load_profiles
+from mockprovider.record_client import Summary as RecordSummary
 
 from ..attribution import ProviderSide
 from ..context import RequestContext
-from ..gate import End, RunFacts, Verdict, abort_trigger, attributions, judge
+from ..gate import (
+    End,
+    GeneratorAbort,
+    RunFacts,
+    Verdict,
+    abort_trigger,
+    attributions,
+    generator_abort_trigger,
+    judge,
+)
 from ..health import HealthReport, HealthSamples, assess
 from ..provider_side import RecordSession, describe
 from ..recorder import Recorder
@@ -58,6 +69,7 @@ from ..summary import (
     describe_scenario,
     describe_target,
 )
+from . import stall
 from .drivers import LoadDriver, driver_for
 from .native import LocustReports, why, write_failures_text
 from .sampler import HealthSampler
@@ -65,6 +77,13 @@ from .sampler import HealthSampler
 log = logging.getLogger("loadtest")
 FINAL_MESSAGE = "loadtest_final"
 LIVE_CACHE_S = 1.0
+# The live gate (the SLA view, abort_on_fail) reads the provider side's record at most this often, with
+# this timeout, and after a failed read waits longer before it tries again (judging the client side alone
+# meanwhile, as a run without a record does).
+LIVE_RECORD_S = 2.0
+LIVE_RECORD_TIMEOUT_S = 2.0
+LIVE_RECORD_RETRY_S = 10.0
+LIVE_HEALTH_S = 2.0          # assess() sorts every sample so far: not on every judgement
 
 
 class TestRun:
@@ -84,6 +103,7 @@ class TestRun:
         self.reached_end = False          # the shape ran every stage to its end
         self.aborted_by: str | None = None
         self.aborted_at_s: float | None = None
+        self.generator_abort: GeneratorAbort | None = None   # abort_on_fail stopped it on the generator's breach
         self.actions_done: list[ActionDoc] = []
         self.workers_expected: set[str] = set()
         self.workers_lost: set[str] = set()
@@ -98,6 +118,10 @@ class TestRun:
         self._live: tuple[float, Verdict | None] = (0.0, None)
         self.record: RecordSession | None = None    # the provider side's record of this run, when there is one
         self._record_read: tuple[Any, Any] | None = None
+        self._live_side: ProviderSide | None = None
+        self._live_side_at = -math.inf
+        self._live_side_reading = False
+        self._live_health: tuple[float, HealthReport | None] = (-math.inf, None)
 
     def elapsed_s(self) -> float:
         return (self.stopped_perf or time.perf_counter()) - self.started_perf
@@ -113,11 +137,46 @@ class TestRun:
         if cached is not None and time.monotonic() - at < LIVE_CACHE_S:
             return cached
         s = self.suite.scenario
-        verdict = judge(s.thresholds, self.recorder, facts=RunFacts(planned_s=s.duration_s, aborted_by=self.aborted_by),
+        side = self.live_provider_side()
+        health = self.live_health() if side is not None else None
+        verdict = judge(s.thresholds, self.recorder, health,
+                        RunFacts(planned_s=s.duration_s, aborted_by=self.aborted_by,
+                                 generator_abort=self.generator_abort),
                         min_samples=s.min_samples, live=True, now_s=self.schedule_elapsed_s(),
-                        confidence=s.gate.confidence)
+                        confidence=s.gate.confidence, provider=side)
         self._live = (time.monotonic(), verdict)
         return verdict
+
+    def live_provider_side(self) -> ProviderSide | None:
+        """The provider side's record as it stands (None: no record, or it cannot be read now), read at most
+        every LIVE_RECORD_S by whichever caller asks first; a read under way hands the others the last one."""
+        record = self.record
+        if record is None or record.error is not None:
+            return None
+        wait = LIVE_RECORD_S if record.live_error is None else LIVE_RECORD_RETRY_S
+        if self._live_side_reading or time.monotonic() - self._live_side_at < wait:
+            return self._live_side
+        self._live_side_reading = True
+        failing = record.live_error
+        try:
+            summary = record.peek(LIVE_RECORD_TIMEOUT_S)
+        finally:
+            self._live_side_reading = False
+            self._live_side_at = time.monotonic()
+        if summary is None:
+            if record.live_error != failing:
+                log.warning("%s; judging the client side alone until it can", record.live_error)
+            self._live_side = None
+        else:
+            self._live_side = self.suite.provider_side(summary)
+        return self._live_side
+
+    def live_health(self) -> HealthReport:
+        at, cached = self._live_health
+        if cached is None or time.monotonic() - at > LIVE_HEALTH_S:
+            cached = assess(self.samples, machine_wide=self.suite.is_master)
+            self._live_health = (time.monotonic(), cached)
+        return cached
 
     def stage_now(self) -> str:
         return self.suite.scenario.load.stage_at(self.schedule_elapsed_s()) or "end"
@@ -142,7 +201,7 @@ class TestRun:
         harness = self.suite.harness_faults()
         if self.report_failures:
             harness += (write_failures_text(self.report_dir or Path("."), self.report_failures),)
-        if self.aborted_by:
+        if self.aborted_by or self.generator_abort:
             end = End.ABORT
         elif self.reached_end:
             end = End.SCHEDULE
@@ -151,7 +210,7 @@ class TestRun:
         else:
             end = End.INTERRUPTED if self.suite.headless else End.STOPPED
         return RunFacts(planned_s=s.duration_s, elapsed_s=self.schedule_elapsed_s(), end=end,
-                        aborted_by=self.aborted_by, harness_errors=harness,
+                        aborted_by=self.aborted_by, generator_abort=self.generator_abort, harness_errors=harness,
                         workers_expected=len(self.workers_expected), workers_lost=tuple(lost),
                         actions_failed=failed, errors=self.suite.top_errors(), key_pool=self.suite.key_pool)
 
@@ -183,6 +242,11 @@ class SuiteRun:
         self.current: TestRun | None = None
         self.runs = 0
         self.quitting = False     # Locust's shutdown has begun: a SIGINT now must not interrupt it
+
+    def provider_side(self, record: RecordSummary) -> ProviderSide:
+        """What of the record the gate compares: the target's own provider when it is one of the mock's,
+        every provider behind a gateway."""
+        return ProviderSide(record, (self.target.name,) if self.target.on_mock else ())
 
     # -- roles --------------------------------------------------------------------------------
     @property
@@ -244,6 +308,8 @@ class SuiteRun:
                 windows = self.scenario.load.windows()
                 run.record.start(windows[0][0] if windows else "run")
                 run.greenlets.append(gevent.spawn(self._mark_windows, run, windows[1:]))
+        if not self.is_master and (stalling := stall.spawn()) is not None:   # a test of the suite's own
+            run.greenlets.append(stalling)
         log.info("scenario %s: target %s (%s, model %s) at %s; %s model, %.0f s", self.scenario.name,
                  self.target.name, self.target.api, self.target.model, self.target.base_url, self.scenario.load.KIND,
                  self.scenario.duration_s)
@@ -347,13 +413,25 @@ class SuiteRun:
             if self.is_master and (why := self._worker_lost(run)) is not None:
                 self.stop_for_fault(run, why)
                 return
-            if watched and run.aborted_by is None:
-                trigger = abort_trigger(run.live_verdict().results, run.schedule_elapsed_s())
+            if watched and run.aborted_by is None and run.generator_abort is None:
+                results = run.live_verdict().results
+                elapsed = run.schedule_elapsed_s()
+                trigger = abort_trigger(results, elapsed)
+                generators = generator_abort_trigger(results, elapsed) if trigger is None else None
                 if trigger is not None:
                     run.aborted_by = trigger.threshold.label()
-                    run.aborted_at_s = round(run.schedule_elapsed_s(), 3)
-                    log.error("aborting the run at %.0f s: %s (%s)", run.schedule_elapsed_s(),
-                              trigger.threshold.label(), trigger.detail)
+                    run.aborted_at_s = round(elapsed, 3)
+                    log.error("aborting the run at %.0f s: %s (%s)", elapsed, trigger.threshold.label(),
+                              trigger.detail)
+                elif generators is not None and generators.attribution is not None:
+                    # The client side breached, the provider side held, the generator was strained: what the
+                    # end would judge INVALID. Stop as that, naming the generator, not as the target's FAIL.
+                    run.generator_abort = GeneratorAbort(generators.threshold.label(), round(elapsed, 3),
+                                                         generators.attribution.text)
+                    run.aborted_at_s = round(elapsed, 3)
+                    log.error("stopping the run at %.0f s: %s — the generator's breach, not the target's; the run "
+                              "proves nothing", elapsed, generators.attribution.text)
+                if run.aborted_by is not None or run.generator_abort is not None:
                     if self.headless:
                         self.runner.quit()
                     else:
@@ -516,8 +594,7 @@ class SuiteRun:
         s = self.scenario
         facts = run.facts()
         record, matched = self._provider_side(run)
-        side = (ProviderSide(record, (self.target.name,) if self.target.on_mock else ())
-                if record is not None else None)
+        side = self.provider_side(record) if record is not None else None
         verdict = judge(s.thresholds, run.recorder, health, facts, min_samples=s.min_samples,
                         confidence=s.gate.confidence, provider=side)
         provider_doc = None
@@ -540,6 +617,7 @@ class SuiteRun:
             recorder=run.recorder, verdict=verdict, health=health,
             run=RunDoc(end=facts.end.value, planned_s=facts.planned_s, elapsed_s=round(facts.elapsed_s, 3),
                        aborted_by=facts.aborted_by, aborted_at_s=run.aborted_at_s,
+                       generator_abort=facts.generator_abort.label if facts.generator_abort else None,
                        workers=len(run.workers_expected),
                        workers_lost=list(facts.workers_lost)),
             load=describe_load(s), started_at=run.started_at, duration_s=run.elapsed_s(),

@@ -27,7 +27,7 @@ import locust.stats
 from flask import Blueprint, Response, abort, request, send_from_directory
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 
-from .live import COLUMNS, LiveView
+from .live import LiveView, columns
 
 if TYPE_CHECKING:
     from .run import SuiteRun, TestRun
@@ -64,9 +64,9 @@ def tab_rows(doc: dict[str, Any]) -> list[dict[str, str]]:
 
 def install_sla_view(web_ui: Any, suite: SuiteRun) -> LiveView:
     live = LiveView(suite)
-    columns = [{"key": key, "title": title} for key, title, _ in COLUMNS]
+    structure = [{"key": key, "title": title} for key, title, _ in columns(suite)]
     web_ui.template_args["extended_tabs"] = [{"title": "SLA", "key": TAB_KEY}]
-    web_ui.template_args["extended_tables"] = [{"key": TAB_KEY, "structure": columns}]
+    web_ui.template_args["extended_tables"] = [{"key": TAB_KEY, "structure": structure}]
     web_ui.template_args["extended_csv_files"] = [
         {"href": "/sla/view", "title": "Live SLA view: thresholds, charts, the verdict so far, the report"},
         {"href": "/sla", "title": "The live SLA document (JSON)"}]

@@ -21,6 +21,7 @@ VERDICTS: dict[str, tuple[str, str]] = {
     "inconclusive": ("INCONCLUSIVE", "#a15c00"),
     "insufficient": ("INSUFFICIENT", "#a15c00"),
     "collecting": ("COLLECTING", "#1f5fa8"),
+    "invalid": ("INVALID", "#a15c00"),     # live: a breach the generator's, the provider side held
 }
 
 

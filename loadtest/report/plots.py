@@ -140,12 +140,14 @@ def run_marks(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
         text = f"{a.get('provider', '')}: {settings}" + ("" if a.get("ok", True) else " (failed)")
         marks.append({"kind": "action", "t_s": t, "text": text})
     run = summary.get("run") or {}
-    if run.get("aborted_by"):
+    if run.get("aborted_by") or run.get("generator_abort"):
         t = _f(run.get("aborted_at_s"))
         if math.isnan(t):
             t = _f(run.get("elapsed_s"))
+        text = (f"aborted: {run['aborted_by']}" if run.get("aborted_by") else
+                f"stopped, the generator's breach: {run['generator_abort']}")
         if not math.isnan(t):
-            marks.append({"kind": "abort", "t_s": t, "text": f"aborted: {run['aborted_by']}"})
+            marks.append({"kind": "abort", "t_s": t, "text": text})
     elif run.get("end") in ("stopped", "interrupted"):
         t = _f(run.get("elapsed_s"))
         if not math.isnan(t):

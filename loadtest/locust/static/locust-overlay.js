@@ -4,7 +4,7 @@
 "use strict";
 (() => {
   const COLOUR = { PASS: "#1e7e34", FAIL: "#b02a37", INCONCLUSIVE: "#a15c00", INSUFFICIENT: "#a15c00",
-                   COLLECTING: "#1f5fa8" };
+                   COLLECTING: "#1f5fa8", INVALID: "#a15c00" };
   // The start form's inputs, by the names Locust's bundle gives them (checked in loadtest/locust/compat.py).
   const LOAD_FIELDS = ["userCount", "spawnRate"];
   let doc = null;

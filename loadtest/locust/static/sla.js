@@ -3,7 +3,7 @@
 "use strict";
 (() => {
   const SVG = "http://www.w3.org/2000/svg";
-  const NUMERIC = new Set(["observed", "limit", "samples"]);
+  const NUMERIC = new Set(["observed", "provider", "gap", "limit", "samples"]);
   const COLOUR = { pass: "#1e7e34", fail: "#b02a37", inconclusive: "#a15c00", insufficient: "#a15c00",
                    collecting: "#1f5fa8", waiting: "#5f6b7a" };
   const LIMIT = "#c0392b", PER_SECOND = "#9b7fc0", ACTION = "#1f4e99";

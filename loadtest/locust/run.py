@@ -41,6 +41,7 @@ from mockprovider.profile import load_profiles
 from ..attribution import ProviderSide
 from ..context import RequestContext
 from ..gate import End, RunFacts, Verdict, abort_trigger, attributions, judge
+from ..gateway_figures import GatewayFacts
 from ..health import HealthReport, HealthSamples, assess
 from ..provider_side import RecordSession, describe
 from ..recorder import Recorder
@@ -98,6 +99,7 @@ class TestRun:
         self._live: tuple[float, Verdict | None] = (0.0, None)
         self.record: RecordSession | None = None    # the provider side's record of this run, when there is one
         self._record_read: tuple[Any, Any] | None = None
+        self._gateway_read: tuple[GatewayFacts | None] | None = None   # read once: (None,) if it could not be
 
     def elapsed_s(self) -> float:
         return (self.stopped_perf or time.perf_counter()) - self.started_perf
@@ -518,8 +520,9 @@ class SuiteRun:
         record, matched = self._provider_side(run)
         side = (ProviderSide(record, (self.target.name,) if self.target.on_mock else ())
                 if record is not None else None)
+        gateway = self._gateway_facts(run)
         verdict = judge(s.thresholds, run.recorder, health, facts, min_samples=s.min_samples,
-                        confidence=s.gate.confidence, provider=side)
+                        confidence=s.gate.confidence, provider=side, gateway=gateway)
         provider_doc = None
         if run.record is not None:
             failed = [r for r in verdict.results if r.verdict == "fail"]
@@ -546,28 +549,45 @@ class SuiteRun:
             mock=describe_mock(s, self.mock_url, self.embedded_mock), actions=run.actions_done,
             batches=self._batches(), expected_latency=self._expected_latency(), files=files,
             report_dir=str(report_dir), baseline=s.baseline, provider_side=provider_doc)
-        summary.gateway = self._gateway(run)
+        summary.gateway = self._gateway(run, gateway)
         return summary
 
-    def _gateway(self, run: TestRun) -> GatewayDoc | None:
-        """[sut] runs: the gateway seen from both ends, the provider side read from the mock's record."""
+    def _gateway_facts(self, run: TestRun) -> GatewayFacts | None:
+        """[sut] runs: the providers' record behind the gateway, read once at the end (None if it cannot be)."""
         s = self.scenario
         if s.sut is None or self.mock_url is None or not s.target.on_mock:
             return None
+        if run._gateway_read is not None:
+            return run._gateway_read[0]
         from mockprovider.record_client import RecordError
 
-        from ..gateway import read_gateway
+        from ..gateway import read_facts
         ended_at = None
         if run.stopped_perf is not None:
             ended_at = run.started_at.timestamp() + (run.stopped_perf - run.started_perf)
         try:
-            return read_gateway(self.mock_url, kind=s.sut.kind, url=self.target.base_url or "",
-                                primary=s.target.name, primary_model=s.target.model, recorder=run.recorder,
-                                profiles=load_profiles(s.mock.profiles), ended_at=ended_at,
-                                token=os.environ.get("MOCK_ADMIN_TOKEN"))
+            facts: GatewayFacts | None = read_facts(
+                self.mock_url, primary=s.target.name, primary_model=s.target.model,
+                profiles=load_profiles(s.mock.profiles), ended_at=ended_at, asked_size=self._asked_size(),
+                token=os.environ.get("MOCK_ADMIN_TOKEN"))
         except RecordError as exc:
             log.error("the gateway's figures are missing: the mock's record could not be read: %s", exc)
+            facts = None
+        run._gateway_read = (facts,)
+        return facts
+
+    def _asked_size(self) -> str | None:
+        """The image size the suite's clients ask for, where the API takes one as width x height."""
+        return self.scenario.client.size_text if self.target.api in ("openai", "relay") else None
+
+    def _gateway(self, run: TestRun, facts: GatewayFacts | None) -> GatewayDoc | None:
+        """[sut] runs: the gateway seen from both ends, from the facts the gate judged."""
+        s = self.scenario
+        if facts is None or s.sut is None:
             return None
+        from ..gateway import describe_gateway
+        return describe_gateway(facts, run.recorder, kind=s.sut.kind, url=self.target.base_url or "",
+                                asked_size=self._asked_size())
 
     def _expected_latency(self) -> dict[str, float | str] | None:
         if not (self.embedded_mock and self.target.on_mock):

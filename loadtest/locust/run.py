@@ -98,6 +98,8 @@ class TestRun:
         self.finishing: gevent.event.Event | None = None   # set once the gating below has ended
         self._live: tuple[float, Verdict | None] = (0.0, None)
         self.record: RecordSession | None = None    # the provider side's record of this run, when there is one
+        # [sut]: the record of the mock behind the gateway, windowed per stage for the gateway's stage figures
+        self.gateway_record: RecordSession | None = None
         self._record_read: tuple[Any, Any] | None = None
         self._gateway_read: tuple[GatewayFacts | None] | None = None   # read once: (None,) if it could not be
 
@@ -241,10 +243,16 @@ class SuiteRun:
             run.workers_expected = {c.id for c in self.runner.clients.all}
         if not self.is_worker:
             run.greenlets = [gevent.spawn(self._watch, run), gevent.spawn(self._run_actions, run)]
+            windows = self.scenario.load.windows()
             if self.record_url:
                 run.record = RecordSession(self.record_url, os.environ.get("MOCK_ADMIN_TOKEN"))
-                windows = self.scenario.load.windows()
                 run.record.start(windows[0][0] if windows else "run")
+            if self._gateway_behind() and (run.record is None or run.record.url != self.mock_url):
+                run.gateway_record = RecordSession(self.mock_url or "", os.environ.get("MOCK_ADMIN_TOKEN"))
+                run.gateway_record.start(windows[0][0] if windows else "run")
+                if run.gateway_record.error:
+                    log.error("%s", run.gateway_record.error)
+            if run.record is not None or run.gateway_record is not None:
                 run.greenlets.append(gevent.spawn(self._mark_windows, run, windows[1:]))
         log.info("scenario %s: target %s (%s, model %s) at %s; %s model, %.0f s", self.scenario.name,
                  self.target.name, self.target.api, self.target.model, self.target.base_url, self.scenario.load.KIND,
@@ -411,8 +419,9 @@ class SuiteRun:
         offset = self.scenario.load.schedule_offset_s
         for name, start, _ in windows:
             gevent.sleep(max(0.0, run.started_perf + offset + start - time.perf_counter()))
-            if run.record is not None:
-                run.record.mark(name)
+            for session in (run.record, run.gateway_record):
+                if session is not None:
+                    session.mark(name)
 
     def _run_actions(self, run: TestRun) -> None:
         if not self.scenario.actions:
@@ -555,8 +564,9 @@ class SuiteRun:
     def _gateway_facts(self, run: TestRun) -> GatewayFacts | None:
         """[sut] runs: the providers' record behind the gateway, read once at the end (None if it cannot be)."""
         s = self.scenario
-        if s.sut is None or self.mock_url is None or not s.target.on_mock:
+        if not self._gateway_behind():
             return None
+        assert self.mock_url is not None
         if run._gateway_read is not None:
             return run._gateway_read[0]
         from mockprovider.record_client import RecordError
@@ -575,6 +585,10 @@ class SuiteRun:
             facts = None
         run._gateway_read = (facts,)
         return facts
+
+    def _gateway_behind(self) -> bool:
+        """A [sut] run: a gateway between Locust and this run's own mock."""
+        return self.scenario.sut is not None and self.mock_url is not None and self.scenario.target.on_mock
 
     def _asked_size(self) -> str | None:
         """The image size the suite's clients ask for, where the API takes one as width x height."""

@@ -155,6 +155,9 @@ def test_drift_needs_a_size_to_compare_and_counts_by_generation() -> None:
     assert asked_pixels("auto") is None and asked_pixels("1K") is None
     rec, facts = run_ends(drifted=0)
     assert describe_gateway(facts, rec, kind="command", url="http://gw").capability_drift == 0
+    # Several mock workers' records add up, pixels included.
+    flash = facts.record.series[2]
+    assert (flash + flash).pixels == {SQUARE: 400}
     # A client retry is the same request: its attempts' calls count together.
     e = run_ends()[1].entries
     assert calls_per_request([e[0], e[1], e[0]]) == 2

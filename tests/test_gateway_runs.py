@@ -88,6 +88,23 @@ def test_litellm_fails_over_when_the_primary_goes_down(tmp_path: Path) -> None:
     assert g["served_by"].get("dall-e-4-flash", 0) == g["failovers"]
     assert g["upstream_calls_per_request"]["status_mix"].get("503", 0) > 0, g
     assert g["upstream_calls_per_request"]["mean"] > 1.0
+    # Per stage: the record's windows split the upstream calls, and the fallbacks fall in the outage.
+    stages = {st["name"]: st for st in g["stages"]}
+    assert list(stages) == ["before", "outage", "after"]
+    assert sum(st["failovers"] for st in stages.values()) == g["failovers"]
+    upstream = g["upstream_calls_per_request"]["upstream_requests"]
+    assert sum(st["upstream_requests"] for st in stages.values()) == upstream
+    assert stages["outage"]["failovers"] > 0 and stages["outage"]["status_mix"].get("503", 0) > 0
+    # The scenario's gateway thresholds were judged from both ends (their limits are loose: see the scenario).
+    judged = {t["label"]: t for t in summary["thresholds"] if t["metric"] in ("upstream_calls_per_request",
+                                                                            "silent_success", "gateway_overhead")}
+    assert len(judged) == 3 and all(t["observed"] is not None for t in judged.values()), judged
+    calls = judged["upstream_calls_per_request avg < 3 calls"]
+    assert calls["observed"] == pytest.approx(g["upstream_calls_per_request"]["mean"]) and calls["verdict"] == "pass"
+    report = tmp_path / "report"
+    assert "### Gateway: both ends" in (report / "summary.md").read_text()
+    assert 'name="gateway.failovers"' in (report / "junit.xml").read_text()
+    assert (report / "gateway_over_time.png").exists()
     assert not listening(g["url"]), "the LiteLLM proxy outlived the run"
     assert code in (0, 1, 2), out
 

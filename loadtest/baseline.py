@@ -113,6 +113,10 @@ def parse_regressions(table: Any, problems: Problems) -> list[Regression]:
         except ThresholdError as exc:
             problems.add(str(exc).replace("thresholds", "regressions", 1))
             continue
+        if metric not in WORSE:
+            problems.add(f"regressions.{key}: {metric} has no regression against a baseline; gate it with "
+                         f"[thresholds] instead")
+            continue
         if isinstance(entries, str):
             entries = [entries]
         if not isinstance(entries, list) or not entries or not all(isinstance(e, str) for e in entries):

@@ -36,6 +36,11 @@ Time to first image (`first_image`, streamed generations) is judged as latency i
 generations that received an image: the same percentiles, the same floor and best case, the
 same allowance for a stalled generator.
 
+A [sut] gateway's metrics (gateway_overhead, upstream_calls_per_request, silent_success, ...) are
+judged from both ends once the run has ended (`gateway`: the providers' record behind it, read then;
+loadtest/gateway_figures.py), with the same min_samples floor for overhead percentiles and means,
+and no interval: they are exact facts of this run. Mid-run they cannot be judged yet.
+
 Dropped starts (an open-model arrival that found every VU busy) count against success:
 success rate = ok / (completed + dropped), and failures.rate = 1 - success.rate, so an
 overloaded generator cannot hide failures by not sending the requests.
@@ -50,12 +55,14 @@ from dataclasses import dataclass, field
 
 from . import attribution as attr
 from . import confidence as conf
+from . import gateway_figures
 from .confidence import ConfidenceOptions, Interval
 from .exitcodes import ExitCode
+from .gateway_figures import GatewayFacts
 from .health import STALL_LIMIT_MS, HealthReport
 from .recorder import Recorder, Selection, Timings
 from .saturation import is_saturation_abort
-from .thresholds import TIME_METRICS, Threshold, format_limit, format_value
+from .thresholds import GATEWAY_METRICS, TIME_METRICS, Threshold, format_limit, format_value
 
 __all__ = ["End", "RunFacts", "GeneratorAbort", "Margin", "ThresholdResult", "Reason", "Verdict", "judge",
            "abort_trigger", "generator_abort_trigger", "attributions"]
@@ -259,6 +266,28 @@ def _judge_one(t: Threshold, sel: Selection, min_samples: int, recorder: Recorde
                            margin=m)
 
 
+def _judge_gateway(t: Threshold, recorder: Recorder, gateway: GatewayFacts | None, min_samples: int,
+                   live: bool) -> ThresholdResult:
+    """A gateway metric: from both ends, once the run has ended (the providers' record is read then)."""
+    limit = f"{t.op} {format_limit(t.metric, t.aggregation, t.value)}"
+    if gateway is None:
+        why = ("judged once the run has ended, from the providers' record behind the gateway" if live else
+               "the providers' record behind the gateway was not read (a [sut] run reads it at its end)")
+        return ThresholdResult(t, None, 0, "insufficient", t.unit, f"{why}; limit {limit}")
+    observed, samples, needs_samples, why = gateway_figures.observe(t, recorder, gateway)
+    if observed is None or math.isnan(observed):
+        return ThresholdResult(t, None, samples, "insufficient", t.unit, f"{why or 'no value'}; limit {limit}")
+    shown = format_value(t.metric, t.aggregation, observed)
+    m = margin(t, observed)
+    if needs_samples and samples < min_samples:
+        return ThresholdResult(t, observed, samples, "insufficient", t.unit,
+                               f"only {samples:,} requests, at least {min_samples:,} needed to judge "
+                               f"(observed {shown}, limit {limit})", margin=m, needed_samples=min_samples)
+    verdict = "pass" if t.check(observed) else "fail"
+    return ThresholdResult(t, observed, samples, verdict, t.unit, f"observed {shown}, limit {limit}: {m.words}",
+                           margin=m)
+
+
 def _best_case(t: Threshold, sel: Selection, m: int, good: int | None = None) -> float | None:
     """The value this threshold would see if the run went on to m samples and every one of
     the missing samples were fast and successful; None where that bound says nothing.
@@ -322,12 +351,16 @@ def goodput_count(recorder: Recorder, filters: Sequence[tuple[str, str]], slo_ms
 
 
 def evaluate_thresholds(thresholds: Sequence[Threshold], recorder: Recorder, min_samples: int,
-                        now_s: float | None = None,
-                        confidence: ConfidenceOptions | None = None) -> list[ThresholdResult]:
+                        now_s: float | None = None, confidence: ConfidenceOptions | None = None,
+                        gateway: GatewayFacts | None = None) -> list[ThresholdResult]:
     options = confidence or conf.DEFAULT
     selections: dict[tuple[tuple[str, str], ...], Selection] = {}
     out = []
     for t in thresholds:
+        if t.metric in GATEWAY_METRICS:
+            # Facts of the run's end, not estimates of a population: no interval (as for counts).
+            out.append(_judge_gateway(t, recorder, gateway, min_samples, live=now_s is not None))
+            continue
         sel = selections.get(t.filters)
         if sel is None:
             sel = selections[t.filters] = recorder.select(t.filters, now_s=now_s)
@@ -466,16 +499,19 @@ def provider_figures(results: Sequence[ThresholdResult], provider: attr.Provider
 def judge(thresholds: Sequence[Threshold], recorder: Recorder, health: HealthReport | None = None,
           facts: RunFacts | None = None, *, min_samples: int = 100, live: bool = False,
           now_s: float | None = None, confidence: ConfidenceOptions | None = None,
-          provider: attr.ProviderSide | None = None) -> Verdict:
+          provider: attr.ProviderSide | None = None, gateway: GatewayFacts | None = None) -> Verdict:
     """The verdict. `live`: mid-run (the SLA view, abort_on_fail), with rates over `now_s` seconds and
     only the evidence a running run has; the verdict is then provisional. `confidence`: the level of each
     threshold's interval and what an undecided one makes of the run (default: 95 %, the run proves nothing).
     `provider`: the provider side's record of the same run (loadtest.attribution), which decides whose a
     failed latency ceiling is before the generator's stall heuristic is asked; live too (with the live
-    `health`, for the generator's strain), so the SLA view and abort_on_fail blame who the end would blame."""
+    `health`, for the generator's strain), so the SLA view and abort_on_fail blame who the end would blame.
+    `gateway`: the providers' record behind a [sut] gateway, read at the run's end, which the gateway
+    metrics' thresholds are judged from (without it they cannot be judged)."""
     facts = facts or RunFacts()
     options = confidence or conf.DEFAULT
-    results = evaluate_thresholds(thresholds, recorder, min_samples, now_s if live else None, options)
+    results = evaluate_thresholds(thresholds, recorder, min_samples, now_s if live else None, options,
+                                  gateway=None if live else gateway)
     if facts.aborted_by:
         for r in results:
             if r.threshold.label() == facts.aborted_by and r.verdict != "fail":

@@ -4,26 +4,37 @@ The record (mockprovider.record, read with RecordClient) holds every upstream an
 histograms, so each figure here is exact: overhead is client p(N) minus provider p(N) of the
 answers that succeeded; amplification is upstream requests over client requests; a failover is
 a successful upstream answer from another provider or model than the one the scenario asks for.
+The figures themselves are loadtest/gateway_figures.py's, which the gate's thresholds read too;
+here they become the summary's `gateway` section, for the run and per stage.
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter
 from collections.abc import Iterable, Mapping
 
 from mockprovider.profile import Profile
 from mockprovider.record_client import Entry, Histogram, RecordClient
 from mockprovider.record_client import Summary as RecordSummary
 
+from . import gateway_figures as fig
+from .gateway_figures import EMPTY_SUCCESS, OK, GatewayFacts, calls_per_request
 from .recorder import Recorder
-from .summary import GatewayCallsDoc, GatewayDoc, GatewayOverheadDoc, LatencyDoc, _r, latency_doc
+from .summary import (
+    GatewayCallsDoc,
+    GatewayDoc,
+    GatewayOverheadDoc,
+    GatewayStageDoc,
+    GatewayTimelineRow,
+    LatencyDoc,
+    _r,
+    latency_doc,
+)
 
 OVERHEAD_POINTS = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0))
 LATENCY_POINTS = (("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p99.9", 99.9))
-OK = "ok"
-# The answer the suite's clients count apart: a 200 with fewer images than asked (loadtest/clients/base.py).
-EMPTY_SUCCESS = "empty_success"
+
+__all__ = ["EMPTY_SUCCESS", "OK", "calls_per_request", "describe_gateway", "gateway_doc", "histogram_doc",
+           "read_facts", "read_gateway"]
 
 
 def histogram_doc(h: Histogram) -> LatencyDoc:
@@ -32,86 +43,78 @@ def histogram_doc(h: Histogram) -> LatencyDoc:
     return LatencyDoc.model_validate(values)
 
 
-def _price(profiles: Mapping[str, Profile], provider: str, model: str) -> float | None:
-    p = profiles.get(provider)
-    if p is None:
-        return None
-    return p.price_for(model) if p.relay is not None else p.price_usd
+def _overhead(recorder: Recorder, facts: GatewayFacts, stage: str | None) -> dict[str, float | None]:
+    return {k: _r(fig.overhead(recorder, facts, "p", p, stage)) for k, p in OVERHEAD_POINTS}
 
 
-def calls_per_request(entries: Iterable[Entry]) -> int | None:
-    """The most upstream calls one client request cost, counted by the correlation id it carried (None when
-    no entry had one: the gateway did not pass it on)."""
-    counts = Counter(e.correlation_id for e in entries if e.correlation_id)
-    return max(counts.values()) if counts else None
+def _money(x: float | None) -> float | None:
+    return None if x is None else round(x, 6)
+
+
+def _stage(recorder: Recorder, facts: GatewayFacts, name: str) -> GatewayStageDoc:
+    served, failovers = fig.served_by(facts, name)
+    mean = fig.calls_mean(recorder, facts, name)
+    return GatewayStageDoc(
+        name=name, overhead_ms=_overhead(recorder, facts, name), calls_mean=None if mean is None else round(mean, 6),
+        calls_max=fig.calls_max(facts, name), client_requests=fig.client(recorder, name).requests,
+        upstream_requests=fig.upstream_requests(facts, name), status_mix=fig.status_mix(facts, name),
+        failovers=failovers, served_by=served, silent_success=fig.silent_success(recorder, name),
+        upstream_cost_usd=_money(fig.cost(facts, name)), capability_drift=fig.capability_drift(facts, name))
+
+
+def describe_gateway(facts: GatewayFacts, recorder: Recorder, *, kind: str, url: str,
+                     asked_size: str | None = None) -> GatewayDoc:
+    """The summary's `gateway` section from the facts the gate judged."""
+    primary, primary_model = facts.primary, facts.primary_model
+    served, failovers = fig.served_by(facts)
+    mean = fig.calls_mean(recorder, facts)
+    windows = set(facts.record.window_names())
+    return GatewayDoc(
+        kind=kind, url=url, primary=primary if primary == primary_model else f"{primary}/{primary_model}",
+        overhead_ms=GatewayOverheadDoc(**_overhead(recorder, facts, None), method="by_percentile",
+                                       client_ms=latency_doc(fig.client(recorder, ok=True)),
+                                       provider_ms=histogram_doc(fig.provider_ok(facts))),
+        upstream_calls_per_request=GatewayCallsDoc(
+            mean=None if mean is None else round(mean, 6), max=fig.calls_max(facts),
+            client_requests=fig.client(recorder).requests, upstream_requests=fig.upstream_requests(facts),
+            status_mix=fig.status_mix(facts)),
+        failovers=failovers, served_by=served, upstream_requests_by_provider=fig.requests_by_provider(facts),
+        silent_success=fig.silent_success(recorder), upstream_images=fig.images(facts),
+        upstream_cost_usd=_money(fig.cost(facts)), first_time_cost_usd=_money(fig.first_time_cost(recorder, facts)),
+        orphaned_upstream_calls=fig.orphaned(facts), capability_drift=fig.capability_drift(facts),
+        asked_size=asked_size,
+        stages=[_stage(recorder, facts, name) for name, _, _ in recorder.stages if name in windows],
+        timeline=[GatewayTimelineRow.model_validate(row) for row in fig.timeline(recorder, facts)])
 
 
 def gateway_doc(*, kind: str, url: str, primary: str, primary_model: str, recorder: Recorder,
                 record: RecordSummary, profiles: Mapping[str, Profile], entries: Iterable[Entry] = (),
-                ended_at: float | None = None) -> GatewayDoc:
+                ended_at: float | None = None, asked_size: str | None = None) -> GatewayDoc:
     """`primary`: the mock provider the target names; `ended_at`: wall clock when Locust stopped (upstream
     arrivals after it are orphaned calls)."""
-    client = recorder.select()
-    client_ok = recorder.select({"expected_response": "true"})
-    upstream = record.select()
-    upstream_ok = record.select(outcome=OK)
-    provider_ok = record.histogram("total", outcome=OK)
-    by_request: dict[str, int] = {}
-    served_by: dict[str, int] = {}
-    failovers = 0
-    images = 0
-    cost = 0.0
-    priced = True
-    for s in upstream:
-        by_request[s.provider] = by_request.get(s.provider, 0) + s.requests
-    for s in upstream_ok:
-        for model, n in (s.served or {s.model: s.requests}).items():
-            name = s.provider if model == s.provider else f"{s.provider}/{model}"
-            served_by[name] = served_by.get(name, 0) + n
-            if s.provider != primary or model != primary_model:
-                failovers += n
-        images += s.images_delivered
-        price = _price(profiles, s.provider, s.model)
-        if price is None:
-            priced = False
-        else:
-            cost += price * s.images_delivered
-    overhead: dict[str, float | None] = {}
-    for key, p in OVERHEAD_POINTS:
-        c, u = client_ok.percentile(p), provider_ok.percentile(p)
-        overhead[key] = _r(c - u) if math.isfinite(c) and math.isfinite(u) else None
-    upstream_requests = sum(s.requests for s in upstream)
-    entries = list(entries)
-    orphaned = None
-    if ended_at is not None and entries:
-        orphaned = sum(1 for e in entries if e.arrived_at > ended_at)
-    price_primary = _price(profiles, primary, primary_model)
-    # One image per client request, each bought once from the primary: what the run would have cost upstream.
-    first_time = None if price_primary is None else round(price_primary * client.requests, 6)
-    status_mix: Counter[int] = Counter()
-    for s in upstream:
-        status_mix.update(s.status)
-    return GatewayDoc(
-        kind=kind, url=url, primary=primary if primary == primary_model else f"{primary}/{primary_model}",
-        overhead_ms=GatewayOverheadDoc(**overhead, method="by_percentile", client_ms=latency_doc(client_ok),
-                                       provider_ms=histogram_doc(provider_ok)),
-        upstream_calls_per_request=GatewayCallsDoc(
-            mean=round(upstream_requests / client.requests, 6) if client.requests else None,
-            max=calls_per_request(entries), client_requests=client.requests, upstream_requests=upstream_requests,
-            status_mix={str(k): v for k, v in sorted(status_mix.items())}),
-        failovers=failovers, served_by=served_by, upstream_requests_by_provider=by_request,
-        silent_success=int(client.status_codes.get(EMPTY_SUCCESS, 0)), upstream_images=images,
-        upstream_cost_usd=round(cost, 6) if priced else None, first_time_cost_usd=first_time,
-        orphaned_upstream_calls=orphaned)
+    facts = GatewayFacts(record=record, primary=primary, primary_model=primary_model, profiles=profiles,
+                         asked_pixels=fig.asked_pixels(asked_size) if asked_size else None,
+                         entries=tuple(entries), ended_at=ended_at)
+    return describe_gateway(facts, recorder, kind=kind, url=url, asked_size=asked_size)
+
+
+def read_facts(mock_url: str, *, primary: str, primary_model: str, profiles: Mapping[str, Profile],
+               ended_at: float | None = None, asked_size: str | None = None,
+               token: str | None = None) -> GatewayFacts:
+    """The providers' record behind the gateway, read from the mock at `mock_url` (RecordError if it cannot be)."""
+    client = RecordClient(mock_url, token=token)
+    record = client.summary()
+    entries = tuple(client.entries(page_size=10_000)) if record.raw.get("cap", 0) > 0 else ()
+    return GatewayFacts(record=record, primary=primary, primary_model=primary_model, profiles=profiles,
+                        asked_pixels=fig.asked_pixels(asked_size) if asked_size else None, entries=entries,
+                        ended_at=ended_at)
 
 
 def read_gateway(mock_url: str, *, kind: str, url: str, primary: str, primary_model: str, recorder: Recorder,
                  profiles: Mapping[str, Profile], ended_at: float | None = None,
-                 token: str | None = None) -> GatewayDoc:
+                 token: str | None = None, asked_size: str | None = None) -> GatewayDoc:
     """The gateway's figures with the provider side read from the mock at `mock_url` (RecordError if it cannot
     be read)."""
-    client = RecordClient(mock_url, token=token)
-    record = client.summary()
-    entries = list(client.entries()) if ended_at is not None else []
-    return gateway_doc(kind=kind, url=url, primary=primary, primary_model=primary_model, recorder=recorder,
-                       record=record, profiles=profiles, entries=entries, ended_at=ended_at)
+    facts = read_facts(mock_url, primary=primary, primary_model=primary_model, profiles=profiles,
+                       ended_at=ended_at, asked_size=asked_size, token=token)
+    return describe_gateway(facts, recorder, kind=kind, url=url, asked_size=asked_size)

@@ -30,7 +30,7 @@ from .fields import Problems, ScenarioError, Table, parse_duration
 from .loadmodel import LoadModel, OpenLoad, parse_load
 from .prompts import USE_CASES
 from .sut import Sut, parse_sut
-from .thresholds import Threshold, ThresholdError, parse_thresholds
+from .thresholds import GATEWAY_METRICS, Threshold, ThresholdError, parse_thresholds
 
 __all__ = ["Scenario", "ScenarioError", "Target", "Client", "EditInputs", "Retry", "Action", "MockOptions",
            "GateOptions", "Overrides", "load_scenario", "parse_scenario", "scenario_names", "builtin_scenarios"]
@@ -346,6 +346,11 @@ def parse_scenario(raw: Mapping[str, Any], *, source: str = "", default_name: st
     _check_abort_delays(thresholds, load, problems)
     actions = _actions(raw.get("actions", []), load, mock.profiles, problems)
     sut = parse_sut(raw.get("sut"), problems)
+    if sut is None and "sut" not in raw:
+        for t in thresholds:
+            if t.metric in GATEWAY_METRICS:
+                problems.add(f"thresholds.{t.key}: {t.metric} is a gateway's figure, measured from both ends of "
+                             f"a [sut] gateway; this scenario declares none (add [sut], or drop the threshold)")
     if sut is not None and not target.on_mock:
         problems.add(f"target.name {target.name!r}: with [sut], the target names the mock provider the gateway is "
                      f"asked for (its API and model), not a URL: Locust drives the gateway")

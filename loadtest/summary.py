@@ -276,6 +276,37 @@ class GatewayCallsDoc(_Doc):
     status_mix: dict[str, int] = Field(default={}, description="provider-side HTTP status -> answers")
 
 
+class GatewayStageDoc(_Doc):
+    """One stage of a gateway run from both ends: the client's requests of the stage against the upstream calls
+    that arrived while the providers' record had the stage's window open."""
+    name: str
+    overhead_ms: dict[str, float | None] = Field(description="p50, p90, p99: client minus provider side, by "
+                                                             "percentile, of the successful requests")
+    calls_mean: float | None = Field(description="upstream calls / client requests in the stage")
+    calls_max: int | None = Field(default=None, description="the most calls one client request cost (where the "
+                                                            "correlation id came through)")
+    client_requests: int
+    upstream_requests: int
+    status_mix: dict[str, int] = {}
+    failovers: int = 0
+    served_by: dict[str, int] = {}
+    silent_success: int = 0
+    upstream_cost_usd: float | None = None
+    capability_drift: int | None = None
+
+
+class GatewayTimelineRow(_Doc):
+    """One second of a gateway run: both ends' latency and the upstream calls per client request."""
+    t_s: int
+    client_requests: int
+    upstream_requests: int = Field(description="upstream answers in this second (the record's per-second counts)")
+    calls_per_request: float | None
+    client_p50_ms: float | None
+    client_p99_ms: float | None
+    provider_p50_ms: float | None = Field(description="successful upstream answers of this second (raw entries)")
+    provider_p99_ms: float | None
+
+
 class GatewayDoc(_Doc):
     """The gateway between Locust and the simulated providers ([sut]), seen from both ends."""
     kind: str
@@ -295,6 +326,14 @@ class GatewayDoc(_Doc):
                                                                         "succeeded first time on the primary")
     orphaned_upstream_calls: int | None = Field(default=None, description="upstream requests that arrived after "
                                                                           "the run had ended")
+    capability_drift: int | None = Field(default=None, description="successful upstream answers for images of "
+                                                                   "another size (pixel count) than the client "
+                                                                   "asked; null where the size is not width x "
+                                                                   "height or the record kept none")
+    asked_size: str | None = Field(default=None, description="the image size the client asked the gateway for")
+    stages: list[GatewayStageDoc] = Field(default=[], description="the same figures per stage (the record's "
+                                                                  "windows)")
+    timeline: list[GatewayTimelineRow] = []
 
 
 class DeltaDoc(_Doc):

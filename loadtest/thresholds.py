@@ -8,6 +8,7 @@ A scenario's ``[thresholds]`` table reads like k6's ``options.thresholds``::
     success = ["rate>=0.9995"]
     http_req_failed = ["rate<0.0005"]          # k6 names are accepted as aliases
     "goodput{slo:600ms}" = ["rate>=0.999"]     # succeeded within 600 ms, as a share of scheduled starts
+    gateway_overhead = ["p(99)<50"]            # with a [sut] gateway: judged from both ends at the run's end
 
 Everything is checked when the scenario loads, so a typo is one clear error before any
 process starts rather than a threshold that silently never fires.
@@ -26,8 +27,8 @@ from .fields import parse_duration
 
 __all__ = [
     "Threshold", "ThresholdError", "parse_thresholds", "parse_duration",
-    "METRICS", "AGGREGATIONS", "FILTER_TAGS", "TIME_METRICS", "format_value", "format_limit", "unit_for",
-    "parse_key",
+    "METRICS", "AGGREGATIONS", "FILTER_TAGS", "TIME_METRICS", "GATEWAY_METRICS", "format_value", "format_limit",
+    "unit_for", "parse_key",
 ]
 
 
@@ -46,8 +47,22 @@ AGGREGATIONS: dict[str, tuple[str, ...]] = {
     # asked for): to image streaming what time to first token is to LLM benchmarks. k6 has no such metric.
     "first_image": ("p", "avg", "min", "max", "med"),
     "goodput": ("rate", "rps", "count"),
+    # A [sut] gateway's, from both ends (loadtest/gateway_figures.py), judged once the run has ended: what
+    # it added per request (client minus provider side), upstream calls per client request, 200s with no
+    # image, answers of another size than asked, calls after the run ended, the upstream bill, fallbacks.
+    "gateway_overhead": ("p", "avg", "med", "max"),
+    "upstream_calls_per_request": ("avg", "max"),
+    "silent_success": ("count", "rate"),
+    "capability_drift": ("count",),
+    "orphaned_upstream_calls": ("count",),
+    "upstream_cost_usd": ("value",),
+    "gateway_failovers": ("count",),
 }
 METRICS = tuple(AGGREGATIONS)
+GATEWAY_METRICS = ("gateway_overhead", "upstream_calls_per_request", "silent_success", "capability_drift",
+                   "orphaned_upstream_calls", "upstream_cost_usd", "gateway_failovers")
+# A gateway figure is the whole run's or one stage's (the record's windows); orphaned calls come after every stage.
+GATEWAY_TAGS = ("stage",)
 # Metrics measured in milliseconds from a generation's start: read alike by the gate and the reports.
 TIME_METRICS = ("latency", "first_image")
 ALIASES = {
@@ -75,7 +90,7 @@ _OPTION_KEYS = {
     "abort_on_fail": "abort_on_fail", "abortOnFail": "abort_on_fail",
     "delay_abort_eval": "delay_abort_eval", "delayAbortEval": "delay_abort_eval",
 }
-_FRACTION_METRICS = {"success", "failures", "goodput"}
+_FRACTION_METRICS = {"success", "failures", "goodput", "silent_success"}
 
 
 @dataclass(frozen=True)
@@ -135,8 +150,14 @@ class Threshold:
 
 
 def unit_for(metric: str, aggregation: str) -> str:
-    if metric in TIME_METRICS:
+    if metric in TIME_METRICS or metric == "gateway_overhead":
         return "ms"
+    if metric == "upstream_calls_per_request":
+        return "calls"
+    if metric == "upstream_cost_usd":
+        return "USD"
+    if metric in GATEWAY_METRICS and aggregation == "count":
+        return "requests"
     if metric in ("requests", "goodput") and aggregation != "rate":
         return "requests" if aggregation == "count" else "req/s"
     if metric == "requests":
@@ -159,6 +180,10 @@ def format_value(metric: str, aggregation: str, value: float | None) -> str:
         return f"{value:,.0f} req/s" if float(value).is_integer() else f"{value:,.1f} req/s"
     if unit == "requests":
         return f"{value:,.0f}"
+    if unit == "calls":
+        return f"{round(value, 3):,g} calls"
+    if unit == "USD":
+        return f"${value:,.2f}" if abs(value) >= 100 else f"${value:,.4f}"
     return _percent(value)
 
 
@@ -224,6 +249,8 @@ def _parse_key(key: str) -> tuple[str, tuple[tuple[str, str], ...], float | None
     filters: dict[str, str] = {}
     slo_ms: float | None = None
     tags = FILTER_TAGS + ((SLO_TAG,) if metric == "goodput" else ())
+    if metric in GATEWAY_METRICS:
+        tags = () if metric == "orphaned_upstream_calls" else GATEWAY_TAGS
     if raw_filters is not None:
         if not raw_filters.strip():
             raise ThresholdError(f"thresholds.{key}: empty filter {{}}; write e.g. {{stage:surge}} or leave it out")
@@ -235,6 +262,9 @@ def _parse_key(key: str) -> tuple[str, tuple[tuple[str, str], ...], float | None
                                      f"expected tag:value, e.g. stage:surge")
             if tag not in tags:
                 hint = " (slo is goodput's: goodput{slo:600ms})" if tag == SLO_TAG else ""
+                if metric in GATEWAY_METRICS:
+                    hint = (" (a gateway figure is the run's or a stage's)" if tags else
+                            " (orphaned calls arrive after every stage: it takes no filter)")
                 raise ThresholdError(f"thresholds.{key}: unknown filter tag {tag!r} (known: {', '.join(tags)})"
                                      + hint)
             if tag in filters or (tag == SLO_TAG and slo_ms is not None):
@@ -289,6 +319,9 @@ def _parse_entry(key: str, metric: str, filters: tuple[tuple[str, str], ...], en
         abort = opts.get("abort_on_fail", False)
         if not isinstance(abort, bool):
             raise ThresholdError(f"thresholds.{key}: abort_on_fail must be true or false, got {abort!r}")
+        if abort and metric in GATEWAY_METRICS:
+            raise ThresholdError(f"thresholds.{key}: abort_on_fail cannot apply: {metric} is judged once the run "
+                                 f"has ended, from the providers' record behind the gateway")
         if "delay_abort_eval" in opts:
             try:
                 delay = parse_duration(opts["delay_abort_eval"])

@@ -4,8 +4,10 @@ Every answer of every wire route (refusals, bad input and errors included) becom
 provider, model and the model that served it (after a relay's failover), arrival (wall clock and
 event-loop clock), queue wait, service time and total time in the mock, outcome and HTTP status,
 the key (masked), the caller's correlation ids (`x-request-id` or the header named with
-`--correlation-header`, and W3C `traceparent`'s trace-id and parent-id) and images asked and
-delivered. A Midjourney job is one entry, from its submit's arrival to the job's end, with the
+`--correlation-header`, and W3C `traceparent`'s trace-id and parent-id), images asked and
+delivered, and the pixels (width x height) of each image asked, where the wire reads a size (OpenAI's
+`size`; 0 elsewhere), which a series' `pixels` counts and a gateway's capability drift compares with
+what its client asked. A Midjourney job is one entry, from its submit's arrival to the job's end, with the
 polls it had by then (later polls are added to its series' `polls`); its polls are not entries
 of their own (a poll of an unknown task is).
 
@@ -103,7 +105,8 @@ FIELDS = ("seq", "worker", "api", "provider", "model", "served_model", "window",
           "arrived_loop", "queue_ms", "service_ms", "total_ms", "drawn_ms", "key", "correlation_id", "trace_id",
           "parent_id", "images_asked", "images_delivered", "polls")
 
-CellKey = tuple[str, str, str, str, str, str, int, int]   # api, provider, model, served, window, outcome, status, n
+# api, provider, model, served, window, outcome, status, n, pixels (width x height of each image asked; 0: not said)
+CellKey = tuple[str, str, str, str, str, str, int, int, int]
 SeriesKey = tuple[str, str, str, str]                 # provider, model, window, outcome
 
 
@@ -301,13 +304,14 @@ class Record:
             call: Call | None = labels.call
             if call is None:
                 cell_key = (api, labels.provider, labels.model, "", window, INTERNAL_ERROR if crashed else REJECTED,
-                            status, 0)
+                            status, 0, 0)
                 queue = service = drawn = 0.0
             else:
                 done = call.outcome
                 # `_value_`, not `.value` or a dict keyed by the member: both go through Python-level code.
                 outcome = INTERNAL_ERROR if crashed else done.kind._value_ if done is not None else REJECTED
-                cell_key = (api, labels.provider, labels.model, call.served_model, window, outcome, status, call.n)
+                cell_key = (api, labels.provider, labels.model, call.served_model, window, outcome, status, call.n,
+                            call.pixels)
                 running = call.t_running
                 if running:
                     queue = (running - call.t_entered) * 1000.0
@@ -345,7 +349,7 @@ class Record:
             return None
         end = call.t_done or time.perf_counter()
         cell_key = (arrival.api, arrival.provider, arrival.model, call.served_model, arrival.window,
-                    KIND_NAME[outcome.kind], arrival.status, call.n)
+                    KIND_NAME[outcome.kind], arrival.status, call.n, call.pixels)
         cell = self.cell_of.get(cell_key)
         if cell is None:
             cell = self._new_cell(cell_key)
@@ -487,14 +491,18 @@ class Record:
             requests += count
             status: Counter[int] = Counter()
             served: Counter[str] = Counter()
+            pixels: Counter[int] = Counter()
             for c in cells:
                 status[c.key[6]] += c.total.count
                 if c.key[3]:
                     served[c.key[3]] += c.total.count
+                if c.key[8]:
+                    pixels[c.key[8]] += c.total.count
             series.append({
                 "index": i, "api": cells[0].key[0], "provider": key[0], "model": key[1], "window": key[2],
                 "outcome": key[3], "requests": count,
                 "status": {str(k): v for k, v in sorted(status.items())}, "served": dict(sorted(served.items())),
+                "pixels": {str(k): v for k, v in sorted(pixels.items())},
                 "images_asked": sum(c.asked for c in cells),
                 "images_delivered": sum(c.asked for c in cells if c.delivers),
                 "polls": sum(c.polls for c in cells) + self.late_polls.get(key, 0),
@@ -535,7 +543,7 @@ class Record:
         for seq in range(lo, lo + count):
             i = seq % size
             cell = cells[self.col_cell[i]]
-            api, provider, model, served, window, outcome, status, asked = cell.key
+            api, provider, model, served, window, outcome, status, asked, _ = cell.key
             tp = self.col_trace[i]
             if tp is not None:
                 tp = valid_traceparent(tp)

@@ -151,6 +151,7 @@ class Series:
     total: Histogram
     queue: Histogram
     service: Histogram
+    pixels: dict[int, int] = field(default_factory=dict)   # width x height of each image asked -> answers
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -164,7 +165,8 @@ class Series:
                    served={str(k): int(v) for k, v in d["served"].items()}, images_asked=int(d["images_asked"]),
                    images_delivered=int(d["images_delivered"]), polls=int(d["polls"]),
                    total=Histogram.from_json(d["total_ms"]), queue=Histogram.from_json(d["queue_ms"]),
-                   service=Histogram.from_json(d["service_ms"]))
+                   service=Histogram.from_json(d["service_ms"]),
+                   pixels={int(k): int(v) for k, v in d.get("pixels", {}).items()})
 
     def __add__(self, other: Series) -> Series:
         if not isinstance(other, Series):
@@ -176,7 +178,8 @@ class Series:
                        served=_counter_add(self.served, other.served),
                        images_asked=self.images_asked + other.images_asked,
                        images_delivered=self.images_delivered + other.images_delivered,
-                       polls=self.polls + other.polls, total=self.total + other.total,
+                       polls=self.polls + other.polls, pixels=_counter_add(self.pixels, other.pixels),
+                       total=self.total + other.total,
                        queue=self.queue + other.queue, service=self.service + other.service)
 
 

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -87,6 +88,23 @@ def test_litellm_fails_over_when_the_primary_goes_down(tmp_path: Path) -> None:
     assert g["served_by"].get("dall-e-4-flash", 0) == g["failovers"]
     assert g["upstream_calls_per_request"]["status_mix"].get("503", 0) > 0, g
     assert g["upstream_calls_per_request"]["mean"] > 1.0
+    # Per stage: the record's windows split the upstream calls, and the fallbacks fall in the outage.
+    stages = {st["name"]: st for st in g["stages"]}
+    assert list(stages) == ["before", "outage", "after"]
+    assert sum(st["failovers"] for st in stages.values()) == g["failovers"]
+    upstream = g["upstream_calls_per_request"]["upstream_requests"]
+    assert sum(st["upstream_requests"] for st in stages.values()) == upstream
+    assert stages["outage"]["failovers"] > 0 and stages["outage"]["status_mix"].get("503", 0) > 0
+    # The scenario's gateway thresholds were judged from both ends (their limits are loose: see the scenario).
+    judged = {t["label"]: t for t in summary["thresholds"] if t["metric"] in ("upstream_calls_per_request",
+                                                                            "silent_success", "gateway_overhead")}
+    assert len(judged) == 3 and all(t["observed"] is not None for t in judged.values()), judged
+    calls = judged["upstream_calls_per_request avg < 3 calls"]
+    assert calls["observed"] == pytest.approx(g["upstream_calls_per_request"]["mean"]) and calls["verdict"] == "pass"
+    report = tmp_path / "report"
+    assert "### Gateway: both ends" in (report / "summary.md").read_text()
+    assert 'name="gateway.failovers"' in (report / "junit.xml").read_text()
+    assert (report / "gateway_over_time.png").exists()
     assert not listening(g["url"]), "the LiteLLM proxy outlived the run"
     assert code in (0, 1, 2), out
 
@@ -107,10 +125,16 @@ think_time = ["0.1s", "0.2s"]
 stages = [{{ name = "steady", duration = "8s", users = 4, spawn_rate = 4 }}]
 [thresholds]
 success = ["rate>=0.5"]
+"silent_success" = ["count==0"]                      # breaks: every fifth success comes back empty
+"upstream_calls_per_request" = ["avg<1.5", "max<=1"]  # one call each, ids passed on
+"capability_drift" = ["count>0"]                     # every fourth request asked upstream for 512x512
+"gateway_overhead" = ["p(50)<1000"]                   # a passthrough: far under, however loaded the box
+[gate]
+min_samples = 20
 [sut]
 kind = "command"
 command = [{python}, {helper}, "--port", "{{port}}", "--upstream", "{{openai_base_url}}", "--pid-file", {pid},
-           "--empty-every", "5"]
+           "--empty-every", "5", "--resize-every", "4", "--forward-id"]
 health = "/healthz"
 base_path = "/v1"
 ready_timeout = "30s"
@@ -132,7 +156,34 @@ def test_inhouse_gateway_silent_200s_count_as_failures_and_it_is_stopped(tmp_pat
     # Each answer the client saw was paid for upstream (the empty ones too): one call each, none retried.
     assert calls["mean"] >= 1.0 and calls["upstream_requests"] >= calls["client_requests"]
     assert g["upstream_images"] >= summary["requests"] - summary["failures"] + g["silent_success"]
-    assert code in (0, 1), out
+    # Every fourth request went upstream as 512x512: drift, a quarter of the upstream calls at most.
+    assert 0 < g["capability_drift"] <= calls["upstream_requests"] // 4 + 1 and g["asked_size"] == "1024x1024"
+    assert calls["max"] == 1     # the gateway passed each x-request-id on: one upstream call per request
+    (stage,) = g["stages"]
+    assert stage["name"] == "steady" and stage["client_requests"] == calls["client_requests"]
+    assert stage["silent_success"] == g["silent_success"] and stage["capability_drift"] == g["capability_drift"]
+    assert sum(r["client_requests"] for r in g["timeline"]) == calls["client_requests"]
+    verdicts = {t["label"]: t["verdict"] for t in summary["thresholds"]}
+    assert verdicts["silent_success count == 0"] == "fail"
+    assert verdicts["upstream_calls_per_request avg < 1.5 calls"] == "pass"
+    assert verdicts["upstream_calls_per_request max <= 1 calls"] == "pass"
+    assert verdicts["capability_drift count > 0"] == "pass"
+    assert verdicts["gateway_overhead p(50) < 1000 ms"] == "pass"
+    assert code == 1 and summary["verdict"] == "fail", out     # the silent 200s break the SLA
+    report = tmp_path / "report"
+    md = (report / "summary.md").read_text()
+    assert "### Gateway: both ends" in md and f"| Silent successes | {g['silent_success']:,} HTTP 200s" in md
+    assert f"| Capability drift | {g['capability_drift']:,} answers of another size than 1024x1024 |" in md
+    suite = ET.parse(report / "junit.xml").getroot().find("testsuite")
+    assert suite is not None
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert props["gateway.silent_success"] == str(g["silent_success"])
+    assert props["gateway.upstream_requests"] == str(calls["upstream_requests"])
+    case = next(c for c in suite.iter("testcase") if c.get("name") == "silent_success count == 0")
+    assert case.find("failure") is not None
+    html = (report / "report.html").read_text()
+    assert "<h2>Gateway: both ends</h2>" in html and (report / "gateway_over_time.png").stat().st_size > 0
+    assert "Gateway       command at" in out and "  drift" in out
     assert gone(int(pid_file.read_text())), "the in-house gateway outlived the run"
 
 

@@ -528,3 +528,25 @@ def test_bad_record_options_are_refused(args: list[str], message: str) -> None:
     out = subprocess.run([sys.executable, "-m", "mockprovider", "--port", "0", *args], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 2 and message in out.stderr
+
+
+def test_each_series_counts_the_pixels_its_requests_asked_for(start_mock) -> None:
+    """What a gateway's capability drift is read from: the size each upstream request asked, by pixel count."""
+    server = start_mock("--latency-scale", "0", "--no-limits")
+    sizes = ["1024x1024"] * 3 + ["512x512"] * 2 + [None]    # None: the API's default size
+    for size in sizes:
+        body = {**OPENAI_BODY, **({"size": size} if size else {})}
+        r = httpx.post(server.url + OPENAI, json=body, headers={"Authorization": "Bearer sk-record-0001"}, timeout=10)
+        assert r.status_code == 200, r.text
+    r = httpx.post(server.url + OPENAI, json={**OPENAI_BODY, "size": "7x7"},
+                   headers={"Authorization": "Bearer sk-record-0001"}, timeout=10)
+    assert r.status_code == 400
+    record = RecordClient(server.url).summary()
+    ok = record.select(provider="dall-e-4", outcome="ok")
+    pixels: dict[int, int] = {}
+    for s in ok:
+        for k, v in s.pixels.items():
+            pixels[k] = pixels.get(k, 0) + v
+    # The default size is 1024x1024 for dall-e-4; a refused request asked for nothing the wire accepted.
+    assert pixels == {1024 * 1024: 4, 512 * 512: 2}
+    assert all(not s.pixels for s in record.select(outcome="rejected"))

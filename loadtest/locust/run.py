@@ -52,6 +52,7 @@ from ..gate import (
     generator_abort_trigger,
     judge,
 )
+from ..gateway_figures import GatewayFacts
 from ..health import HealthReport, HealthSamples, assess
 from ..provider_side import RecordSession, describe
 from ..recorder import Recorder
@@ -117,11 +118,14 @@ class TestRun:
         self.finishing: gevent.event.Event | None = None   # set once the gating below has ended
         self._live: tuple[float, Verdict | None] = (0.0, None)
         self.record: RecordSession | None = None    # the provider side's record of this run, when there is one
+        # [sut]: the record of the mock behind the gateway, windowed per stage for the gateway's stage figures
+        self.gateway_record: RecordSession | None = None
         self._record_read: tuple[Any, Any] | None = None
         self._live_side: ProviderSide | None = None
         self._live_side_at = -math.inf
         self._live_side_reading = False
         self._live_health: tuple[float, HealthReport | None] = (-math.inf, None)
+        self._gateway_read: tuple[GatewayFacts | None] | None = None   # read once: (None,) if it could not be
 
     def elapsed_s(self) -> float:
         return (self.stopped_perf or time.perf_counter()) - self.started_perf
@@ -303,10 +307,16 @@ class SuiteRun:
             run.workers_expected = {c.id for c in self.runner.clients.all}
         if not self.is_worker:
             run.greenlets = [gevent.spawn(self._watch, run), gevent.spawn(self._run_actions, run)]
+            windows = self.scenario.load.windows()
             if self.record_url:
                 run.record = RecordSession(self.record_url, os.environ.get("MOCK_ADMIN_TOKEN"))
-                windows = self.scenario.load.windows()
                 run.record.start(windows[0][0] if windows else "run")
+            if self._gateway_behind() and (run.record is None or run.record.url != self.mock_url):
+                run.gateway_record = RecordSession(self.mock_url or "", os.environ.get("MOCK_ADMIN_TOKEN"))
+                run.gateway_record.start(windows[0][0] if windows else "run")
+                if run.gateway_record.error:
+                    log.error("%s", run.gateway_record.error)
+            if run.record is not None or run.gateway_record is not None:
                 run.greenlets.append(gevent.spawn(self._mark_windows, run, windows[1:]))
         if not self.is_master and (stalling := stall.spawn()) is not None:   # a test of the suite's own
             run.greenlets.append(stalling)
@@ -487,8 +497,9 @@ class SuiteRun:
         offset = self.scenario.load.schedule_offset_s
         for name, start, _ in windows:
             gevent.sleep(max(0.0, run.started_perf + offset + start - time.perf_counter()))
-            if run.record is not None:
-                run.record.mark(name)
+            for session in (run.record, run.gateway_record):
+                if session is not None:
+                    session.mark(name)
 
     def _run_actions(self, run: TestRun) -> None:
         if not self.scenario.actions:
@@ -595,8 +606,9 @@ class SuiteRun:
         facts = run.facts()
         record, matched = self._provider_side(run)
         side = self.provider_side(record) if record is not None else None
+        gateway = self._gateway_facts(run)
         verdict = judge(s.thresholds, run.recorder, health, facts, min_samples=s.min_samples,
-                        confidence=s.gate.confidence, provider=side)
+                        confidence=s.gate.confidence, provider=side, gateway=gateway)
         provider_doc = None
         if run.record is not None:
             failed = [r for r in verdict.results if r.verdict == "fail"]
@@ -624,28 +636,50 @@ class SuiteRun:
             mock=describe_mock(s, self.mock_url, self.embedded_mock), actions=run.actions_done,
             batches=self._batches(), expected_latency=self._expected_latency(), files=files,
             report_dir=str(report_dir), baseline=s.baseline, provider_side=provider_doc)
-        summary.gateway = self._gateway(run)
+        summary.gateway = self._gateway(run, gateway)
         return summary
 
-    def _gateway(self, run: TestRun) -> GatewayDoc | None:
-        """[sut] runs: the gateway seen from both ends, the provider side read from the mock's record."""
+    def _gateway_facts(self, run: TestRun) -> GatewayFacts | None:
+        """[sut] runs: the providers' record behind the gateway, read once at the end (None if it cannot be)."""
         s = self.scenario
-        if s.sut is None or self.mock_url is None or not s.target.on_mock:
+        if not self._gateway_behind():
             return None
+        assert self.mock_url is not None
+        if run._gateway_read is not None:
+            return run._gateway_read[0]
         from mockprovider.record_client import RecordError
 
-        from ..gateway import read_gateway
+        from ..gateway import read_facts
         ended_at = None
         if run.stopped_perf is not None:
             ended_at = run.started_at.timestamp() + (run.stopped_perf - run.started_perf)
         try:
-            return read_gateway(self.mock_url, kind=s.sut.kind, url=self.target.base_url or "",
-                                primary=s.target.name, primary_model=s.target.model, recorder=run.recorder,
-                                profiles=load_profiles(s.mock.profiles), ended_at=ended_at,
-                                token=os.environ.get("MOCK_ADMIN_TOKEN"))
+            facts: GatewayFacts | None = read_facts(
+                self.mock_url, primary=s.target.name, primary_model=s.target.model,
+                profiles=load_profiles(s.mock.profiles), ended_at=ended_at, asked_size=self._asked_size(),
+                token=os.environ.get("MOCK_ADMIN_TOKEN"))
         except RecordError as exc:
             log.error("the gateway's figures are missing: the mock's record could not be read: %s", exc)
+            facts = None
+        run._gateway_read = (facts,)
+        return facts
+
+    def _gateway_behind(self) -> bool:
+        """A [sut] run: a gateway between Locust and this run's own mock."""
+        return self.scenario.sut is not None and self.mock_url is not None and self.scenario.target.on_mock
+
+    def _asked_size(self) -> str | None:
+        """The image size the suite's clients ask for, where the API takes one as width x height."""
+        return self.scenario.client.size_text if self.target.api in ("openai", "relay") else None
+
+    def _gateway(self, run: TestRun, facts: GatewayFacts | None) -> GatewayDoc | None:
+        """[sut] runs: the gateway seen from both ends, from the facts the gate judged."""
+        s = self.scenario
+        if facts is None or s.sut is None:
             return None
+        from ..gateway import describe_gateway
+        return describe_gateway(facts, run.recorder, kind=s.sut.kind, url=self.target.base_url or "",
+                                asked_size=self._asked_size())
 
     def _expected_latency(self) -> dict[str, float | str] | None:
         if not (self.embedded_mock and self.target.on_mock):

@@ -150,4 +150,7 @@ def gateway_lines(g: GatewayDoc) -> list[str]:
         + (f", at most {calls.max}" if calls.max is not None else "") + f"); status {mix}",
         f"{'  served by':<14}{served}; failovers {g.failovers:,}; silent 200s {g.silent_success:,}",
         f"{'  cost':<14}{cost} upstream{first}",
-    ]
+    ] + ([f"{'  drift':<14}{g.capability_drift:,} answers of another size than {g.asked_size or 'asked'}"]
+         if g.capability_drift else []) + (
+        [f"{'  orphaned':<14}{g.orphaned_upstream_calls:,} upstream calls after the run had ended"]
+        if g.orphaned_upstream_calls else [])

@@ -21,9 +21,9 @@ from typing import Any
 from urllib.parse import quote
 
 from ..cost import run_cost
-from ..summary import ProviderSideDoc, Summary
+from ..summary import GatewayDoc, ProviderSideDoc, Summary
 from ..thresholds import format_value
-from . import display, plots, sides
+from . import display, gatewayview, plots, sides
 
 VERDICTS = {
     "pass": ("PASS", "#1e7e34", "The run held every threshold: at this load the pipeline meets the SLA."),
@@ -275,6 +275,18 @@ def _sides(side: ProviderSideDoc) -> str:
     return caption + table(headers, [[esc(c) for c in r] for r in sides.rows(side)], numeric=(1, 2, 3, 4, 5, 6))
 
 
+def _gateway(g: GatewayDoc, outdir: Path, summary: Mapping[str, Any]) -> str:
+    png = plots.gateway_over_time(summary, outdir / "gateway_over_time.png")
+    out = table(["figure", "value"], [[esc(k), esc(v)] for k, v in gatewayview.figure_rows(g)])
+    if g.stages:
+        out += ('<p class="small">Per stage: the requests the client sent in the stage against the upstream calls that '
+                "arrived while it ran.</p>"
+                + table(list(gatewayview.STAGE_HEADER), [[esc(c) for c in r] for r in gatewayview.stage_rows(g)],
+                        numeric=(1, 2, 3, 4, 6, 7, 8, 9)))
+    return out + figure(png, "client against provider latency per second, and upstream calls per request",
+                        CAPTIONS["gateway"])
+
+
 def _actions(summary: Mapping[str, Any]) -> str | None:
     actions = summary.get("actions") or []
     if not actions:
@@ -345,6 +357,11 @@ CAPTIONS = {
               "timeouts requests the client gave up on, dropped requests the load generator had no free user "
               "for. The lower panel repeats everything but success on its own scale, so a handful of failures "
               "among a thousand successes is still visible. Actions, an abort or a stop are marked as above."),
+    "gateway": ("Both ends of the gateway, per second. Solid lines are what the shop's client waited (P50, P99), "
+                "dashed ones what the simulated providers behind the gateway took for their successful answers: "
+                "the gap between a solid line and its dashed one is what the gateway added. The lower panel is "
+                "the upstream calls each client request cost that second (above the dotted line at 1: retries or "
+                "fallbacks). Stages are shaded; blue dash-dotted lines are the scenario's actions on the providers."),
 }
 
 # (title, the section's HTML from the summary's JSON form and the report folder, or None to leave it out).
@@ -383,6 +400,8 @@ def write_html(run: Summary, outdir: Path) -> Path:
     ]
     if run.provider_side is not None:
         body += ["<h2>Both ends: client and provider side</h2>", _sides(run.provider_side)]
+    if run.gateway is not None:
+        body += ["<h2>Gateway: both ends</h2>", _gateway(run.gateway, outdir, summary)]
     sections: list[Section] = [("Actions", lambda s, _: _actions(s)),
                                ("Status codes", lambda s, _: _status_codes(s)), ("Cost", lambda s, _: _cost(s)),
                                *SECTIONS]

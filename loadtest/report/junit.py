@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from ..summary import Summary, delta_words
+from . import gatewayview
 
 __all__ = ["render"]
 
@@ -53,6 +54,10 @@ def render(summary: Summary) -> str:
                         ("success_rate", summary.success_rate), ("p99_ms", summary.latency_ms.p99),
                         ("confidence", summary.scenario.confidence)):
         ET.SubElement(props, "property", name=name, value=_fmt(value))
+    if summary.gateway is not None:   # the [sut] gateway's figures; its thresholds are test cases below
+        for name, value in gatewayview.properties(summary.gateway):
+            if value is not None:
+                ET.SubElement(props, "property", name=name, value=_fmt(value))
 
     valid = ET.SubElement(suite, "testcase", classname=suite_name, name="run is valid", time="0")
     if invalid:
@@ -77,6 +82,7 @@ def render(summary: Summary) -> str:
             el.text = f"{_t(r.label)}\n{detail}\nsamples: {r.samples}{interval}\n{_t(r.undecided_words())}"
         else:
             ET.SubElement(case, "system-out").text = detail + interval
+    suite_out: list[str] = []
     if summary.baseline is not None:
         b = summary.baseline
         ET.SubElement(props, "property", name="baseline", value=_t(b.path))
@@ -84,7 +90,15 @@ def render(summary: Summary) -> str:
         for d in [*b.figures, *b.thresholds]:
             base, now, change = delta_words(d)
             rows.append(f"{d.name}: {base} -> {now} ({change})")
-        ET.SubElement(suite, "system-out").text = _t(f"against the baseline {b.path} ({b.scenario} against "
-                                                     f"{b.target}, {b.started_at}):\n" + "\n".join(rows))
+        suite_out.append(f"against the baseline {b.path} ({b.scenario} against {b.target}, {b.started_at}):\n"
+                         + "\n".join(rows))
+    if summary.gateway is not None:
+        g = summary.gateway
+        text = [f"{name}: {value}" for name, value in gatewayview.figure_rows(g)]
+        text += [" | ".join(f"{h}: {v}" for h, v in zip(gatewayview.STAGE_HEADER, row))
+                 for row in gatewayview.stage_rows(g)]
+        suite_out.append("the gateway, from both ends:\n" + "\n".join(text))
+    if suite_out:   # one <system-out> per suite, as JUnit's schema has it
+        ET.SubElement(suite, "system-out").text = _t("\n\n".join(suite_out))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

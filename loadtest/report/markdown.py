@@ -14,7 +14,7 @@ from typing import Any
 from ..cost import run_cost, run_cost_markdown
 from ..summary import Summary, delta_words
 from ..thresholds import format_value
-from . import sides
+from . import gatewayview, sides
 from .display import limit_text, window
 
 __all__ = ["render", "HEADLINE", "verdict_line"]
@@ -122,6 +122,16 @@ def render(summary: Summary) -> str:
         if summary.provider_side.side_by_side:
             lines += _table(tuple(f"{h} (ms)" if i else h for i, h in enumerate(sides.HEADER)),
                             sides.rows(summary.provider_side))
+            lines.append("")
+
+    if summary.gateway is not None:
+        gw = summary.gateway
+        lines += ["### Gateway: both ends", ""]
+        lines += _table(("Figure", "Value"), gatewayview.figure_rows(gw))
+        lines.append("")
+        if gw.stages:
+            lines += ["Per stage (upstream calls by the stage they arrived in):", ""]
+            lines += _table(gatewayview.STAGE_HEADER, gatewayview.stage_rows(gw))
             lines.append("")
 
     if summary.status_codes:

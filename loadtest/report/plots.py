@@ -266,6 +266,61 @@ def latency_over_time_figure(summary: Mapping[str, Any]) -> Figure:
     return fig
 
 
+def gateway_over_time(summary: Mapping[str, Any], path: str | Path) -> Path:
+    """A [sut] run from both ends per second: the client's P50/P99 against the providers' behind the gateway,
+    and the upstream calls each client request cost; stages shaded, actions marked."""
+    return _save(gateway_over_time_figure(summary), path)
+
+
+def gateway_over_time_figure(summary: Mapping[str, Any]) -> Figure:
+    gateway = summary.get("gateway") or {}
+    rows = [r for r in (gateway.get("timeline") or []) if not math.isnan(_f(r.get("t_s")))]
+    fig = _figure(12, 6.5)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
+    fig.suptitle(_title(summary, "both ends of the gateway over time"), fontsize=13)
+    if not rows:
+        _empty(top, "no per-second figures of the gateway were recorded")
+        _empty(bottom, "")
+        return fig
+    ts = [_f(r.get("t_s")) for r in rows]
+    windows = stage_windows(summary)
+    marks = run_marks(summary)
+    k, unit = _time_scale(max(ts + [w[2] for w in windows] + [m["t_s"] for m in marks] + [1.0]))
+    x = [t / k for t in ts]
+    dots = "o" if len(x) < 3 else None
+    for ax, label in ((top, True), (bottom, False)):
+        _shade_stages(ax, windows, k, label=label)
+    plotted: list[float] = []
+    for key, name, colour, ls in (("client_p50_ms", "client P50", PCT_COLORS["p50"], "-"),
+                                  ("client_p99_ms", "client P99", PCT_COLORS["p99"], "-"),
+                                  ("provider_p50_ms", "provider P50", PCT_COLORS["p50"], "--"),
+                                  ("provider_p99_ms", "provider P99", PCT_COLORS["p99"], "--")):
+        y = [_f(r.get(key)) for r in rows]
+        plotted += [v for v in y if not math.isnan(v)]
+        top.plot(x, y, color=colour, ls=ls, lw=1.6, label=name, marker=dots)
+    if plotted:
+        top.set_ylim(0, max(plotted) * 1.25)
+    y_unit = _latency_axis(top.yaxis, top.get_ylim()[1])
+    top.set_ylabel(f"each second's percentile ({y_unit})")
+    top.grid(True, alpha=0.3)
+    _draw_marks(top, marks, k, text=True)
+    _draw_marks(bottom, marks, k, text=False)
+    top.legend(loc="upper left", bbox_to_anchor=(1.07, 1.0), fontsize=9, framealpha=0.9)
+    calls = [_f(r.get("calls_per_request")) for r in rows]
+    bottom.plot(x, calls, color="#b35900", lw=1.5, label="upstream calls per request", marker=dots)
+    bottom.axhline(1.0, color="#777777", lw=0.9, ls=":", label="one call each")
+    finite = [v for v in calls if not math.isnan(v)]
+    bottom.set_ylim(0, max(finite + [1.0]) * 1.3)
+    bottom.set_ylabel("calls per request")
+    bottom.grid(True, alpha=0.3)
+    bottom.legend(loc="upper left", bbox_to_anchor=(1.07, 1.0), fontsize=9, framealpha=0.9)
+    bottom.set_xlabel(f"time since start ({unit})")
+    x0 = min(x + [a / k for _, a, _ in windows])
+    x1 = max([v + 1 / k for v in x] + [b / k for _, _, b in windows] + [m["t_s"] / k for m in marks])
+    top.set_xlim(x0 - 0.01 * (x1 - x0), x1 + 0.005 * (x1 - x0))
+    return fig
+
+
 def _expected_quantiles(exp: Mapping[str, Any], ps: Sequence[float]) -> list[float]:
     scale = _f(exp.get("latency_scale", 1.0))
     scale = 1.0 if math.isnan(scale) else scale

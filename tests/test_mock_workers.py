@@ -178,3 +178,93 @@ def test_a_crashed_worker_is_reported(start_mock) -> None:
     while not _gone(workers[0]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _gone(workers[0])
+
+
+def _at_once(server: MockServer, n: int, key: str = KEY) -> list[httpx.Response]:
+    """n requests sent together, each on a connection of its own."""
+    barrier = threading.Barrier(n)
+
+    def one(_: int) -> httpx.Response:
+        with httpx.Client(timeout=30) as http:
+            barrier.wait()
+            return http.post(f"{server.url}/openai/v1/images/generations", json=BODY,
+                             headers={"Authorization": f"Bearer {key}"})
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def test_per_key_slots_hold_across_workers(start_mock) -> None:
+    """per_key_slots=2 and no per-key queue, the provider's own pool far larger: of 10 requests of one
+    key sent at once (each generating for at least 0.4 s), exactly 2 run and 8 are refused, over both
+    workers. Counted per worker, 2 workers would let up to 4 run. Another key has its own 2 slots."""
+    server = start_mock("--workers", "2", "--latency-scale", "0.5", "--seed", "1",
+                        "--set", "dall-e-4.error_rate=0", "--set", "dall-e-4.requests_per_minute=6000",
+                        "--set", "dall-e-4.burst=100", "--set", "dall-e-4.per_key_slots=2",
+                        "--set", "dall-e-4.per_key_queue=0")
+    answers = _at_once(server, 10)
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses.count(200) == 2, statuses
+    assert all(s == 503 for s in statuses[2:]), statuses   # OpenAI's overloaded answer, as with one worker
+    assert {r.headers["x-mock-worker"] for r in answers} == {"0", "1"}
+    # Every slot was given back, in both workers: the same burst again gets the same 2, and another
+    # key at the same time gets 2 of its own.
+    again = _at_once(server, 10)
+    assert sorted(r.status_code for r in again).count(200) == 2
+    other = _at_once(server, 4, "sk-test-openai-0002")
+    assert sorted(r.status_code for r in other).count(200) == 2
+
+
+def test_per_key_queue_holds_across_workers_and_every_queued_call_starts(start_mock) -> None:
+    """per_key_slots=2, per_key_queue=3, set by the admin API (which reaches both workers): of 9
+    requests of one key sent at once, 2 run, 3 wait and then run (a slot freed in one worker starts
+    a call queued in the other), 4 are refused. While they wait, the provider shows 3 queued in all."""
+    server = start_mock("--workers", "2", "--latency-scale", "0.5", "--seed", "1",
+                        "--set", "dall-e-4.error_rate=0", "--set", "dall-e-4.requests_per_minute=6000",
+                        "--set", "dall-e-4.burst=100")
+    settings = server.admin("dall-e-4", per_key_slots=2, per_key_queue=3)["settings"]
+    assert (settings["per_key_slots"], settings["per_key_queue"]) == (2, 3)
+    seen: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        with httpx.Client(timeout=10) as http:
+            while not done.is_set():
+                seen.append(http.get(f"{server.url}/admin/providers/dall-e-4").json()["queued"])
+                time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        answers = _at_once(server, 9)
+    finally:
+        done.set()
+        watcher.join()
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses.count(200) == 5, statuses
+    assert all(s == 503 for s in statuses[5:]), statuses
+    assert {r.headers["x-mock-worker"] for r in answers} == {"0", "1"}
+    assert max(seen) == 3 and 3 in seen, seen
+    assert httpx.get(f"{server.url}/admin/providers/dall-e-4", timeout=10).json()["queued"] == 0
+
+
+def test_midjourney_account_limit_holds_across_workers(start_mock) -> None:
+    """The built-in account limit, 3 running and 10 queued per mj-api-secret, with jobs that take
+    minutes: 20 submits of one account, each on a new connection, answer 3 submitted, 10 queued
+    (with 0..9 tasks ahead, counted in both workers) and 7 queue-full, in that order."""
+    server = start_mock("--workers", "2", "--set", "midjourney-v7.latency_multiplier=100",
+                        "--set", "midjourney-v7.error_rate=0")
+    answers = []
+    for _ in range(20):
+        with httpx.Client(timeout=10) as http:
+            answers.append(http.post(f"{server.url}/midjourney/mj/submit/imagine", json={"prompt": "Gold watch"},
+                                     headers={"mj-api-secret": "busy-account"}))
+    assert all(r.status_code == 200 for r in answers)
+    codes = [r.json()["code"] for r in answers]
+    assert codes == [1] * 3 + [22] * 10 + [23] * 7, codes
+    assert [r.json()["properties"]["numberOfQueues"] for r in answers[3:13]] == list(range(10))
+    assert {r.headers["x-mock-worker"] for r in answers} == {"0", "1"}
+    with httpx.Client(timeout=10) as http:
+        other = http.post(f"{server.url}/midjourney/mj/submit/imagine", json={"prompt": "Gold watch"},
+                          headers={"mj-api-secret": "other-account"})
+    assert other.json()["code"] == 1   # another account is not held up

@@ -20,6 +20,7 @@ import orjson
 from aiohttp import web
 
 from ...behaviours import Kind, Outcome, Phase
+from ...behaviours.base import tracked_key
 from ...context import MockContext
 from ...images import digest_for
 from ...provider import Provider
@@ -374,10 +375,11 @@ class MidjourneyJobs(Wire):
         if task.done():
             self._finished(job, task)
         if call.phase in (Phase.QUEUED, Phase.KEY_QUEUED) and job.outcome is None:
-            ahead = len(provider.capacity.pool.waiters) - (1 if call.phase is Phase.QUEUED else 0)
+            # `queued`: the calls waiting in every worker of `--workers N`, this one's own with one worker.
+            ahead = provider.capacity.pool.queued - (1 if call.phase is Phase.QUEUED else 0)
             if call.phase is Phase.KEY_QUEUED:
-                account = provider.capacity.key_pools.get(owner)
-                ahead += len(account.waiters) - 1 if account is not None else 0
+                account = provider.capacity.key_pools.get(tracked_key(owner))
+                ahead += account.queued - 1 if account is not None else 0
             return self._answer(IN_QUEUE, f"In queue, there are {ahead} tasks ahead", task_id,
                                 properties={"numberOfQueues": ahead, "model": model}), job
         return self._answer(SUCCESS, "Submit success", task_id, properties={"model": model}), job

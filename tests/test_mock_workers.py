@@ -268,3 +268,58 @@ def test_midjourney_account_limit_holds_across_workers(start_mock) -> None:
         other = http.post(f"{server.url}/midjourney/mj/submit/imagine", json={"prompt": "Gold watch"},
                           headers={"mj-api-secret": "other-account"})
     assert other.json()["code"] == 1   # another account is not held up
+
+
+def test_record_requests_and_live_cover_every_worker(start_mock) -> None:
+    """24 requests, one after another on connections of their own, each with its own x-request-id:
+    the raw entries come back from both workers, every one once, in arrival order, whether in one
+    page or in pages of 5 (a cursor per worker); the live view counts all 24, with the percentiles
+    of the merged exact histograms."""
+    server = start_mock("--workers", "2", "--latency-scale", "0.01", "--seed", "3",
+                        "--set", "dall-e-4.error_rate=0", "--set", "dall-e-4.requests_per_minute=60000",
+                        "--set", "dall-e-4.burst=1000")
+    client = RecordClient(server.url)
+    record_id = client.reset("baseline")
+    assert len(record_id.split("+")) == 2
+    answers = []
+    for i in range(24):
+        with httpx.Client(timeout=30) as http:
+            answers.append(http.post(f"{server.url}/openai/v1/images/generations", json=BODY,
+                                     headers={"Authorization": f"Bearer {KEY}", "x-request-id": f"req-{i:02d}"}))
+    assert [r.status_code for r in answers] == [200] * 24
+    assert {r.headers["x-mock-worker"] for r in answers} == {"0", "1"}
+
+    whole = client.page(0, 1000)
+    assert whole.record_id == record_id and not whole.more and whole.missed == 0
+    assert [e.correlation_id for e in whole.entries] == [f"req-{i:02d}" for i in range(24)]
+    assert len({e.worker for e in whole.entries}) == 2
+    by_worker = {w: [e.seq for e in whole.entries if e.worker == w] for w in {e.worker for e in whole.entries}}
+    assert all(seqs == sorted(seqs) and len(set(seqs)) == len(seqs) for seqs in by_worker.values())
+    paged = list(client.entries(page_size=5))
+    assert [(e.worker, e.seq) for e in paged] == [(e.worker, e.seq) for e in whole.entries]
+    first = client.page(0, 5)
+    assert len(first.entries) == 5 and first.more and first.cursor.count(",") == 1
+    assert client.page(whole.next_since, 5).entries == []
+
+    summary = client.summary()
+    assert summary.record_id == record_id and summary.requests == 24
+    live = client.live()
+    assert live.record_id == record_id and len(live.workers) == 2
+    (baseline,) = [w for w in live.windows if w.group.name == "baseline"]
+    assert baseline.group.requests == 24 and baseline.group.outcomes == {"ok": 24}
+    (provider,) = baseline.providers
+    assert provider.name == "dall-e-4/dall-e-4" and provider.requests == 24
+    exact = summary.histogram("total", provider="dall-e-4", window="baseline")
+    assert exact.count == 24
+    assert [provider.total_ms[f"p{p}"] for p in (50, 90, 99)] == [round(v, 3) for v in exact.percentiles((50, 90, 99))]
+    assert provider.total_ms["max"] == round(exact.max_ms, 3)
+    assert sum(n for _, n, _ in live.seconds) == 24
+
+
+def test_record_cursor_of_several_workers_is_checked(start_mock) -> None:
+    server = start_mock("--workers", "2", "--latency-scale", "0")
+    for query in ("since=1,2,3", "since=x,1", "since=-1", "limit=0"):
+        r = httpx.get(f"{server.url}/admin/record/requests?{query}", timeout=10)
+        assert r.status_code == 400 and "error" in r.json(), (query, r.text)
+    assert httpx.get(f"{server.url}/admin/record/requests?since=0,0", timeout=10).status_code == 200
+    assert httpx.get(f"{server.url}/admin/record/live?hdr=2", timeout=10).status_code == 400

@@ -43,10 +43,7 @@ async def to_peers(request: web.Request, body: bytes | None = None,
     ctx: MockContext = request.app["mock"]
     shared = ctx.shared
     assert shared is not None
-    session: aiohttp.ClientSession | None = ctx.extras.get("fanout.session")
-    if session is None:
-        session = ctx.extras["fanout.session"] = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S))
+    session = _session(ctx)
     headers = {"Content-Type": "application/json"}
     if "Authorization" in request.headers:
         headers["Authorization"] = request.headers["Authorization"]
@@ -72,6 +69,36 @@ def in_worker_order(request: web.Request, local: T, peers: list[T]) -> list[T]:
     shared = request.app["mock"].shared
     assert shared is not None
     return [*peers[:shared.worker], local, *peers[shared.worker:]]
+
+
+async def ask_peers(request: web.Request, body: bytes | None, headers: dict[str, str],
+                    path: str | None = None) -> list[tuple[int, bytes]]:
+    """The same method and path (or `path`) sent to every other worker with these headers: each
+    one's (status, body), whatever the status; a worker that did not answer is left out, so the
+    caller answers as if that worker held nothing."""
+    ctx: MockContext = request.app["mock"]
+    shared = ctx.shared
+    assert shared is not None
+    session = _session(ctx)
+
+    async def one(port: int) -> tuple[int, bytes] | None:
+        try:
+            async with session.request(request.method, f"http://127.0.0.1:{port}{path or request.path_qs}",
+                                       data=body, headers=headers) as resp:
+                return resp.status, await resp.read()
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+
+    answers = await asyncio.gather(*(one(p) for i, p in enumerate(shared.ports()) if i != shared.worker))
+    return [a for a in answers if a is not None]
+
+
+def _session(ctx: MockContext) -> aiohttp.ClientSession:
+    session: aiohttp.ClientSession | None = ctx.extras.get("fanout.session")
+    if session is None:
+        session = ctx.extras["fanout.session"] = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S))
+    return session
 
 
 async def close(app: web.Application) -> None:

@@ -323,3 +323,66 @@ def test_record_cursor_of_several_workers_is_checked(start_mock) -> None:
         assert r.status_code == 400 and "error" in r.json(), (query, r.text)
     assert httpx.get(f"{server.url}/admin/record/requests?since=0,0", timeout=10).status_code == 200
     assert httpx.get(f"{server.url}/admin/record/live?hdr=2", timeout=10).status_code == 400
+
+
+def _mj(server: MockServer, method: str, path: str, secret: str, body: dict | None = None) -> httpx.Response:
+    # A client per request: a new connection, so a task's submit and its polls land on either worker.
+    with httpx.Client(timeout=30) as http:
+        return http.request(method, f"{server.url}/midjourney/mj{path}", json=body,
+                            headers={"mj-api-secret": secret})
+
+
+def test_midjourney_tasks_are_found_whichever_worker_is_asked(start_mock) -> None:
+    """A task lives in the worker that took its submit. Fetches, a list and buttons sent on new
+    connections find it from either worker, and each request is counted once, in /metrics and in
+    the record (a fetch as a poll of its job)."""
+    server = start_mock("--workers", "2", "--latency-scale", "0.01", "--seed", "2",
+                        "--set", "midjourney-v7.error_rate=0")
+    secret = "shop-account"
+    submits = [_mj(server, "POST", "/submit/imagine", secret, {"prompt": f"Gold watch {i}"}) for i in range(8)]
+    assert [r.json()["code"] for r in submits] == [1] * 8
+    ids = [r.json()["result"] for r in submits]
+    requests = len(submits)
+    polled: set[str] = set()   # workers that answered a fetch of a task the other one took
+
+    def follow(task: str) -> dict:
+        nonlocal requests
+        for _ in range(500):
+            r = _mj(server, "GET", f"/task/{task}/fetch", secret)
+            requests += 1
+            assert r.status_code == 200 and r.content, f"task {task} not found by worker {r.headers['x-mock-worker']}"
+            polled.add(r.headers["x-mock-worker"])
+            if r.json()["status"] in ("SUCCESS", "FAILURE"):
+                return r.json()
+            time.sleep(0.01)
+        raise AssertionError(f"task {task} did not finish")
+
+    assert all(follow(task)["status"] == "SUCCESS" for task in ids)
+    assert polled == {"0", "1"}
+    taken_by = {r.headers["x-mock-worker"] for r in submits}
+    assert taken_by == {"0", "1"}
+
+    listed = _mj(server, "POST", "/task/list-by-ids", secret, {"ids": [*reversed(ids), "1234", ids[0]]})
+    requests += 1
+    assert [v["id"] for v in listed.json()] == list(reversed(ids))   # every worker's, in the order asked
+    assert _mj(server, "GET", f"/task/{ids[0]}/fetch", "another-account").content == b""   # still per account
+    requests += 1
+
+    ups = [_mj(server, "POST", "/submit/change", secret, {"taskId": task, "action": "UPSCALE", "index": 1})
+           for task in ids]
+    requests += len(ups)
+    assert [r.json()["code"] for r in ups] == [1] * 8, [r.json() for r in ups]
+    assert all(follow(r.json()["result"])["status"] == "SUCCESS" for r in ups)
+    assert _mj(server, "POST", "/submit/change", secret,
+               {"taskId": "1234", "action": "UPSCALE", "index": 1}).json()["code"] == 3
+    requests += 1
+
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    counted = sum(s.value for family in text_string_to_metric_families(text) if family.name == "mock_requests"
+                  for s in family.samples if s.name == "mock_requests_total")
+    assert counted == requests
+    summary = RecordClient(server.url).summary()
+    jobs = summary.select(provider="midjourney-v7")
+    assert sum(s.requests for s in jobs) == 16                        # 8 imagines and 8 upscales, once each
+    fetches = requests - 8 - 1 - 1 - 8 - 1
+    assert sum(s.polls for s in jobs) == fetches                      # every fetch a poll of its job

@@ -27,6 +27,7 @@ from ...provider import Provider
 from ...record import JobEntry
 from ..body import read_json_object
 from ..common import Labels, Wire, WireError, field, log, mask_key, retry_after_headers
+from . import peers
 from .actions import (
     GRID_ACTIONS,
     GRID_PX,
@@ -86,7 +87,9 @@ class MidjourneyJobs(Wire):
 
     def routes(self) -> list[web.RouteDef]:
         p = "/midjourney/mj"
-        return [web.post(f"{p}/submit/imagine", self.guarded(self.imagine)),
+        # With several workers, the views a worker gives the others for a list (peers.py).
+        internal = [web.post(peers.VIEWS_PATH, self.views_for_peer)] if self.ctx.shared is not None else []
+        return [*internal, web.post(f"{p}/submit/imagine", self.guarded(self.imagine)),
                 web.post(f"{p}/submit/action", self.guarded(self.action)),
                 web.post(f"{p}/submit/change", self.guarded(self.change)),
                 web.post(f"{p}/submit/simple-change", self.guarded(self.simple_change)),
@@ -211,7 +214,8 @@ class MidjourneyJobs(Wire):
         state, hook = self._state_and_hook(body)
         target = self.store.get(task_id, owner, asyncio.get_running_loop().time())
         if target is None:
-            return self._answer(NOT_FOUND, TASK_GONE, status=404)
+            held = await peers.submit_on(request, labels, body)
+            return held or self._answer(NOT_FOUND, TASK_GONE, status=404)
         labels.provider = labels.model = target.model
         if target.outcome is None or not target.outcome.ok:
             return self._answer(VALIDATION_ERROR, "The related task's status is wrong: it has not succeeded")
@@ -261,7 +265,8 @@ class MidjourneyJobs(Wire):
         state, hook = self._state_and_hook(body)
         target = self.store.get(task_id, owner, asyncio.get_running_loop().time())
         if target is None:
-            return self._answer(NOT_FOUND, TASK_GONE)
+            held = await peers.submit_on(request, labels, body)
+            return held or self._answer(NOT_FOUND, TASK_GONE)
         labels.provider = labels.model = target.model
         if target.outcome is None or not target.outcome.ok:
             return self._answer(VALIDATION_ERROR, "The related task's status is wrong: it has not succeeded")
@@ -295,8 +300,9 @@ class MidjourneyJobs(Wire):
         owner = self._account(request)
         job = self.store.get(request.match_info["id"], owner, asyncio.get_running_loop().time())
         if job is None:
+            held = await peers.fetch(request, labels)
             # The proxy's fetch returns null for a task it does not hold: HTTP 200 and no body at all.
-            return web.Response(status=200)
+            return held or web.Response(status=200)
         labels.provider = labels.model = job.model
         if job.entry is not None:
             labels.defer = job.entry.polled   # a poll counts with its job's entry, not as one of its own
@@ -315,9 +321,22 @@ class MidjourneyJobs(Wire):
         if len(ids) > MAX_LIST_IDS:
             raise WireError(400, f"ids has {len(ids):,} entries; the limit is {MAX_LIST_IDS:,}",
                             code="invalid_body", param="ids")
+        views, missing = self._views(owner, ids)
+        if missing and peers.asks_peers(request):
+            # Tasks other workers took the submits of: their views, put in the order the ids were asked.
+            held = {v.get("id"): v for v in await peers.views(request, owner, missing)}
+            if held:
+                here = {v["id"]: v for v in views}
+                views = [view for task_id in dict.fromkeys(i.strip() for i in ids)
+                         if (view := here.get(task_id) or held.get(task_id)) is not None]
+        return web.Response(body=orjson.dumps(views), content_type="application/json")
+
+    def _views(self, owner: str, ids: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+        """The account's own tasks among the ids, in order and each once; and the ids not held here."""
         now = asyncio.get_running_loop().time()
         seen: set[str] = set()
         views = []
+        missing = []
         for task_id in ids:
             task_id = task_id.strip()
             if task_id in seen:
@@ -326,6 +345,23 @@ class MidjourneyJobs(Wire):
             job = self.store.get(task_id, owner, now)
             if job is not None:
                 views.append(task_view(job, now))
+            else:
+                missing.append(task_id)
+        return views, missing
+
+    async def views_for_peer(self, request: web.Request) -> web.Response:
+        """VIEWS_PATH, on a worker's internal port only: the views this worker holds of an account's
+        ids, for the worker a list reached (peers.views). Not counted: that worker counts the list."""
+        if peers.asks_peers(request):   # a client's request, on the public port
+            return self.error(404, f"Unknown request URL: {request.method} {request.path}.")
+        try:
+            body = orjson.loads(await request.read())
+            owner, ids = body["owner"], body["ids"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return self.error(400, "expected {\"owner\": ..., \"ids\": [...]}", code="invalid_body")
+        if not isinstance(owner, str) or not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            return self.error(400, "expected {\"owner\": ..., \"ids\": [...]}", code="invalid_body")
+        views, _ = self._views(owner, ids[:MAX_LIST_IDS])
         return web.Response(body=orjson.dumps(views), content_type="application/json")
 
     # the task's life

@@ -344,6 +344,9 @@ def test_midjourney_tasks_are_found_whichever_worker_is_asked(start_mock) -> Non
     assert [r.json()["code"] for r in submits] == [1] * 16
     ids = [r.json()["result"] for r in submits]
     took = {r.json()["result"]: r.headers["x-mock-worker"] for r in submits}
+    # Task ids are the proxy's 16 digits; the last three of worker w are w modulo 2, so no two workers
+    # ever make the same id.
+    assert len(took) == 16 and all(len(t) == 16 and int(t[-3:]) % 2 == int(w) for t, w in took.items())
     requests = len(submits)
     polled: set[str] = set()   # workers that answered a fetch
     elsewhere = 0              # fetches answered by a worker other than the one that took the submit

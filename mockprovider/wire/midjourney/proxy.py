@@ -81,7 +81,9 @@ class MidjourneyJobs(Wire):
         super().__init__(ctx)
         self.options: MidjourneyOptions = ctx.extras.get("midjourney.options") or MidjourneyOptions()
         o = self.options
-        self.store = ctx.extras["midjourney"] = JobStore(o.max_tasks, o.max_store_bytes, o.retention_s)
+        shared = ctx.shared
+        self.store = ctx.extras["midjourney"] = JobStore(o.max_tasks, o.max_store_bytes, o.retention_s,
+                                                         *((shared.worker, shared.workers) if shared else (0, 1)))
         self.notifier = Notifier(o.notify_hosts)
         ctx.metrics.registry.register(MidjourneyCollector(self.store, self.notifier))
 

@@ -120,7 +120,7 @@ class RecordSession:
         attempts = 0
         kept = missed = 0
         if record.raw.get("cap", 0) > 0:
-            since = 0
+            since: int | str = 0
             while True:
                 page = self.client.page(since, PAGE)
                 if page.record_id != record.record_id:
@@ -132,7 +132,7 @@ class RecordSession:
                     if m:
                         attempts += 1
                         generations.add(m.group(1))
-                since = page.last_seq
+                since = page.next_since   # several mock workers: a cursor per worker
                 if not page.more:
                     break
         if kept:

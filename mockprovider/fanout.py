@@ -10,7 +10,8 @@ by that worker alone, never sent on.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -19,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from .context import MockContext
 
 PEER_TIMEOUT_S = 10.0
+T = TypeVar("T")
 
 
 class PeerError(Exception):
@@ -34,23 +36,23 @@ def fans_out(request: web.Request) -> bool:
     return not (sockname and sockname[1] == ctx.internal_port)
 
 
-async def to_peers(request: web.Request, body: bytes | None = None) -> list[bytes]:
-    """The same method and path sent to every other worker; their bodies, or PeerError."""
+async def to_peers(request: web.Request, body: bytes | None = None,
+                   path_for: Callable[[int], str] | None = None) -> list[bytes]:
+    """The same method and path (or `path_for(worker index)`) sent to every other worker; their
+    bodies in worker order, or PeerError."""
     ctx: MockContext = request.app["mock"]
     shared = ctx.shared
     assert shared is not None
-    session: aiohttp.ClientSession | None = ctx.extras.get("fanout.session")
-    if session is None:
-        session = ctx.extras["fanout.session"] = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S))
+    session = _session(ctx)
     headers = {"Content-Type": "application/json"}
     if "Authorization" in request.headers:
         headers["Authorization"] = request.headers["Authorization"]
-    ports = [p for i, p in enumerate(shared.ports()) if i != shared.worker]
+    peers = [(i, p) for i, p in enumerate(shared.ports()) if i != shared.worker]
 
-    async def one(port: int) -> bytes:
+    async def one(index: int, port: int) -> bytes:
+        path = request.path_qs if path_for is None else path_for(index)
         try:
-            async with session.request(request.method, f"http://127.0.0.1:{port}{request.path_qs}",
+            async with session.request(request.method, f"http://127.0.0.1:{port}{path}",
                                        data=body, headers=headers) as resp:
                 data = await resp.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -59,7 +61,44 @@ async def to_peers(request: web.Request, body: bytes | None = None) -> list[byte
             raise PeerError(f"worker on internal port {port} answered {resp.status}: {data[:200]!r}")
         return data
 
-    return list(await asyncio.gather(*(one(p) for p in ports)))
+    return list(await asyncio.gather(*(one(i, p) for i, p in peers)))
+
+
+def in_worker_order(request: web.Request, local: T, peers: list[T]) -> list[T]:
+    """This worker's part put in its place among the peers' (to_peers' order): one per worker, by index."""
+    shared = request.app["mock"].shared
+    assert shared is not None
+    return [*peers[:shared.worker], local, *peers[shared.worker:]]
+
+
+async def ask_peers(request: web.Request, body: bytes | None, headers: dict[str, str],
+                    path: str | None = None) -> list[tuple[int, bytes]]:
+    """The same method and path (or `path`) sent to every other worker with these headers: each
+    one's (status, body), whatever the status; a worker that did not answer is left out, so the
+    caller answers as if that worker held nothing."""
+    ctx: MockContext = request.app["mock"]
+    shared = ctx.shared
+    assert shared is not None
+    session = _session(ctx)
+
+    async def one(port: int) -> tuple[int, bytes] | None:
+        try:
+            async with session.request(request.method, f"http://127.0.0.1:{port}{path or request.path_qs}",
+                                       data=body, headers=headers) as resp:
+                return resp.status, await resp.read()
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+
+    answers = await asyncio.gather(*(one(p) for i, p in enumerate(shared.ports()) if i != shared.worker))
+    return [a for a in answers if a is not None]
+
+
+def _session(ctx: MockContext) -> aiohttp.ClientSession:
+    session: aiohttp.ClientSession | None = ctx.extras.get("fanout.session")
+    if session is None:
+        session = ctx.extras["fanout.session"] = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S))
+    return session
 
 
 async def close(app: web.Application) -> None:

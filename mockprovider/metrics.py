@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from .provider import Providers
     from .record import Record
 
+# The provider label of an answer this worker relayed from the worker that holds the task (with
+# `--workers N`, wire/midjourney/peers.py): that worker counts it, so this one leaves it out.
+RELAYED = "\x00relayed"
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 15, 20, 30, 60)
 _LE = [floatToGoString(b) for b in BUCKETS] + ["+Inf"]
 
@@ -64,6 +67,8 @@ class _Answers(Collector):
         requests = CounterMetricFamily("mock_requests", "Requests answered", labels=["provider", "model", "status"])
         by_provider: dict[str, list[float]] = {}
         for (provider, model, status), row in sorted(self.metrics.rows.items()):
+            if provider == RELAYED:
+                continue
             requests.add_metric([provider, model, str(status)], sum(row[:-1]))
             total = by_provider.setdefault(provider, [0] * len(row))
             for i, n in enumerate(row):

@@ -44,9 +44,8 @@ class Provider:
             self.capacity = Capacity(self.settings)
             self.rate_limit = RateLimit(self.settings, profile.rate_limit.counts)
         else:   # limits counted across every worker process
-            from .shared import SharedRateLimit, SharedSlotPool
-            self.capacity = Capacity(self.settings, pool=SharedSlotPool(shared, profile.name, self.settings.slots,
-                                                                         self.settings.queue))
+            from .shared import SharedCapacity, SharedRateLimit
+            self.capacity = SharedCapacity(self.settings, shared, profile.name)
             self.rate_limit = SharedRateLimit(self.settings, profile.rate_limit.counts,
                                               buckets=shared.buckets(profile.name))
         self.faults = Faults(profile.faults, self.settings, self.rng, options.latency_scale)

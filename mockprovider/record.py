@@ -562,9 +562,11 @@ class Record:
         })
         return out
 
-    def live(self, since_s: int = 0) -> dict[str, Any]:
+    def live(self, since_s: int = 0, *, with_hdr: bool = False) -> dict[str, Any]:
         """The cheap view for a live page: per window and provider/model, counts by outcome and a few
-        percentiles of total time; and per second from `since_s` on, answers by outcome."""
+        percentiles of total time; and per second from `since_s` on, answers by outcome. `with_hdr`:
+        each group's histogram of total time too (HDR base64, "hdr"), so several workers' views add
+        exactly (record_merge.merge_live)."""
         self.fold()
         by_window: dict[str, list[_Cell]] = {}
         for c in self.cells:
@@ -580,8 +582,9 @@ class Record:
             for c in parts:
                 groups.setdefault((c.key[1], c.key[2]), []).append(c)
             windows.append({
-                "name": w.name, "started_s": round(w.started_s, 6), **_live_stats(parts),
-                "providers": [{"provider": p, "model": m, **_live_stats(g)} for (p, m), g in sorted(groups.items())],
+                "name": w.name, "started_s": round(w.started_s, 6), **_live_stats(parts, with_hdr),
+                "providers": [{"provider": p, "model": m, **_live_stats(g, with_hdr)}
+                              for (p, m), g in sorted(groups.items())],
             })
         seconds = []
         for second in sorted(s for s in self.seconds if s >= since_s):
@@ -632,11 +635,19 @@ def _fold_metric(present: list[_Cell], attr: str, values: np.ndarray, starts: np
         h.clamped += clamped[i]
 
 
-def _live_stats(parts: list[_Cell]) -> dict[str, Any]:
+def _live_stats(parts: list[_Cell], with_hdr: bool = False) -> dict[str, Any]:
     total = merged(c.total for c in parts)
     outcomes: Counter[str] = Counter()
     for c in parts:
         outcomes[c.key[5]] += c.total.count
+    out = live_group(total, outcomes)
+    if with_hdr:
+        out["hdr"] = total.encode()
+    return out
+
+
+def live_group(total: Sparse, outcomes: Mapping[str, int]) -> dict[str, Any]:
+    """A live view's group: answers, answers by outcome, and total time's LIVE_POINTS and maximum."""
     values = total.percentiles(LIVE_POINTS)
     stats: dict[str, Any] = {f"p{p:g}": None if not total.count or math.isnan(v) else round(v, 3)
                              for p, v in zip(LIVE_POINTS, values)}

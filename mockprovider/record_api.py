@@ -3,7 +3,9 @@
 GET  /admin/record                       the summary: per provider/model/window/outcome counts, status mix,
                                          percentiles and HDR histograms (base64), per-second counts
 GET  /admin/record/requests?since=&limit= raw entries after sequence number `since`, oldest first
-GET  /admin/record/live?since=           per window counts and a few percentiles; per second from `since`
+                                         (several workers: `since` a cursor per worker, record_merge)
+GET  /admin/record/live?since=&hdr=      per window counts and a few percentiles; per second from `since`;
+                                         hdr=1: each group's histogram too (several workers: all added)
 POST /admin/record/window                {"name": "surge"}: arrivals from now on belong to window "surge"
 POST /admin/record/reset                 a fresh record (optionally {"window": "baseline"}, its first window)
 
@@ -17,7 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from . import fanout
+from . import fanout, record_merge
 from .record import MAX_WINDOWS
 from .wire.common import ctx_of
 
@@ -84,40 +86,69 @@ async def summary(request: web.Request) -> web.Response:
     local = ctx_of(request).record.summary()
     if not fanout.fans_out(request):
         return _json(local)
-    # Several workers: every worker's summary, which record_client.RecordClient.summary() merges
-    # (merge_summaries), so exact histograms are added, never their percentiles.
+    # Several workers: every worker's summary, by worker index, which record_client.RecordClient.summary()
+    # merges (merge_summaries), so exact histograms are added, never their percentiles.
     try:
         peers = await fanout.to_peers(request)
     except fanout.PeerError as exc:
         return _error(502, str(exc))
-    return _json({"format": WORKERS_FORMAT, "workers": [local, *(orjson.loads(b) for b in peers)]})
+    return _json({"format": WORKERS_FORMAT,
+                  "workers": fanout.in_worker_order(request, local, [orjson.loads(b) for b in peers])})
 
 
-async def _everywhere(request: web.Request, body: dict[str, Any]) -> web.Response | None:
+async def _everywhere(request: web.Request, body: dict[str, Any]) -> list[dict[str, Any]] | web.Response | None:
+    """With several workers, the same change sent to the others: their answers (by worker index, this
+    worker's left out), or a 502; None with one worker."""
     if not fanout.fans_out(request):
         return None
     try:
-        await fanout.to_peers(request, orjson.dumps(body))
+        peers = await fanout.to_peers(request, orjson.dumps(body))
     except fanout.PeerError as exc:
         return _error(502, f"applied by this worker but not by every other one: {exc}")
-    return None
+    return [orjson.loads(b) for b in peers]
 
 
 async def requests(request: web.Request) -> web.Response:
+    record = ctx_of(request).record
     try:
-        since = _int_param(request, "since", 0, 0, 2**63 - 1)
         limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
-    except _BadRequest as exc:
+        if not fanout.fans_out(request):
+            return _json(record.requests(_int_param(request, "since", 0, 0, 2**63 - 1), limit))
+        shared = ctx_of(request).shared
+        assert shared is not None
+        since = record_merge.parse_cursor(request.query.get("since"), shared.workers)
+    except (_BadRequest, record_merge.BadCursor) as exc:
         return _error(400, str(exc))
-    return _json(ctx_of(request).record.requests(since, limit))
+    # Several workers: each one's page after its own cursor, merged by arrival (record_merge).
+    local = record.requests(since[shared.worker], limit)
+    try:
+        peers = await fanout.to_peers(
+            request, path_for=lambda i: f"{request.path}?since={since[i]}&limit={limit}")
+    except fanout.PeerError as exc:
+        return _error(502, str(exc))
+    pages = fanout.in_worker_order(request, local, [orjson.loads(b) for b in peers])
+    return _json(record_merge.merge_requests(pages, since, limit))
 
 
 async def live(request: web.Request) -> web.Response:
     try:
         since = _int_param(request, "since", 0, 0, 2**31 - 1)
+        with_hdr = _int_param(request, "hdr", 0, 0, 1) == 1
     except _BadRequest as exc:
         return _error(400, str(exc))
-    return _json(ctx_of(request).record.live(since))
+    record = ctx_of(request).record
+    if not fanout.fans_out(request):
+        return _json(record.live(since, with_hdr=with_hdr))
+    # Several workers: each one's view with its histograms, added exactly (record_merge). Rows are
+    # asked from a little earlier, as the workers' records start apart (merge_live shifts them).
+    asked = record_merge.peer_live_since(since)
+    local = record.live(asked, with_hdr=True)
+    try:
+        peers = await fanout.to_peers(request, path_for=lambda i: f"{request.path}?since={asked}&hdr=1")
+    except fanout.PeerError as exc:
+        return _error(502, str(exc))
+    return _json(record_merge.merge_live(fanout.in_worker_order(request, local, [orjson.loads(b) for b in peers]),
+                                         since))
 
 
 async def mark_window(request: web.Request) -> web.Response:
@@ -131,7 +162,10 @@ async def mark_window(request: web.Request) -> web.Response:
         return _error(400, str(exc))
     except ValueError as exc:   # too many window names
         return _error(400, str(exc))
-    return await _everywhere(request, body) or _json({"record_id": record.record_id, "worker": record.worker,
+    peers = await _everywhere(request, body)
+    if isinstance(peers, web.Response):
+        return peers
+    return _json({"record_id": record.record_id, "worker": record.worker,
                   "window": {"name": window.name, "started_at": window.started_at, "started_s": window.started_s,
                              "first_seq": window.first_seq},
                   "windows": len({w.name for w in record.windows}), "max_windows": MAX_WINDOWS})
@@ -148,9 +182,18 @@ async def reset(request: web.Request) -> web.Response:
         record.reset()
     else:
         record.reset(name)
-    return await _everywhere(request, body) or _json({
-        "record_id": record.record_id, "worker": record.worker, "started_at": record.started_at,
-        "window": record.window, "first_seq": record.first_seq})
+    peers = await _everywhere(request, body)
+    if isinstance(peers, web.Response):
+        return peers
+    local = {"record_id": record.record_id, "worker": record.worker, "started_at": record.started_at,
+             "window": record.window, "first_seq": record.first_seq}
+    if peers is None:
+        return _json(local)
+    # Several workers: the record's id is every worker's, joined in worker order, as the merged summary
+    # and pages name it, so a reader can tell that nobody reset the record since.
+    every = fanout.in_worker_order(request, local, peers)
+    return _json({**local, "record_id": "+".join(w["record_id"] for w in every),
+                  "worker": "+".join(str(w["worker"]) for w in every), "workers": every})
 
 
 def routes() -> list[web.RouteDef]:

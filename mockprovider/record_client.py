@@ -41,6 +41,7 @@ FORMAT = "mockprovider.record/1"
 REQUESTS_FORMAT = "mockprovider.record.requests/1"
 LIVE_FORMAT = "mockprovider.record.live/1"
 WORKERS_FORMAT = "mockprovider.record.workers/1"
+REQUESTS_WORKERS_FORMAT = "mockprovider.record.requests.workers/1"
 METRICS = ("total", "queue", "service")
 
 
@@ -310,12 +311,18 @@ _ENTRY_FIELDS = tuple(Entry.__dataclass_fields__)
 
 @dataclass(frozen=True)
 class Page:
-    record_id: str
+    record_id: str         # several workers: every worker's, joined by "+" (as the merged summary's)
     worker: str
     entries: list[Entry]
-    last_seq: int          # the `since` of the next page
+    last_seq: int          # one worker: the `since` of the next page; several: the sum of their cursors
     more: bool
     missed: int            # entries after `since` that the cap had already overwritten
+    cursor: str = ""       # several workers: the `since` of the next page, one sequence number per worker
+
+    @property
+    def next_since(self) -> int | str:
+        """What to pass as `since` for the next page, with one worker or several."""
+        return self.cursor or self.last_seq
 
 
 @dataclass(frozen=True)
@@ -341,10 +348,12 @@ class Live:
     window: str
     windows: list[LiveWindow]
     seconds: list[tuple[int, int, dict[str, int]]]   # (second since start, answers, by outcome)
+    workers: tuple[str, ...] = ()   # several workers: each one's name, their views added
 
 
 class RecordClient:
-    """The record of one mock (one worker) at `base_url`, e.g. http://127.0.0.1:8000."""
+    """The record of the mock at `base_url`, e.g. http://127.0.0.1:8000: with `--workers N`, every
+    worker's, merged (the summary here, the pages and the live view by the worker asked)."""
 
     def __init__(self, base_url: str, *, token: str | None = None, timeout: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
@@ -380,20 +389,27 @@ class RecordClient:
             return merge_summaries(Summary.from_json(w) for w in d["workers"])
         return Summary.from_json(d)
 
-    def page(self, since: int = 0, limit: int = 1000) -> Page:
+    def page(self, since: int | str = 0, limit: int = 1000) -> Page:
+        """Raw entries after `since` (a sequence number; with several workers, a Page's `next_since`,
+        or 0 for the start), at most `limit`."""
         d = self._call("GET", "/admin/record/requests", {"since": since, "limit": limit})
-        if d.get("format") != REQUESTS_FORMAT:
-            raise RecordError(f"expected format {REQUESTS_FORMAT!r}, got {d.get('format')!r}")
+        fmt = d.get("format")
+        if fmt not in (REQUESTS_FORMAT, REQUESTS_WORKERS_FORMAT):
+            raise RecordError(f"expected format {REQUESTS_FORMAT!r} or {REQUESTS_WORKERS_FORMAT!r}, got {fmt!r}")
         fields = tuple(d["fields"])
         if fields != _ENTRY_FIELDS:
             raise RecordError(f"the entries' fields {fields} are not the ones this reader knows {_ENTRY_FIELDS}")
-        return Page(record_id=d["record_id"], worker=str(d["worker"]),
-                    entries=[Entry(*row) for row in d["requests"]], last_seq=int(d["last_seq"]),
+        entries = [Entry(*row) for row in d["requests"]]
+        if fmt == REQUESTS_WORKERS_FORMAT:   # several workers, merged by arrival; one cursor per worker
+            return Page(record_id=d["record_id"], worker=str(d["worker"]), entries=entries,
+                        last_seq=sum(int(w["cursor"]) for w in d["workers"]), more=bool(d["more"]),
+                        missed=int(d["missed"]), cursor=str(d["cursor"]))
+        return Page(record_id=d["record_id"], worker=str(d["worker"]), entries=entries, last_seq=int(d["last_seq"]),
                     more=bool(d["more"]), missed=int(d["missed"]))
 
-    def entries(self, since: int = 0, page_size: int = 1000) -> Iterator[Entry]:
-        """Every raw entry after `since` still kept, oldest first, page by page (one record: a reset
-        in between ends the iteration)."""
+    def entries(self, since: int | str = 0, page_size: int = 1000) -> Iterator[Entry]:
+        """Every raw entry after `since` still kept, oldest first (several workers: merged by arrival),
+        page by page (one record: a reset in between ends the iteration)."""
         record_id = None
         while True:
             page = self.page(since, page_size)
@@ -402,7 +418,7 @@ class RecordClient:
             elif page.record_id != record_id:
                 return
             yield from page.entries
-            since = page.last_seq
+            since = page.next_since
             if not page.more:
                 return
 
@@ -418,7 +434,8 @@ class RecordClient:
                     windows=[LiveWindow(group(w["name"], w), float(w["started_s"]),
                                         [group(f"{p['provider']}/{p['model']}", p) for p in w["providers"]])
                              for w in d["windows"]],
-                    seconds=[(int(s["t_s"]), int(s["requests"]), dict(s["outcomes"])) for s in d["seconds"]])
+                    seconds=[(int(s["t_s"]), int(s["requests"]), dict(s["outcomes"])) for s in d["seconds"]],
+                    workers=tuple(str(w["worker"]) for w in d.get("workers", ())))
 
     def mark(self, name: str) -> Window:
         d = self._call("POST", "/admin/record/window", body={"name": name})

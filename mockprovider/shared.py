@@ -5,16 +5,20 @@ behind in /dev/shm if a process is killed) and one process-shared lock (multipro
 POSIX semaphore) guard:
 
 - each worker's internal port (0 until it listens), for the admin fan-out and the merged answers;
-- per provider, the running and waiting counts of its slot pool (SharedSlotPool);
+- per provider, the running and waiting counts of its slot pool (SharedSlotPool), and how many
+  calls wait in any key's queue;
+- per (provider, key) with calls running or waiting, the key's running and waiting counts, in one
+  open-addressed table (SharedKeyPool: `per_key_slots`, `per_key_queue`, Midjourney's accounts);
 - the token buckets of every provider's rate limit, in one open-addressed table (SharedBuckets).
 
 Every update is a few struct reads and writes under the lock (microseconds), so a 429 or an
 overload starts at the configured figure whichever worker a request reaches: there is no
 partitioning and no tolerance beyond what the clock does between two requests. A queued call
-waits in its own worker; a worker that frees a slot while calls wait anywhere writes one byte to
-every worker's wake pipe, and each worker then admits its own oldest waiters while slots are free.
-Queued calls therefore start in arrival order within a worker, and across workers in the order
-the workers wake (the one approximation of `queue`; its bound holds exactly).
+waits in its own worker; a worker that frees a slot while calls wait anywhere tells every other
+worker through its wake pipes (one byte for a provider's pool, the key's 8-byte digest for a key's
+pool), and each worker then admits its own oldest waiters while slots are free. Queued calls
+therefore start in arrival order within a worker, and across workers in the order the workers
+wake (the one approximation of `queue` and `per_key_queue`; their bounds hold exactly).
 
 With one worker none of this exists: the behaviours keep their in-process tables.
 """
@@ -34,12 +38,16 @@ from collections.abc import Callable
 from xxhash import xxh3_64_intdigest
 
 from .behaviours.base import Call, Kind, Outcome, Proceed, RateInfo
-from .behaviours.capacity import SlotPool
+from .behaviours.capacity import Capacity, SlotPool
 from .behaviours.ratelimit import RateLimit
 from .settings import Settings
 
 _PORT = struct.Struct("<q")
-_POOL = struct.Struct("<qqq")          # running, waiting, rate-limit epoch (SharedBuckets)
+_POOL = struct.Struct("<qqqq")         # running, waiting, rate-limit epoch (SharedBuckets), waiting for a key
+_EPOCH_AT, _KEY_WAITING_AT = 16, 24    # offsets in a _POOL
+_KEY = struct.Struct("<Qqq")           # (provider, key) digest (0: free), running, waiting
+KEY_ENTRIES = 1 << 18                  # keys busy at once, over every provider (6 MB of address space)
+KEY_PROBES = 16                        # slots looked at per key; all busy: the call is refused (detail "key")
 _BUCKET = struct.Struct("<Qddd")       # key hash (0: empty), tokens, last refill, time it is full again
 BUCKET_ENTRIES = 1 << 20               # table slots (32 MB of address space; pages are touched as used)
 PROBES = 8                             # slots looked at per key; past them the stalest entry is reused
@@ -57,16 +65,21 @@ class SharedState:
         self.workers = workers
         self.provider_index = {name: i for i, name in enumerate(sorted(providers))}
         self._pools_at = MAX_WORKERS * _PORT.size
-        self._buckets_at = self._pools_at + MAX_PROVIDERS * _POOL.size
+        self._rescan_at = self._pools_at + MAX_PROVIDERS * _POOL.size   # a byte per worker (see wake_key)
+        self._keys_at = self._rescan_at + MAX_WORKERS
+        self._buckets_at = self._keys_at + KEY_ENTRIES * _KEY.size
         self.buf = mmap.mmap(-1, self._buckets_at + BUCKET_ENTRIES * _BUCKET.size,
                              flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
         self.lock = multiprocessing.get_context("fork").Lock()
         self._wake_pipes = [os.pipe() for _ in range(workers)]
-        for r, w in self._wake_pipes:
+        self._key_pipes = [os.pipe() for _ in range(workers)]   # 8-byte key digests: written atomically
+        for r, w in self._wake_pipes + self._key_pipes:
             os.set_blocking(r, False)
             os.set_blocking(w, False)
         self.worker = -1   # this process's index, once it is a worker
         self._on_wake: list[Callable[[], None]] = []
+        # This worker's key pools with calls waiting here, by digest: what a key's wake-up reaches.
+        self.key_waiters: dict[int, SharedKeyPool] = {}
 
     # --- the workers' internal ports ---
 
@@ -81,9 +94,10 @@ class SharedState:
     def become_worker(self, worker: int) -> None:
         """In a worker's own process, just after the fork: which worker this is."""
         self.worker = worker
-        for i, (r, _) in enumerate(self._wake_pipes):
-            if i != worker:
-                os.close(r)
+        for pipes in (self._wake_pipes, self._key_pipes):
+            for i, (r, _) in enumerate(pipes):
+                if i != worker:
+                    os.close(r)
 
     def listen_for_wakes(self, loop: asyncio.AbstractEventLoop) -> None:
         read_fd = self._wake_pipes[self.worker][0]
@@ -95,6 +109,29 @@ class SharedState:
                 wake()
 
         loop.add_reader(read_fd, woken)
+        key_fd = self._key_pipes[self.worker][0]
+        rescan_at = self._rescan_at + self.worker
+
+        def key_woken() -> None:
+            digests = b""
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    chunk = os.read(key_fd, 8 * 4096)
+                    if not chunk:
+                        break
+                    digests += chunk
+            # Only after the pipe is empty: a wake that found it full set the flag before it gave up.
+            rescan = self.buf[rescan_at]
+            if rescan:
+                self.buf[rescan_at] = 0
+                pools = list(self.key_waiters.values())
+            else:
+                pools = [p for d in struct.unpack(f"<{len(digests) // 8}Q", digests[:len(digests) // 8 * 8])
+                         if (p := self.key_waiters.get(d)) is not None]
+            for pool in pools:
+                pool._wake()
+
+        loop.add_reader(key_fd, key_woken)
 
     def on_wake(self, callback: Callable[[], None]) -> None:
         self._on_wake.append(callback)
@@ -106,11 +143,33 @@ class SharedState:
                 with contextlib.suppress(BlockingIOError, BrokenPipeError):
                     os.write(w, b"!")
 
+    def wake_key(self, digest: int) -> None:
+        """Tell every other worker that a slot of this key is free (its waiters may start)."""
+        record = struct.pack("<Q", digest)
+        for i, (_, w) in enumerate(self._key_pipes):
+            if i == self.worker:
+                continue
+            try:
+                os.write(w, record)
+            except BlockingIOError:
+                # The pipe is full (thousands of wakes unread): flag the worker to look at every key it
+                # has waiting, then write once more. If that fails too, the pipe is still full and its
+                # reader, which checks the flag after emptying it, has not run yet: nothing is lost.
+                self.buf[self._rescan_at + i] = 1
+                with contextlib.suppress(BlockingIOError, BrokenPipeError):
+                    os.write(w, record)
+            except BrokenPipeError:
+                pass
+
     def pool_offset(self, provider: str) -> int:
         return self._pools_at + self.provider_index[provider] * _POOL.size
 
     def buckets(self, provider: str) -> SharedBuckets:
         return SharedBuckets(self, self.provider_index[provider])
+
+    def key_waiting(self, provider: str) -> int:
+        """Calls waiting in any key's queue of this provider, in every worker."""
+        return int(_PORT.unpack_from(self.buf, self.pool_offset(provider) + _KEY_WAITING_AT)[0])
 
 
 class SharedBuckets:
@@ -132,7 +191,7 @@ class SharedBuckets:
         self.lock = shared.lock
         self.base = shared._buckets_at
         self.salt = provider_index
-        self.epoch_at = shared._pools_at + provider_index * _POOL.size + 16
+        self.epoch_at = shared._pools_at + provider_index * _POOL.size + _EPOCH_AT
 
     def take(self, key: str, rate: float, cap: float, cost: float) -> tuple[bool, float]:
         """(allowed, tokens left) for one request spending `cost` tokens now."""
@@ -191,7 +250,7 @@ class SharedSlotPool(SlotPool):
         shared.on_wake(self._wake)
 
     def _counts(self) -> tuple[int, int]:
-        running, waiting, _ = _POOL.unpack_from(self.buf, self.at)
+        running, waiting, _, _ = _POOL.unpack_from(self.buf, self.at)
         return running, waiting
 
     def _store(self, running: int, waiting: int) -> None:
@@ -280,6 +339,176 @@ class SharedSlotPool(SlotPool):
 
 
 _MISSING = object()
+
+
+class SharedKeyPool(SlotPool):
+    """One key's pool under `per_key_slots` / `per_key_queue` (SlotPool's interface), counted across
+    the workers in the shared key table.
+
+    The table entry holds the key's running and waiting calls in every worker; `running` and the
+    futures in `waiters` are this worker's own, so `idle` (nothing of the key here) is what lets
+    Capacity forget the pool. The entry is found (or claimed) when a call enters while the key is
+    idle here, and stays put while this worker counts calls in it: an entry is freed, for any key,
+    only when its running and waiting counts are both 0. Invariant: an entry's `waiting` is the sum
+    of every worker's `waiters` of that key, and the provider's key-waiting count their sum.
+    """
+
+    __slots__ = ("shared", "buf", "lock", "digest", "at", "key_waiting_at")
+
+    def __init__(self, shared: SharedState, provider_index: int, key: str | int, slots: int, queue: int) -> None:
+        self.slots = slots
+        self.queue = queue
+        self.running = 0
+        self.waiters: OrderedDict[asyncio.Future[bool], None] = OrderedDict()
+        self.shared = shared
+        self.buf = shared.buf
+        self.lock = shared.lock
+        raw = key.encode("utf-8", "surrogateescape") if isinstance(key, str) else key.to_bytes(8, "little")
+        # Seeded by the provider (and 1 kept off it as a digest never 0), so one table serves them all.
+        self.digest = xxh3_64_intdigest(raw, seed=provider_index + 1) | 1
+        self.at = -1
+        self.key_waiting_at = shared._pools_at + provider_index * _POOL.size + _KEY_WAITING_AT
+
+    def _find(self) -> int:
+        """Under the lock: the key's entry, or a free one now claimed for it; -1 if all KEY_PROBES are
+        other keys' busy entries."""
+        buf, digest, base, size = self.buf, self.digest, self.shared._keys_at, _KEY.size
+        free = -1
+        for j in range(KEY_PROBES):
+            at = base + ((digest + j) & (KEY_ENTRIES - 1)) * size
+            h, running, waiting = _KEY.unpack_from(buf, at)
+            if h == digest:
+                return at
+            if free < 0 and (h == 0 or (running == 0 and waiting == 0)):
+                free = at
+        if free >= 0:
+            _KEY.pack_into(buf, free, digest, 0, 0)
+        return free
+
+    def _store(self, running: int, waiting: int) -> None:
+        """Under the lock: the entry's new counts; an entry with neither is free for any key."""
+        _KEY.pack_into(self.buf, self.at, self.digest if running or waiting else 0, running, waiting)
+
+    def _key_waiting(self, change: int) -> None:
+        count = _PORT.unpack_from(self.buf, self.key_waiting_at)[0]
+        _PORT.pack_into(self.buf, self.key_waiting_at, count + change)
+
+    @property
+    def queued(self) -> int:
+        """Calls waiting for this key in every worker."""
+        if self.at < 0 or not (self.running or self.waiters):
+            return len(self.waiters)
+        h, _, waiting = _KEY.unpack_from(self.buf, self.at)
+        return int(waiting) if h == self.digest else len(self.waiters)
+
+    def enter(self, loop: asyncio.AbstractEventLoop) -> bool | asyncio.Future[bool]:
+        with self.lock:
+            if not (self.running or self.waiters):
+                self.at = self._find()
+                if self.at < 0:
+                    return False
+            _, running, waiting = _KEY.unpack_from(self.buf, self.at)
+            if running < self.slots and not waiting:
+                self._store(running + 1, waiting)
+                self.running += 1
+                return True
+            if waiting >= self.queue:
+                return False   # running > 0 here (slots >= 1), so the entry stays the key's
+            self._store(running, waiting + 1)
+            self._key_waiting(1)
+        fut: asyncio.Future[bool] = loop.create_future()
+        self.waiters[fut] = None
+        self.shared.key_waiters[self.digest] = self
+        return fut
+
+    def leave(self) -> None:
+        self.running -= 1
+        with self.lock:
+            _, running, waiting = _KEY.unpack_from(self.buf, self.at)
+            self._store(running - 1, waiting)
+        if waiting:
+            self.shared.wake_key(self.digest)
+            self._wake()
+
+    def resize(self, slots: int, queue: int) -> None:
+        self.slots, self.queue = slots, queue
+        self._wake()
+        waiters = self.waiters
+        if not waiters:
+            return
+        refused: list[asyncio.Future[bool]] = []
+        with self.lock:
+            _, running, waiting = _KEY.unpack_from(self.buf, self.at)
+            while waiters and waiting > queue:
+                fut, _ = waiters.popitem()   # this worker's newest: the other workers trim their own
+                waiting -= 1
+                refused.append(fut)
+            self._store(running, waiting)
+            self._key_waiting(-len(refused))
+        self._unlist_if_none_wait()
+        for fut in refused:
+            if not fut.done():
+                fut.set_result(False)
+
+    def _wake(self) -> None:
+        waiters = self.waiters
+        if not waiters:
+            return
+        granted: list[asyncio.Future[bool]] = []
+        left = 0
+        with self.lock:
+            _, running, waiting = _KEY.unpack_from(self.buf, self.at)
+            while waiters and running < self.slots:
+                fut, _ = waiters.popitem(last=False)
+                waiting -= 1
+                left += 1
+                if not fut.done():   # a cancelled call's future is done before its task leaves the queue
+                    running += 1
+                    granted.append(fut)
+            self._store(running, waiting)
+            self._key_waiting(-left)
+        self.running += len(granted)
+        self._unlist_if_none_wait()
+        for fut in granted:
+            fut.set_result(True)
+
+    def _unlist_if_none_wait(self) -> None:
+        if not self.waiters and self.shared.key_waiters.get(self.digest) is self:
+            del self.shared.key_waiters[self.digest]
+
+    async def wait(self, fut: asyncio.Future[bool]) -> bool:
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            if not fut.done() or fut.cancelled():
+                if self.waiters.pop(fut, _MISSING) is not _MISSING:
+                    with self.lock:
+                        _, running, waiting = _KEY.unpack_from(self.buf, self.at)
+                        self._store(running, waiting - 1)
+                        self._key_waiting(-1)
+                    self._unlist_if_none_wait()
+            elif fut.result():
+                self.leave()        # the slot was granted as the call was cancelled
+            raise
+
+
+class SharedCapacity(Capacity):
+    """Capacity with its per-key pools counted across the workers (SharedKeyPool) and the provider's
+    pool a SharedSlotPool; `queued` counts the calls waiting in every worker."""
+
+    def __init__(self, settings: Settings, shared: SharedState, provider: str) -> None:
+        super().__init__(settings, pool=SharedSlotPool(shared, provider, settings.slots, settings.queue))
+        self.shared = shared
+        self.provider = provider
+        self.provider_index = shared.provider_index[provider]
+
+    @property
+    def queued(self) -> int:
+        return self.pool.queued + self.shared.key_waiting(self.provider)
+
+    def new_key_pool(self, key: str | int) -> SlotPool:
+        s = self.settings
+        return SharedKeyPool(self.shared, self.provider_index, key, s.per_key_slots, s.per_key_queue)
 
 
 class SharedRateLimit(RateLimit):

@@ -122,7 +122,7 @@ class Capacity(Behaviour):
             if key_pool is None:
                 if len(self.key_pools) >= self.max_key_pools:
                     return Outcome(Kind.OVERLOADED, detail="key")
-                key_pool = self.key_pools[key] = SlotPool(s.per_key_slots, s.per_key_queue)
+                key_pool = self.key_pools[key] = self.new_key_pool(key)
             got = key_pool.enter(call.loop)
             if got is not True:
                 if got is not False:
@@ -155,6 +155,11 @@ class Capacity(Behaviour):
             if key_pool is not None:
                 key_pool.leave()
                 self._forget_if_idle(key, key_pool)
+
+    def new_key_pool(self, key: str | int) -> SlotPool:
+        """The pool of a key that has no call here yet (shared.SharedCapacity counts it across workers)."""
+        s = self.settings
+        return SlotPool(s.per_key_slots, s.per_key_queue)
 
     def _forget_if_idle(self, key: str | int, pool: SlotPool) -> None:
         if pool.idle and self.key_pools.get(key) is pool:

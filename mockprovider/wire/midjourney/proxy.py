@@ -20,12 +20,14 @@ import orjson
 from aiohttp import web
 
 from ...behaviours import Kind, Outcome, Phase
+from ...behaviours.base import tracked_key
 from ...context import MockContext
 from ...images import digest_for
 from ...provider import Provider
 from ...record import JobEntry
 from ..body import read_json_object
 from ..common import Labels, Wire, WireError, field, log, mask_key, retry_after_headers
+from . import peers
 from .actions import (
     GRID_ACTIONS,
     GRID_PX,
@@ -79,13 +81,17 @@ class MidjourneyJobs(Wire):
         super().__init__(ctx)
         self.options: MidjourneyOptions = ctx.extras.get("midjourney.options") or MidjourneyOptions()
         o = self.options
-        self.store = ctx.extras["midjourney"] = JobStore(o.max_tasks, o.max_store_bytes, o.retention_s)
+        shared = ctx.shared
+        self.store = ctx.extras["midjourney"] = JobStore(o.max_tasks, o.max_store_bytes, o.retention_s,
+                                                         *((shared.worker, shared.workers) if shared else (0, 1)))
         self.notifier = Notifier(o.notify_hosts)
         ctx.metrics.registry.register(MidjourneyCollector(self.store, self.notifier))
 
     def routes(self) -> list[web.RouteDef]:
         p = "/midjourney/mj"
-        return [web.post(f"{p}/submit/imagine", self.guarded(self.imagine)),
+        # With several workers, the views a worker gives the others for a list (peers.py).
+        internal = [web.post(peers.VIEWS_PATH, self.views_for_peer)] if self.ctx.shared is not None else []
+        return [*internal, web.post(f"{p}/submit/imagine", self.guarded(self.imagine)),
                 web.post(f"{p}/submit/action", self.guarded(self.action)),
                 web.post(f"{p}/submit/change", self.guarded(self.change)),
                 web.post(f"{p}/submit/simple-change", self.guarded(self.simple_change)),
@@ -210,7 +216,8 @@ class MidjourneyJobs(Wire):
         state, hook = self._state_and_hook(body)
         target = self.store.get(task_id, owner, asyncio.get_running_loop().time())
         if target is None:
-            return self._answer(NOT_FOUND, TASK_GONE, status=404)
+            held = await peers.submit_on(request, labels, body)
+            return held or self._answer(NOT_FOUND, TASK_GONE, status=404)
         labels.provider = labels.model = target.model
         if target.outcome is None or not target.outcome.ok:
             return self._answer(VALIDATION_ERROR, "The related task's status is wrong: it has not succeeded")
@@ -260,7 +267,8 @@ class MidjourneyJobs(Wire):
         state, hook = self._state_and_hook(body)
         target = self.store.get(task_id, owner, asyncio.get_running_loop().time())
         if target is None:
-            return self._answer(NOT_FOUND, TASK_GONE)
+            held = await peers.submit_on(request, labels, body)
+            return held or self._answer(NOT_FOUND, TASK_GONE)
         labels.provider = labels.model = target.model
         if target.outcome is None or not target.outcome.ok:
             return self._answer(VALIDATION_ERROR, "The related task's status is wrong: it has not succeeded")
@@ -294,8 +302,9 @@ class MidjourneyJobs(Wire):
         owner = self._account(request)
         job = self.store.get(request.match_info["id"], owner, asyncio.get_running_loop().time())
         if job is None:
+            held = await peers.fetch(request, labels)
             # The proxy's fetch returns null for a task it does not hold: HTTP 200 and no body at all.
-            return web.Response(status=200)
+            return held or web.Response(status=200)
         labels.provider = labels.model = job.model
         if job.entry is not None:
             labels.defer = job.entry.polled   # a poll counts with its job's entry, not as one of its own
@@ -314,9 +323,22 @@ class MidjourneyJobs(Wire):
         if len(ids) > MAX_LIST_IDS:
             raise WireError(400, f"ids has {len(ids):,} entries; the limit is {MAX_LIST_IDS:,}",
                             code="invalid_body", param="ids")
+        views, missing = self._views(owner, ids)
+        if missing and peers.asks_peers(request):
+            # Tasks other workers took the submits of: their views, put in the order the ids were asked.
+            held = {v.get("id"): v for v in await peers.views(request, owner, missing)}
+            if held:
+                here = {v["id"]: v for v in views}
+                views = [view for task_id in dict.fromkeys(i.strip() for i in ids)
+                         if (view := here.get(task_id) or held.get(task_id)) is not None]
+        return web.Response(body=orjson.dumps(views), content_type="application/json")
+
+    def _views(self, owner: str, ids: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+        """The account's own tasks among the ids, in order and each once; and the ids not held here."""
         now = asyncio.get_running_loop().time()
         seen: set[str] = set()
         views = []
+        missing = []
         for task_id in ids:
             task_id = task_id.strip()
             if task_id in seen:
@@ -325,6 +347,23 @@ class MidjourneyJobs(Wire):
             job = self.store.get(task_id, owner, now)
             if job is not None:
                 views.append(task_view(job, now))
+            else:
+                missing.append(task_id)
+        return views, missing
+
+    async def views_for_peer(self, request: web.Request) -> web.Response:
+        """VIEWS_PATH, on a worker's internal port only: the views this worker holds of an account's
+        ids, for the worker a list reached (peers.views). Not counted: that worker counts the list."""
+        if peers.asks_peers(request):   # a client's request, on the public port
+            return self.error(404, f"Unknown request URL: {request.method} {request.path}.")
+        try:
+            body = orjson.loads(await request.read())
+            owner, ids = body["owner"], body["ids"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return self.error(400, "expected {\"owner\": ..., \"ids\": [...]}", code="invalid_body")
+        if not isinstance(owner, str) or not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            return self.error(400, "expected {\"owner\": ..., \"ids\": [...]}", code="invalid_body")
+        views, _ = self._views(owner, ids[:MAX_LIST_IDS])
         return web.Response(body=orjson.dumps(views), content_type="application/json")
 
     # the task's life
@@ -374,10 +413,11 @@ class MidjourneyJobs(Wire):
         if task.done():
             self._finished(job, task)
         if call.phase in (Phase.QUEUED, Phase.KEY_QUEUED) and job.outcome is None:
-            ahead = len(provider.capacity.pool.waiters) - (1 if call.phase is Phase.QUEUED else 0)
+            # `queued`: the calls waiting in every worker of `--workers N`, this one's own with one worker.
+            ahead = provider.capacity.pool.queued - (1 if call.phase is Phase.QUEUED else 0)
             if call.phase is Phase.KEY_QUEUED:
-                account = provider.capacity.key_pools.get(owner)
-                ahead += len(account.waiters) - 1 if account is not None else 0
+                account = provider.capacity.key_pools.get(tracked_key(owner))
+                ahead += account.queued - 1 if account is not None else 0
             return self._answer(IN_QUEUE, f"In queue, there are {ahead} tasks ahead", task_id,
                                 properties={"numberOfQueues": ahead, "model": model}), job
         return self._answer(SUCCESS, "Submit success", task_id, properties={"model": model}), job

@@ -77,7 +77,7 @@ class Job:
 
 
 class JobStore:
-    def __init__(self, max_tasks: int, max_bytes: int, retention_s: float) -> None:
+    def __init__(self, max_tasks: int, max_bytes: int, retention_s: float, worker: int = 0, workers: int = 1) -> None:
         self.max_tasks = max_tasks
         self.max_bytes = max_bytes
         self.retention_s = retention_s
@@ -90,11 +90,14 @@ class JobStore:
         self.evicted = 0                      # pruned early to make room
         self.visits = 0                       # tasks the maintenance looked at (the O(1) proof)
         self._serial = itertools.count()
+        # With `--workers N`, the three digits of worker w are w modulo N: no two workers make one id.
+        self._worker, self._workers, self._per_ms = worker, workers, 1000 // workers
 
     def new_id(self) -> str:
         """The proxy's shape: the time in ms and three digits (sixteen digits in all)."""
         while True:
-            task_id = f"{int(time.time() * 1000)}{next(self._serial) % 1000:03d}"
+            digits = next(self._serial) % self._per_ms * self._workers + self._worker
+            task_id = f"{int(time.time() * 1000)}{digits:03d}"
             if task_id not in self.jobs:
                 return task_id
 

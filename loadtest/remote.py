@@ -17,10 +17,13 @@ import argparse
 import atexit
 import hashlib
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from .scenario import builtin_scenarios, scenario_path
@@ -118,6 +121,32 @@ def worker_main(argv: list[str]) -> int:
         parser.error(f"--master-port must be 1..65535, got {args.master_port}")
     cmd = [sys.executable, "-m", "locust", "-f", "-", "--worker", "--master-host", args.master_host,
            "--master-port", str(args.master_port), "--loglevel", args.loglevel]
-    sys.stdout.flush()
-    os.execv(sys.executable, cmd)     # Locust itself, in this process: signals reach it as they would
-    return 2    # not reached
+    # Locust writes the locustfile it downloads into the temp folder, under the master's name for it: workers
+    # started side by side on one host would overwrite each other's copy while another imports it. Each gets
+    # a folder of its own, removed when it ends.
+    with tempfile.TemporaryDirectory(prefix="loadtest-worker-") as tmp:
+        return _supervise(cmd, {**os.environ, "TMPDIR": tmp})
+
+
+def _supervise(cmd: list[str], env: dict[str, str]) -> int:
+    """Run Locust's worker in a session of its own and hand it each stop signal once: a Ctrl-C at the terminal
+    reaches this process only, so the worker is not interrupted twice (which would cut its goodbye short)."""
+    proc = subprocess.Popen(cmd, env=env, preexec_fn=_own_session)
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        code = proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return code if code >= 0 else 128 - code
+
+
+def _own_session() -> None:
+    """In the child, before exec: a session of its own, and Ctrl-C's default meaning back (Locust acts on it)
+    even where this process was started with SIGINT ignored (a background job)."""
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

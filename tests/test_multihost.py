@@ -8,7 +8,8 @@ What runs on each host is what the README's "Several hosts" recipe says a user t
 
     A: MOCK_ADMIN_TOKEN=... python -m mockprovider --host 0.0.0.0 --seed 42 ...
     B: MOCK_ADMIN_TOKEN=... loadtest run SCENARIO --mock-url http://A:8000 --expect-workers 2 --master-bind-host B
-    C: loadtest worker --master-host B --master-port 5557     (twice: the line B prints)
+    C: loadtest worker --master-host B                        (before there is a master: it waits)
+       loadtest worker --master-host B --master-port 5557     (the line B prints)
 
 The flash sale is scaled down (users and the throughput floor by the same factor, 20 s) so that a
 run fits a shared 2-core machine; its verdict is compared with the same scenario run on one host
@@ -34,6 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import pytest
 import tomli_w
 
@@ -49,7 +51,9 @@ USERS_SCALE = 0.07                 # 847 -> 59 flash-sale users: two workers and
 
 
 def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:    # e.g. a container without CAP_NET_ADMIN/CAP_SYS_ADMIN: say so, do not skip
+        pytest.fail(f"`ip {' '.join(args)}` failed (exit {done.returncode}): {done.stderr.strip()}")
 
 
 def _remove_namespaces(names: list[str]) -> None:
@@ -198,7 +202,11 @@ def run_across_hosts(lan: Lan, tmp: Path, *, duration: str, kill_a_worker: bool 
     while not ready.exists():
         assert mock.poll() is None and time.monotonic() < deadline, (tmp / "a.log").read_text()
         time.sleep(0.1)
-    # B: the master, waiting for two workers; its scenario file is gone before any worker starts.
+    # C: a first worker, before there is a master (it waits for one), with the master's default port.
+    worker_logs = [tmp / f"c{n}.log" for n in (1, 2)]
+    workers = [lan.start("c", [sys.executable, "-m", "loadtest", "worker", "--master-host", HOSTS["b"]],
+                         worker_logs[0], tmp / "c")]
+    # B: the master, waiting for two workers; its scenario file is gone before the second one starts.
     master_log = tmp / "b.log"
     report = tmp / "b" / "report"
     master = lan.start("b", [sys.executable, "-m", "loadtest", "run", str(scenario), "--duration", duration,
@@ -206,16 +214,19 @@ def run_across_hosts(lan: Lan, tmp: Path, *, duration: str, kill_a_worker: bool 
                              "--master-bind-host", HOSTS["b"], "--report-dir", str(report)], master_log, tmp / "b",
                       env=ADMIN)
     told = wait_for(re.compile(r"loadtest worker --master-host \S+ --master-port \d+"), master_log, master)
+    assert told == f"loadtest worker --master-host {HOSTS['b']} --master-port 5557"
     scenario.unlink()
-    # C: the line B printed, once per worker.
-    worker_logs = [tmp / f"c{n}.log" for n in (1, 2)]
-    workers = [lan.start("c", [sys.executable, "-m", *told.split()], log, tmp / "c") for log in worker_logs]
+    # C: the second worker, with the line B printed.
+    workers.append(lan.start("c", [sys.executable, "-m", *told.split()], worker_logs[1], tmp / "c"))
     killed = None
     if kill_a_worker:
         wait_for("All users spawned", master_log, master)
         time.sleep(3)
-        workers[0].kill()       # `ip netns exec` execs the worker: this is Locust's own process
-        killed = workers[0].pid
+        # `ip netns exec` execs `loadtest worker`, whose one child is Locust's worker: the process lost.
+        locust_worker = psutil.Process(workers[0].pid).children()[0]
+        assert "--worker" in locust_worker.cmdline()
+        locust_worker.kill()
+        killed = locust_worker.pid
     code = master.wait(180)
     summary_path = report / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}

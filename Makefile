@@ -1,8 +1,8 @@
 # Thin wrappers for people working in the checkout. Every target sets itself up: a .venv with the
 # project installed, and any Debian package it needs (chromium for the browser test, prometheus for
-# the live-metrics test, wrk for benchmarks). CI jobs should call `loadtest run ...` itself: make
-# exits 2 whenever a recipe fails, whatever code the recipe returned (its last line, "Error N",
-# names the gate's own code).
+# the live-metrics test, iproute2 for the several-hosts test, wrk for benchmarks). CI jobs should
+# call `loadtest run ...` itself: make exits 2 whenever a recipe fails, whatever code the recipe
+# returned (its last line, "Error N", names the gate's own code).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -82,6 +82,7 @@ lint: install
 test: lint
 	$(call apt,chromium,chromium)
 	$(call apt,prometheus,prometheus)
+	$(call apt,iproute2,ip)
 	$(BIN)/python -m pytest $(ARGS)
 
 test-fast: install

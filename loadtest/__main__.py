@@ -48,13 +48,33 @@ def _scenario_args(p: argparse.ArgumentParser) -> None:
 
 def _options(args: argparse.Namespace) -> object:
     from .runner import RunOptions
-    return RunOptions(target=args.target, api=args.api, model=args.model, duration=args.duration,
-                      workers=args.workers, profiles=tuple(args.profiles), sets=tuple(args.sets),
-                      mock_url=args.mock_url, report_dir=getattr(args, "report_dir", None),
-                      web_port=getattr(args, "web_port", 8089), ready_file=getattr(args, "ready_file", None),
-                      baseline=args.baseline, inconclusive=args.inconclusive, mock_workers=args.mock_workers,
-                      metrics_port=args.metrics_port, metrics_host=args.metrics_host,
-                      record_url=args.record_url)
+    options = RunOptions(target=args.target, api=args.api, model=args.model, duration=args.duration,
+                         workers=args.workers, profiles=tuple(args.profiles), sets=tuple(args.sets),
+                         mock_url=args.mock_url, report_dir=getattr(args, "report_dir", None),
+                         web_port=getattr(args, "web_port", 8089), ready_file=getattr(args, "ready_file", None),
+                         baseline=args.baseline, inconclusive=args.inconclusive, mock_workers=args.mock_workers,
+                         metrics_port=args.metrics_port, metrics_host=args.metrics_host,
+                         record_url=args.record_url)
+    if getattr(args, "expect_workers", None) is not None:     # `loadtest run`'s workers on other hosts
+        options.expect_workers = args.expect_workers
+        options.master_bind_host = args.master_bind_host
+        options.master_bind_port = args.master_bind_port
+        options.expect_workers_max_wait = args.expect_workers_max_wait
+    return options
+
+
+def _remote_args(p: argparse.ArgumentParser) -> None:
+    from .remote import LOCUST_MASTER_PORT
+    p.add_argument("--expect-workers", type=int, default=0, metavar="N",
+                   help="wait for N Locust workers started on other hosts with `loadtest worker --master-host "
+                        "THIS_HOST` (none are started here); the target or --mock-url must be reachable from them")
+    p.add_argument("--master-bind-host", default="0.0.0.0", metavar="ADDRESS",
+                   help="with --expect-workers: the address the master listens on for its workers (default 0.0.0.0)")
+    p.add_argument("--master-bind-port", type=int, default=LOCUST_MASTER_PORT, metavar="PORT",
+                   help=f"with --expect-workers: the master's port (default {LOCUST_MASTER_PORT}, Locust's; 0 picks "
+                        "a free one, printed)")
+    p.add_argument("--expect-workers-max-wait", type=float, default=300.0, metavar="SECONDS",
+                   help="with --expect-workers: how long to wait for them all before giving up (default 300)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,11 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--report-dir", help="where the report goes (default ./reports/<scenario>-<time>)")
     p_run.add_argument("--ready-file", help="write where the run's metrics are served to this file (JSON) once "
                                             "Locust listens")
+    _remote_args(p_run)
     p_ui = sub.add_parser("ui", help="the Locust web UI with the scenario's shape and a live SLA tab")
     _scenario_args(p_ui)
     p_ui.add_argument("--web-port", type=int, default=8089,
                       help="the web UI's port on 127.0.0.1 (default 8089; 0 picks a free one)")
     p_ui.add_argument("--ready-file", help="write the web UI's URL to this file (JSON) once it listens")
+    sub.add_parser("worker", help="one Locust worker for `loadtest run --expect-workers` on another host",
+                   add_help=False)
     sub.add_parser("scenarios", help="list the built-in scenarios")
     p_schema = sub.add_parser("schema", help="print the JSON Schema of summary.json (or capacity.json)")
     p_schema.add_argument("document", nargs="?", choices=("summary", "capacity"), default="summary")
@@ -86,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "compare":
         from .compare import main as compare_main
         return compare_main(rest)
+    if args.command == "worker":
+        from .remote import worker_main
+        return worker_main(rest)
     if args.command == "calibrate":
         from .calibrate import main as calibrate_main
         return calibrate_main(rest)

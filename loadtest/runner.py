@@ -35,6 +35,7 @@ from .fields import ScenarioError
 from .gate import End, RunFacts, judge
 from .mockproc import MockProcess
 from .recorder import Recorder
+from .remote import LOCUST_MASTER_PORT, write_locustfile
 from .report import ReportWriteError, console, write_all
 from .scenario import Overrides, Scenario, is_url, load_scenario, url_problem
 from .summary import RunDoc, Summary, build_summary, describe_load, describe_mock, describe_scenario, describe_target
@@ -67,6 +68,10 @@ class RunOptions:
     metrics_port: int | None = None    # serve the run's Prometheus metrics here (0: a free port); None: off
     metrics_host: str = "127.0.0.1"
     record_url: str | None = None      # the admin base of a mock whose provider-side record the run reads
+    expect_workers: int = 0            # Locust workers started on other hosts (`loadtest worker`); none here
+    master_bind_host: str = "0.0.0.0"  # where the master listens for them
+    master_bind_port: int = LOCUST_MASTER_PORT
+    expect_workers_max_wait: float = 300.0
 
     def overrides(self) -> Overrides:
         return Overrides(target=self.target, api=self.api, model=self.model, duration=self.duration,
@@ -125,6 +130,41 @@ def _error(message: str) -> int:
     return int(ExitCode.INVALID)
 
 
+def _remote_workers_problem(scenario: Scenario, options: RunOptions) -> str | None:
+    """Why this run cannot have Locust workers on other hosts, or None (also when it has none)."""
+    if options.expect_workers < 0:
+        return f"--expect-workers must be 0 or more, got {options.expect_workers}"
+    if not options.expect_workers:
+        return None
+    if options.workers:
+        return ("--workers starts Locust workers on this host, --expect-workers waits for workers started on "
+                "others (`loadtest worker`): give one of them")
+    if not 0 <= options.master_bind_port < 65536:
+        return f"--master-bind-port must be 0..65535 (0: any free port), got {options.master_bind_port}"
+    if options.expect_workers_max_wait <= 0:
+        return f"--expect-workers-max-wait must be more than 0 s, got {options.expect_workers_max_wait:g}"
+    if scenario.target.on_mock and not options.mock_url:
+        return ("workers on other hosts cannot reach the mock this command would start on 127.0.0.1: start it "
+                f"where they reach it (python -m mockprovider --host 0.0.0.0 --seed {scenario.mock.seed} ...) and "
+                "give its address with --mock-url")
+    if scenario.sut is not None:
+        return ("the gateway under test ([sut]) is started on this host's loopback, out of the workers' reach: "
+                "run it where they reach it and give its base URL with --target")
+    if options.master_bind_port and not _port_free_on(options.master_bind_host, options.master_bind_port):
+        return (f"the master's port {options.master_bind_host}:{options.master_bind_port} is in use; pick another "
+                "with --master-bind-port (and give the workers the same --master-port)")
+    return None
+
+
+def _port_free_on(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("" if host in ("*", "0.0.0.0") else host, port))
+        except OSError:
+            return False
+    return True
+
+
 class _Stop(Exception):
     """SIGTERM or SIGHUP, raised in the main thread so it unwinds like Ctrl-C does."""
 
@@ -158,6 +198,8 @@ def run(scenario_ref: str, options: RunOptions, *, headless: bool = True) -> int
         return _error("--mock-workers sets up the mock this command starts; --mock-url names one already running")
     if options.workers < 0:
         return _error(f"--workers (WORKERS) must be 0 or more, got {options.workers}")
+    if (why := _remote_workers_problem(scenario, options)) is not None:
+        return _error(why)
     if options.metrics_port is not None and not (0 <= options.metrics_port < 65536):
         return _error(f"--metrics-port must be 0..65535 (0: any free port), got {options.metrics_port}")
     if options.metrics_port and not port_free(options.metrics_port):
@@ -344,6 +386,16 @@ class LocustProcesses:
         if options.workers:
             master += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", "0",
                        "--expect-workers", str(options.workers), "--expect-workers-max-wait", "60"]
+        if options.expect_workers:
+            # The workers download the master's locustfile: this one carries the run's scenario and options.
+            given = {"target": options.target, "api": options.api, "model": options.model,
+                     "duration": options.duration, "mock_url": mock_url, "embedded_mock": embedded,
+                     "record_url": options.record_url, "profiles": ",".join(options.profiles),
+                     "mock_sets": ",".join(options.sets), "inconclusive": options.inconclusive}
+            master[master.index(str(locustfile()))] = str(write_locustfile(tmp, scenario_ref, given))
+            master += ["--master", "--master-bind-host", options.master_bind_host, "--master-bind-port",
+                       str(options.master_bind_port), "--expect-workers", str(options.expect_workers),
+                       "--expect-workers-max-wait", f"{options.expect_workers_max_wait:g}"]
         self.master_cmd = master
         self.procs: list[subprocess.Popen[bytes]] = []
         self.env = {**os.environ, **options.extra_env}
@@ -372,6 +424,8 @@ class LocustProcesses:
                 for _ in range(self.options.workers):
                     self._start([*self.common, "--worker", "--master-host", "127.0.0.1",
                                  "--master-port", str(ready["master_port"])])
+            if ready is not None and self.options.expect_workers:
+                self._ask_for_workers(int(str(ready["master_port"])))
             if ready is not None and ready.get("metrics_url"):
                 print(f"Prometheus metrics of the run: {ready['metrics_url']}", flush=True)
             if ready is not None and self.outdir is None:
@@ -389,6 +443,14 @@ class LocustProcesses:
             return self._stop_all()
         finally:
             self._kill_leftovers()
+
+    def _ask_for_workers(self, port: int) -> None:
+        host = self.options.master_bind_host
+        if host in ("*", "0.0.0.0", ""):
+            host = socket.gethostname()
+        print(f"waiting up to {self.options.expect_workers_max_wait:g} s for {self.options.expect_workers} Locust "
+              f"worker{'s' if self.options.expect_workers > 1 else ''}: on each worker host run\n"
+              f"  loadtest worker --master-host {host} --master-port {port}", flush=True)
 
     def _watch(self, master: subprocess.Popen[bytes], mock: MockProcess | None) -> int:
         """Until Locust ends: a child that dies under it is a fault of the suite, and stops the run."""

@@ -317,8 +317,7 @@ class ImageStore:
         `now`: the Unix second as text, when the caller has it (a clock read is a share of a cheap answer)."""
         if now is None:
             now = str(int(time.time()))
-        # A Host seen before is a look-up here, not a call (this runs for every answer with a URL).
-        base = self.public_url or self._hosts.get(request.host) or self.base_url(request)
+        base = self.public_url or self.base_url(request)
         settings = provider.settings
         form = self._forms.get((provider.name, width, height))
         if (form is None or form.second != now or form.base is not base

@@ -3,7 +3,8 @@
     # instructions per request under callgrind, as section (c) of mock_bench.py counts them, and the
     # dump's top functions by their own instructions (callgrind_annotate)
     flock /tmp/cpu.lock ../.venv/bin/python relay_profile.py callgrind [--limits] [--bare] [--keep DIR]
-    # where the Python time goes: py-spy samples the server while wrk drives it
+    # where the Python time goes: py-spy samples the server while wrk drives it (py-spy is not a
+    # dependency of the project: `../.venv/bin/pip install py-spy` first)
     flock /tmp/cpu.lock ../.venv/bin/python relay_profile.py py-spy [--limits] [--seconds 20]
 
 `--limits` runs the mock with its limits on (mock_bench.LIMITED_ARGS: rate limit and capacity counting,
@@ -74,6 +75,8 @@ def callgrind(cmd: list[str], outdir: str, requests: int, top: int) -> None:
 
 def py_spy(cmd: list[str], seconds: int, outdir: str) -> None:
     spy = shutil.which("py-spy") or str(Path(PYTHON).parent / "py-spy")
+    if not Path(spy).exists():
+        raise SystemExit("py-spy is not installed: ../.venv/bin/pip install py-spy")
     script = lua_post(REQUEST, HEADERS)
     with server(cmd) as url:
         wrk(url + ROUTE, script, connections=50, seconds=2)   # warm-up

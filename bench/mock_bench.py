@@ -256,8 +256,15 @@ def run() -> str:
     large = large_answer()
     ins = instructions()
     wt = workers_throughput()
-    out = ["## Mock provider: throughput, latency accuracy and instructions per request", "",
-           "### (a) Throughput against a bare aiohttp handler", "",
+    out = ["## Mock provider: throughput, latency accuracy and instructions per request", ""]
+    out += throughput_section(tp) + accuracy_section(acc) + instructions_section(ins)
+    out += workers_section(wt)
+    out += _large_section(large)
+    return "\n".join(out)
+
+
+def throughput_section(tp: dict) -> list[str]:
+    out = ["### (a) Throughput against a bare aiohttp handler", "",
            f"`python -m mockprovider --latency-scale 0 --no-limits` against `bench/bare_server.py` (an aiohttp "
            f"handler that reads the body and answers the mock's own {tp['body_bytes']}-byte response), both on "
            f"`POST {ROUTE}` with the seed's relay request, same event loop (uvloop), servers pinned to CPU 1 and "
@@ -282,8 +289,12 @@ def run() -> str:
             "make the same system calls per request (one read, one write), yet the kernel's share is not a "
             "fixed cost: the slower a server answers, the more often the client has gone to sleep by the time "
             "an answer arrives, and waking it is kernel work charged to the server. So each microsecond the "
-            "mock's own code adds costs it somewhat more than a microsecond of throughput.", "",
-            "### (b) Injected latency at about 1,200 requests/s (relay profile, latency scale 1)", "",
+            "mock's own code adds costs it somewhat more than a microsecond of throughput.", ""]
+    return out
+
+
+def accuracy_section(acc: dict) -> list[str]:
+    out = ["### (b) Injected latency at about 1,200 requests/s (relay profile, latency scale 1)", "",
             f"`python -m mockprovider --no-limits` and `wrk -t1 -c{ACCURACY_CONNECTIONS} -d{ACCURACY_S}s`; "
             "percentiles from wrk's own histogram (1 us resolution) printed by a Lua `done()`, against the "
             "clipped log-normal's P50/P99 from `profiles/builtin.toml`.", "",
@@ -295,8 +306,12 @@ def run() -> str:
     out += ["", f"**Largest difference: {worst:.2f} ms** ({'within' if worst <= 2 else 'outside'} the 2 ms target).",
             "", f"Achieved {acc['rps']:,.0f} requests/s over {acc['requests']:,} requests "
                 f"(mean {acc['mean_us'] / 1000:.2f} ms, P99.9 {acc['p999_us'] / 1000:.2f} ms, max "
-                f"{acc['max_us'] / 1000:.2f} ms, {_errors(acc)} errors).", "",
-            "### (c) Instructions per request under callgrind (the steady companion to (a))", "",
+                f"{acc['max_us'] / 1000:.2f} ms, {_errors(acc)} errors).", ""]
+    return out
+
+
+def instructions_section(ins: dict) -> list[str]:
+    out = ["### (c) Instructions per request under callgrind (the steady companion to (a))", "",
             f"Each server under `valgrind --tool=callgrind` (same Python, uvloop), one at a time; {CG_WARMUP} "
             f"warm-up requests, then `callgrind_control --zero PID`, exactly N = {CG_REQUESTS:,} identical "
             f"`POST {ROUTE}` requests (the relay request and headers of (a)) one after another over one "
@@ -326,9 +341,7 @@ def run() -> str:
             "event-loop turn (here every request pays a whole turn, common to both). So read (a) for what the "
             "mock serves on this machine now, and this figure for whether the mock's own code got heavier: it "
             "moves only when the code path does.", ""]
-    out += workers_section(wt)
-    out += _large_section(large)
-    return "\n".join(out)
+    return out
 
 
 def _large_section(tp: dict) -> list[str]:
@@ -364,5 +377,7 @@ if __name__ == "__main__":
     import sys
     if sys.argv[1:] == ["--workers-only"]:   # section (d) alone
         print("\n".join(workers_section(workers_throughput())))
+    elif sys.argv[1:] == ["--throughput-and-instructions"]:   # sections (a) and (c) alone
+        print("\n".join(throughput_section(throughput()) + instructions_section(instructions())))
     else:
         print(run())

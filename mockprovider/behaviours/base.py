@@ -150,6 +150,8 @@ def tracked_key(key: str) -> str | int:
 
 Proceed = Callable[[], Awaitable[Outcome]]
 Step = Callable[["Call", Proceed], Coroutine[Any, Any, Outcome]]
+# A chain's step, bound once: (prepare, admit or None, handle); see Chain.
+_Bound = tuple[Callable[["Call"], "bool | None"], "Callable[[Call], Outcome | None] | None", Step]
 
 
 class Behaviour:
@@ -170,6 +172,20 @@ class Behaviour:
         return await proceed()
 
 
+class Admission(Behaviour):
+    """A behaviour that decides at once, without waiting: `admit` answers the call (an Outcome) or
+    lets it pass (None). The chain runs it in line, with no coroutine of its own, as a rate limit or
+    an outage check runs for every request. A subclass that overrides `handle` is an ordinary,
+    awaited step again (its `handle` is what the chain runs)."""
+
+    def admit(self, call: Call) -> Outcome | None:
+        return None
+
+    async def handle(self, call: Call, proceed: Proceed) -> Outcome:
+        outcome = self.admit(call)
+        return outcome if outcome is not None else await proceed()
+
+
 def _no_prepare(call: Call) -> None:
     return None
 
@@ -182,17 +198,34 @@ class Chain:
     def __init__(self, behaviours: Sequence[Behaviour]) -> None:
         self.behaviours = tuple(behaviours)
         self._done: asyncio.Future[Outcome] | None = None
-        # Bound once: the chain runs for every request, and most behaviours draw nothing.
-        self._steps = tuple((b.prepare if type(b).prepare is not Behaviour.prepare else _no_prepare, b.handle)
-                            for b in self.behaviours)
+        # Bound once: the chain runs for every request, and most behaviours draw nothing. An
+        # Admission whose `handle` is still Admission's is run in line through `admit`.
+        self._steps: tuple[_Bound, ...] = tuple((b.prepare if type(b).prepare is not Behaviour.prepare else _no_prepare,
+                                                 b.admit if isinstance(b, Admission)
+                                                 and type(b).handle is Admission.handle else None,
+                                                 b.handle)
+                                                for b in self.behaviours)
 
     def run(self, call: Call) -> Awaitable[Outcome]:
         """Prepare now (draws happen in arrival order), and return what serves the call, to await."""
-        handles: list[Step] = [handle for prepare, handle in self._steps if prepare(call) is not False]
-        if handles:
+        steps = [step for step in self._steps if step[0](call) is not False]
+        if steps:
             call.t_entered = perf_counter()
-            return _served(call, handles)
-        # No behaviour stepped in (no latency, no limits): an already finished future, shared, because
+            i = 0
+            for step in steps:
+                admit = step[1]
+                if admit is None:   # the first step that may wait: it and the rest run as a coroutine
+                    return _served(call, steps, i)
+                outcome = admit(call)
+                if outcome is not None:   # answered in line (refused), as its handle would have
+                    call.t_done = perf_counter()
+                    call.outcome = outcome
+                    answered = call.loop.create_future()
+                    answered.set_result(outcome)
+                    return answered
+                i += 1
+            call.t_done = perf_counter()   # every step let it pass, none waited
+        # Nothing left that waits (no latency, no capacity): an already finished future, shared, because
         # building and running a coroutine for nothing is a measurable share of the cheapest answer.
         call.outcome = OK
         done = self._done
@@ -206,21 +239,21 @@ class Chain:
         return [b.name for b in self.behaviours]
 
 
-async def _served(call: Call, handles: list[Step]) -> Outcome:
-    """The chain's answer, noting on the call what it was and when it came (for the record)."""
+async def _served(call: Call, steps: list[_Bound], first: int) -> Outcome:
+    """The chain's answer from `steps[first]` on, noting on the call what it was and when it came (for
+    the record)."""
     try:
-        outcome = await _step(call, handles, 0)
+        outcome = await _step(call, steps, first)
     finally:
         call.t_done = perf_counter()
     call.outcome = outcome
     return outcome
 
 
-def _step(call: Call, handles: list[Step],
-          i: int) -> Coroutine[Any, Any, Outcome]:
-    if i == len(handles):
+def _step(call: Call, steps: list[_Bound], i: int) -> Coroutine[Any, Any, Outcome]:
+    if i == len(steps):
         return _generated()
-    return handles[i](call, lambda: _step(call, handles, i + 1))
+    return steps[i][2](call, lambda: _step(call, steps, i + 1))
 
 
 async def _generated() -> Outcome:

@@ -6,10 +6,10 @@ from collections.abc import Mapping
 
 from ..profile import RelaySpec
 from ..settings import Settings
-from .base import Behaviour, Call, Kind, Outcome, Proceed
+from .base import Admission, Call, Kind, Outcome
 
 
-class Failover(Behaviour):
+class Failover(Admission):
     name = "failover"
 
     def __init__(self, spec: RelaySpec, upstream: Mapping[str, Settings]) -> None:
@@ -29,7 +29,5 @@ class Failover(Behaviour):
         call.served_model = ""   # nothing healthy to fall back to
         return True
 
-    async def handle(self, call: Call, proceed: Proceed) -> Outcome:
-        if not call.served_model:
-            return Outcome(Kind.OUTAGE, detail="upstream")
-        return await proceed()
+    def admit(self, call: Call) -> Outcome | None:
+        return Outcome(Kind.OUTAGE, detail="upstream") if not call.served_model else None

@@ -7,7 +7,7 @@ import random
 
 from ..profile import FaultSpec
 from ..settings import Settings
-from .base import Behaviour, Call, Kind, Outcome, Phase, Proceed
+from .base import Admission, Behaviour, Call, Kind, Outcome, Phase, Proceed
 
 _KINDS = {
     "server_error": Kind.SERVER_ERROR,
@@ -17,7 +17,7 @@ _KINDS = {
 }
 
 
-class Outage(Behaviour):
+class Outage(Admission):
     """While the provider is down, every call fails at once."""
 
     name = "outage"
@@ -28,10 +28,8 @@ class Outage(Behaviour):
     def prepare(self, call: Call) -> bool:
         return self.settings.outage
 
-    async def handle(self, call: Call, proceed: Proceed) -> Outcome:
-        if self.settings.outage:
-            return Outcome(Kind.OUTAGE)
-        return await proceed()
+    def admit(self, call: Call) -> Outcome | None:
+        return Outcome(Kind.OUTAGE) if self.settings.outage else None
 
 
 class Faults(Behaviour):

@@ -18,10 +18,10 @@ from collections import OrderedDict
 
 from ..limits import MAX_KEY_BYTES, MAX_RATE_LIMIT_KEYS
 from ..settings import Settings
-from .base import Behaviour, Call, Kind, Outcome, Proceed, RateInfo, tracked_key
+from .base import Admission, Call, Kind, Outcome, RateInfo, tracked_key
 
 
-class RateLimit(Behaviour):
+class RateLimit(Admission):
     name = "rate_limit"
 
     def __init__(self, settings: Settings, counts: str = "requests", max_keys: int = MAX_RATE_LIMIT_KEYS) -> None:
@@ -31,7 +31,7 @@ class RateLimit(Behaviour):
         # key -> [tokens, last refill time], least recently used first
         self.buckets: OrderedDict[str | int, list[float]] = OrderedDict()
 
-    async def handle(self, call: Call, proceed: Proceed) -> Outcome:
+    def admit(self, call: Call) -> Outcome | None:
         s = self.settings
         rate = s.requests_per_minute / 60.0
         cap = float(s.burst)
@@ -52,11 +52,10 @@ class RateLimit(Behaviour):
         if allowed:
             tokens -= cost
         bucket[0], bucket[1] = tokens, now
-        call.rate = RateInfo(limit=int(round(s.requests_per_minute)), remaining=max(0, int(tokens)),
-                             reset_s=(cap - tokens) / rate)
+        call.rate = RateInfo(int(round(s.requests_per_minute)), max(0, int(tokens)), (cap - tokens) / rate)
         if not allowed:
             return Outcome(Kind.RATE_LIMITED, retry_after_s=(min(cost, cap) - tokens) / rate)
-        return await proceed()
+        return None
 
     def _make_room(self, now: float, full_after_s: float) -> None:
         buckets = self.buckets

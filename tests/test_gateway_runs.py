@@ -74,7 +74,8 @@ def test_litellm_flash_sale_measures_overhead_and_amplification(tmp_path: Path) 
     assert g["upstream_cost_usd"] == pytest.approx(0.06 * g["upstream_images"])    # dall-e-4's price
     assert "Gateway       litellm at" in out and "overhead ms" in out
     assert not listening(g["url"]), "the LiteLLM proxy outlived the run"
-    assert code in (0, 1, 2), out
+    # Shortened, a threshold may be undecided (exit 2); a breach (exit 1) would be the gateway's own.
+    assert code in (0, 2) and summary["exit_code"] == code, out
 
 
 def test_litellm_fails_over_when_the_primary_goes_down(tmp_path: Path) -> None:
@@ -106,7 +107,8 @@ def test_litellm_fails_over_when_the_primary_goes_down(tmp_path: Path) -> None:
     assert 'name="gateway.failovers"' in (report / "junit.xml").read_text()
     assert (report / "gateway_over_time.png").exists()
     assert not listening(g["url"]), "the LiteLLM proxy outlived the run"
-    assert code in (0, 1, 2), out
+    # Shortened, a threshold may be undecided (exit 2); a breach (exit 1) would be the gateway's own.
+    assert code in (0, 2) and summary["exit_code"] == code, out
 
 
 INHOUSE = """

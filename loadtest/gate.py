@@ -235,7 +235,9 @@ def margin(t: Threshold, observed: float) -> Margin:
 
 
 def _judge_one(t: Threshold, sel: Selection, min_samples: int, recorder: Recorder,
-               good: int | None = None) -> ThresholdResult:
+               good: int | None = None, live: bool = False) -> ThresholdResult:
+    """`live`: mid-run, when the selection is still growing, so "beyond repair" (which assumes the run ends at
+    min_samples) is not yet known: one failure in the first 500 of a run that will make 50,000 is no breach."""
     observed, samples, needs_samples = _observe(t, sel, good)
     if observed is not None and math.isnan(observed):
         observed = None
@@ -250,7 +252,7 @@ def _judge_one(t: Threshold, sel: Selection, min_samples: int, recorder: Recorde
     shown = format_value(t.metric, t.aggregation, observed)
     m = margin(t, observed)
     if needs_samples and samples < min_samples:
-        best = _best_case(t, sel, min_samples, good)
+        best = None if live else _best_case(t, sel, min_samples, good)
         if best is not None and not t.check(best):
             return ThresholdResult(t, observed, samples, "fail", t.unit,
                                    f"observed {shown} over {samples:,} requests, limit {limit}: {m.words}; "
@@ -365,7 +367,7 @@ def evaluate_thresholds(thresholds: Sequence[Threshold], recorder: Recorder, min
         if sel is None:
             sel = selections[t.filters] = recorder.select(t.filters, now_s=now_s)
         good = goodput_count(recorder, t.filters, t.slo_ms, now_s) if t.slo_ms is not None else None
-        result = _judge_one(t, sel, min_samples, recorder, good)
+        result = _judge_one(t, sel, min_samples, recorder, good, live=now_s is not None)
         conf.apply(result, sel, options, good=good)
         out.append(result)
     return out

@@ -266,7 +266,12 @@ def test_live_evaluation_uses_elapsed_time_and_abort_respects_the_delay():
     assert results[1].observed == pytest.approx(50.0) and results[1].verdict == "pass"
     assert abort_trigger(results, elapsed_s=10.0) is None
     assert abort_trigger(results, elapsed_s=30.0) is results[0]
-    # 500 requests all at 800 ms already break P99 < 600 for any 1,000: conclusive, so it aborts.
+    # Mid-run, fewer than min_samples are not judged, however slow: the run goes on past them, and the
+    # requests to come could still bring a P99 (or a rate) back within its limit.
+    assert evaluate_live(th, rec, 40.0, 1000)[0].verdict == "insufficient"
+    for i in range(500, 1000):
+        rec.record(name="g", target="t", latency_ms=800.0, ok=True, status=200, ts=T0 + i / 50)
+    # 1,000 all at 800 ms: judged, and the interval is wholly above the limit, so it aborts.
     trigger = abort_trigger(evaluate_live(th, rec, 40.0, 1000), elapsed_s=40.0)
     assert trigger is not None and trigger.verdict == "fail"
     few = Recorder(start_time=T0)
@@ -289,6 +294,22 @@ def test_a_small_run_fails_when_no_further_samples_could_save_it():
     for i in range(300):
         rec2.record(name="g", target="t", latency_ms=900.0 if i < 10 else 100.0, ok=True, status=200, ts=T0 + i)
     assert [r.verdict for r in evaluate(th, rec2, min_samples=1000).results] == ["insufficient"] * 3
+
+
+def test_mid_run_a_failure_in_the_first_requests_is_never_beyond_repair():
+    # A capacity step at 580 req/s for 20 s, 2 s in: one failure in 528 requests. Were the run to end at
+    # min_samples (1,000), 99.9 % could not reach 99.95 %; but it goes on to ~11,600, where one failure is
+    # 99.99 %. Mid-run that is "not yet judged", so abort_on_fail does not stop the step on it.
+    th = parse_thresholds({"success": [{"threshold": "rate>=0.9995", "abort_on_fail": True}]})
+    rec = Recorder(start_time=T0)
+    for i in range(528):
+        rec.record(name="g", target="t", latency_ms=45.0, ok=i != 100, status=200 if i != 100 else 500,
+                   ts=T0 + i * 2 / 528)
+    (live,) = evaluate_live(th, rec, 2.0, 1000)
+    assert live.verdict == "insufficient" and abort_trigger([live], elapsed_s=2.0) is None
+    # The same requests as the whole of a run are beyond repair: no further requests will come.
+    (end,) = evaluate(th, rec, min_samples=1000).results
+    assert end.verdict == "fail" and "already beyond repair" in end.detail
 
 
 def test_nan_never_passes():

@@ -317,3 +317,22 @@ def test_an_undecided_step_runs_once_more_for_as_long_as_its_own_summary_says(tm
     searcher.run_step(10.0)
     assert len(runs) == 2 and runs[1] > runs[0], runs
     assert searcher.steps[-1].doc.outcome == "holds"
+
+
+@pytest.mark.slow
+def test_against_the_relay_the_answer_is_this_machines_bound_never_a_capacity(tmp_path: Path) -> None:
+    # The relay serves ~8,700 req/s at saturation (400 slots / its ~46 ms mean, `--show-profiles`); one Locust
+    # process on this machine gives out far below that, so the search must end on the generator's (or the
+    # machine's) bound, exit 2, and never call a rate the relay's capacity. Its injected errors are off so that
+    # a step's success rate is decided at once and the search reaches the rate where the generator gives out.
+    proc = subprocess.run([sys.executable, "-m", "loadtest", "capacity", "sustained", "--set", "relay.error_rate=0",
+                           "--start", "1200", "--factor", "2", "--max-steps", "3", "--warmup", "3",
+                           "--min-step", "15", "--max-step", "30", "--report-dir", str(tmp_path / "out")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    out = proc.stdout + proc.stderr
+    doc = json.loads((tmp_path / "out" / "capacity.json").read_text())
+    jsonschema.Draft202012Validator(SCHEMA).validate(doc)
+    assert proc.returncode == 2 and doc["bound"] in ("generator", "machine"), out
+    assert "bound, not the target's capacity" in doc["answer"], out
+    assert all(s["rate_rps"] < 8000 for s in doc["steps"]), out
+    assert doc["steps"][-1]["outcome"] in ("generator", "machine"), out

@@ -11,10 +11,10 @@ from loadtest.sizing import expected_requests, warnings
 def test_single_against_a_direct_provider_says_up_front_that_it_cannot_pass() -> None:
     s = load_scenario("single", Overrides(target="dall-e-4"))
     estimate = expected_requests(s)
-    # 4 users x 30 s / 4.51 s (dall-e-4's mean service time) is about 27 images.
-    assert estimate is not None and estimate.total == pytest.approx(4 * 30 / 4.5084, rel=0.01)
+    # 4 users x 60 s / 4.51 s (dall-e-4's mean service time) is about 53 images.
+    assert estimate is not None and estimate.total == pytest.approx(4 * 60 / 4.5084, rel=0.01)
     (note,) = warnings(s)
-    assert "single against dall-e-4 will make about 27 requests in 30 s" in note
+    assert "single against dall-e-4 will make about 53 requests in 60 s" in note
     assert "latency p(99) < 600 ms needs at least 500, the [gate] min_samples floor" in note
     assert "cannot pass" in note and "--duration" in note
 

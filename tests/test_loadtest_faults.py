@@ -247,9 +247,12 @@ def test_a_locust_worker_killed_mid_run_is_named(tmp_path: Path) -> None:
     assert_proves_nothing(code, out, summary, end="fault")
     # The runner saw the process die (no need to wait for Locust's heartbeat timeout) ...
     assert f"(pid {worker.pid}) was killed by SIGKILL" in reasons(summary)
-    # ... and the gate counts it lost: it never sent its last measurements.
-    assert summary["run"]["workers"] == 2 and len(summary["run"]["workers_lost"]) == 1
-    assert "1 of 2 Locust workers were lost" in reasons(summary)
+    # ... and the gate counts it lost: it never sent its last measurements. (The run stops on the fault at
+    # once; on a busy machine the other worker's last report can miss that stop too, and is then counted
+    # lost as well: what it measured last never reached the gate.)
+    lost = summary["run"]["workers_lost"]
+    assert summary["run"]["workers"] == 2 and 1 <= len(lost) <= 2
+    assert f"{len(lost)} of 2 Locust workers were lost" in reasons(summary)
     assert_nothing_left(run)
 
 

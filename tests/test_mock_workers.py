@@ -341,7 +341,9 @@ def test_midjourney_tasks_are_found_whichever_worker_is_asked(start_mock) -> Non
                         "--set", "midjourney-v7.error_rate=0")
     secret = "shop-account"
     submits = [_mj(server, "POST", "/submit/imagine", secret, {"prompt": f"Gold watch {i}"}) for i in range(16)]
-    assert [r.json()["code"] for r in submits] == [1] * 16
+    # 1: submitted; 22: submitted and queued behind the account's running tasks (on a busy machine the
+    # first ones may not have finished yet). Both are accepted tasks.
+    assert all(r.json()["code"] in (1, 22) for r in submits), [r.json()["code"] for r in submits]
     ids = [r.json()["result"] for r in submits]
     took = {r.json()["result"]: r.headers["x-mock-worker"] for r in submits}
     # Task ids are the proxy's 16 digits; the last three of worker w are w modulo 2, so no two workers
@@ -353,7 +355,7 @@ def test_midjourney_tasks_are_found_whichever_worker_is_asked(start_mock) -> Non
 
     def follow(task: str) -> dict:
         nonlocal requests, elsewhere
-        for _ in range(500):
+        for _ in range(3000):        # bounded: at least 30 s, for a queued task on a busy machine
             r = _mj(server, "GET", f"/task/{task}/fetch", secret)
             requests += 1
             assert r.status_code == 200 and r.content, f"task {task} not found by worker {r.headers['x-mock-worker']}"
@@ -377,7 +379,7 @@ def test_midjourney_tasks_are_found_whichever_worker_is_asked(start_mock) -> Non
     ups = [_mj(server, "POST", "/submit/change", secret, {"taskId": task, "action": "UPSCALE", "index": 1})
            for task in ids]
     requests += len(ups)
-    assert [r.json()["code"] for r in ups] == [1] * 16, [r.json() for r in ups]
+    assert all(r.json()["code"] in (1, 22) for r in ups), [r.json() for r in ups]
     assert all(follow(r.json()["result"])["status"] == "SUCCESS" for r in ups)
     assert _mj(server, "POST", "/submit/change", secret,
                {"taskId": "1234", "action": "UPSCALE", "index": 1}).json()["code"] == 3

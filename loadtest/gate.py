@@ -260,9 +260,18 @@ def _judge_one(t: Threshold, sel: Selection, min_samples: int, recorder: Recorde
                                    f"missing (of the {min_samples:,} the gate needs) all been fast and successful, "
                                    f"it would still be {format_value(t.metric, t.aggregation, best)}",
                                    margin=m)
-        return ThresholdResult(t, observed, samples, "insufficient", t.unit,
-                               f"only {samples:,} requests, at least {min_samples:,} needed to judge "
-                               f"(observed {shown}, limit {limit})", margin=m, needed_samples=min_samples)
+        return _too_few(t, observed, samples, min_samples, shown, limit, m)
+    return _observed(t, observed, samples, shown, limit, m)
+
+
+def _too_few(t: Threshold, observed: float, samples: int, min_samples: int, shown: str, limit: str,
+             m: Margin) -> ThresholdResult:
+    return ThresholdResult(t, observed, samples, "insufficient", t.unit,
+                           f"only {samples:,} requests, at least {min_samples:,} needed to judge "
+                           f"(observed {shown}, limit {limit})", margin=m, needed_samples=min_samples)
+
+
+def _observed(t: Threshold, observed: float, samples: int, shown: str, limit: str, m: Margin) -> ThresholdResult:
     verdict = "pass" if t.check(observed) else "fail"
     return ThresholdResult(t, observed, samples, verdict, t.unit, f"observed {shown}, limit {limit}: {m.words}",
                            margin=m)
@@ -282,12 +291,8 @@ def _judge_gateway(t: Threshold, recorder: Recorder, gateway: GatewayFacts | Non
     shown = format_value(t.metric, t.aggregation, observed)
     m = margin(t, observed)
     if needs_samples and samples < min_samples:
-        return ThresholdResult(t, observed, samples, "insufficient", t.unit,
-                               f"only {samples:,} requests, at least {min_samples:,} needed to judge "
-                               f"(observed {shown}, limit {limit})", margin=m, needed_samples=min_samples)
-    verdict = "pass" if t.check(observed) else "fail"
-    return ThresholdResult(t, observed, samples, verdict, t.unit, f"observed {shown}, limit {limit}: {m.words}",
-                           margin=m)
+        return _too_few(t, observed, samples, min_samples, shown, limit, m)
+    return _observed(t, observed, samples, shown, limit, m)
 
 
 def _best_case(t: Threshold, sel: Selection, m: int, good: int | None = None) -> float | None:

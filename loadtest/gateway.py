@@ -2,7 +2,8 @@
 
 The record (mockprovider.record, read with RecordClient) holds every upstream answer in exact
 histograms, so each figure here is exact: overhead is client p(N) minus provider p(N) of the
-answers that succeeded; amplification is upstream requests over client requests; a failover is
+answers that succeeded, or request by request where the gateway passed the suite's correlation id on
+(gateway_figures.overhead_method); amplification is upstream requests over client requests; a failover is
 a successful upstream answer from another provider or model than the one the scenario asks for.
 The figures themselves are loadtest/gateway_figures.py's, which the gate's thresholds read too;
 here they become the summary's `gateway` section, for the run and per stage.
@@ -43,8 +44,19 @@ def histogram_doc(h: Histogram) -> LatencyDoc:
     return LatencyDoc.model_validate(values)
 
 
-def _overhead(recorder: Recorder, facts: GatewayFacts, stage: str | None) -> dict[str, float | None]:
-    return {k: _r(fig.overhead(recorder, facts, "p", p, stage)) for k, p in OVERHEAD_POINTS}
+def _overhead(recorder: Recorder, facts: GatewayFacts, stage: str | None,
+              method: str | None = None) -> dict[str, float | None]:
+    return {k: _r(fig.overhead(recorder, facts, "p", p, stage, method=method)) for k, p in OVERHEAD_POINTS}
+
+
+def _overhead_doc(recorder: Recorder, facts: GatewayFacts) -> GatewayOverheadDoc:
+    pr = fig.per_request(recorder, facts)
+    return GatewayOverheadDoc(
+        **_overhead(recorder, facts, None), method=fig.overhead_method(recorder, facts),
+        matched_requests=pr.matched if pr is not None else None,
+        matched_share=round(pr.share, 6) if pr is not None else None,
+        by_percentile=_overhead(recorder, facts, None, fig.BY_PERCENTILE),
+        client_ms=latency_doc(fig.client(recorder, ok=True)), provider_ms=histogram_doc(fig.provider_ok(facts)))
 
 
 def _money(x: float | None) -> float | None:
@@ -55,7 +67,8 @@ def _stage(recorder: Recorder, facts: GatewayFacts, name: str) -> GatewayStageDo
     served, failovers = fig.served_by(facts, name)
     mean = fig.calls_mean(recorder, facts, name)
     return GatewayStageDoc(
-        name=name, overhead_ms=_overhead(recorder, facts, name), calls_mean=None if mean is None else round(mean, 6),
+        name=name, overhead_ms=_overhead(recorder, facts, name),
+        overhead_method=fig.overhead_method(recorder, facts, name), calls_mean=None if mean is None else round(mean, 6),
         calls_max=fig.calls_max(facts, name), client_requests=fig.client(recorder, name).requests,
         upstream_requests=fig.upstream_requests(facts, name), status_mix=fig.status_mix(facts, name),
         failovers=failovers, served_by=served, silent_success=fig.silent_success(recorder, name),
@@ -71,9 +84,7 @@ def describe_gateway(facts: GatewayFacts, recorder: Recorder, *, kind: str, url:
     windows = set(facts.record.window_names())
     return GatewayDoc(
         kind=kind, url=url, primary=primary if primary == primary_model else f"{primary}/{primary_model}",
-        overhead_ms=GatewayOverheadDoc(**_overhead(recorder, facts, None), method="by_percentile",
-                                       client_ms=latency_doc(fig.client(recorder, ok=True)),
-                                       provider_ms=histogram_doc(fig.provider_ok(facts))),
+        overhead_ms=_overhead_doc(recorder, facts),
         upstream_calls_per_request=GatewayCallsDoc(
             mean=None if mean is None else round(mean, 6), max=fig.calls_max(facts),
             client_requests=fig.client(recorder).requests, upstream_requests=fig.upstream_requests(facts),

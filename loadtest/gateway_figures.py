@@ -11,6 +11,9 @@ succeeded minus provider p(N) of the answers that succeeded), upstream calls per
 the status mix, failovers, cost and capability drift. From the raw entries (the record keeps the
 last `--record-cap`): the most upstream calls one client request cost, counted by the suite's
 correlation id where the gateway passed it on, and the calls that arrived after the run had ended.
+Where the gateway passed the id on for nearly every successful request, overhead is measured request by
+request instead: the client's latency (loadtest/request_samples.py) minus that of the upstream call
+that answered it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Literal
 
 import numpy as np
 
@@ -35,6 +40,13 @@ OK = "ok"
 EMPTY_SUCCESS = "empty_success"
 # The suite's clients' ids (loadtest.clients.base): "lt<pid hex>-<n>.<attempt>"; the generation is the request.
 SUITE_ID = re.compile(r"^(lt[0-9a-f]+-\d+)\.\d+$")
+# Overhead is told request by request only when at least this share of the successful requests' ids came
+# through to the upstream call that answered them: below it, the unmatched ones (a fallback route that
+# drops the header, say) could hold the whole tail, and the matched ones' P99 would flatter the gateway.
+MATCHED_ENOUGH = 0.9
+Method = Literal["by_request", "by_percentile"]
+BY_REQUEST: Method = "by_request"
+BY_PERCENTILE: Method = "by_percentile"
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,45 @@ class GatewayFacts:
     asked_pixels: int | None = None
     entries: tuple[Entry, ...] = ()
     ended_at: float | None = None
+
+    @cached_property
+    def answered_ms(self) -> dict[str, float]:
+        """Provider-side latency of the upstream call that answered each client request, by the suite's
+        generation id (the last successful call carrying it)."""
+        out: dict[str, tuple[float, float]] = {}
+        for e in self.entries:
+            if e.outcome != OK or not e.correlation_id:
+                continue
+            m = SUITE_ID.match(e.correlation_id)
+            generation = m.group(1) if m else e.correlation_id
+            done = e.arrived_at + e.total_ms / 1000.0
+            if generation not in out or done > out[generation][0]:
+                out[generation] = (done, e.total_ms)
+        return {g: ms for g, (_, ms) in out.items()}
+
+    @cached_property
+    def _per_request(self) -> dict[tuple[int, str | None], PerRequest | None]:
+        return {}
+
+
+@dataclass(frozen=True)
+class PerRequest:
+    """The successful client requests of a selection that the recorder kept one by one (`kept`), and the
+    overhead of each one matched with the upstream call that answered it."""
+    overheads_ms: np.ndarray
+    kept: int
+
+    @property
+    def matched(self) -> int:
+        return int(self.overheads_ms.size)
+
+    @property
+    def share(self) -> float:
+        return self.matched / self.kept if self.kept else 0.0
+
+    @property
+    def decides(self) -> bool:
+        return self.matched > 0 and self.share >= MATCHED_ENOUGH
 
 
 def asked_pixels(size: str) -> int | None:
@@ -82,9 +133,45 @@ def _finite(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
+def per_request(recorder: Recorder, facts: GatewayFacts, stage: str | None = None) -> PerRequest | None:
+    """Each kept successful client request's latency minus its answering upstream call's (None: the run kept
+    no requests one by one, or none succeeded)."""
+    cache = facts._per_request
+    key = (id(recorder), stage)
+    if key not in cache:
+        samples, answered = recorder.samples, facts.answered_ms
+        found: PerRequest | None = None
+        if samples is not None and len(samples):
+            kept, out = 0, []
+            for s in samples:
+                if s.ok and (stage is None or s.stage == stage):
+                    kept += 1
+                    ms = answered.get(s.generation)
+                    if ms is not None:
+                        out.append(s.latency_ms - ms)
+            found = PerRequest(np.asarray(out, dtype=float), kept) if kept else None
+        cache[key] = found
+    return cache[key]
+
+
+def overhead_method(recorder: Recorder, facts: GatewayFacts, stage: str | None = None) -> Method:
+    pr = per_request(recorder, facts, stage)
+    return BY_REQUEST if pr is not None and pr.decides else BY_PERCENTILE
+
+
 def overhead(recorder: Recorder, facts: GatewayFacts, aggregation: str, percentile: float | None = None,
-             stage: str | None = None) -> float | None:
-    """Client minus provider side of the successful requests, by percentile (p, med, max: p(100)) or by mean."""
+             stage: str | None = None, *, method: str | None = None) -> float | None:
+    """Client minus provider side of the successful requests, by percentile (p, med, max: p(100)) or by mean:
+    request by request where the correlation ids came through (`overhead_method`), else side by side."""
+    method = method or overhead_method(recorder, facts, stage)
+    pr = per_request(recorder, facts, stage) if method == BY_REQUEST else None
+    if pr is not None and pr.matched:
+        x = pr.overheads_ms
+        if aggregation == "avg":
+            return _finite(float(x.mean()))
+        p = 100.0 if aggregation == "max" else 50.0 if aggregation == "med" else percentile
+        assert p is not None
+        return _finite(float(np.percentile(x, p, method="inverted_cdf")))
     c, u = client(recorder, stage, ok=True), provider_ok(facts, stage)
     if not c.requests or not u.count:
         return None
@@ -216,7 +303,8 @@ def observe(t: Threshold, recorder: Recorder, facts: GatewayFacts) -> tuple[floa
         return None, 0, False, f"the providers' record has no window for stage {stage!r}"
     requests = client(recorder, stage).requests
     if t.metric == "gateway_overhead":
-        n = client(recorder, stage, ok=True).requests
+        pr = per_request(recorder, facts, stage)
+        n = pr.matched if pr is not None and pr.decides else client(recorder, stage, ok=True).requests
         value = overhead(recorder, facts, t.aggregation, t.percentile, stage)
         why = "" if value is not None else "no request succeeded at both ends, so there is no overhead to measure"
         return value, n, t.aggregation != "max", why
@@ -283,4 +371,5 @@ def timeline(recorder: Recorder, facts: GatewayFacts) -> list[dict[str, float | 
     return out
 
 
-__all__ = ["GatewayFacts", "SUITE_ID", "asked_pixels", "calls_per_request", "observe", "timeline"]
+__all__ = ["BY_PERCENTILE", "BY_REQUEST", "GatewayFacts", "PerRequest", "SUITE_ID", "asked_pixels",
+           "calls_per_request", "observe", "overhead_method", "per_request", "timeline"]

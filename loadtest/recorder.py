@@ -78,6 +78,8 @@ from hdrh.histogram import HdrHistogram
 
 from mockprovider.hdr import rank, to_us
 
+from .request_samples import RequestSamples
+
 __all__ = [
     "Recorder", "Selection", "Timings", "DEFAULT_POINTS", "PERCENTILE_DEFINITION", "SIGNIFICANT_FIGURES",
     "LOWEST_US", "HIGHEST_US", "OPEN_SECONDS", "FORMAT",
@@ -561,7 +563,10 @@ class Selection:
 
 
 class Recorder:
-    def __init__(self, stages: Sequence[tuple[str, float, float]] = (), start_time: float | None = None):
+    def __init__(self, stages: Sequence[tuple[str, float, float]] = (), start_time: float | None = None,
+                 samples: RequestSamples | None = None):
+        """samples: where to keep the latest requests one by one, by correlation id ([sut] runs)."""
+        self.samples = samples
         self.stages: list[tuple[str, float, float]] = sorted(
             ((str(n), float(a), float(b)) for n, a, b in stages), key=lambda s: s[1])
         self.start_time: float | None = start_time
@@ -585,9 +590,10 @@ class Recorder:
 
     def record(self, *, name: str, target: str, latency_ms: float, ok: bool, status: int | str,
                ts: float | None = None, cost_usd: float = 0.0, attempts: int = 1, failover: bool = False,
-               images: int | None = None, first_image_ms: float | None = None) -> None:
+               images: int | None = None, first_image_ms: float | None = None, request_id: str = "") -> None:
         """images: what the request delivered (default one if it succeeded); first_image_ms: when a streamed
-        generation's first image arrived, counted from the same start as latency_ms."""
+        generation's first image arrived, counted from the same start as latency_ms; request_id: the
+        correlation id its attempts carried (kept one by one only where `samples` is set)."""
         if not 0.0 <= latency_ms < math.inf:
             raise ValueError(f"latency_ms must be a finite, non-negative number, got {latency_ms!r}")
         if first_image_ms is not None and not 0.0 <= first_image_ms < math.inf:
@@ -620,6 +626,8 @@ class Recorder:
             first.count += 1
             first.buf.append(first_image_ms)
         o.buf.append(latency_ms)
+        if self.samples is not None and request_id:
+            self.samples.add(request_id.split(".", 1)[0], stage, latency_ms, ok)
 
         rel = ts - start
         s = int(rel) if rel > 0 else 0
@@ -732,6 +740,8 @@ class Recorder:
 
     def drain(self) -> dict:
         payload = self._payload()
+        if self.samples is not None:
+            payload["samples"] = self.samples.drain()
         for series in self._series.values():
             series.ok.reset()
             series.fail.reset()
@@ -762,6 +772,10 @@ class Recorder:
         if payload.get("last_ts") is not None:
             self.last_ts = max(self.last_ts or -math.inf, payload["last_ts"])
         self.peak_users = max(self.peak_users, int(payload.get("peak_users", 0)))
+        if payload.get("samples"):
+            if self.samples is None:
+                self.samples = RequestSamples()
+            self.samples.merge(payload["samples"])
         for d in payload.get("series", ()):
             key = (str(d["target"]), str(d["name"]), str(d["stage"]))
             series = self._series.get(key)

@@ -260,8 +260,15 @@ class GatewayOverheadDoc(_Doc):
     p90: float | None
     p99: float | None
     method: Literal["by_percentile", "by_request"] = Field(
-        description="by_percentile: client p(N) minus provider p(N); by_request: per request through its "
-                    "correlation id")
+        description="by_request: each successful request's latency minus that of the upstream call that "
+                    "answered it, matched through its correlation id (when at least 90 % of them matched); "
+                    "by_percentile: client p(N) minus provider p(N)")
+    matched_requests: int | None = Field(default=None, description="successful client requests matched with "
+                                                                   "their answering upstream call by id")
+    matched_share: float | None = Field(default=None, description="matched_requests over the successful client "
+                                                                  "requests kept one by one")
+    by_percentile: dict[str, float | None] = Field(default={}, description="p50, p90, p99 side by side, "
+                                                                           "whichever method decides")
     client_ms: LatencyDoc = Field(description="client side (the recorder): successful requests")
     provider_ms: LatencyDoc = Field(description="provider side (the mock's record): successful answers")
 
@@ -280,8 +287,9 @@ class GatewayStageDoc(_Doc):
     """One stage of a gateway run from both ends: the client's requests of the stage against the upstream calls
     that arrived while the providers' record had the stage's window open."""
     name: str
-    overhead_ms: dict[str, float | None] = Field(description="p50, p90, p99: client minus provider side, by "
-                                                             "percentile, of the successful requests")
+    overhead_ms: dict[str, float | None] = Field(description="p50, p90, p99: client minus provider side of the "
+                                                             "successful requests, by overhead_method")
+    overhead_method: Literal["by_percentile", "by_request"] = "by_percentile"
     calls_mean: float | None = Field(description="upstream calls / client requests in the stage")
     calls_max: int | None = Field(default=None, description="the most calls one client request cost (where the "
                                                             "correlation id came through)")

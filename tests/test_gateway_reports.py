@@ -16,6 +16,7 @@ from loadtest.recorder import Recorder
 from loadtest.report import junit, markdown
 from loadtest.report.html import write_html
 from loadtest.report.plots import gateway_over_time_figure
+from loadtest.request_samples import RequestSamples
 from loadtest.summary import ActionDoc, LoadDoc, RunDoc, ScenarioDoc, StageWindow, TargetDoc, build_summary
 from loadtest.thresholds import ThresholdError, format_value, parse_thresholds
 from mockprovider.hdr import HIGHEST_US, LOWEST_US, SIGNIFICANT_FIGURES
@@ -53,17 +54,21 @@ def entry(seq: int, model: str, window: str, outcome: str, status: int, at: floa
                  images_asked=1, images_delivered=1 if outcome == "ok" else 0, polls=0)
 
 
-def run_ends(*, drifted: int = 40, orphans: int = 1) -> tuple[Recorder, GatewayFacts]:
+def run_ends(*, drifted: int = 40, orphans: int = 1, one_by_one: bool = False,
+             fallback_ids: bool = True) -> tuple[Recorder, GatewayFacts]:
     """Before: 200 requests, each one upstream call to dall-e-4 at 40 ms; the client waited 70 ms (30 ms overhead).
     Outage: 200 requests, each first met a 503 from dall-e-4, then dall-e-4-flash served it at 20 ms (client 80 ms);
-    `drifted` of those answers were for 512x512 images. One upstream call came after the run had ended."""
-    rec = Recorder(stages=STAGES, start_time=T0)
+    `drifted` of those answers were for 512x512 images. One upstream call came after the run had ended.
+    `one_by_one`: the recorder keeps each request under its id (a [sut] run); `fallback_ids`: the gateway
+    passed the id on to the fallback too (else only to dall-e-4, as a route that drops headers would)."""
+    rec = Recorder(stages=STAGES, start_time=T0, samples=RequestSamples() if one_by_one else None)
     rec.set_users(10, ts=T0 + 0.5)
     for i in range(200):
-        rec.record(name="generate", target="dall-e-4", latency_ms=70.0, ok=True, status=200, ts=T0 + 1 + i * 0.04)
+        rec.record(name="generate", target="dall-e-4", latency_ms=70.0, ok=True, status=200, ts=T0 + 1 + i * 0.04,
+                   request_id=f"lt1a-{i}")
     for i in range(200):
         rec.record(name="generate", target="dall-e-4", latency_ms=80.0, ok=i % 50 != 0,
-                   status=200 if i % 50 else "empty_success", ts=T0 + 11 + i * 0.04)
+                   status=200 if i % 50 else "empty_success", ts=T0 + 11 + i * 0.04, request_id=f"lt1a-{200 + i}")
     rec.stop(T0 + 20)
     pixels = {SQUARE: 200 - drifted, 512 * 512: drifted} if drifted else {SQUARE: 200}
     s = [series("dall-e-4", "before", "ok", [40.0] * 200, 200),
@@ -82,7 +87,8 @@ def run_ends(*, drifted: int = 40, orphans: int = 1) -> tuple[Recorder, GatewayF
     for i in range(200):
         at = T0 + 11 + i * 0.04
         entries += [entry(201 + 2 * i, "dall-e-4", "outage", "error", 503, at, 5.0, f"lt1a-{200 + i}.1"),
-                    entry(202 + 2 * i, "dall-e-4-flash", "outage", "ok", 200, at + 0.01, 20.0, f"lt1a-{200 + i}.1")]
+                    entry(202 + 2 * i, "dall-e-4-flash", "outage", "ok", 200, at + 0.01, 20.0,
+                          f"lt1a-{200 + i}.1" if fallback_ids else None)]
     entries += [entry(601 + i, "dall-e-4", "outage", "ok", 200, T0 + 25, 40.0, None) for i in range(orphans)]
     facts = GatewayFacts(record=record, primary="dall-e-4", primary_model="dall-e-4", profiles=load_profiles(),
                          asked_pixels=asked_pixels("1024x1024"), entries=tuple(entries), ended_at=T0 + 20)
@@ -137,6 +143,54 @@ def test_the_gateway_section_per_stage_from_both_ends() -> None:
     assert (before.silent_success, outage.silent_success) == (0, 4)
     assert (before.capability_drift, outage.capability_drift) == (0, 40)
     assert outage.status_mix == {"200": 200, "503": 200}
+
+
+def test_overhead_request_by_request_where_the_ids_came_through() -> None:
+    rec, facts = run_ends(one_by_one=True)
+    g = describe_gateway(facts, rec, kind="litellm", url="http://gw")
+    o = g.overhead_ms
+    # Each request against the call that answered it: 30 ms before (200), 60 ms in the outage (196 succeeded).
+    assert o.method == "by_request" and o.matched_requests == 396 and o.matched_share == 1.0
+    assert (o.p50, o.p99) == (pytest.approx(30.0, abs=0.01), pytest.approx(60.0, abs=0.01))
+    # Side by side the percentiles pair different requests: the run's P50 (client 70 ms, provider 20 ms).
+    assert o.by_percentile["p50"] == pytest.approx(50.0, abs=0.1)
+    before, outage = g.stages
+    assert before.overhead_method == outage.overhead_method == "by_request"
+    assert (before.overhead_ms["p99"], outage.overhead_ms["p50"]) == (pytest.approx(30.0), pytest.approx(60.0))
+    # The gate's threshold reads the same figure, over the matched requests.
+    verdict = judge(parse_thresholds({"gateway_overhead": ["p(99)<50"]}), rec, None, None, min_samples=100,
+                    gateway=facts)
+    (result,) = verdict.results
+    assert result.verdict == "fail" and result.observed == pytest.approx(60.0, abs=0.01) and result.samples == 396
+
+
+def test_overhead_falls_back_to_percentiles_when_the_ids_are_lost_on_the_way() -> None:
+    # The fallback route dropped the header: 200 of the 396 successes matched, too few to stand for them all.
+    rec, facts = run_ends(one_by_one=True, fallback_ids=False)
+    g = describe_gateway(facts, rec, kind="litellm", url="http://gw")
+    assert g.overhead_ms.method == "by_percentile" and g.overhead_ms.matched_requests == 200
+    assert g.overhead_ms.matched_share == pytest.approx(200 / 396, abs=1e-6)
+    assert g.overhead_ms.p50 == pytest.approx(50.0, abs=0.1)
+    before, outage = g.stages
+    assert (before.overhead_method, outage.overhead_method) == ("by_request", "by_percentile")
+    # Without requests kept one by one (no [sut]), there is nothing to match.
+    rec, facts = run_ends()
+    assert describe_gateway(facts, rec, kind="litellm", url="http://gw").overhead_ms.matched_requests is None
+
+
+def test_requests_kept_one_by_one_travel_from_workers_to_the_master_and_stay_capped() -> None:
+    worker = Recorder(stages=STAGES, start_time=T0, samples=RequestSamples())
+    for i in range(5):
+        worker.record(name="generate", target="t", latency_ms=10.0 + i, ok=i != 4, status=200, ts=T0 + 1 + i,
+                      request_id=f"lt9-{i}.2")
+    master = Recorder(stages=STAGES, start_time=T0)
+    master.merge(worker.drain())
+    assert master.samples is not None and [s.generation for s in master.samples] == [f"lt9-{i}" for i in range(5)]
+    assert [s.ok for s in master.samples][-1] is False and len(worker.samples or ()) == 0
+    capped = RequestSamples(cap=3)
+    for i in range(5):
+        capped.add(f"g{i}", "before", 1.0, True)
+    assert [s.generation for s in capped] == ["g2", "g3", "g4"] and capped.dropped == 2
 
 
 def test_the_timeline_lines_up_both_ends_by_second() -> None:
@@ -237,7 +291,7 @@ def test_summary_md_has_the_gateway_figures_and_stages() -> None:
     assert "| Failovers | 200; served by dall-e-4: 200, dall-e-4-flash: 200 |" in md
     assert "| Capability drift | 40 answers of another size than 1024x1024 |" in md
     assert "| Orphaned upstream calls | 1 arrived after the run had ended |" in md
-    assert "| outage | 60.0 | 60.0 | 2.000 | 2 | 200: 200, 503: 200 | 200 | 4 | 40 |" in md
+    assert "| outage | 60.0 | 60.0 | percentile | 2.000 | 2 | 200: 200, 503: 200 | 200 | 4 | 40 |" in md
     assert "| gateway_overhead p(99) < 50 ms | 40 ms | — | < 50 ms | ✅ pass |" in md
 
 

@@ -57,6 +57,7 @@ from ..health import HealthReport, HealthSamples, assess
 from ..provider_side import RecordSession, describe
 from ..recorder import Recorder
 from ..report import FILES, ReportWriteError, write_all, write_text
+from ..request_samples import RequestSamples
 from ..scenario import Scenario, Target
 from ..summary import (
     ActionDoc,
@@ -94,7 +95,10 @@ class TestRun:
         scenario = suite.scenario
         self.suite = suite
         self.number = number
-        self.recorder = Recorder(stages=scenario.load.windows())
+        # A gateway run keeps the latest requests one by one too: its overhead is measured request by request
+        # where the gateway passes the suite's correlation id on (loadtest/gateway_figures.py).
+        self.recorder = Recorder(stages=scenario.load.windows(),
+                                 samples=RequestSamples() if scenario.sut is not None else None)
         self.samples = HealthSamples()
         self.sampler = HealthSampler(self.samples)
         self.driver: LoadDriver = driver_for(scenario.load)
@@ -347,7 +351,7 @@ class SuiteRun:
             run.recorder.record(name=name, target=context.target, latency_ms=response_time, ok=exception is None,
                                 status=context.status, cost_usd=context.cost_usd, attempts=context.attempts,
                                 failover=context.failover, images=context.images if exception is None else 0,
-                                first_image_ms=context.first_image_ms)
+                                first_image_ms=context.first_image_ms, request_id=context.request_id)
             return
         # A request from a plain Locust client in a team's own locustfile.
         code = getattr(kw.get("response"), "status_code", None)

@@ -145,7 +145,8 @@ def gateway_lines(g: GatewayDoc) -> list[str]:
     return [
         f"{'Gateway':<14}{g.kind} at {g.url}, primary {g.primary}",
         f"{'  overhead ms':<14}p50 {_ms(o.p50)}, p90 {_ms(o.p90)}, p99 {_ms(o.p99)} "
-        f"(client minus provider, {o.method.replace('_', ' ')})",
+        f"(client minus provider, {o.method.replace('_', ' ')}"
+        + (f", {o.matched_requests:,} matched by id)" if o.method == "by_request" else ")"),
         f"{'  upstream':<14}{mean} calls per request ({calls.upstream_requests:,} for {calls.client_requests:,}"
         + (f", at most {calls.max}" if calls.max is not None else "") + f"); status {mix}",
         f"{'  served by':<14}{served}; failovers {g.failovers:,}; silent 200s {g.silent_success:,}",

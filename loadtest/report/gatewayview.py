@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..summary import GatewayDoc
 
-STAGE_HEADER = ("Stage", "Overhead p50 (ms)", "Overhead p99 (ms)", "Calls per request", "Most calls",
+STAGE_HEADER = ("Stage", "Overhead p50 (ms)", "Overhead p99 (ms)", "Overhead by", "Calls per request", "Most calls",
                 "Upstream status", "Failovers", "Silent 200s", "Drift", "Upstream cost")
 
 
@@ -28,7 +28,13 @@ def _count(x: int | None, missing: str) -> str:
 def figure_rows(g: GatewayDoc) -> list[tuple[str, str]]:
     """(figure, value) for the whole run, in words a reader takes in at a glance."""
     o, calls = g.overhead_ms, g.upstream_calls_per_request
-    method = "per request" if o.method == "by_request" else "client p(N) minus provider p(N)"
+    if o.method == "by_request":
+        method = f"request by request, {o.matched_requests or 0:,} matched by correlation id"
+    else:
+        method = "client p(N) minus provider p(N)"
+        if o.matched_share is not None:
+            method += (f"; only {o.matched_share:.0%} of the requests' ids reached the upstream call that "
+                       f"answered them")
     mean = "n/a" if calls.mean is None else f"{calls.mean:.3f}"
     most = "n/a (the gateway did not pass the correlation id on)" if calls.max is None else f"{calls.max:,}"
     cost = _usd(g.upstream_cost_usd)
@@ -53,6 +59,7 @@ def figure_rows(g: GatewayDoc) -> list[tuple[str, str]]:
 
 def stage_rows(g: GatewayDoc) -> list[tuple[str, ...]]:
     return [(s.name, _ms(s.overhead_ms.get("p50")), _ms(s.overhead_ms.get("p99")),
+             "request" if s.overhead_method == "by_request" else "percentile",
              "n/a" if s.calls_mean is None else f"{s.calls_mean:.3f}", _count(s.calls_max, "n/a"),
              _mix(s.status_mix), f"{s.failovers:,}", f"{s.silent_success:,}", _count(s.capability_drift, "n/a"),
              _usd(s.upstream_cost_usd)) for s in g.stages]
@@ -63,6 +70,7 @@ def properties(g: GatewayDoc) -> list[tuple[str, float | int | str | None]]:
     o, calls = g.overhead_ms, g.upstream_calls_per_request
     return [("gateway.kind", g.kind), ("gateway.url", g.url), ("gateway.overhead_p50_ms", o.p50),
             ("gateway.overhead_p90_ms", o.p90), ("gateway.overhead_p99_ms", o.p99),
+            ("gateway.overhead_method", o.method), ("gateway.overhead_matched_requests", o.matched_requests),
             ("gateway.upstream_calls_per_request_mean", calls.mean),
             ("gateway.upstream_calls_per_request_max", calls.max),
             ("gateway.upstream_requests", calls.upstream_requests), ("gateway.failovers", g.failovers),

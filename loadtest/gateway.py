@@ -11,6 +11,7 @@ here they become the summary's `gateway` section, for the run and per stage.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 
 from mockprovider.profile import Profile
@@ -92,7 +93,10 @@ def describe_gateway(facts: GatewayFacts, recorder: Recorder, *, kind: str, url:
         failovers=failovers, served_by=served, upstream_requests_by_provider=fig.requests_by_provider(facts),
         silent_success=fig.silent_success(recorder), upstream_images=fig.images(facts),
         upstream_cost_usd=_money(fig.cost(facts)), first_time_cost_usd=_money(fig.first_time_cost(recorder, facts)),
-        orphaned_upstream_calls=fig.orphaned(facts), capability_drift=fig.capability_drift(facts),
+        orphaned_upstream_calls=fig.orphaned(recorder, facts), orphaned_after_end=fig.orphaned_after_end(facts),
+        orphaned_after_give_up=fig.orphaned_after_give_up(recorder, facts),
+        orphan_watch_s=None if facts.watched_s is None else round(facts.watched_s, 3),
+        capability_drift=fig.capability_drift(facts),
         asked_size=asked_size,
         stages=[_stage(recorder, facts, name) for name, _, _ in recorder.stages if name in windows],
         timeline=[GatewayTimelineRow.model_validate(row) for row in fig.timeline(recorder, facts)])
@@ -114,11 +118,12 @@ def read_facts(mock_url: str, *, primary: str, primary_model: str, profiles: Map
                token: str | None = None) -> GatewayFacts:
     """The providers' record behind the gateway, read from the mock at `mock_url` (RecordError if it cannot be)."""
     client = RecordClient(mock_url, token=token)
+    read_at = time.time()
     record = client.summary()
     entries = tuple(client.entries(page_size=10_000)) if record.raw.get("cap", 0) > 0 else ()
     return GatewayFacts(record=record, primary=primary, primary_model=primary_model, profiles=profiles,
                         asked_pixels=fig.asked_pixels(asked_size) if asked_size else None, entries=entries,
-                        ended_at=ended_at)
+                        ended_at=ended_at, watched_s=None if ended_at is None else max(0.0, read_at - ended_at))
 
 
 def read_gateway(mock_url: str, *, kind: str, url: str, primary: str, primary_model: str, recorder: Recorder,

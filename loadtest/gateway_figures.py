@@ -55,7 +55,8 @@ class GatewayFacts:
 
     `primary`/`primary_model`: where a request should go (the scenario's target); `asked_pixels`: width x
     height of each image the client asked for (None: a size the client left to the API, e.g. "auto");
-    `entries`: the record's raw entries; `ended_at`: wall clock when Locust stopped."""
+    `entries`: the record's raw entries; `ended_at`: wall clock when Locust stopped; `watched_s`: how long
+    after it the record was read (the calls arriving in between are orphaned)."""
     record: RecordSummary
     primary: str
     primary_model: str
@@ -63,6 +64,7 @@ class GatewayFacts:
     asked_pixels: int | None = None
     entries: tuple[Entry, ...] = ()
     ended_at: float | None = None
+    watched_s: float | None = None     # how long after `ended_at` the record was read
 
     @cached_property
     def answered_ms(self) -> dict[str, float]:
@@ -72,8 +74,7 @@ class GatewayFacts:
         for e in self.entries:
             if e.outcome != OK or not e.correlation_id:
                 continue
-            m = SUITE_ID.match(e.correlation_id)
-            generation = m.group(1) if m else e.correlation_id
+            generation = _generation(e.correlation_id)
             done = e.arrived_at + e.total_ms / 1000.0
             if generation not in out or done > out[generation][0]:
                 out[generation] = (done, e.total_ms)
@@ -200,8 +201,7 @@ def calls_per_request(entries: Iterable[Entry]) -> int | None:
     counts: Counter[str] = Counter()
     for e in entries:
         if e.correlation_id:
-            m = SUITE_ID.match(e.correlation_id)
-            counts[m.group(1) if m else e.correlation_id] += 1
+            counts[_generation(e.correlation_id)] += 1
     return max(counts.values()) if counts else None
 
 
@@ -286,11 +286,44 @@ def capability_drift(facts: GatewayFacts, stage: str | None = None) -> int | Non
     return drifted if known else None
 
 
-def orphaned(facts: GatewayFacts) -> int | None:
+def _generation(correlation_id: str) -> str:
+    m = SUITE_ID.match(correlation_id)
+    return m.group(1) if m else correlation_id
+
+
+def orphaned_after_end(facts: GatewayFacts) -> int | None:
     """Upstream calls that arrived after the run had ended (None: the entries were not read)."""
     if facts.ended_at is None or not facts.entries:
         return None
     return sum(1 for e in facts.entries if e.arrived_at > facts.ended_at)
+
+
+def orphaned_after_give_up(recorder: Recorder, facts: GatewayFacts) -> int | None:
+    """Upstream calls made for a client request after the client had its failure (a timeout, the gateway's
+    error) and gave the request up, while the run went on; by correlation id (None: no requests kept one by
+    one, or no upstream call carried an id)."""
+    samples = recorder.samples
+    if samples is None or not len(samples) or not facts.entries:
+        return None
+    gave_up = {s.generation: s.ended_at for s in samples if not s.ok}
+    end = math.inf if facts.ended_at is None else facts.ended_at
+    late, ids = 0, False
+    for e in facts.entries:
+        if e.correlation_id:
+            ids = True
+            at = gave_up.get(_generation(e.correlation_id))
+            if at is not None and at < e.arrived_at <= end:
+                late += 1
+    return late if ids else None
+
+
+def orphaned(recorder: Recorder, facts: GatewayFacts) -> int | None:
+    """Upstream work nobody waits for any more: calls after the run had ended, and calls for a request its
+    client had already given up (None: the entries were not read)."""
+    after_end = orphaned_after_end(facts)
+    if after_end is None:
+        return None
+    return after_end + (orphaned_after_give_up(recorder, facts) or 0)
 
 
 # --- thresholds ---------------------------------------------------------------------------------
@@ -326,7 +359,7 @@ def observe(t: Threshold, recorder: Recorder, facts: GatewayFacts) -> tuple[floa
             "the size the client asks is not width x height, or no successful upstream answer recorded one "
             "(the record keeps the size of OpenAI-wire requests)")
     if t.metric == "orphaned_upstream_calls":
-        late = orphaned(facts)
+        late = orphaned(recorder, facts)
         return (float(late) if late is not None else None), requests, False, (
             "the record's raw entries were not read, so late upstream calls cannot be told")
     if t.metric == "upstream_cost_usd":

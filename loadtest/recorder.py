@@ -627,7 +627,7 @@ class Recorder:
             first.buf.append(first_image_ms)
         o.buf.append(latency_ms)
         if self.samples is not None and request_id:
-            self.samples.add(request_id.split(".", 1)[0], stage, latency_ms, ok)
+            self.samples.add(request_id.split(".", 1)[0], stage, latency_ms, ok, ts)
 
         rel = ts - start
         s = int(rel) if rel > 0 else 0

@@ -22,6 +22,7 @@ class Sample:
     stage: str
     latency_ms: float
     ok: bool
+    ended_at: float      # wall clock when the client had its answer (or gave up)
 
 
 class RequestSamples:
@@ -32,10 +33,10 @@ class RequestSamples:
         self._rows: deque[Sample] = deque(maxlen=cap)
         self.dropped = 0                      # pushed out by newer ones (the oldest go first)
 
-    def add(self, generation: str, stage: str, latency_ms: float, ok: bool) -> None:
+    def add(self, generation: str, stage: str, latency_ms: float, ok: bool, ended_at: float) -> None:
         if len(self._rows) == self.cap:
             self.dropped += 1
-        self._rows.append(Sample(generation, stage, latency_ms, ok))
+        self._rows.append(Sample(generation, stage, latency_ms, ok, ended_at))
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -47,13 +48,13 @@ class RequestSamples:
 
     def drain(self) -> list[list[object]]:
         """A worker's samples since its last report, handed to the master (which keeps them)."""
-        rows: list[list[object]] = [[s.generation, s.stage, s.latency_ms, s.ok] for s in self._rows]
+        rows: list[list[object]] = [[s.generation, s.stage, s.latency_ms, s.ok, s.ended_at] for s in self._rows]
         self._rows.clear()
         return rows
 
     def merge(self, rows: Iterable[Sequence[object]]) -> None:
-        for generation, stage, latency_ms, ok in rows:
-            self.add(str(generation), str(stage), float(latency_ms), bool(ok))  # type: ignore[arg-type]
+        for generation, stage, latency_ms, ok, ended_at in rows:
+            self.add(str(generation), str(stage), float(latency_ms), bool(ok), float(ended_at))  # type: ignore[arg-type]
 
 
 __all__ = ["DEFAULT_CAP", "RequestSamples", "Sample"]

@@ -332,8 +332,15 @@ class GatewayDoc(_Doc):
     upstream_cost_usd: float | None = Field(description="images the providers delivered x each one's price")
     first_time_cost_usd: float | None = Field(default=None, description="the cost had every client request "
                                                                         "succeeded first time on the primary")
-    orphaned_upstream_calls: int | None = Field(default=None, description="upstream requests that arrived after "
-                                                                          "the run had ended")
+    orphaned_upstream_calls: int | None = Field(default=None, description="upstream work nobody waited for: "
+                                                "orphaned_after_end + orphaned_after_give_up")
+    orphaned_after_end: int | None = Field(default=None, description="upstream requests that arrived after the "
+                                                                     "run had ended, while orphan_watch_s lasted")
+    orphaned_after_give_up: int | None = Field(default=None, description="upstream requests made for a client "
+                                               "request after its client had its failure and gave it up, by "
+                                               "correlation id (null: no ids came through)")
+    orphan_watch_s: float | None = Field(default=None, description="how long after the end the providers were "
+                                                                   "watched for them ([sut] orphan_watch)")
     capability_drift: int | None = Field(default=None, description="successful upstream answers for images of "
                                                                    "another size (pixel count) than the client "
                                                                    "asked; null where the size is not width x "

@@ -37,6 +37,8 @@ from .fields import Problems, Table
 
 KINDS = ("litellm", "command")
 DEFAULT_HEALTH = {"litellm": "/health/liveliness", "command": "/health"}
+DEFAULT_ORPHAN_WATCH_S = 5.0
+MAX_ORPHAN_WATCH_S = 600.0
 # LiteLLM's proxy CLI (litellm/proxy/proxy_cli.py, the `litellm` console script), run by this interpreter.
 LITELLM_COMMAND = ("{python}", "-m", "litellm.proxy.proxy_cli", "--config", "{config}", "--host", "127.0.0.1",
                    "--port", "{port}", "--num_workers", "1")
@@ -93,6 +95,9 @@ class Sut:
     base_path: str = ""
     env: Mapping[str, str] = field(default_factory=dict)
     litellm: Mapping[str, Any] = field(default_factory=dict)   # kind = "litellm": the proxy's config
+    # After Locust stops, how long the providers are still watched for calls the gateway goes on making
+    # (orphaned upstream work) before the record is read and the gateway stopped.
+    orphan_watch_s: float = DEFAULT_ORPHAN_WATCH_S
 
     @property
     def name(self) -> str:
@@ -116,7 +121,8 @@ def parse_sut(raw: Any, problems: Problems) -> Sut | None:
     t = Table(raw, "sut", problems)
     if not isinstance(raw, Mapping):
         return None
-    t.only({"kind", "command", "health", "ready_timeout", "stop_timeout", "base_path", "env", "litellm"})
+    t.only({"kind", "command", "health", "ready_timeout", "stop_timeout", "base_path", "env", "litellm",
+            "orphan_watch"})
     kind = t.choice("kind", "litellm", KINDS)
     command: tuple[str, ...] = LITELLM_COMMAND
     if kind == "command":
@@ -156,6 +162,11 @@ def parse_sut(raw: Any, problems: Problems) -> Sut | None:
         for name in sorted(unknown_placeholders(value, kind)):
             t.fail(what, f"has a placeholder {{{name}}} that is not known; known: "
                          f"{', '.join('{' + n + '}' for n in sorted(known_placeholders(kind)))}")
+    watch = t.duration("orphan_watch", DEFAULT_ORPHAN_WATCH_S)
+    if not 0 <= watch <= MAX_ORPHAN_WATCH_S:
+        t.fail("orphan_watch", f"must be 0 s to {MAX_ORPHAN_WATCH_S:g} s (how long the providers are watched "
+                               f"after the run for calls the gateway still makes), got {watch:g} s")
+        watch = DEFAULT_ORPHAN_WATCH_S
     return Sut(kind=kind, command=command, health=health, base_path=base_path.rstrip("/"), env=env,
                litellm=config, ready_timeout_s=t.duration("ready_timeout", 120.0, positive=True),
-               stop_timeout_s=t.duration("stop_timeout", 15.0, positive=True))
+               stop_timeout_s=t.duration("stop_timeout", 15.0, positive=True), orphan_watch_s=watch)

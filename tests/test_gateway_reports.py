@@ -189,8 +189,33 @@ def test_requests_kept_one_by_one_travel_from_workers_to_the_master_and_stay_cap
     assert [s.ok for s in master.samples][-1] is False and len(worker.samples or ()) == 0
     capped = RequestSamples(cap=3)
     for i in range(5):
-        capped.add(f"g{i}", "before", 1.0, True)
+        capped.add(f"g{i}", "before", 1.0, True, T0 + i)
     assert [s.generation for s in capped] == ["g2", "g3", "g4"] and capped.dropped == 2
+
+
+def test_orphaned_work_after_the_end_and_after_the_client_gave_up() -> None:
+    rec = Recorder(stages=STAGES, start_time=T0, samples=RequestSamples())
+    # lt2-1 succeeded; lt2-2 timed out at T0 + 5 (30 s after it began), lt2-3 failed at T0 + 6.
+    rec.record(name="g", target="dall-e-4", latency_ms=50.0, ok=True, status=200, ts=T0 + 2, request_id="lt2-1")
+    rec.record(name="g", target="dall-e-4", latency_ms=3000.0, ok=False, status="timeout", ts=T0 + 5,
+               request_id="lt2-2")
+    rec.record(name="g", target="dall-e-4", latency_ms=40.0, ok=False, status=502, ts=T0 + 6, request_id="lt2-3")
+    rec.stop(T0 + 20)
+    _, base = run_ends()
+    entries = (entry(1, "dall-e-4", "before", "ok", 200, T0 + 1.95, 40.0, "lt2-1.1"),
+               entry(2, "dall-e-4", "before", "error", 503, T0 + 3, 5.0, "lt2-2.1"),
+               entry(3, "dall-e-4", "before", "error", 503, T0 + 6.5, 5.0, "lt2-2.1"),   # after its client gave up
+               entry(4, "dall-e-4", "before", "ok", 200, T0 + 9, 40.0, "lt2-3.1"),       # ditto
+               entry(5, "dall-e-4", "outage", "ok", 200, T0 + 24, 40.0, "lt2-2.1"),      # after the end
+               entry(6, "dall-e-4", "outage", "ok", 200, T0 + 25, 40.0, None))           # ditto
+    facts = GatewayFacts(record=base.record, primary="dall-e-4", primary_model="dall-e-4", profiles=load_profiles(),
+                         entries=entries, ended_at=T0 + 20, watched_s=5.2)
+    g = describe_gateway(facts, rec, kind="litellm", url="http://gw")
+    assert (g.orphaned_after_end, g.orphaned_after_give_up, g.orphaned_upstream_calls) == (2, 2, 4)
+    assert g.orphan_watch_s == 5.2
+    verdict = judge(parse_thresholds({"orphaned_upstream_calls": ["count==0"]}), rec, None, None, min_samples=1,
+                    gateway=facts)
+    assert verdict.results[0].verdict == "fail" and verdict.results[0].observed == 4
 
 
 def test_the_timeline_lines_up_both_ends_by_second() -> None:
@@ -290,7 +315,8 @@ def test_summary_md_has_the_gateway_figures_and_stages() -> None:
     assert "| Upstream status mix | 200: 400, 503: 200 |" in md
     assert "| Failovers | 200; served by dall-e-4: 200, dall-e-4-flash: 200 |" in md
     assert "| Capability drift | 40 answers of another size than 1024x1024 |" in md
-    assert "| Orphaned upstream calls | 1 arrived after the run had ended |" in md
+    assert ("| Orphaned upstream calls | 1: 1 after the run had ended; n/a without correlation ids for requests "
+            "their client had already given up |") in md
     assert "| outage | 60.0 | 60.0 | percentile | 2.000 | 2 | 200: 200, 503: 200 | 200 | 4 | 40 |" in md
     assert "| gateway_overhead p(99) < 50 ms | 40 ms | — | < 50 ms | ✅ pass |" in md
 

@@ -43,6 +43,9 @@ def test_a_command_gateway_is_parsed_with_its_health_path() -> None:
     assert s.sut is not None
     assert s.sut.command == ("./gw", "--port", "{port}")
     assert (s.sut.health, s.sut.base_path, s.sut.ready_timeout_s) == ("/healthz", "/v1", 5.0)
+    assert s.sut.orphan_watch_s == 5.0        # the default watch for calls the gateway makes after the end
+    s = parse_scenario(scenario_with({"kind": "command", "command": ["./gw", "{port}"], "orphan_watch": "0s"}))
+    assert s.sut is not None and s.sut.orphan_watch_s == 0.0
 
 
 @pytest.mark.parametrize("sut, words", [
@@ -54,6 +57,8 @@ def test_a_command_gateway_is_parsed_with_its_health_path() -> None:
     ({"kind": "litellm", "command": ["x"], "litellm": {"model_list": [{}]}}, "sut.command is for kind = \"command\""),
     ({"kind": "command", "command": ["./gw", "{port}"], "health": "healthz"}, "sut.health must be a path"),
     ({"kind": "command", "command": ["./gw", "{port}"], "colour": 1}, "sut: unknown key(s) colour"),
+    ({"kind": "command", "command": ["./gw", "{port}"], "orphan_watch": "20m"}, "sut.orphan_watch must be 0 s to 600 s"),
+    ({"kind": "command", "command": ["./gw", "{port}"], "orphan_watch": "soon"}, "sut.orphan_watch"),
     ("litellm", "sut must be a table"),
 ])
 def test_every_mistake_in_sut_is_named(sut: object, words: str) -> None:

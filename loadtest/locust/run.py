@@ -657,6 +657,12 @@ class SuiteRun:
         ended_at = None
         if run.stopped_perf is not None:
             ended_at = run.started_at.timestamp() + (run.stopped_perf - run.started_perf)
+            # The gateway still runs: watch for the calls it goes on making for requests nobody waits for.
+            assert s.sut is not None
+            left = s.sut.orphan_watch_s - (time.perf_counter() - run.stopped_perf)
+            if left > 0:
+                log.info("watching the providers for %.0f s for upstream calls the gateway still makes", left)
+                gevent.sleep(left)
         try:
             facts: GatewayFacts | None = read_facts(
                 self.mock_url, primary=s.target.name, primary_model=s.target.model,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..exitcodes import ExitCode
 from ..summary import GatewayDoc, Summary, delta_words
 from ..thresholds import format_value
-from . import sides
+from . import gatewayview, sides
 
 __all__ = ["render", "verdict_line"]
 
@@ -153,5 +153,4 @@ def gateway_lines(g: GatewayDoc) -> list[str]:
         f"{'  cost':<14}{cost} upstream{first}",
     ] + ([f"{'  drift':<14}{g.capability_drift:,} answers of another size than {g.asked_size or 'asked'}"]
          if g.capability_drift else []) + (
-        [f"{'  orphaned':<14}{g.orphaned_upstream_calls:,} upstream calls after the run had ended"]
-        if g.orphaned_upstream_calls else [])
+        [f"{'  orphaned':<14}{gatewayview.orphaned_text(g)}"] if g.orphaned_upstream_calls else [])

@@ -52,9 +52,18 @@ def figure_rows(g: GatewayDoc) -> list[tuple[str, str]]:
         ("Silent successes", f"{g.silent_success:,} HTTP 200s with fewer images than asked (counted as failures)"),
         ("Upstream cost", cost),
         ("Capability drift", drift),
-        ("Orphaned upstream calls", _count(g.orphaned_upstream_calls, "n/a (raw entries not read)")
-         + ("" if g.orphaned_upstream_calls is None else " arrived after the run had ended")),
+        ("Orphaned upstream calls", orphaned_text(g)),
     ]
+
+
+def orphaned_text(g: GatewayDoc) -> str:
+    if g.orphaned_upstream_calls is None:
+        return "n/a (raw entries not read)"
+    watched = "" if g.orphan_watch_s is None else f", watched {g.orphan_watch_s:.1f} s"
+    gave_up = ("n/a without correlation ids" if g.orphaned_after_give_up is None
+               else f"{g.orphaned_after_give_up:,}")
+    return (f"{g.orphaned_upstream_calls:,}: {g.orphaned_after_end or 0:,} after the run had ended{watched}; "
+            f"{gave_up} for requests their client had already given up")
 
 
 def stage_rows(g: GatewayDoc) -> list[tuple[str, ...]]:
@@ -77,7 +86,9 @@ def properties(g: GatewayDoc) -> list[tuple[str, float | int | str | None]]:
             ("gateway.silent_success", g.silent_success), ("gateway.upstream_cost_usd", g.upstream_cost_usd),
             ("gateway.first_time_cost_usd", g.first_time_cost_usd),
             ("gateway.capability_drift", g.capability_drift),
-            ("gateway.orphaned_upstream_calls", g.orphaned_upstream_calls)]
+            ("gateway.orphaned_upstream_calls", g.orphaned_upstream_calls),
+            ("gateway.orphaned_after_end", g.orphaned_after_end),
+            ("gateway.orphaned_after_give_up", g.orphaned_after_give_up), ("gateway.orphan_watch_s", g.orphan_watch_s)]
 
 
-__all__ = ["STAGE_HEADER", "figure_rows", "properties", "stage_rows"]
+__all__ = ["STAGE_HEADER", "figure_rows", "orphaned_text", "properties", "stage_rows"]

@@ -233,3 +233,31 @@ def test_every_latency_threshold_carries_the_provider_sides_figure_and_the_gap()
     assert passing.results[0].passed and side is not None and side.attribution is None
     assert side.observed == pytest.approx(40.0, rel=2e-3)
     assert side.gap == pytest.approx(passing.results[0].observed - side.observed, abs=2e-3)
+
+
+def test_every_report_shows_a_thresholds_provider_side_and_whose_breach_it_is(tmp_path):
+    from datetime import UTC, datetime
+
+    from loadtest.report import console, markdown
+    from loadtest.report.html import write_html
+    from loadtest.summary import LoadDoc, RunDoc, ScenarioDoc, StageWindow, TargetDoc, build_summary
+
+    rec = client(799.2)
+    v = judge(parse_thresholds({"latency": ["p(99)<600"], "success": ["rate>=0.99"]}), rec, peaked(), None,
+              min_samples=100, provider=provider_fast())
+    summary = build_summary(
+        scenario=ScenarioDoc(name="flash_sale", load_model="closed", planned_s=10.0, min_samples=100,
+                             stages=[StageWindow(name="steady", start_s=0.0, end_s=10.0)]),
+        target=TargetDoc(name="relay", api="relay", base_url="http://127.0.0.1:8000/relay", model="midjourney-v7"),
+        recorder=rec, verdict=v, health=None, run=RunDoc(end="schedule", planned_s=10.0, elapsed_s=10.0),
+        load=LoadDoc(model="closed", peak_users=1700), started_at=datetime.fromtimestamp(T0, UTC), duration_s=10.0)
+    words = "90.0 ms, gap +709.2 ms: the generator's"
+    md = markdown.render(summary)
+    assert "| Threshold | Observed | Provider side |" in md and words in md
+    # The success rate has no provider-side figure: its cell says so.
+    success_row = next(line for line in md.splitlines() if line.startswith("| success"))
+    assert success_row.split(" | ")[2] == "—"
+    text = console.render(summary)
+    assert words in text and "provider side" in text
+    page = write_html(summary, tmp_path).read_text(encoding="utf-8")
+    assert "provider side</th>" in page and words.replace("'", "&#x27;") in page

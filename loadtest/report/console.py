@@ -82,6 +82,8 @@ def render(summary: Summary, color: bool = False) -> str:
             shown = r.interval_words(False)
             interval = (f"  [{shown}]" if shown else "").ljust(interval_w + 4) if interval_w else ""
             lines.append(f"  {tag} {label:<{label_w}}  {observed:>14}{interval}  {why}")
+            if r.provider_side is not None:
+                lines.append(f"  {'':<12} {'provider side':<{label_w}}  {sides.threshold_words(r.provider_side)}")
     else:
         lines.append("Thresholds    none defined")
     lines.append(rule)

@@ -196,6 +196,8 @@ THRESHOLD_COLUMNS: list[ThresholdColumn] = [
                             f'{esc(t.get("expression"))}</code>', False),
     ("scope", lambda t: esc(_scope(t)), False),
     ("observed", lambda t: esc(fmt_observed(t)), True),
+    # Latency thresholds with the provider side read: the same figure as the providers saw it, whose a breach is.
+    ("provider side", lambda t: esc(sides.threshold_words(t.get("provider_side")) or "—"), False),
     ("limit", lambda t: esc(fmt_limit(t)), True),
     ("headroom", lambda t: esc(_headroom(t)), False),
     ("samples", lambda t: esc(fmt_int(t.get("samples"))), True),

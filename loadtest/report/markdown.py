@@ -62,14 +62,22 @@ def render(summary: Summary) -> str:
 
     lines += ["### Thresholds", ""]
     rows = []
+    # With the provider side read, each latency threshold's figure as the providers saw it, and whose a breach is.
+    both = any(r.provider_side is not None for r in summary.thresholds)
     for r in summary.thresholds:
         observed = format_value(r.metric, r.aggregation, r.observed)
         limit = limit_text(r.metric, r.aggregation, r.op, r.limit)
-        rows.append((r.label, observed, r.interval_words(False) or "—", limit,
-                     _VERDICT_CELL.get(r.verdict, r.verdict), r.detail))
+        row = [r.label, observed, r.interval_words(False) or "—", limit, _VERDICT_CELL.get(r.verdict, r.verdict),
+               r.detail]
+        if both:
+            row.insert(2, sides.threshold_words(r.provider_side) or "—")
+        rows.append(row)
     if rows:
         level = f"{summary.scenario.confidence * 100:g} %"
-        lines += _table(("Threshold", "Observed", f"{level} interval", "Limit", "Verdict", "Detail"), rows)
+        header = ["Threshold", "Observed", f"{level} interval", "Limit", "Verdict", "Detail"]
+        if both:
+            header.insert(2, "Provider side")
+        lines += _table(header, rows)
     else:
         lines.append("No thresholds were defined.")
     lines.append("")

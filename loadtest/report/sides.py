@@ -3,7 +3,10 @@ and the gap between (the generator's, the network's, or a gateway's)."""
 
 from __future__ import annotations
 
-from ..summary import ProviderSideDoc
+from collections.abc import Mapping
+from typing import Any
+
+from ..summary import ProviderSideDoc, ThresholdSideDoc
 
 HEADER = ("Selection", "Client p50", "Provider p50", "Gap p50", "Client p99", "Provider p99", "Gap p99")
 
@@ -12,6 +15,24 @@ def _ms(x: float | None, signed: bool = False) -> str:
     if x is None:
         return "—"
     return f"{x:+,.1f}" if signed else f"{x:,.1f}"
+
+
+# A failed ceiling's owner, in a report's words (loadtest.attribution's kinds).
+WHOSE = {"target": "the target's", "generator": "the generator's", "between": "between the two ends",
+         "undecided": "undecided"}
+
+
+def threshold_words(side: ThresholdSideDoc | Mapping[str, Any] | None) -> str:
+    """A latency threshold's provider-side figure beside the client's: "119.0 ms, gap +610.0 ms: the
+    generator's" (empty without one)."""
+    if side is None:
+        return ""
+    d = side.model_dump() if isinstance(side, ThresholdSideDoc) else side
+    text = f"{_ms(d.get('observed'))} ms"
+    if d.get("gap") is not None:
+        text += f", gap {_ms(d.get('gap'), True)} ms"
+    whose = WHOSE.get(str(d.get("attribution")))
+    return text + (f": {whose}" if whose else "")
 
 
 def rows(side: ProviderSideDoc) -> list[tuple[str, ...]]:

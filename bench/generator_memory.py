@@ -118,8 +118,12 @@ def measure(seconds: float) -> Result:
     sxx = sum((s[2] - mx) ** 2 for s in fit)
     slope = sum((s[2] - mx) * (s[1] - my) for s in fit) / sxx if sxx else 0.0
     end = samples[-1]
+    # Memory that does not grow with requests is bounded by what it already reached; only a rising
+    # slope is carried on to the 4-hour run's request count (a falling one would promise a shrinking process).
+    peak = max(s[1] for s in fit)
+    grown = end[1] + max(0.0, slope) * max(0.0, FOUR_HOURS_REQUESTS - end[2])
     return Result(seconds=seconds, samples=samples, slope=slope, summary=summary,
-                  extrapolated=end[1] + slope * max(0.0, FOUR_HOURS_REQUESTS - end[2]),
+                  extrapolated=max(peak, grown),
                   processes={role: (v[0], max(v), v[-1]) for role, v in sorted(tree.items())})
 
 
@@ -129,10 +133,14 @@ def _mb(b: float) -> str:
 
 def section(result: Result) -> str:
     samples, summary, seconds, slope = result.samples, result.summary, result.seconds, result.slope
-    start, middle, end = samples[0], samples[len(samples) // 2], samples[-1]
     short = " (the short run)" if seconds < 600 else ""
-    rows = "\n".join(f"| {label} | {t:,.0f} s | {req:,.0f} | {_mb(rss)} |"
-                     for label, (t, rss, req) in (("start", start), ("middle", middle), ("end", end)))
+    # The run in tenths: the first sample, then the last of each tenth, so a trend (or a one-off peak) shows.
+    picks = sorted({0, *(min(len(samples) - 1, round(k * (len(samples) - 1) / 10)) for k in range(1, 11))})
+    peak_i = max(range(len(samples)), key=lambda i: samples[i][1])
+    rows = "\n".join(f"| {samples[i][0]:,.0f} s | {samples[i][2]:,.0f} | {_mb(samples[i][1])}"
+                     + (" (peak)" if i == peak_i else "") + " |" for i in sorted({*picks, peak_i}))
+    warm = (" A run this short weighs the allocator's warm-up heavily; the 10-minute form is "
+            "`python bench/generator_memory.py 600`." if seconds < 600 else "")
     procs = "\n".join(f"| {role} | {_mb(a)} | {_mb(b)} | {_mb(c)} |" for role, (a, b, c) in result.processes.items())
     return f"""## Load generator memory over a long open-model run{short}
 
@@ -141,8 +149,8 @@ def section(result: Result) -> str:
 `/metrics` every {SAMPLE_S:g} s ({len(samples)} samples). The run: {summary['requests']:,} requests,
 {summary['rps'] or 0:,.0f} req/s, verdict {summary['verdict']}.
 
-| when | time | requests | RSS |
-|---|---|---|---|
+| time | requests | RSS |
+|---|---|---|
 {rows}
 
 Every process of the run, sampled with psutil at the same moments (RSS summed per role):
@@ -153,8 +161,8 @@ Every process of the run, sampled with psutil at the same moments (RSS summed pe
 
 Slope of RSS against requests after the first {WARMUP_SHARE:.0%} of the run (least squares):
 **{slope:,.2f} bytes per request**. Extrapolated to the seed's 4-hour run ({FOUR_HOURS_REQUESTS / 1e6:.2f} M
-requests): **{_mb(result.extrapolated)}** (the limit set for it: 100 MB). A run this short
-weighs the allocator's warm-up heavily; the 10-minute form is `python bench/generator_memory.py 600`.
+requests; a slope at or below zero carries nothing on, so the bound is the highest RSS after the warm-up):
+**{_mb(result.extrapolated)}**.{warm}
 """
 
 

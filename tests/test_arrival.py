@@ -134,3 +134,28 @@ def test_closed_models_refuse_arrival_options() -> None:
     problems = Problems()
     parse_load({"model": "closed", "arrivals": "poisson", "stages": [{"duration": "1s", "users": 1}]}, problems)
     assert any("arrivals is for an open model" in m for m in problems.messages)
+
+
+def test_each_start_goes_to_the_vu_that_went_idle_last_and_never_to_a_stopped_one() -> None:
+    import gevent
+
+    from loadtest.locust.arrival import ArrivalExecutor
+
+    # Three starts 20 ms apart; VUs 0..3 wait in that order, VU 3 is stopped before the first start.
+    executor = ArrivalExecutor([(0.02, None, None), (0.04, None, None), (0.06, None, None)])
+    got: dict[int, int | None] = {}
+
+    def vu(n: int) -> None:
+        ticket = executor.take()
+        got[n] = None if ticket is None else ticket.index
+
+    vus = [gevent.spawn(vu, n) for n in range(4)]
+    gevent.sleep(0)                          # every VU is waiting now, 3 on top
+    vus[3].kill()
+    assert executor.idle == 3
+    executor.start()
+    gevent.joinall(vus, timeout=5)
+    # Last in, first served: the warm VU 2 takes the first start; the stopped VU 3 took none, and
+    # none was lost on it.
+    assert got == {2: 1, 1: 2, 0: 3}
+    assert (executor.issued, executor.dropped, executor.idle) == (3, 0, 0)

@@ -15,6 +15,7 @@ and a run whose lag is large proves nothing.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import gevent
-from gevent.queue import Queue
+from gevent.event import AsyncResult
 
 from ..loadmodel import OpenLoad, Stage
 
@@ -124,8 +125,10 @@ class ArrivalExecutor:
         self.arrivals: Iterator[Arrival] = iter(arrivals)   # this process's part of the starts
         self.on_drop = on_drop
         self.on_lag = on_lag
-        self.tickets: Queue[Ticket | None] = Queue()
-        self.idle = 0                      # VUs waiting in take()
+        # The VUs waiting in take(), the last to come back on top: each start goes to the VU that went idle
+        # last, whose connection is warm, so a run holds about as many connections as it has requests in
+        # flight, not max_vus of them (a FIFO would cycle every VU through every connection).
+        self._waiting: list[AsyncResult[Ticket | None]] = []
         self.issued = 0
         self.dropped = 0
         self.max_lag_ms = 0.0
@@ -137,19 +140,34 @@ class ArrivalExecutor:
         self.started_at = time.perf_counter()
         self._greenlet = gevent.spawn(self._run)
 
+    @property
+    def idle(self) -> int:
+        """VUs waiting in take()."""
+        return len(self._waiting)
+
+    def _release(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for slot in waiting:
+            slot.set(None)
+
     def stop(self) -> None:
         if self._greenlet is not None:
             self._greenlet.kill(block=False)
         self.finished = True
-        for _ in range(self.idle):
-            self.tickets.put(None)
+        self._release()
 
     def take(self) -> Ticket | None:
         """Block until this VU is handed a start; None once the schedule is over."""
         if self.finished:
             return None
-        self.idle += 1
-        return self.tickets.get()
+        slot: AsyncResult[Ticket | None] = AsyncResult()
+        self._waiting.append(slot)
+        try:
+            return slot.get()
+        finally:
+            if not slot.ready():          # the VU was stopped while it waited: no start may go to it
+                with contextlib.suppress(ValueError):
+                    self._waiting.remove(slot)
 
     def _run(self) -> None:
         assert self.started_at is not None
@@ -163,9 +181,9 @@ class ArrivalExecutor:
             self.max_lag_ms = max(self.max_lag_ms, lag_ms)
             if self.on_lag is not None:
                 self.on_lag(lag_ms)
-            if self.idle > 0:
-                self.idle -= 1            # reserved now, so a burst of due starts cannot over-issue
-                self.tickets.put(Ticket(i, due, model, use_case))
+            if self._waiting:
+                # Taken off the stack now, so a burst of due starts cannot over-issue.
+                self._waiting.pop().set(Ticket(i, due, model, use_case))
                 self.issued += 1
             else:
                 self.dropped += 1
@@ -173,7 +191,5 @@ class ArrivalExecutor:
                     self.on_drop(due)
             i += 1
         self.finished = True
-        while self.idle > 0:
-            self.idle -= 1
-            self.tickets.put(None)
+        self._release()
 

@@ -143,6 +143,10 @@ def read_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ProfileError(f"profile file not found: {p}") from None
+    except IsADirectoryError:
+        raise ProfileError(f"profile file {str(path)!r} is a folder, not a TOML file") from None
+    except OSError as exc:
+        raise ProfileError(f"profile file {p} cannot be read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{p}: not valid TOML: {exc}") from None
 

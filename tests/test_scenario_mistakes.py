@@ -100,6 +100,7 @@ MISTAKES: list[tuple[str, dict[str, Any], str]] = [
     # -- [mock]
     ("profiles as one string", {"mock": {"profiles": "mine.toml"}}, "mock.profiles must be a list of strings"),
     ("a profile file that is not there", {"mock": {"profiles": ["no-such-profiles.toml"]}}, "mock profiles:"),
+    ("a profile file that is a folder", {"mock": {"profiles": [""]}}, "is a folder, not a TOML file"),
     ("set as one string", {"mock": {"set": "relay.error_rate=0.05"}}, "mock.set must be a list of strings"),
     ("a mistyped setting in mock.set", {"mock": {"set": ["relay.outge=true"]}}, "unknown setting 'outge'"),
     ("a provider mock.set does not know", {"mock": {"set": ["nobody.outage=true"]}}, "no provider 'nobody'"),

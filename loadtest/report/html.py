@@ -196,8 +196,6 @@ THRESHOLD_COLUMNS: list[ThresholdColumn] = [
                             f'{esc(t.get("expression"))}</code>', False),
     ("scope", lambda t: esc(_scope(t)), False),
     ("observed", lambda t: esc(fmt_observed(t)), True),
-    # Latency thresholds with the provider side read: the same figure as the providers saw it, whose a breach is.
-    ("provider side", lambda t: esc(sides.threshold_words(t.get("provider_side")) or "—"), False),
     ("limit", lambda t: esc(fmt_limit(t)), True),
     ("headroom", lambda t: esc(_headroom(t)), False),
     ("samples", lambda t: esc(fmt_int(t.get("samples"))), True),
@@ -207,12 +205,21 @@ THRESHOLD_COLUMNS: list[ThresholdColumn] = [
 ]
 
 
+# With the provider side read, after "observed": each latency threshold's figure as the providers saw it.
+PROVIDER_COLUMN: ThresholdColumn = (
+    "provider side", lambda t: esc(sides.threshold_words(t.get("provider_side")) or "—"), False)
+
+
 def _thresholds(summary: Mapping[str, Any]) -> str:
-    rows = [[cell(t) for _, cell, _ in THRESHOLD_COLUMNS] for t in summary.get("thresholds") or []]
+    found = summary.get("thresholds") or []
+    columns = list(THRESHOLD_COLUMNS)
+    if any(t.get("provider_side") for t in found):
+        at = next((i + 1 for i, (h, _, _) in enumerate(columns) if h == "observed"), len(columns))
+        columns.insert(at, PROVIDER_COLUMN)
+    rows = [[cell(t) for _, cell, _ in columns] for t in found]
     if not rows:
         return "<p class=\"none\">This scenario declares no thresholds.</p>"
-    return table([h for h, _, _ in THRESHOLD_COLUMNS], rows,
-                 numeric=[i for i, (_, _, num) in enumerate(THRESHOLD_COLUMNS) if num])
+    return table([h for h, _, _ in columns], rows, numeric=[i for i, (_, _, num) in enumerate(columns) if num])
 
 
 def _cards(summary: Mapping[str, Any]) -> str:

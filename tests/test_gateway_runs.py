@@ -69,6 +69,11 @@ def test_litellm_flash_sale_measures_overhead_and_amplification(tmp_path: Path) 
         assert g["overhead_ms"][p] is not None and math.isfinite(g["overhead_ms"][p]), g["overhead_ms"]
     # The gateway's own work sits between the two ends: the client's median is above the provider's.
     assert g["overhead_ms"]["p50"] > 0, g["overhead_ms"]
+    # LiteLLM passes the x- headers on (forward_client_headers_to_llm_api): overhead is told request by
+    # request, each against the upstream call that answered it, and calls are counted per request.
+    assert g["overhead_ms"]["method"] == "by_request" and g["overhead_ms"]["matched_share"] >= 0.9, g["overhead_ms"]
+    assert g["overhead_ms"]["by_percentile"]["p50"] is not None and calls["max"] is not None and calls["max"] >= 1
+    assert g["orphan_watch_s"] >= 4.5 and g["orphaned_after_give_up"] == 0
     assert g["failovers"] == 0 and g["served_by"] == {"dall-e-4": calls["upstream_requests"]}
     assert g["silent_success"] == 0
     assert g["upstream_cost_usd"] == pytest.approx(0.06 * g["upstream_images"])    # dall-e-4's price
@@ -161,6 +166,10 @@ def test_inhouse_gateway_silent_200s_count_as_failures_and_it_is_stopped(tmp_pat
     # Every fourth request went upstream as 512x512: drift, a quarter of the upstream calls at most.
     assert 0 < g["capability_drift"] <= calls["upstream_requests"] // 4 + 1 and g["asked_size"] == "1024x1024"
     assert calls["max"] == 1     # the gateway passed each x-request-id on: one upstream call per request
+    # ... so overhead is told request by request: the silent 200s are client failures, the rest all matched.
+    assert g["overhead_ms"]["method"] == "by_request" and g["overhead_ms"]["matched_share"] == 1.0
+    assert g["overhead_ms"]["matched_requests"] == summary["requests"] - summary["failures"]
+    assert g["orphaned_after_give_up"] == 0 and g["orphaned_after_end"] == g["orphaned_upstream_calls"]
     (stage,) = g["stages"]
     assert stage["name"] == "steady" and stage["client_requests"] == calls["client_requests"]
     assert stage["silent_success"] == g["silent_success"] and stage["capability_drift"] == g["capability_drift"]

@@ -230,6 +230,44 @@ class SharedBuckets:
             _PORT.pack_into(self.buf, self.epoch_at, epoch + 1)
 
 
+Waiters = OrderedDict[asyncio.Future[bool], None]
+
+
+def _trim(waiters: Waiters, waiting: int, queue: int) -> tuple[int, list[asyncio.Future[bool]]]:
+    """Under the lock, after a resize: this worker's newest waiters beyond `queue` (the other workers trim
+    their own); the shared waiting count that leaves, and the calls refused."""
+    refused: list[asyncio.Future[bool]] = []
+    while waiters and waiting > queue:
+        fut, _ = waiters.popitem()
+        waiting -= 1
+        refused.append(fut)
+    return waiting, refused
+
+
+def _grant(waiters: Waiters, running: int, waiting: int,
+           slots: int) -> tuple[int, int, list[asyncio.Future[bool]], int]:
+    """Under the lock: this worker's oldest waiters into the free slots; the shared running and waiting counts
+    that leaves, the calls granted, and how many left the queue (granted, or cancelled while they waited)."""
+    granted: list[asyncio.Future[bool]] = []
+    left = 0
+    while waiters and running < slots:
+        fut, _ = waiters.popitem(last=False)
+        waiting -= 1
+        left += 1
+        # A cancelled call's future is done before its task runs again to leave the queue.
+        if not fut.done():
+            running += 1
+            granted.append(fut)
+    return running, waiting, granted, left
+
+
+def _answer(futures: list[asyncio.Future[bool]], result: bool) -> None:
+    """Outside the lock: tell the waiting calls (True: a slot is theirs; False: refused)."""
+    for fut in futures:
+        if not fut.done():
+            fut.set_result(result)
+
+
 class SharedSlotPool(SlotPool):
     """A provider's slot pool (behaviours.capacity.SlotPool's interface) counted across the workers.
 
@@ -288,36 +326,20 @@ class SharedSlotPool(SlotPool):
     def resize(self, slots: int, queue: int) -> None:
         self.slots, self.queue = slots, queue
         self._wake()
-        waiters = self.waiters
-        refused: list[asyncio.Future[bool]] = []
         with self.lock:
             running, waiting = self._counts()
-            while waiters and waiting > queue:
-                fut, _ = waiters.popitem()   # this worker's newest: the other workers trim their own
-                waiting -= 1
-                refused.append(fut)
+            waiting, refused = _trim(self.waiters, waiting, queue)
             self._store(running, waiting)
-        for fut in refused:
-            if not fut.done():
-                fut.set_result(False)
+        _answer(refused, False)
 
     def _wake(self) -> None:
-        waiters = self.waiters
-        if not waiters:
+        if not self.waiters:
             return
-        granted: list[asyncio.Future[bool]] = []
         with self.lock:
             running, waiting = self._counts()
-            while waiters and running < self.slots:
-                fut, _ = waiters.popitem(last=False)
-                waiting -= 1
-                # A cancelled call's future is done before its task runs again to leave the queue.
-                if not fut.done():
-                    running += 1
-                    granted.append(fut)
+            running, waiting, granted, _ = _grant(self.waiters, running, waiting, self.slots)
             self._store(running, waiting)
-        for fut in granted:
-            fut.set_result(True)
+        _answer(granted, True)
 
     async def wait(self, fut: asyncio.Future[bool]) -> bool:
         try:
@@ -433,44 +455,27 @@ class SharedKeyPool(SlotPool):
     def resize(self, slots: int, queue: int) -> None:
         self.slots, self.queue = slots, queue
         self._wake()
-        waiters = self.waiters
-        if not waiters:
+        if not self.waiters:
             return
-        refused: list[asyncio.Future[bool]] = []
         with self.lock:
             _, running, waiting = _KEY.unpack_from(self.buf, self.at)
-            while waiters and waiting > queue:
-                fut, _ = waiters.popitem()   # this worker's newest: the other workers trim their own
-                waiting -= 1
-                refused.append(fut)
+            waiting, refused = _trim(self.waiters, waiting, queue)
             self._store(running, waiting)
             self._key_waiting(-len(refused))
         self._unlist_if_none_wait()
-        for fut in refused:
-            if not fut.done():
-                fut.set_result(False)
+        _answer(refused, False)
 
     def _wake(self) -> None:
-        waiters = self.waiters
-        if not waiters:
+        if not self.waiters:
             return
-        granted: list[asyncio.Future[bool]] = []
-        left = 0
         with self.lock:
             _, running, waiting = _KEY.unpack_from(self.buf, self.at)
-            while waiters and running < self.slots:
-                fut, _ = waiters.popitem(last=False)
-                waiting -= 1
-                left += 1
-                if not fut.done():   # a cancelled call's future is done before its task leaves the queue
-                    running += 1
-                    granted.append(fut)
+            running, waiting, granted, left = _grant(self.waiters, running, waiting, self.slots)
             self._store(running, waiting)
             self._key_waiting(-left)
         self.running += len(granted)
         self._unlist_if_none_wait()
-        for fut in granted:
-            fut.set_result(True)
+        _answer(granted, True)
 
     def _unlist_if_none_wait(self) -> None:
         if not self.waiters and self.shared.key_waiters.get(self.digest) is self:

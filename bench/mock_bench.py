@@ -125,11 +125,30 @@ def workers_throughput() -> dict:
             result = {}
             for name in (("1", "2") if i % 2 == 0 else ("2", "1")):
                 settle()
-                result[name] = wrk(targets[name] + ROUTE, script, connections=CONNECTIONS * 2, seconds=ROUND_S,
-                                   threads=2)
+                before = tree_cpu_s(targets[name].pid)
+                r = wrk(targets[name] + ROUTE, script, connections=CONNECTIONS * 2, seconds=ROUND_S, threads=2)
+                r["cpu_us"] = (tree_cpu_s(targets[name].pid) - before) / r["requests"] * 1e6
+                result[name] = r
             rounds.append(result)
+    med = statistics.median
     return {"rounds": rounds, "cpus": os.cpu_count() or 1,
-            "ratio": statistics.median(r["2"]["rps"] / r["1"]["rps"] for r in rounds)}
+            "ratio": med(r["2"]["rps"] / r["1"]["rps"] for r in rounds),
+            "cpu_ratio": med(r["1"]["cpu_us"] / r["2"]["cpu_us"] for r in rounds),
+            "cpu_us": {n: med(r[n]["cpu_us"] for r in rounds) for n in ("1", "2")}}
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user and kernel) of a server and every process under it (a mock's workers)."""
+    import psutil
+    total = 0.0
+    parent = psutil.Process(pid)
+    for p in [parent, *parent.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
 
 
 def workers_section(wt: dict) -> list[str]:
@@ -138,12 +157,18 @@ def workers_section(wt: dict) -> list[str]:
            f"side by side, free to use all {wt['cpus']} CPUs, on `POST {ROUTE}`; "
            f"`wrk -t2 -c{CONNECTIONS * 2} -d{ROUND_S}s` (pinned to CPU 0, so it shares a core with the servers); "
            f"{WORKER_ROUNDS} rounds, alternating which goes first.", "",
-           "| round | 1 worker req/s | 2 workers req/s | 2 / 1 | errors (1, 2) |", "| --- | ---: | ---: | ---: | --- |"]
+           "| round | 1 worker req/s | 2 workers req/s | 2 / 1 | CPU/request, 1 worker | CPU/request, 2 workers "
+           "| errors (1, 2) |", "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for i, r in enumerate(wt["rounds"], 1):
         one, two = r["1"], r["2"]
         out.append(f"| {i} | {one['rps']:,.0f} | {two['rps']:,.0f} | {two['rps'] / one['rps']:.2f} | "
-                   f"{_errors(one)}, {_errors(two)} |")
-    out += ["", f"Median ratio 2 workers / 1 worker: **{wt['ratio']:.2f}**.", ""]
+                   f"{one['cpu_us']:.1f} us | {two['cpu_us']:.1f} us | {_errors(one)}, {_errors(two)} |")
+    out += ["", f"Median ratio 2 workers / 1 worker: **{wt['ratio']:.2f}**. CPU time per request of the "
+                f"whole server (supervisor and workers, user and kernel): {wt['cpu_us']['1']:.1f} us with one "
+                f"worker, {wt['cpu_us']['2']:.1f} us with two (median ratio 1 / 2: **{wt['cpu_ratio']:.2f}**): "
+                "what sharing the limits across processes costs each request, whatever cores the client "
+                "leaves free. Two workers on cores of their own serve up to that ratio times 2 of one worker's "
+                "requests/s.", ""]
     return out
 
 

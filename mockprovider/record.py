@@ -5,9 +5,10 @@ provider, model and the model that served it (after a relay's failover), arrival
 event-loop clock), queue wait, service time and total time in the mock, outcome and HTTP status,
 the key (masked), the caller's correlation ids (`x-request-id` or the header named with
 `--correlation-header`, and W3C `traceparent`'s trace-id and parent-id), images asked and
-delivered, and the pixels (width x height) of each image asked, where the wire reads a size (OpenAI's
-`size`; 0 elsewhere), which a series' `pixels` counts and a gateway's capability drift compares with
-what its client asked. A Midjourney job is one entry, from its submit's arrival to the job's end, with the
+delivered, and the pixels (width x height) of each image, where the wire decides a size (OpenAI's
+`size`; Imagen's `aspectRatio` and `sampleImageSize`, Gemini's `imageConfig`, as the size each serves;
+0 elsewhere), which a series' `pixels` counts and a gateway's capability drift compares with what its
+client asked. A Midjourney job is one entry, from its submit's arrival to the job's end, with the
 polls it had by then (later polls are added to its series' `polls`); its polls are not entries
 of their own (a poll of an unknown task is).
 
@@ -105,7 +106,7 @@ FIELDS = ("seq", "worker", "api", "provider", "model", "served_model", "window",
           "arrived_loop", "queue_ms", "service_ms", "total_ms", "drawn_ms", "key", "correlation_id", "trace_id",
           "parent_id", "images_asked", "images_delivered", "polls")
 
-# api, provider, model, served, window, outcome, status, n, pixels (width x height of each image asked; 0: not said)
+# api, provider, model, served, window, outcome, status, n, pixels (width x height of each image; 0: not said)
 CellKey = tuple[str, str, str, str, str, str, int, int, int]
 SeriesKey = tuple[str, str, str, str]                 # provider, model, window, outcome
 

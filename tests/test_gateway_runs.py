@@ -89,22 +89,33 @@ def test_litellm_fails_over_when_the_primary_goes_down(tmp_path: Path) -> None:
     assert summary, out
     assert [a["ok"] for a in summary["actions"]] == [True, True], summary["actions"]
     g = summary["gateway"]
-    # While dall-e-4 was down, the gateway bought images from its fallback: failovers, and the 503s it met.
+    # While dall-e-4 was down, the gateway bought images on another provider: imagen-4 on the mock's Vertex AI
+    # (dall-e-4-flash only should Vertex fail too), and met the downed primary's 503s on the way.
     assert g["failovers"] > 0, g
-    assert g["served_by"].get("dall-e-4-flash", 0) == g["failovers"]
+    assert g["served_by"].get("imagen-4", 0) > 0, g["served_by"]
+    assert g["served_by"]["imagen-4"] + g["served_by"].get("dall-e-4-flash", 0) == g["failovers"], g["served_by"]
+    assert g["upstream_requests_by_provider"].get("imagen-4", 0) >= g["served_by"]["imagen-4"]
     assert g["upstream_calls_per_request"]["status_mix"].get("503", 0) > 0, g
     assert g["upstream_calls_per_request"]["mean"] > 1.0
+    # Billed as each provider prices it: imagen-4's $0.08 an image against dall-e-4's $0.06 (one image each).
+    prices = {"dall-e-4": 0.06, "imagen-4": 0.08, "dall-e-4-flash": 0.02}
+    assert g["upstream_cost_usd"] == pytest.approx(sum(prices[m] * n for m, n in g["served_by"].items()), abs=0.01)
     # Per stage: the record's windows split the upstream calls, and the fallbacks fall in the outage.
     stages = {st["name"]: st for st in g["stages"]}
     assert list(stages) == ["before", "outage", "after"]
     assert sum(st["failovers"] for st in stages.values()) == g["failovers"]
     upstream = g["upstream_calls_per_request"]["upstream_requests"]
     assert sum(st["upstream_requests"] for st in stages.values()) == upstream
-    assert stages["outage"]["failovers"] > 0 and stages["outage"]["status_mix"].get("503", 0) > 0
+    outage = stages["outage"]
+    assert outage["failovers"] > 0 and outage["status_mix"].get("503", 0) > 0
+    assert outage["served_by"].get("imagen-4", 0) > 0, outage["served_by"]
+    # The fallback served the size asked: the Vertex record keeps the pixels Imagen served (1:1 at 1K is
+    # 1024x1024, what the clients asked), so drift is compared across providers, not left unknown.
+    assert g["asked_size"] == "1024x1024" and g["capability_drift"] == 0 and outage["capability_drift"] == 0, g
     # The scenario's gateway thresholds were judged from both ends (their limits are loose: see the scenario).
-    judged = {t["label"]: t for t in summary["thresholds"] if t["metric"] in ("upstream_calls_per_request",
-                                                                            "silent_success", "gateway_overhead")}
-    assert len(judged) == 3 and all(t["observed"] is not None for t in judged.values()), judged
+    judged = {t["label"]: t for t in summary["thresholds"] if t["metric"] in (
+        "upstream_calls_per_request", "silent_success", "gateway_overhead", "capability_drift")}
+    assert len(judged) == 5 and all(t["observed"] is not None for t in judged.values()), judged
     calls = judged["upstream_calls_per_request avg < 3 calls"]
     assert calls["observed"] == pytest.approx(g["upstream_calls_per_request"]["mean"]) and calls["verdict"] == "pass"
     report = tmp_path / "report"

@@ -15,17 +15,29 @@ def scenario_with(sut: object) -> dict:
 
 
 def test_builtin_gateway_scenarios_route_the_target_to_the_mock_with_a_fallback() -> None:
-    for name in ("gateway_flash_sale", "gateway_outage"):
+    fallbacks = {"gateway_flash_sale": {"dall-e-4-flash"}, "gateway_outage": {"imagen-4", "dall-e-4-flash"}}
+    for name, expected in fallbacks.items():
         s = load_scenario(name)
         assert s.sut is not None and s.sut.kind == "litellm"
         assert s.duration_s <= 60
         names = [m["model_name"] for m in s.sut.litellm["model_list"]]
-        assert s.target.model in names
-        assert s.sut.fallback_models() == {"dall-e-4-flash"}
-        assert all(m["litellm_params"]["api_base"] == "{openai_base_url}" for m in s.sut.litellm["model_list"])
+        assert s.target.model in names and expected <= set(names)
+        assert s.sut.fallback_models() == expected
+        openai = [m for m in s.sut.litellm["model_list"] if m["litellm_params"]["model"].startswith("openai/")]
+        assert openai and all(m["litellm_params"]["api_base"] == "{openai_base_url}" for m in openai)
     outage = load_scenario("gateway_outage")
     assert [(a.provider, dict(a.settings)) for a in outage.actions] == [
         ("dall-e-4", {"outage": True}), ("dall-e-4", {"outage": False})]
+    # The cross-provider fallback: imagen-4 first, on the mock's Vertex AI, at the whole :predict URL that
+    # LiteLLM takes a custom api_base for (it sends no token there: the mock's imagen-4 takes none).
+    assert outage.sut is not None
+    assert outage.sut.litellm["router_settings"]["fallbacks"] == [{"dall-e-4": ["imagen-4", "dall-e-4-flash"]}]
+    [imagen] = [m["litellm_params"] for m in outage.sut.litellm["model_list"] if m["model_name"] == "imagen-4"]
+    assert imagen["model"] == "vertex_ai/imagen-4.0-generate-001" and set(imagen) == {"model", "api_base"}
+    url = fill(imagen["api_base"], placeholders("http://127.0.0.1:9000", 4000))
+    assert url == ("http://127.0.0.1:9000/vertex/v1/projects/shop/locations/us-central1/publishers/google/models/"
+                   "imagen-4.0-generate-001:predict")
+    assert "imagen-4.auth=optional" in outage.mock.sets and "imagen-4.limits=false" in outage.mock.sets
 
 
 def test_placeholders_are_the_mock_base_urls_per_api_and_the_port() -> None:

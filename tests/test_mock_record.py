@@ -6,6 +6,7 @@ Real mock, real HTTP, read through the reader the gate uses (mockprovider.record
 from __future__ import annotations
 
 import asyncio
+import base64
 import http.client
 import json
 import math
@@ -549,4 +550,46 @@ def test_each_series_counts_the_pixels_its_requests_asked_for(start_mock) -> Non
             pixels[k] = pixels.get(k, 0) + v
     # The default size is 1024x1024 for dall-e-4; a refused request asked for nothing the wire accepted.
     assert pixels == {1024 * 1024: 4, 512 * 512: 2}
+    assert all(not s.pixels for s in record.select(outcome="rejected"))
+
+
+def _png_pixels(b64: str) -> int:
+    """Width x height from a PNG's IHDR chunk (bytes 16-24, big-endian)."""
+    head = base64.b64decode(b64[:44])
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR"
+    return int.from_bytes(head[16:20], "big") * int.from_bytes(head[20:24], "big")
+
+
+def test_vertex_and_gemini_series_count_the_pixels_they_serve(start_mock) -> None:
+    """Imagen and Gemini take an aspect ratio, not a size: the record keeps the pixels of the image they serve,
+    so a gateway that falls back from OpenAI to Vertex has its capability drift read too."""
+    server = start_mock("--latency-scale", "0", "--no-limits", "--seed", "0",
+                        "--set", "imagen-4.error_rate=0", "--set", "gemini-2.5-flash-image.error_rate=0")
+    vertex = f"{server.url}/vertex/v1/projects/p/locations/us-central1/publishers/google/models"
+    auth = {"Authorization": "Bearer ya29.record-token"}
+    served: dict[int, int] = {}
+    for params in ({"aspectRatio": "3:4"}, {"aspectRatio": "3:4"}, {"aspectRatio": "3:4", "sampleImageSize": "2K"},
+                   {}):
+        r = httpx.post(f"{vertex}/imagen-4:predict", headers=auth, timeout=10,
+                       json={"instances": [{"prompt": "a linen shirt on a hanger"}], "parameters": params})
+        assert r.status_code == 200, r.text
+        for prediction in r.json()["predictions"]:
+            pixels = _png_pixels(prediction["bytesBase64Encoded"])
+            served[pixels] = served.get(pixels, 0) + 1
+    # Imagen's documented sizes: 3:4 is 896x1280 at 1K, 2K doubles both sides; no aspectRatio is 1:1.
+    assert served == {896 * 1280: 2, 1792 * 2560: 1, 1024 * 1024: 1}
+    r = httpx.post(f"{vertex}/gemini-2.5-flash-image:generateContent", headers=auth, timeout=10,
+                   json={"contents": [{"role": "user", "parts": [{"text": "a linen shirt on a hanger"}]}],
+                         "generationConfig": {"responseModalities": ["IMAGE"], "imageConfig": {"aspectRatio": "16:9"}}})
+    assert r.status_code == 200, r.text
+    image = next(p["inlineData"]["data"] for p in r.json()["candidates"][0]["content"]["parts"] if "inlineData" in p)
+    assert _png_pixels(image) == 1344 * 768
+    # Refused before the behaviours (an aspect ratio Imagen lacks): no size was served, none is counted.
+    assert httpx.post(f"{vertex}/imagen-4:predict", headers=auth, timeout=10,
+                      json={"instances": [{"prompt": "x"}], "parameters": {"aspectRatio": "2:1"}}).status_code == 400
+    record = RecordClient(server.url).summary()
+    [imagen] = record.select(provider="imagen-4", outcome="ok")
+    assert imagen.pixels == served
+    [gemini] = record.select(provider="gemini-2.5-flash-image", outcome="ok")
+    assert gemini.pixels == {1344 * 768: 1}
     assert all(not s.pixels for s in record.select(outcome="rejected"))

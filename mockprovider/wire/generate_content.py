@@ -276,7 +276,11 @@ async def serve_generate_content(wire: GoogleWire, request: web.Request, labels:
         raise GoogleError(400, f"Invalid value for alt: {request.query['alt']!r}; use sse or json.")
     labels.provider, labels.model = provider.name, model
     wants_image = "IMAGE" in req.modalities
-    outcome = await provider.serve(Call(provider.name, quota_key, 1, loop=ctx.loop))
+    width, height = image_dimensions(req.aspect_ratio, req.image_size)
+    call = Call(provider.name, quota_key, 1, loop=ctx.loop)
+    if wants_image:
+        call.pixels = width * height   # the record's pixels (a gateway's capability drift): imageConfig's size
+    outcome = await provider.serve(call)
     rid = request_id()
     headers = {"x-request-id": rid, "x-processing-ms": str(int((time.perf_counter() - started) * 1000))}
     if not outcome.ok and outcome.kind is not Kind.CONTENT_POLICY:
@@ -300,7 +304,6 @@ async def serve_generate_content(wire: GoogleWire, request: web.Request, labels:
             # A seed makes the image repeatable, as Gemini's seed does (best effort there, exact here).
             salt = f"{provider.name}:{req.seed}" if req.seed is not None else rid
             digest = digest_for(req.prompt, f"{salt}:{req.input_images}")
-            width, height = image_dimensions(req.aspect_ratio, req.image_size)
             image = await ctx.images.b64(provider, digest, width, height)
             parts.append({"inlineData": {"mimeType": "image/png", "data": image}})
             image_tokens = image_model.tokens_by_size.get(req.image_size, 1290)

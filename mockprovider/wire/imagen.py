@@ -179,7 +179,12 @@ async def serve_predict(wire: GoogleWire, request: web.Request, labels: Labels, 
     ctx = wire.ctx
     req = parse_predict(await read_json_object(request, ctx.max_body_bytes), gemini_api=gemini_api)
     labels.provider, labels.model = provider.name, model
-    outcome = await provider.serve(Call(provider.name, quota_key, req.count, loop=ctx.loop))
+    call = Call(provider.name, quota_key, req.count, loop=ctx.loop)
+    width, height = req.dimensions
+    # The record's pixels, which a gateway's capability drift is read from: the size aspectRatio and sampleImageSize
+    # decide, which is the size served.
+    call.pixels = width * height
+    outcome = await provider.serve(call)
     headers = {"x-request-id": request_id(), "x-processing-ms": str(int((time.perf_counter() - started) * 1000))}
     if outcome.kind is Kind.CONTENT_POLICY:
         # Filtered images are left out of a 200, and named only when asked (includeRaiReason).
@@ -195,7 +200,6 @@ async def serve_predict(wire: GoogleWire, request: web.Request, labels: Labels, 
     salt = headers["x-request-id"]
     rewritten = enhanced(req.prompt) if req.enhance_prompt else None
     predictions = []
-    width, height = req.dimensions
     for i in range(req.count):
         digest = digest_for(req.prompt, f"{provider.name}:{req.seed}:{i}" if req.seed is not None else f"{salt}:{i}")
         prediction: dict[str, Any] = {"mimeType": "image/png"}

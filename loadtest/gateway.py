@@ -97,32 +97,34 @@ def describe_gateway(facts: GatewayFacts, recorder: Recorder, *, kind: str, url:
         orphaned_after_give_up=fig.orphaned_after_give_up(recorder, facts),
         orphan_watch_s=None if facts.watched_s is None else round(facts.watched_s, 3),
         capability_drift=fig.capability_drift(facts),
-        asked_size=asked_size,
+        asked_size=asked_size, asked_format=facts.asked_format,
         stages=[_stage(recorder, facts, name) for name, _, _ in recorder.stages if name in windows],
         timeline=[GatewayTimelineRow.model_validate(row) for row in fig.timeline(recorder, facts)])
 
 
 def gateway_doc(*, kind: str, url: str, primary: str, primary_model: str, recorder: Recorder,
                 record: RecordSummary, profiles: Mapping[str, Profile], entries: Iterable[Entry] = (),
-                ended_at: float | None = None, asked_size: str | None = None) -> GatewayDoc:
+                ended_at: float | None = None, asked_size: str | None = None,
+                asked_format: str | None = None) -> GatewayDoc:
     """`primary`: the mock provider the target names; `ended_at`: wall clock when Locust stopped (upstream
     arrivals after it are orphaned calls)."""
     facts = GatewayFacts(record=record, primary=primary, primary_model=primary_model, profiles=profiles,
                          asked_pixels=fig.asked_pixels(asked_size) if asked_size else None,
-                         entries=tuple(entries), ended_at=ended_at)
+                         asked_format=asked_format, entries=tuple(entries), ended_at=ended_at)
     return describe_gateway(facts, recorder, kind=kind, url=url, asked_size=asked_size)
 
 
 def read_facts(mock_url: str, *, primary: str, primary_model: str, profiles: Mapping[str, Profile],
                ended_at: float | None = None, asked_size: str | None = None,
-               token: str | None = None) -> GatewayFacts:
+               token: str | None = None, asked_format: str | None = None) -> GatewayFacts:
     """The providers' record behind the gateway, read from the mock at `mock_url` (RecordError if it cannot be)."""
     client = RecordClient(mock_url, token=token)
     read_at = time.time()
     record = client.summary()
     entries = tuple(client.entries(page_size=10_000)) if record.raw.get("cap", 0) > 0 else ()
     return GatewayFacts(record=record, primary=primary, primary_model=primary_model, profiles=profiles,
-                        asked_pixels=fig.asked_pixels(asked_size) if asked_size else None, entries=entries,
+                        asked_pixels=fig.asked_pixels(asked_size) if asked_size else None,
+                        asked_format=asked_format, entries=entries,
                         ended_at=ended_at, watched_s=None if ended_at is None else max(0.0, read_at - ended_at))
 
 

@@ -62,6 +62,7 @@ class GatewayFacts:
     primary_model: str
     profiles: Mapping[str, Profile]
     asked_pixels: int | None = None
+    asked_format: str | None = None    # "png", "jpeg", "webp": the format the client's images come in
     entries: tuple[Entry, ...] = ()
     ended_at: float | None = None
     watched_s: float | None = None     # how long after `ended_at` the record was read
@@ -273,16 +274,25 @@ def silent_success(recorder: Recorder, stage: str | None = None) -> int:
 
 
 def capability_drift(facts: GatewayFacts, stage: str | None = None) -> int | None:
-    """Successful upstream answers for images of another size than the client asked (by pixel count, as the
-    record keeps it); None when the client's size is not width x height or no successful answer recorded one."""
-    if facts.asked_pixels is None:
+    """Successful upstream answers for images of another size (by pixel count) or another format than the
+    client asked, as the record keeps them for each answer; None when there is nothing to compare: the client
+    asks neither a width x height nor a known format, or no successful answer recorded either."""
+    want_px, want_fmt = facts.asked_pixels, facts.asked_format
+    if want_px is None and want_fmt is None:
         return None
     known = drifted = 0
     for s in upstream(facts, stage, outcome=OK):
-        for pixels, n in s.pixels.items():
-            known += n
-            if pixels != facts.asked_pixels:
-                drifted += n
+        # Each answer's size and format together ("pixels:format"); a record without them, its sizes alone.
+        shapes = s.shapes or {f"{px}:": n for px, n in s.pixels.items()}
+        for shape, n in shapes.items():
+            px_text, _, fmt = shape.partition(":")
+            px = int(px_text or 0)
+            off_size = want_px is not None and px > 0 and px != want_px
+            off_format = want_fmt is not None and bool(fmt) and fmt != want_fmt
+            if (want_px is not None and px > 0) or (want_fmt is not None and fmt):
+                known += n
+                if off_size or off_format:
+                    drifted += n
     return drifted if known else None
 
 
@@ -356,8 +366,8 @@ def observe(t: Threshold, recorder: Recorder, facts: GatewayFacts) -> tuple[floa
     if t.metric == "capability_drift":
         drift = capability_drift(facts, stage)
         return (float(drift) if drift is not None else None), requests, False, (
-            "the size the client asks is not width x height, or no successful upstream answer recorded one "
-            "(the record keeps the size of OpenAI-wire requests)")
+            "the client asks neither a width x height nor a known image format, or no successful upstream "
+            "answer recorded either")
     if t.metric == "orphaned_upstream_calls":
         late = orphaned(recorder, facts)
         return (float(late) if late is not None else None), requests, False, (

@@ -346,6 +346,8 @@ class GatewayDoc(_Doc):
                                                                    "asked; null where the size is not width x "
                                                                    "height or the record kept none")
     asked_size: str | None = Field(default=None, description="the image size the client asked the gateway for")
+    asked_format: str | None = Field(default=None, description="the image format the client's answers come in "
+                                                               "(asked, or the API's default)")
     stages: list[GatewayStageDoc] = Field(default=[], description="the same figures per stage (the record's "
                                                                   "windows)")
     timeline: list[GatewayTimelineRow] = []

@@ -106,8 +106,9 @@ FIELDS = ("seq", "worker", "api", "provider", "model", "served_model", "window",
           "arrived_loop", "queue_ms", "service_ms", "total_ms", "drawn_ms", "key", "correlation_id", "trace_id",
           "parent_id", "images_asked", "images_delivered", "polls")
 
-# api, provider, model, served, window, outcome, status, n, pixels (width x height of each image; 0: not said)
-CellKey = tuple[str, str, str, str, str, str, int, int, int]
+# api, provider, model, served, window, outcome, status, n, pixels (width x height of each image; 0: not said),
+# image format ("png", "jpeg", "webp"; "": not said)
+CellKey = tuple[str, str, str, str, str, str, int, int, int, str]
 SeriesKey = tuple[str, str, str, str]                 # provider, model, window, outcome
 
 
@@ -305,14 +306,14 @@ class Record:
             call: Call | None = labels.call
             if call is None:
                 cell_key = (api, labels.provider, labels.model, "", window, INTERNAL_ERROR if crashed else REJECTED,
-                            status, 0, 0)
+                            status, 0, 0, "")
                 queue = service = drawn = 0.0
             else:
                 done = call.outcome
                 # `_value_`, not `.value` or a dict keyed by the member: both go through Python-level code.
                 outcome = INTERNAL_ERROR if crashed else done.kind._value_ if done is not None else REJECTED
                 cell_key = (api, labels.provider, labels.model, call.served_model, window, outcome, status, call.n,
-                            call.pixels)
+                            call.pixels, call.image_format)
                 running = call.t_running
                 if running:
                     queue = (running - call.t_entered) * 1000.0
@@ -350,7 +351,7 @@ class Record:
             return None
         end = call.t_done or time.perf_counter()
         cell_key = (arrival.api, arrival.provider, arrival.model, call.served_model, arrival.window,
-                    KIND_NAME[outcome.kind], arrival.status, call.n, call.pixels)
+                    KIND_NAME[outcome.kind], arrival.status, call.n, call.pixels, call.image_format)
         cell = self.cell_of.get(cell_key)
         if cell is None:
             cell = self._new_cell(cell_key)
@@ -493,17 +494,21 @@ class Record:
             status: Counter[int] = Counter()
             served: Counter[str] = Counter()
             pixels: Counter[int] = Counter()
+            shapes: Counter[str] = Counter()     # "pixels:format" of each answer, where the wire said either
             for c in cells:
                 status[c.key[6]] += c.total.count
                 if c.key[3]:
                     served[c.key[3]] += c.total.count
                 if c.key[8]:
                     pixels[c.key[8]] += c.total.count
+                if c.key[8] or c.key[9]:
+                    shapes[f"{c.key[8]}:{c.key[9]}"] += c.total.count
             series.append({
                 "index": i, "api": cells[0].key[0], "provider": key[0], "model": key[1], "window": key[2],
                 "outcome": key[3], "requests": count,
                 "status": {str(k): v for k, v in sorted(status.items())}, "served": dict(sorted(served.items())),
                 "pixels": {str(k): v for k, v in sorted(pixels.items())},
+                "shapes": dict(sorted(shapes.items())),
                 "images_asked": sum(c.asked for c in cells),
                 "images_delivered": sum(c.asked for c in cells if c.delivers),
                 "polls": sum(c.polls for c in cells) + self.late_polls.get(key, 0),
@@ -544,7 +549,7 @@ class Record:
         for seq in range(lo, lo + count):
             i = seq % size
             cell = cells[self.col_cell[i]]
-            api, provider, model, served, window, outcome, status, asked, _ = cell.key
+            api, provider, model, served, window, outcome, status, asked, _, _ = cell.key
             tp = self.col_trace[i]
             if tp is not None:
                 tp = valid_traceparent(tp)

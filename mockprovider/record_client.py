@@ -153,6 +153,8 @@ class Series:
     queue: Histogram
     service: Histogram
     pixels: dict[int, int] = field(default_factory=dict)   # width x height of each image asked -> answers
+    # "pixels:format" of each image (0 / "": not said) -> answers: what a capability drift compares as one
+    shapes: dict[str, int] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -167,7 +169,8 @@ class Series:
                    images_delivered=int(d["images_delivered"]), polls=int(d["polls"]),
                    total=Histogram.from_json(d["total_ms"]), queue=Histogram.from_json(d["queue_ms"]),
                    service=Histogram.from_json(d["service_ms"]),
-                   pixels={int(k): int(v) for k, v in d.get("pixels", {}).items()})
+                   pixels={int(k): int(v) for k, v in d.get("pixels", {}).items()},
+                   shapes={str(k): int(v) for k, v in d.get("shapes", {}).items()})
 
     def __add__(self, other: Series) -> Series:
         if not isinstance(other, Series):
@@ -180,6 +183,7 @@ class Series:
                        images_asked=self.images_asked + other.images_asked,
                        images_delivered=self.images_delivered + other.images_delivered,
                        polls=self.polls + other.polls, pixels=_counter_add(self.pixels, other.pixels),
+                       shapes=_counter_add(self.shapes, other.shapes),
                        total=self.total + other.total,
                        queue=self.queue + other.queue, service=self.service + other.service)
 

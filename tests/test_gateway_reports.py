@@ -4,6 +4,7 @@ metrics the gate judges, and what summary.md, junit.xml and report.html say of t
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -229,6 +230,25 @@ def test_the_timeline_lines_up_both_ends_by_second() -> None:
     assert rows[13].client_p50_ms == pytest.approx(80.0, abs=0.1)
 
 
+def test_drift_counts_answers_of_another_size_or_format_once_each() -> None:
+    rec, facts = run_ends(drifted=0)
+    flash = facts.record.series[2]
+    # Of the fallback's 200 answers: 150 as asked, 30 JPEGs of the right size, 20 small JPEGs (drifted twice
+    # over, counted once).
+    shapes = {f"{SQUARE}:png": 150, f"{SQUARE}:jpeg": 30, f"{512 * 512}:jpeg": 20}
+    record = replace(facts.record, series=[*facts.record.series[:2], replace(flash, shapes=shapes)])
+    asked_png = replace(facts, record=record, asked_format="png")
+    g = describe_gateway(asked_png, rec, kind="litellm", url="http://gw", asked_size="1024x1024")
+    assert g.capability_drift == 50 and g.asked_format == "png"
+    summary = summary_of({})[0].model_copy(update={"gateway": g})
+    assert "50 answers of another size or format than 1024x1024 png" in markdown.render(summary)
+    # Asked no format the API names: only sizes count.
+    sizes_only = describe_gateway(replace(asked_png, asked_format=None), rec, kind="litellm", url="http://gw")
+    assert sizes_only.capability_drift == 20
+    # The record without shapes (an older mock): its pixels alone.
+    assert describe_gateway(facts, rec, kind="litellm", url="http://gw").capability_drift == 0
+
+
 def test_drift_needs_a_size_to_compare_and_counts_by_generation() -> None:
     assert asked_pixels("1536x1024") == 1536 * 1024
     assert asked_pixels("auto") is None and asked_pixels("1K") is None
@@ -314,7 +334,7 @@ def test_summary_md_has_the_gateway_figures_and_stages() -> None:
     assert "| Upstream calls per request | mean 1.500, most 2 (600 calls for 400 requests) |" in md
     assert "| Upstream status mix | 200: 400, 503: 200 |" in md
     assert "| Failovers | 200; served by dall-e-4: 200, dall-e-4-flash: 200 |" in md
-    assert "| Capability drift | 40 answers of another size than 1024x1024 |" in md
+    assert "| Capability drift | 40 answers of another size or format than 1024x1024 |" in md
     assert ("| Orphaned upstream calls | 1: 1 after the run had ended; n/a without correlation ids for requests "
             "their client had already given up |") in md
     assert "| outage | 60.0 | 60.0 | percentile | 2.000 | 2 | 200: 200, 503: 200 | 200 | 4 | 40 |" in md

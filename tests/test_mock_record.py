@@ -593,3 +593,34 @@ def test_vertex_and_gemini_series_count_the_pixels_they_serve(start_mock) -> Non
     [gemini] = record.select(provider="gemini-2.5-flash-image", outcome="ok")
     assert gemini.pixels == {1344 * 768: 1}
     assert all(not s.pixels for s in record.select(outcome="rejected"))
+
+
+def test_each_series_counts_the_size_and_format_of_each_image_together(start_mock) -> None:
+    """A capability drift is another size *or* format than asked: the record keeps both for each answer, and
+    Imagen serves what outputOptions.mimeType asks (a JPEG is a JPEG)."""
+    server = start_mock("--latency-scale", "0", "--no-limits", "--seed", "0", "--set", "imagen-4.error_rate=0",
+                        "--set", "gpt-image-1.error_rate=0")
+    vertex = f"{server.url}/vertex/v1/projects/p/locations/us-central1/publishers/google/models"
+    auth = {"Authorization": "Bearer ya29.record-token"}
+    for options in ({"mimeType": "image/jpeg", "compressionQuality": 80}, {"mimeType": "image/jpeg"}, None):
+        params = {"outputOptions": options} if options else {}
+        r = httpx.post(f"{vertex}/imagen-4:predict", headers=auth, timeout=30,
+                       json={"instances": [{"prompt": "a linen shirt"}], "parameters": params})
+        assert r.status_code == 200, r.text
+        (prediction,) = r.json()["predictions"]
+        image = base64.b64decode(prediction["bytesBase64Encoded"])
+        if options:
+            assert prediction["mimeType"] == "image/jpeg" and image[:3] == b"\xff\xd8\xff"
+        else:
+            assert prediction["mimeType"] == "image/png" and image[:8] == b"\x89PNG\r\n\x1a\n"
+    for fmt in ("webp", "png"):
+        r = httpx.post(server.url + OPENAI, timeout=30, headers={"Authorization": "Bearer sk-record-0001"},
+                       json={"model": "gpt-image-1", "prompt": "a mug", "size": "1024x1024", "output_format": fmt})
+        assert r.status_code == 200, r.text
+    record = RecordClient(server.url).summary()
+    [imagen] = record.select(provider="imagen-4", outcome="ok")
+    assert imagen.shapes == {f"{1024 * 1024}:jpeg": 2, f"{1024 * 1024}:png": 1}
+    [gpt] = record.select(provider="gpt-image-1", outcome="ok")
+    assert gpt.shapes == {f"{1024 * 1024}:webp": 1, f"{1024 * 1024}:png": 1}
+    # Several workers' records add up, shapes included.
+    assert (imagen + imagen).shapes == {f"{1024 * 1024}:jpeg": 4, f"{1024 * 1024}:png": 2}

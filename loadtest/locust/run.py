@@ -667,6 +667,7 @@ class SuiteRun:
             facts: GatewayFacts | None = read_facts(
                 self.mock_url, primary=s.target.name, primary_model=s.target.model,
                 profiles=load_profiles(s.mock.profiles), ended_at=ended_at, asked_size=self._asked_size(),
+                asked_format=self._asked_format(),
                 token=os.environ.get("MOCK_ADMIN_TOKEN"))
         except RecordError as exc:
             log.error("the gateway's figures are missing: the mock's record could not be read: %s", exc)
@@ -677,6 +678,13 @@ class SuiteRun:
     def _gateway_behind(self) -> bool:
         """A [sut] run: a gateway between Locust and this run's own mock."""
         return self.scenario.sut is not None and self.mock_url is not None and self.scenario.target.on_mock
+
+    def _asked_format(self) -> str | None:
+        """The format the suite's clients' images come in, where the API says one: OpenAI's output_format
+        (PNG unless asked; the DALL-E models answer PNG)."""
+        if self.target.api != "openai":
+            return None
+        return self.scenario.client.output_format or "png"
 
     def _asked_size(self) -> str | None:
         """The image size the suite's clients ask for, where the API takes one as width x height."""

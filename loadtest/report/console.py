@@ -153,6 +153,7 @@ def gateway_lines(g: GatewayDoc) -> list[str]:
         + (f", at most {calls.max}" if calls.max is not None else "") + f"); status {mix}",
         f"{'  served by':<14}{served}; failovers {g.failovers:,}; silent 200s {g.silent_success:,}",
         f"{'  cost':<14}{cost} upstream{first}",
-    ] + ([f"{'  drift':<14}{g.capability_drift:,} answers of another size than {g.asked_size or 'asked'}"]
+    ] + ([f"{'  drift':<14}{g.capability_drift:,} answers of another size or format than "
+          f"{gatewayview.asked_shape(g)}"]
          if g.capability_drift else []) + (
         [f"{'  orphaned':<14}{gatewayview.orphaned_text(g)}"] if g.orphaned_upstream_calls else [])

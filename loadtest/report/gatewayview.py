@@ -40,8 +40,8 @@ def figure_rows(g: GatewayDoc) -> list[tuple[str, str]]:
     cost = _usd(g.upstream_cost_usd)
     if g.first_time_cost_usd is not None:
         cost += f" against {_usd(g.first_time_cost_usd)} had every request succeeded first time on {g.primary}"
-    drift = ("n/a (no size to compare)" if g.capability_drift is None else
-             f"{g.capability_drift:,} answers of another size than {g.asked_size or 'asked'}")
+    drift = ("n/a (no size or format to compare)" if g.capability_drift is None else
+             f"{g.capability_drift:,} answers of another size or format than {asked_shape(g)}")
     return [
         ("Gateway", f"{g.kind} at {g.url}; primary {g.primary}"),
         ("Overhead p50 / p90 / p99 (ms)", f"{_ms(o.p50)} / {_ms(o.p90)} / {_ms(o.p99)} ({method})"),
@@ -54,6 +54,11 @@ def figure_rows(g: GatewayDoc) -> list[tuple[str, str]]:
         ("Capability drift", drift),
         ("Orphaned upstream calls", orphaned_text(g)),
     ]
+
+
+def asked_shape(g: GatewayDoc) -> str:
+    """What the client asked for, as a capability drift is measured against: "1024x1024 png"."""
+    return " ".join(x for x in (g.asked_size, g.asked_format) if x) or "asked"
 
 
 def orphaned_text(g: GatewayDoc) -> str:

@@ -94,6 +94,7 @@ class Call:
     extra_ms = 0.0            # added by behaviours before the draw (failover hop)
     quality = ""              # what the request asked for, where the latency depends on it
     pixels = 0                # width x height of each image asked for (0: the reference size)
+    image_format = ""         # the format each image is served in ("png", "jpeg", "webp"; "": not said)
     rate: RateInfo | None = None
     fault: Kind | None = None   # drawn on arrival by the fault behaviour
     outcome: Outcome | None = None   # set once the behaviours have answered

@@ -280,6 +280,7 @@ async def serve_generate_content(wire: GoogleWire, request: web.Request, labels:
     call = Call(provider.name, quota_key, 1, loop=ctx.loop)
     if wants_image:
         call.pixels = width * height   # the record's pixels (a gateway's capability drift): imageConfig's size
+        call.image_format = "png"
     outcome = await provider.serve(call)
     rid = request_id()
     headers = {"x-request-id": rid, "x-processing-ms": str(int((time.perf_counter() - started) * 1000))}

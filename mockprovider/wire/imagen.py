@@ -5,6 +5,7 @@ safety attributes per image and for the prompt)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -19,11 +20,14 @@ from ..provider import Provider
 from .body import read_json_object
 from .common import Labels, request_id
 from .google import GoogleWire, boolean, choice, integer, invalid, labels_field, number, string, unknown_name
+from .openai_answer import reencoded_b64
 
 MAX_SAMPLES = 4
 ASPECT_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
 IMAGE_SIZES = ("1K", "2K")                    # Imagen 4's; the pixel sizes ("1024") were Imagen 2 and 3's
 MIME_TYPES = ("image/png", "image/jpeg")
+FORMAT_OF = {"image/png": "png", "image/jpeg": "jpeg"}
+EXTENSION = {"image/png": "png", "image/jpeg": "jpg"}
 # The pixels of each aspect ratio at sampleImageSize 1K (Imagen's documented output sizes); 2K doubles both.
 DIMENSIONS = {"1:1": (1024, 1024), "3:4": (896, 1280), "4:3": (1280, 896), "9:16": (768, 1408), "16:9": (1408, 768)}
 PERSON_GENERATION = ("dont_allow", "allow_adult", "allow_all")
@@ -65,6 +69,8 @@ class ImagenRequest:
     enhance_prompt: bool = False
     aspect_ratio: str = "1:1"
     image_size: str = "1K"
+    mime_type: str = "image/png"          # outputOptions.mimeType: what each image is served as
+    compression: int | None = None        # outputOptions.compressionQuality (JPEG)
 
     @property
     def dimensions(self) -> tuple[int, int]:
@@ -145,9 +151,9 @@ def parse_predict(body: dict[str, Any], *, gemini_api: bool) -> ImagenRequest:
             if name not in ("mimeType", "compressionQuality"):
                 raise unknown_name(name, "parameters.output_options")
         if options.get("mimeType") is not None:
-            choice(options["mimeType"], "outputOptions.mimeType", MIME_TYPES)
+            req.mime_type = choice(options["mimeType"], "outputOptions.mimeType", MIME_TYPES)
         if options.get("compressionQuality") is not None:
-            integer(options["compressionQuality"], "outputOptions.compressionQuality", lo=0, hi=100)
+            req.compression = integer(options["compressionQuality"], "outputOptions.compressionQuality", lo=0, hi=100)
     return req
 
 
@@ -184,6 +190,7 @@ async def serve_predict(wire: GoogleWire, request: web.Request, labels: Labels, 
     # The record's pixels, which a gateway's capability drift is read from: the size aspectRatio and sampleImageSize
     # decide, which is the size served.
     call.pixels = width * height
+    call.image_format = FORMAT_OF[req.mime_type]
     outcome = await provider.serve(call)
     headers = {"x-request-id": request_id(), "x-processing-ms": str(int((time.perf_counter() - started) * 1000))}
     if outcome.kind is Kind.CONTENT_POLICY:
@@ -202,11 +209,16 @@ async def serve_predict(wire: GoogleWire, request: web.Request, labels: Labels, 
     predictions = []
     for i in range(req.count):
         digest = digest_for(req.prompt, f"{provider.name}:{req.seed}:{i}" if req.seed is not None else f"{salt}:{i}")
-        prediction: dict[str, Any] = {"mimeType": "image/png"}
+        prediction: dict[str, Any] = {"mimeType": req.mime_type}
         if req.storage_uri is not None:
-            prediction["gcsUri"] = f"{req.storage_uri}/{digest}/sample_{i}.png"
-        else:
+            prediction["gcsUri"] = f"{req.storage_uri}/{digest}/sample_{i}.{EXTENSION[req.mime_type]}"
+        elif req.mime_type == "image/png":
             prediction["bytesBase64Encoded"] = await ctx.images.b64(provider, digest, width, height)
+        else:
+            nbytes = ctx.images.nbytes(provider, width, height)
+            base = ctx.images.base_now(width, height, nbytes) or await ctx.images.base(width, height, nbytes)
+            prediction["bytesBase64Encoded"] = await asyncio.to_thread(
+                reencoded_b64, base.png(digest), FORMAT_OF[req.mime_type], req.compression)
         if rewritten is not None:
             prediction["prompt"] = rewritten
         if req.include_safety_attributes:

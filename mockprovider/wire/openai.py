@@ -141,7 +141,7 @@ class OpenAIImages(Wire):
                      edit: bool = False) -> web.StreamResponse:
         ctx = self.ctx
         call = Call(model, key, req.n, loop=ctx.loop, watch_admission=req.stream)
-        call.quality, call.pixels = req.rendered_quality, req.width * req.height
+        call.quality, call.pixels, call.image_format = req.rendered_quality, req.width * req.height, req.output_format
         headers = {"x-request-id": request_id(), "openai-version": "2020-10-01"}
         answer = Answer(req, rules, salt=headers["x-request-id"], images=ctx.images, provider=provider,
                         request=request, image_tokens=image_tokens, edit=edit)

@@ -148,7 +148,9 @@ def test_imagen_predict_on_the_developer_api(mock: MockServer) -> None:
     assert r.status_code == 200, r.text
     predictions = r.json()["predictions"]
     assert [p.get("contentType") for p in predictions] == [None, None, "Positive Prompt"]
-    assert all(base64.b64decode(p["bytesBase64Encoded"]).startswith(PNG) for p in predictions[:2])
+    # Asked as JPEGs (outputOptions.mimeType), served and labelled as JPEGs.
+    assert all(base64.b64decode(p["bytesBase64Encoded"]).startswith(b"\xff\xd8\xff") and p["mimeType"] == "image/jpeg"
+               for p in predictions[:2])
     assert r.headers["x-cost-usd"] == "0.0800"
     # What the Gemini API's Imagen does not take.
     for name, value in (("seed", 1), ("negativePrompt", "text"), ("addWatermark", False), ("storageUri", "gs://b")):

@@ -158,8 +158,9 @@ def test_every_field_google_genai_sends_and_what_it_reads_back(sdk: genai.Client
                                                         config=config)
     assert len(result.generated_images) == 2
     for generated in result.generated_images:
-        assert generated.image is not None and (generated.image.image_bytes or b"").startswith(PNG)
-        assert generated.image.mime_type == "image/png"
+        # output_mime_type="image/jpeg": each image is a JPEG, labelled as one.
+        assert generated.image is not None and (generated.image.image_bytes or b"").startswith(b"\xff\xd8\xff")
+        assert generated.image.mime_type == "image/jpeg"
         assert generated.enhanced_prompt and generated.enhanced_prompt.startswith(PROMPT.rstrip("."))
         assert generated.enhanced_prompt != PROMPT
         attrs = generated.safety_attributes

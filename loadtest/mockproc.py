@@ -17,6 +17,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from .children import own_session
+
 
 class MockProcess:
     """`python -m mockprovider --port 0 ARGS...`; `.url` once started; a context manager."""
@@ -39,7 +41,8 @@ class MockProcess:
         ready = Path(self._dir.name) / "ready.json"
         self.proc = subprocess.Popen([sys.executable, "-m", "mockprovider", *self.args, "--ready-file", str(ready)],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env={**os.environ, **(self.env or {})}, start_new_session=self.new_session,
+                                     env={**os.environ, **(self.env or {})},
+                                     preexec_fn=own_session(new_session=self.new_session, ctrl_c=False),
                                      cwd=self.cwd)
         # Keep draining its output so a chatty server never blocks on a full pipe.
         self._reader = threading.Thread(target=self._drain, daemon=True)

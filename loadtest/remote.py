@@ -26,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from .children import own_session
 from .scenario import builtin_scenarios, scenario_path
 
 LOCUST_MASTER_PORT = 5557       # Locust's own default for --master-port and --master-bind-port
@@ -131,7 +132,7 @@ def worker_main(argv: list[str]) -> int:
 def _supervise(cmd: list[str], env: dict[str, str]) -> int:
     """Run Locust's worker in a session of its own and hand it each stop signal once: a Ctrl-C at the terminal
     reaches this process only, so the worker is not interrupted twice (which would cut its goodbye short)."""
-    proc = subprocess.Popen(cmd, env=env, preexec_fn=_own_session)
+    proc = subprocess.Popen(cmd, env=env, preexec_fn=own_session())
 
     def forward(signum: int, frame: FrameType | None) -> None:
         proc.send_signal(signum)
@@ -145,8 +146,3 @@ def _supervise(cmd: list[str], env: dict[str, str]) -> int:
     return code if code >= 0 else 128 - code
 
 
-def _own_session() -> None:
-    """In the child, before exec: a session of its own, and Ctrl-C's default meaning back (Locust acts on it)
-    even where this process was started with SIGINT ignored (a background job)."""
-    os.setsid()
-    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from mockprovider.record_client import RecordClient, RecordError
 
 from . import sizing
+from .children import own_session
 from .exitcodes import ExitCode
 from .fields import ScenarioError
 from .gate import End, RunFacts, judge
@@ -401,7 +402,7 @@ class LocustProcesses:
         self.env = {**os.environ, **options.extra_env}
 
     def _start(self, cmd: list[str]) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(cmd, preexec_fn=own_session, env=self.env)
+        proc = subprocess.Popen(cmd, preexec_fn=own_session(), env=self.env)
         self.procs.append(proc)
         return proc
 
@@ -531,13 +532,6 @@ def _write_json(path: Path, doc: dict[str, object]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc))
     tmp.replace(path)
-
-
-def own_session() -> None:
-    """In a child, before exec: a session of its own, and Ctrl-C's default meaning back (Locust gates on it),
-    even if this process was started with SIGINT ignored."""
-    os.setsid()
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:

@@ -20,6 +20,7 @@ import urllib.request
 from collections import deque
 from pathlib import Path
 
+from .children import own_session
 from .sut import LITELLM_ENV, Sut, fill, placeholders
 
 LOG_LINES = 40
@@ -72,7 +73,7 @@ class SutProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         try:
             self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                         env={**os.environ, **env}, cwd=self.workdir, start_new_session=True)
+                                         env={**os.environ, **env}, cwd=self.workdir, preexec_fn=own_session())
         except OSError as exc:
             raise SutError(f"the {self.sut.name} command {cmd[0]!r} could not start: {exc.strerror or exc}") from None
         self._reader = threading.Thread(target=self._drain, daemon=True)

@@ -69,7 +69,8 @@ def test_a_command_gateway_is_parsed_with_its_health_path() -> None:
     ({"kind": "litellm", "command": ["x"], "litellm": {"model_list": [{}]}}, "sut.command is for kind = \"command\""),
     ({"kind": "command", "command": ["./gw", "{port}"], "health": "healthz"}, "sut.health must be a path"),
     ({"kind": "command", "command": ["./gw", "{port}"], "colour": 1}, "sut: unknown key(s) colour"),
-    ({"kind": "command", "command": ["./gw", "{port}"], "orphan_watch": "20m"}, "sut.orphan_watch must be 0 s to 600 s"),
+    ({"kind": "command", "command": ["./gw", "{port}"], "orphan_watch": "20m"},
+     "sut.orphan_watch must be 0 s to 600 s"),
     ({"kind": "command", "command": ["./gw", "{port}"], "orphan_watch": "soon"}, "sut.orphan_watch"),
     ("litellm", "sut must be a table"),
 ])

@@ -76,7 +76,7 @@ from typing import Any
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from mockprovider.hdr import rank, to_us
+from mockprovider.hdr import acyclic, rank, to_us
 
 from .request_samples import RequestSamples
 
@@ -134,7 +134,7 @@ class _Layout:
         return ((bucket + 1) << self.half_mag) + sub - self.half_count
 
     def new_histogram(self) -> tuple[HdrHistogram, np.ndarray]:
-        hist = HdrHistogram(LOWEST_US, HIGHEST_US, self.significant_figures)
+        hist = acyclic(HdrHistogram(LOWEST_US, HIGHEST_US, self.significant_figures))
         return hist, np.ctypeslib.as_array(hist.counts)
 
 

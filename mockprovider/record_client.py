@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from .hdr import FINE, HIGHEST_US, LOWEST_US, SIGNIFICANT_FIGURES, rank
+from .hdr import FINE, HIGHEST_US, LOWEST_US, SIGNIFICANT_FIGURES, acyclic, rank
 
 FORMAT = "mockprovider.record/1"
 REQUESTS_FORMAT = "mockprovider.record.requests/1"
@@ -50,7 +50,7 @@ class RecordError(Exception):
 
 
 def _empty_hdr() -> HdrHistogram:
-    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES)
+    return acyclic(HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES))
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class Histogram:
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Histogram:
         count = int(d["count"])
-        hdr = HdrHistogram.decode(d["hdr"]) if d.get("hdr") else _empty_hdr()
+        hdr = acyclic(HdrHistogram.decode(d["hdr"])) if d.get("hdr") else _empty_hdr()
         layout = (hdr.lowest_trackable_value, hdr.highest_trackable_value, hdr.significant_figures)
         if layout != (LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES):
             raise RecordError(f"a histogram has the layout {layout}, not ({LOWEST_US}, {HIGHEST_US}, "

@@ -86,3 +86,28 @@ def test_the_locust_process_fixes_glibcs_mmap_threshold() -> None:
     # The live gate's decoded histograms (~190 KB each, freed a moment later) must stay off the heap.
     from loadtest.locust.allocator import fix_mmap_threshold
     assert fix_mmap_threshold() is True      # glibc on Linux, as CI's Debian has
+
+
+def test_a_histogram_made_and_dropped_is_freed_at_once_not_left_to_the_cyclic_collector() -> None:
+    import weakref
+
+    from hdrh.histogram import HdrHistogram
+
+    from mockprovider.hdr import HIGHEST_US, LOWEST_US, SIGNIFICANT_FIGURES, acyclic
+
+    gc.disable()
+    try:
+        plain = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES)
+        plain_ref = weakref.ref(plain)
+        del plain
+        assert plain_ref() is not None          # hdrh's histogram/encoder cycle: it waits for the collector
+        made = acyclic(HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES))
+        made.record_value(1500)
+        other = acyclic(HdrHistogram.decode(made.encode()))   # it still encodes, decodes and adds
+        other.add(made)
+        assert other.get_total_count() == 2
+        made_ref = weakref.ref(made)
+        del made
+        assert made_ref() is None               # freed by its reference count alone
+    finally:
+        gc.enable()

@@ -2,10 +2,10 @@
 
 Starts the mock, gives its record two windows of relay answers, then reads the record's summary 600 times
 (as the live gate does, at most every 2 s of a run) with a few small objects made and dropped between reads,
-and prints the process's RSS growth every 150 reads. `--fixed` first fixes glibc's mmap threshold as the
-Locust process does (loadtest/locust/allocator.py), to compare.
+and prints the process's RSS growth every 150 reads (READS=N for more). Each read decodes the record's
+exact histograms; made acyclic (mockprovider.hdr.acyclic), they are freed as soon as they are dropped.
 
-    python bench/live_read_memory.py [--fixed]
+    python bench/live_read_memory.py
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from loadtest.locust.allocator import fix_mmap_threshold  # noqa: E402
 from mockprovider.record_client import RecordClient  # noqa: E402
 
 READS = int(__import__("os").environ.get("READS", "600"))
@@ -39,8 +38,6 @@ def post(url: str, path: str, body: dict, headers: dict[str, str] | None = None)
 
 
 def main() -> None:
-    if "--fixed" in sys.argv[1:]:
-        print("fixed mmap threshold:", fix_mmap_threshold())
     with tempfile.TemporaryDirectory() as tmp:
         ready = Path(tmp) / "ready.json"
         mock = subprocess.Popen([sys.executable, "-m", "mockprovider", "--port", "0", "--latency-scale", "0",

@@ -32,7 +32,6 @@ from .. import confidence
 from ..clients.keys import parse_keys
 from ..scenario import Overrides, ScenarioError, load_scenario
 from . import saturation_watch
-from .allocator import fix_mmap_threshold
 from .compat import SPAWN_RATE_WARNING, missing_hooks
 from .native import LocustReports
 from .run import FINAL_MESSAGE, SuiteRun
@@ -75,7 +74,6 @@ def install() -> None:
                            f" (locust {_locust_version()}; the suite supports the range pinned in pyproject.toml)")
     events.init_command_line_parser.add_listener(_add_options)
     events.init.add_listener(_on_init)
-    fix_mmap_threshold()      # a long run's RSS must not climb with the live gate's reads (allocator.py)
 
 
 class _IntendedSpawnRate(logging.Filter):

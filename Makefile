@@ -75,6 +75,16 @@ $(STAMP): pyproject.toml
 	@$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
 	@touch $@
 
+# A scenario with a gateway in it (scenarios/gateway_*.toml, or any SCENARIO naming "gateway") starts
+# LiteLLM's proxy: its extra, installed when such a scenario is asked for.
+GATEWAY_STAMP := $(VENV)/.gateway-installed
+NEEDS_GATEWAY := $(if $(findstring gateway,$(SCENARIO)),$(GATEWAY_STAMP))
+
+$(GATEWAY_STAMP): $(STAMP)
+	@echo "installing the gateway extra (LiteLLM's proxy) into $(VENV)"
+	@$(BIN)/pip install -q --disable-pip-version-check -e '.[gateway]'
+	@touch $@
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
@@ -91,16 +101,16 @@ test-fast: install
 mock: install
 	$(BIN)/python -m mockprovider --port $(PORT) --seed $(SEED) $(if $(MOCK_WORKERS),--workers=$(MOCK_WORKERS)) $(ARGS)
 
-loadtest: install
+loadtest: install $(NEEDS_GATEWAY)
 	$(BIN)/loadtest run $(SCENARIO) $(LOADTEST_ARGS) $(if $(REPORT_DIR),--report-dir=$(REPORT_DIR))
 
 # The search sets each step's rate and length itself: no DURATION.
-capacity: install
+capacity: install $(NEEDS_GATEWAY)
 	$(BIN)/loadtest capacity $(SCENARIO) $(if $(TARGET),--target=$(TARGET)) $(if $(WORKERS),--workers=$(WORKERS)) \
 	  $(if $(API),--api=$(API)) $(if $(MODEL),--model=$(MODEL)) $(foreach f,$(PROFILES),--profiles=$(f)) \
 	  $(if $(REPORT_DIR),--report-dir=$(REPORT_DIR)) $(ARGS)
 
-ui: install
+ui: install $(NEEDS_GATEWAY)
 	$(BIN)/loadtest ui $(SCENARIO) $(LOADTEST_ARGS) --web-port=$(WEB_PORT)
 
 compare: install

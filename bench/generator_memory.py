@@ -33,26 +33,31 @@ FOUR_HOURS_REQUESTS = 17_280_000      # 1,200 req/s for 4 hours
 WARMUP_SHARE = 0.2
 
 
-def _scrape(url: str) -> tuple[float, float] | None:
-    """(RSS bytes, requests recorded) from one scrape, or None if the endpoint is gone."""
+def _scrape(url: str) -> tuple[float, float, bool] | None:
+    """(RSS bytes, requests recorded, whether the run is still going) from one scrape, or None if the
+    endpoint is gone."""
     try:
         with urllib.request.urlopen(url, timeout=5) as r:
             text = r.read().decode()
     except OSError:
         return None
     rss = requests = 0.0
+    running = True
     for line in text.splitlines():
         if line.startswith("process_resident_memory_bytes "):
             rss = float(line.split()[-1])
         elif line.startswith("loadtest_requests_total{"):
             requests += float(line.split()[-1])
-    return rss, requests
+        elif line.startswith("loadtest_run_running "):
+            running = float(line.split()[-1]) == 1.0
+    return rss, requests, running
 
 
 @dataclass
 class Result:
     seconds: float
-    samples: list[tuple[float, float, float]]     # (seconds, RSS bytes, requests)
+    samples: list[tuple[float, float, float]]     # (seconds, RSS bytes, requests) while the run went
+    after: list[tuple[float, float, float]]       # the same once it had ended (the report being written)
     slope: float                                  # bytes per request after the warm-up
     extrapolated: float                           # RSS at the 4-hour run's request count
     summary: dict[str, Any]
@@ -90,6 +95,7 @@ def measure(seconds: float) -> Result:
                "--metrics-port", "0", "--ready-file", str(ready), "--report-dir", str(Path(tmp) / "report")]
         proc = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         samples: list[tuple[float, float, float]] = []     # (seconds, RSS, requests)
+        after: list[tuple[float, float, float]] = []
         tree: dict[str, list[float]] = {}
         try:
             deadline = time.monotonic() + 120
@@ -100,7 +106,8 @@ def measure(seconds: float) -> Result:
             while proc.poll() is None:
                 got = _scrape(url)
                 if got is not None and got[1] > 0:
-                    samples.append((time.monotonic() - t0, *got))
+                    rss, requests, running = got
+                    (samples if running and not after else after).append((time.monotonic() - t0, rss, requests))
                     for role, rss in _tree_rss(proc.pid).items():
                         tree.setdefault(role, []).append(rss)
                 time.sleep(SAMPLE_S)
@@ -122,7 +129,7 @@ def measure(seconds: float) -> Result:
     # slope is carried on to the 4-hour run's request count (a falling one would promise a shrinking process).
     peak = max(s[1] for s in fit)
     grown = end[1] + max(0.0, slope) * max(0.0, FOUR_HOURS_REQUESTS - end[2])
-    return Result(seconds=seconds, samples=samples, slope=slope, summary=summary,
+    return Result(seconds=seconds, samples=samples, after=after, slope=slope, summary=summary,
                   extrapolated=max(peak, grown),
                   processes={role: (v[0], max(v), v[-1]) for role, v in sorted(tree.items())})
 
@@ -142,6 +149,10 @@ def section(result: Result) -> str:
     warm = (" A run this short weighs the allocator's warm-up heavily; the 10-minute form is "
             "`python bench/generator_memory.py 600`." if seconds < 600 else "")
     procs = "\n".join(f"| {role} | {_mb(a)} | {_mb(b)} | {_mb(c)} |" for role, (a, b, c) in result.processes.items())
+    ending = ("" if not result.after else
+              f"\n\nOnce the run had ended, while the gate judged and the reports were written (plots, HTML), "
+              f"{len(result.after)} more sample(s): RSS up to {_mb(max(a[1] for a in result.after))}. They are left "
+              "out of the fit and the bound above: they are the report's one-off cost, not the run's.")
     return f"""## Load generator memory over a long open-model run{short}
 
 `python bench/generator_memory.py {seconds:g}`: `loadtest run sustained --duration {seconds:g}s --metrics-port 0`
@@ -151,7 +162,7 @@ def section(result: Result) -> str:
 
 | time | requests | RSS |
 |---|---|---|
-{rows}
+{rows}{ending}
 
 Every process of the run, sampled with psutil at the same moments (RSS summed per role):
 

@@ -3,7 +3,8 @@
 What each one ends with — verdict, requests, P99, success, retries, failovers — beside what its
 description promises. A test runs each one shortened (tests/test_loadtest_runs.py); this is
 the full length, which takes about fifteen minutes
-(the two gateway scenarios need the `gateway` extra: `make install-gateway` or `pip install .[gateway]`).
+(the two gateway scenarios need the `gateway` extra: `pip install -e '.[gateway]'`, which `make install`
+has among its test tools).
 """
 
 from __future__ import annotations

@@ -102,8 +102,13 @@ def test_queue_is_shared_and_every_queued_call_starts(start_mock) -> None:
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        with ThreadPoolExecutor(6) as pool:
-            answers = list(pool.map(lambda _: generate(server), range(6)))
+        # The kernel's SO_REUSEPORT hash may send all six connections to one worker (2 x 2**-6, about 3 % of
+        # batches): such a batch shows nothing shared, so it is sent again, at most three times in all.
+        for _ in range(3):
+            with ThreadPoolExecutor(6) as pool:
+                answers = list(pool.map(lambda _: generate(server), range(6)))
+            if len({r.headers.get("x-mock-worker") for r in answers}) == 2:
+                break
     finally:
         done.set()
         watcher.join()

@@ -304,7 +304,10 @@ def mid_run(locust_page: Page, locust_seen: Seen, sla_page: Page, sla_seen: Seen
         assert limit.count() == 1 and limit.get_attribute("y1") == limit.get_attribute("y2")
         assert svg.locator(".stage-band").count() == len(STAGES)
         marks = svg.locator(".action-mark")
-        assert [marks.nth(j).get_attribute("data-done") for j in range(marks.count())][:1] == ["true"]
+        # The charts redraw from their own poll, up to a second behind the /sla answer read above.
+        wait_for("the chart to mark the first action done",
+                 lambda m=marks: [m.nth(j).get_attribute("data-done") for j in range(m.count())][:1] == ["true"],
+                 10, log, interval=0.2)
         assert marks.count() == 2
     judged = charts.nth(0).locator("polyline.judged").get_attribute("points") or ""
     assert len(judged.split()) >= 3, judged

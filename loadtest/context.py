@@ -7,7 +7,18 @@ recorder reads typed fields instead of guessing at a dict. A request from a plai
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+# The suite's clients' correlation ids (loadtest.clients.base): "lt<pid hex>-<n>.<attempt>"; the part before
+# the attempt, the generation, is the request, whatever its retries.
+SUITE_ID = re.compile(r"^(lt[0-9a-f]+-\d+)\.\d+$")
+
+
+def generation_of(correlation_id: str) -> str:
+    """The request a correlation id belongs to: the suite's generation, or the id itself if it is not the suite's."""
+    m = SUITE_ID.match(correlation_id)
+    return m.group(1) if m else correlation_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,6 @@ that answered it.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -32,14 +31,13 @@ from mockprovider.profile import Profile
 from mockprovider.record_client import Entry, Histogram, Series
 from mockprovider.record_client import Summary as RecordSummary
 
+from .context import SUITE_ID, generation_of
 from .recorder import Recorder, Selection
 from .thresholds import Threshold
 
 OK = "ok"
 # The answer the suite's clients count apart: a 200 with fewer images than asked (loadtest/clients/base.py).
 EMPTY_SUCCESS = "empty_success"
-# The suite's clients' ids (loadtest.clients.base): "lt<pid hex>-<n>.<attempt>"; the generation is the request.
-SUITE_ID = re.compile(r"^(lt[0-9a-f]+-\d+)\.\d+$")
 # Overhead is told request by request only when at least this share of the successful requests' ids came
 # through to the upstream call that answered them: below it, the unmatched ones (a fallback route that
 # drops the header, say) could hold the whole tail, and the matched ones' P99 would flatter the gateway.
@@ -75,7 +73,7 @@ class GatewayFacts:
         for e in self.entries:
             if e.outcome != OK or not e.correlation_id:
                 continue
-            generation = _generation(e.correlation_id)
+            generation = generation_of(e.correlation_id)
             done = e.arrived_at + e.total_ms / 1000.0
             if generation not in out or done > out[generation][0]:
                 out[generation] = (done, e.total_ms)
@@ -202,7 +200,7 @@ def calls_per_request(entries: Iterable[Entry]) -> int | None:
     counts: Counter[str] = Counter()
     for e in entries:
         if e.correlation_id:
-            counts[_generation(e.correlation_id)] += 1
+            counts[generation_of(e.correlation_id)] += 1
     return max(counts.values()) if counts else None
 
 
@@ -296,11 +294,6 @@ def capability_drift(facts: GatewayFacts, stage: str | None = None) -> int | Non
     return drifted if known else None
 
 
-def _generation(correlation_id: str) -> str:
-    m = SUITE_ID.match(correlation_id)
-    return m.group(1) if m else correlation_id
-
-
 def orphaned_after_end(facts: GatewayFacts) -> int | None:
     """Upstream calls that arrived after the run had ended (None: the entries were not read)."""
     if facts.ended_at is None or not facts.entries:
@@ -321,7 +314,7 @@ def orphaned_after_give_up(recorder: Recorder, facts: GatewayFacts) -> int | Non
     for e in facts.entries:
         if e.correlation_id:
             ids = True
-            at = gave_up.get(_generation(e.correlation_id))
+            at = gave_up.get(generation_of(e.correlation_id))
             if at is not None and at < e.arrived_at <= end:
                 late += 1
     return late if ids else None

@@ -9,13 +9,13 @@ record still keeps (capped, see the mock's `--record-cap`).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from mockprovider.record_client import Histogram, RecordClient, RecordError, Series
 from mockprovider.record_client import Summary as RecordSummary
 
 from .attribution import Attribution, ProviderSide
+from .context import SUITE_ID
 from .gate import ThresholdResult
 from .recorder import Recorder
 from .summary import (
@@ -30,8 +30,6 @@ from .summary import (
     SideBySideDoc,
 )
 
-# The suite's clients' ids (loadtest.clients.base): "lt<pid hex>-<n>.<attempt>".
-SUITE_ID = re.compile(r"^(lt[0-9a-f]+-\d+)\.\d+$")
 PAGE = 10_000
 
 

@@ -78,6 +78,7 @@ from hdrh.histogram import HdrHistogram
 
 from mockprovider.hdr import acyclic, rank, to_us
 
+from .context import generation_of
 from .request_samples import RequestSamples
 
 __all__ = [
@@ -627,7 +628,7 @@ class Recorder:
             first.buf.append(first_image_ms)
         o.buf.append(latency_ms)
         if self.samples is not None and request_id:
-            self.samples.add(request_id.split(".", 1)[0], stage, latency_ms, ok, ts)
+            self.samples.add(generation_of(request_id), stage, latency_ms, ok, ts)
 
         rel = ts - start
         s = int(rel) if rel > 0 else 0

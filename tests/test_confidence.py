@@ -7,10 +7,13 @@ math.comb, the Wilson formula written out) or taken from textbook tables.
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from loadtest.confidence import ConfidenceOptions, interval_for, order_ranks, samples_to_pass, wilson
+from loadtest.confidence import ConfidenceOptions, binom_ppf, interval_for, order_ranks, samples_to_pass, wilson
 from loadtest.gate import judge
 from loadtest.recorder import Recorder
 from loadtest.thresholds import ThresholdError, parse_thresholds
@@ -56,6 +59,35 @@ def test_order_statistic_ranks_cover_at_least_the_level_and_are_the_tightest(n: 
     assert coverage >= 0.95
     # One rank tighter on either side and a tail would exceed 2.5 %.
     assert binomial_cdf(lo, n, q) >= 0.025 and binomial_cdf(hi - 2, n, q) < 0.975
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 40, 299, 1000, 54_321, 1_000_000, 17_280_000])
+@pytest.mark.parametrize("q", [0.0005, 0.5, 0.95, 0.99, 0.999, 0.9995])
+def test_the_binomial_quantile_is_scipy_stats_own(n: int, q: float) -> None:
+    # Computed from scipy.special (scipy.stats costs the Locust process ~47 MB); at the tails the 90, 95 and
+    # 99 % intervals use it must agree exactly (checked over 31,968 cases up to n = 2e7 while writing it).
+    from scipy.stats import binom
+    for prob in (0.005, 0.025, 0.05, 0.95, 0.975, 0.995):
+        assert binom_ppf(prob, n, q) == int(binom.ppf(prob, n, q)), (prob, n, q)
+
+
+@pytest.mark.parametrize("n", [7, 35, 99])
+def test_a_binomial_cdf_exactly_at_the_probability_reaches_it(n: int) -> None:
+    # For odd n, P(X <= (n-1)/2) = 1/2 exactly: that rank is the median's quantile, though floating point
+    # puts the CDF an ulp low (scipy.stats answers (n+1)/2 for n = 35 and 99, (n-1)/2 for 7).
+    k = (n - 1) // 2
+    assert binomial_cdf(k, n, 0.5) == pytest.approx(0.5, abs=1e-12)
+    assert binom_ppf(0.5, n, 0.5) == k
+
+
+def test_the_statistics_need_not_import_scipy_stats() -> None:
+    # What the Locust process does: load the locustfile, preload, compute intervals. scipy.stats stays out.
+    code = ("import sys; import locustfiles.imagegen; from loadtest import confidence; confidence.preload(); "
+            "confidence.order_ranks(54_000, 0.99, 0.95); "
+            "assert 'scipy.stats' not in sys.modules, sorted(m for m in sys.modules if m.startswith('scipy.stats'))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).parent.parent)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_a_p99_of_40_requests_has_no_upper_bound() -> None:

@@ -28,7 +28,6 @@ import greenlet
 from locust import events
 from locust.runners import WorkerRunner
 
-from .. import confidence
 from ..clients.keys import parse_keys
 from ..scenario import Overrides, ScenarioError, load_scenario
 from . import saturation_watch
@@ -160,7 +159,6 @@ def _on_init(environment: Any, **_: Any) -> None:
                          "(or --host with the API's base URL)\n")
         sys.exit(2)
     environment.loadtest = suite
-    confidence.preload()    # before any run: the first live verdict must not stall the event loop importing it
     ev = environment.events
     ev.test_start.add_listener(suite.on_test_start)
     ev.test_start.add_listener(lambda **_: _after_test_start(suite))

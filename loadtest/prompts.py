@@ -1,19 +1,24 @@
 """Prompts shaped like a fashion catalog, across the seed's three uses, and the two edits a catalog makes.
 
-product × colour × material × background × style. The people, places and colours
-come from Faker, drawn once per process into pools (a Faker instance costs about a
-millisecond to build, and a flash sale starts hundreds of users a second); each
-user then draws its own reproducible stream from them with its own seed.
+product × colour × material × background × style. The people, places and colours are
+pools drawn once from a seeded Faker and shipped with the package (loadtest/data/prompt_pools.json),
+read once per process: Faker itself would cost the Locust process about 8 MB of RSS. Each user
+then draws its own reproducible stream from the pools with its own seed.
+
+`python -m loadtest.prompts --regenerate` draws the pools from Faker again (a test dependency) and
+rewrites the file; tests/test_prompts.py checks that the file is what Faker draws.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import random
 import re
 from collections.abc import Sequence
 from functools import lru_cache
-
-from faker import Faker
+from importlib import resources
+from pathlib import Path
 
 PRODUCTS = ("sneakers", "leather handbag", "silk scarf", "denim jacket", "wool coat", "cotton t-shirt",
             "ankle boots", "sunglasses", "wristwatch", "linen dress", "backpack", "hoodie", "trench coat",
@@ -38,18 +43,46 @@ EDIT_USE_CASES = ("background_replacement", "product_placement")
 
 
 POOL_SIZE = 2000
+POOL_SEED = 20_261_124
+POOLS_FILE = "data/prompt_pools.json"     # inside the loadtest package
+
+Pools = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
 
 
 @lru_cache(maxsize=1)
-def pools() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """(colours, cities, first names) from one seeded Faker, so every process has the same pools."""
+def pools() -> Pools:
+    """(colours, cities, first names), read from the file shipped with the package: the same in every process."""
+    data = json.loads(resources.files("loadtest").joinpath(POOLS_FILE).read_text(encoding="utf-8"))
+    return tuple(data["colours"]), tuple(data["cities"]), tuple(data["names"])
+
+
+def faker_pools() -> Pools:
+    """The pools as one Faker seeded with POOL_SEED draws them: what POOLS_FILE holds."""
+    from faker import Faker  # a test dependency: only the file is read at run time
+
     fake = Faker()
-    fake.seed_instance(20_261_124)
+    fake.seed_instance(POOL_SEED)
     # Faker's CSS colour names ("MediumSeaGreen") read better as words.
     colours = tuple(sorted({re.sub(r"(?<!^)(?=[A-Z])", " ", fake.color_name()).lower() for _ in range(POOL_SIZE)}))
     cities = tuple(fake.city() for _ in range(POOL_SIZE))
     names = tuple(fake.first_name() for _ in range(POOL_SIZE))
     return colours, cities, names
+
+
+def pools_json(drawn: Pools) -> str:
+    """POOLS_FILE's text for these pools: one entry a line, so a regenerated file diffs readably."""
+    colours, cities, names = drawn
+    doc = {"seed": POOL_SEED, "size": POOL_SIZE, "colours": colours, "cities": cities, "names": names}
+    return json.dumps(doc, ensure_ascii=False, indent=0) + "\n"
+
+
+def regenerate(path: Path | None = None) -> Path:
+    """Draw the pools from Faker and write them to `path` (the package's own file by default)."""
+    path = path or Path(__file__).parent / POOLS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(pools_json(faker_pools()), encoding="utf-8")
+    pools.cache_clear()
+    return path
 
 
 class CatalogPrompts:
@@ -96,3 +129,19 @@ class CatalogPrompts:
         return (f"Personalised banner for {r.choice(self.names)}: the {r.choice(self.colours)} {r.choice(MATERIALS)} "
                 f"{r.choice(PRODUCTS)} left in the cart, on {r.choice(BACKGROUNDS)}, {r.choice(STYLES)}, "
                 f"warm inviting tone, space for the text 'Still thinking it over?'")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m loadtest.prompts",
+                                     description="The prompt pools shipped with the package.")
+    parser.add_argument("--regenerate", action="store_true",
+                        help=f"draw the pools from Faker (seed {POOL_SEED}) and rewrite {POOLS_FILE}")
+    parser.add_argument("--output", type=Path, help="write there instead of the package's own file")
+    args = parser.parse_args(argv)
+    if not args.regenerate:
+        parser.error("nothing to do: --regenerate rewrites the pools file")
+    print(regenerate(args.output))
+
+
+if __name__ == "__main__":
+    main()

@@ -61,7 +61,8 @@ def test_the_wheel_carries_scenarios_locustfile_and_profiles(tmp_path: Path) -> 
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"scenarios/flash_sale.toml", "scenarios/sustained.toml", "locustfiles/imagegen.py",
             "mockprovider/profiles/builtin.toml", "loadtest/clients/relay.py", "loadtest/locust/static/sla.html",
-            "loadtest/locust/static/sla.js", "loadtest/locust/static/locust-overlay.js"} <= names
+            "loadtest/locust/static/sla.js", "loadtest/locust/static/locust-overlay.js",
+            "loadtest/data/prompt_pools.json"} <= names
 
 
 def test_the_installed_command_lists_its_scenarios(venv: Path, elsewhere: Path) -> None:

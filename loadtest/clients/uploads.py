@@ -6,6 +6,9 @@ seamless backdrop with a soft vignette, a product silhouette (a sneaker, a handb
 watch, a mug, a backpack) in a catalog colour with shading and a floor shadow, and sensor-like
 noise so they compress as photographs do (a 1024x1024 JPEG at quality 90 is about 200 KB, as a
 catalog's photos are; a PNG about 1 MB). The same seed draws the same bytes in every process.
+
+Pillow is imported by the functions that draw, on the first edit's photos: a scenario that never
+edits never imports it into the Locust process.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ import io
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 SHAPES = ("sneaker", "handbag", "bottle", "watch", "mug", "backpack")
 COLOURS = ((178, 34, 52), (24, 63, 121), (32, 32, 36), (196, 148, 92), (62, 120, 78), (230, 226, 214),
@@ -52,6 +58,8 @@ def catalog(count: int, width: int, height: int, fmt: str) -> tuple[Photo, ...]:
 
 
 def _photo(i: int, width: int, height: int, fmt: str) -> Photo:
+    from PIL import Image, ImageFilter
+
     rng = np.random.default_rng(SEED + i)
     shape = SHAPES[i % len(SHAPES)]
     colour = COLOURS[(i * 5 + 3) % len(COLOURS)]
@@ -87,6 +95,8 @@ LIGHT_GRID = 8
 
 
 def _smooth(width: int, height: int, pixels: np.ndarray) -> Image.Image:
+    from PIL import Image
+
     return Image.fromarray(pixels, "RGB").resize((width, height), Image.Resampling.BILINEAR)
 
 
@@ -115,6 +125,8 @@ def _shaded(colour: tuple[int, int, int], width: int, height: int, box: tuple[in
 
 def _silhouette(shape: str, w: int, h: int) -> Image.Image:
     """The product's outline as an L mask (255 inside), centred on the floor of the frame."""
+    from PIL import Image, ImageDraw, ImageFilter
+
     m = Image.new("L", (w, h), 0)
     d = ImageDraw.Draw(m)
 

@@ -38,7 +38,7 @@ from ..prompts import CatalogPrompts, pools
 from ..scenario import Client, Target
 
 _SILENT = EventHook()   # the HTTP session's own per-exchange events go nowhere
-pools()                 # built at import, not in the middle of the first spawn
+pools()                 # read at import, not in the middle of the first spawn
 _user_numbers = itertools.count()
 
 

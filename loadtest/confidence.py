@@ -134,7 +134,6 @@ def _pmf(x: np.ndarray, n: int, p: float) -> np.ndarray:
     return out
 
 
-@lru_cache(maxsize=16)
 def _tail_sums(n: int, p: float, lower: bool) -> tuple[int, np.ndarray]:
     """(first k, sums): for the lower side P(X <= k) for k from the far tail up to past the median; for the
     upper side P(X >= k) from past the median to the far tail."""
@@ -152,7 +151,7 @@ def _cornish_fisher(prob: float, n: int, p: float) -> int:
     """The normal approximation with the skewness term, for windows too wide to sum (n p q > 2.5e7)."""
     sd = math.sqrt(n * p * (1.0 - p))
     z = NormalDist().inv_cdf(prob)
-    k = n * p + sd * (z + (1.0 - 2.0 * p) / sd * (z * z - 1.0) / 6.0) - 0.5
+    k = n * p + sd * z + (1.0 - 2.0 * p) * (z * z - 1.0) / 6.0 - 0.5
     return min(n, max(0, math.ceil(k)))
 
 

@@ -48,13 +48,3 @@ def test_every_seed_draws_the_prompts_it_drew_with_faker() -> None:
     stream = CatalogPrompts(7, tuple((c, 1.0) for c in USE_CASES))
     assert stream.next() == ("lifestyle", "A man in his thirties wearing a orchid corduroy leather handbag walking "
                                           "down a cobbled street in Grantside, cinematic lighting")
-
-
-def test_the_locust_process_imports_neither_faker_nor_pillow() -> None:
-    # What the Locust process does for a scenario without edits: load the locustfile, draw prompts of every
-    # use case. Faker (the pools are a file) and Pillow (only an edit's photos need it) stay out.
-    code = ("import sys; import locustfiles.imagegen; from loadtest.prompts import CatalogPrompts, USE_CASES; "
-            "p = CatalogPrompts(1, tuple((c, 1.0) for c in USE_CASES)); [p.next() for _ in range(100)]; "
-            "left = sorted(m for m in sys.modules if m.split('.')[0] in ('faker', 'PIL')); assert not left, left")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr

@@ -87,7 +87,7 @@ class RecordSession:
         if self.error is not None:     # never reset for this run: nothing of it to compare
             return None
         try:
-            record = RecordClient(self.url, token=self.client.token, timeout=timeout_s).summary()
+            record = RecordClient(self.url, token=self.client.token, timeout=timeout_s).summary(seconds=False)
         except RecordError as exc:
             self.live_error = f"the provider-side record could not be read live: {exc}"
             return None

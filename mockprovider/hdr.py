@@ -13,7 +13,9 @@ buckets (32 KB). Values arrive in batches (`add`), so the cost per value is a sh
 numpy pass.
 
 Exchange format: `encode()` gives HDR's standard compressed base64 form (`HdrHistogram.encode()`,
-V2), which any HdrHistogram implementation decodes; `Sparse.from_hdr` reads one back. Adding two
+V2), which any HdrHistogram implementation decodes; `Sparse.decode` reads one back, through one
+dense scratch array kept for the purpose rather than a new dense HdrHistogram per histogram (a
+live read of the record decodes dozens, every 2 s). Adding two
 histograms adds their counts bucket by bucket, so the merge of N workers' histograms is exact.
 
 Percentile definition (the load generator's): HDR nearest rank, p(N) is the value at rank
@@ -24,13 +26,18 @@ the counts); a histogram decoded from HDR's form alone knows them only to its bu
 
 from __future__ import annotations
 
+import binascii
 import math
+import threading
 import weakref
+import zlib
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from functools import lru_cache
 
 import numpy as np
+import pyhdrh
+from hdrh.codec import HdrCookieException, HdrHistogramEncoder, HdrLengthException, payload_header_size
 from hdrh.histogram import HdrHistogram
 
 LOWEST_US = 1
@@ -190,24 +197,73 @@ class Sparse:
         return encoded.decode("ascii") if isinstance(encoded, bytes) else str(encoded)
 
     @classmethod
-    def from_hdr(cls, hist: HdrHistogram, *, sum_ms: float | None = None, min_ms: float | None = None,
-                 max_ms: float | None = None) -> Sparse:
-        """Read a (decoded) HdrHistogram back; exact sum, min and max if the sender gave them."""
-        layout = (hist.lowest_trackable_value, hist.highest_trackable_value, hist.significant_figures)
-        if layout != (LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES) or hist.counts_len != FINE.counts_len:
-            raise ValueError(f"a histogram for {layout[0]}..{layout[1]} us at {layout[2]} significant figures does "
-                             f"not have this layout ({LOWEST_US}..{HIGHEST_US} us, {SIGNIFICANT_FIGURES} figures)")
+    def decode(cls, encoded: str | bytes, *, sum_ms: float | None = None, min_ms: float | None = None,
+               max_ms: float | None = None) -> Sparse:
+        """Read HDR's compressed base64 form back (ValueError if it is not one, or not this layout); exact
+        sum, min and max if the sender gave them, else their bucket edges."""
+        idx, cnt = decode_buckets(encoded)
         out = cls()
-        counts = np.ctypeslib.as_array(hist.counts).astype(np.int64)
-        nz = np.flatnonzero(counts)
-        if not nz.size:
+        if not idx.size:
             return out
-        out.idx, out.cnt = nz.astype(np.int64), counts[nz]
-        out.count = int(out.cnt.sum())
-        out.min_ms = min_ms if min_ms is not None else float(FINE.lowest[nz[0]]) / 1000.0
-        out.max_ms = max_ms if max_ms is not None else float(FINE.highest[nz[-1]]) / 1000.0
-        out.sum_ms = sum_ms if sum_ms is not None else float((FINE.lowest[nz] * out.cnt).sum()) / 1000.0
+        out.idx, out.cnt = idx, cnt
+        out.count = int(cnt.sum())
+        out.min_ms = min_ms if min_ms is not None else float(FINE.lowest[idx[0]]) / 1000.0
+        out.max_ms = max_ms if max_ms is not None else float(FINE.highest[idx[-1]]) / 1000.0
+        out.sum_ms = sum_ms if sum_ms is not None else float((FINE.lowest[idx] * cnt).sum()) / 1000.0
         return out
+
+
+_EMPTY = np.zeros(0, dtype=np.int64)
+_EMPTY.flags.writeable = False
+_scratch: np.ndarray | None = None        # FINE.counts_len zeros between decodes
+_scratch_lock = threading.Lock()
+
+
+def _check_layout(lowest: int, highest: int, figures: int) -> None:
+    if (lowest, highest, figures) != (LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES):
+        raise ValueError(f"a histogram for {lowest}..{highest} us at {figures} significant figures does not have "
+                         f"this layout ({LOWEST_US}..{HIGHEST_US} us, {SIGNIFICANT_FIGURES} figures)")
+
+
+def decode_buckets(encoded: str | bytes) -> tuple[np.ndarray, np.ndarray]:
+    """HDR's compressed base64 form (V2) as sparse buckets: sorted bucket indices and their counts.
+
+    hdrh decodes into a new dense counts array (184 KB at this layout) for every histogram; here its
+    C decoder writes into one scratch array, which is read sparse and zeroed again."""
+    global _scratch
+    try:
+        payload = HdrHistogramEncoder.decode(encoded)
+    except (binascii.Error, zlib.error, HdrCookieException, HdrLengthException, TypeError, ValueError) as exc:
+        raise ValueError(f"not an HDR histogram in its compressed base64 form: {exc or type(exc).__name__}") from None
+    head = payload.payload
+    _check_layout(head.lowest_trackable_value, head.highest_trackable_value, head.significant_figures)
+    with _scratch_lock:
+        if _scratch is None:
+            _scratch = np.zeros(FINE.counts_len, dtype=np.int64)
+        try:
+            pyhdrh.decode(payload._data, payload_header_size, _scratch.ctypes.data, FINE.counts_len, 8)
+        except (IndexError, ValueError) as exc:
+            _scratch[:] = 0
+            raise ValueError(f"the HDR histogram's counts do not fit its layout: {exc}") from None
+        idx = np.flatnonzero(_scratch)
+        cnt = _scratch[idx]              # a copy (fancy indexing)
+        _scratch[idx] = 0
+    if (cnt < 0).any():
+        raise ValueError("the HDR histogram holds a negative count")
+    return idx.astype(np.int64), cnt
+
+
+def add_buckets(parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Several sparse histograms' (indices, counts) summed bucket by bucket, in one pass."""
+    full = [p for p in parts if p[0].size]
+    if not full:
+        return _EMPTY, _EMPTY
+    if len(full) == 1:
+        return full[0]
+    idx, inverse = np.unique(np.concatenate([i for i, _ in full]), return_inverse=True)
+    cnt = np.zeros(idx.size, dtype=np.int64)
+    np.add.at(cnt, inverse, np.concatenate([c for _, c in full]))
+    return idx, cnt
 
 
 def merged(parts: Iterable[Sparse]) -> Sparse:
@@ -230,4 +286,4 @@ def acyclic(hist: HdrHistogram) -> HdrHistogram:
 
 
 __all__ = ["FINE", "HIGHEST_US", "LOWEST_US", "Layout", "PERCENTILE_DEFINITION", "SIGNIFICANT_FIGURES", "Sparse",
-           "acyclic", "bucket_counts", "merged", "rank", "to_us"]
+           "acyclic", "add_buckets", "bucket_counts", "decode_buckets", "merged", "rank", "to_us"]

@@ -481,8 +481,10 @@ class Record:
             out.setdefault(cell.series, []).append(cell)
         return out
 
-    def summary(self, *, encode: bool = True) -> dict[str, Any]:
-        """Everything folded: per series counts, status mix, percentiles and HDR histograms, and per second."""
+    def summary(self, *, encode: bool = True, seconds: bool = True) -> dict[str, Any]:
+        """Everything folded: per series counts, status mix, percentiles and HDR histograms, and per second
+        (`seconds=False`: an empty list, for a reader that reads often and needs no timeline: the rows grow
+        with the run, one per second and series)."""
         groups = self.series()
         first, last = self.raw_range()
         series_at = {key: i for i, key in enumerate(groups)}
@@ -517,7 +519,7 @@ class Record:
                 "service_ms": _hist_json(merged(c.service for c in cells), encode=encode),
             })
         rows: list[list[int]] = []
-        for second in sorted(self.seconds):
+        for second in sorted(self.seconds) if seconds else ():
             per_series: Counter[int] = Counter()
             for pos, count in self.seconds[second].items():
                 per_series[series_at[self.cells[pos].series]] += count

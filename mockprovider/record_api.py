@@ -1,7 +1,8 @@
 """Admin routes of the provider-side record (mockprovider.record); shapes in README, "The provider-side record".
 
-GET  /admin/record                       the summary: per provider/model/window/outcome counts, status mix,
+GET  /admin/record?seconds=              the summary: per provider/model/window/outcome counts, status mix,
                                          percentiles and HDR histograms (base64), per-second counts
+                                         (seconds=0: without them)
 GET  /admin/record/requests?since=&limit= raw entries after sequence number `since`, oldest first
                                          (several workers: `since` a cursor per worker, record_merge)
 GET  /admin/record/live?since=&hdr=      per window counts and a few percentiles; per second from `since`;
@@ -83,7 +84,11 @@ WORKERS_FORMAT = "mockprovider.record.workers/1"
 
 
 async def summary(request: web.Request) -> web.Response:
-    local = ctx_of(request).record.summary()
+    try:
+        seconds = _int_param(request, "seconds", 1, 0, 1) == 1
+    except _BadRequest as exc:
+        return _error(400, str(exc))
+    local = ctx_of(request).record.summary(seconds=seconds)
     if not fanout.fans_out(request):
         return _json(local)
     # Several workers: every worker's summary, by worker index, which record_client.RecordClient.summary()

@@ -11,11 +11,11 @@ providers did:
     for entry in client.entries():           # every raw entry still kept, paged
         ...entry.correlation_id, entry.trace_id, entry.total_ms...
 
-Histograms arrive in HDR's standard base64 form and are decoded into `hdrh` HdrHistograms, with
-the record's exact count, sum, min and max beside them; adding two (windows, outcomes, or the
-same series from several mock workers: `merge_summaries`) adds their counts bucket by bucket, so
-every merge is exact. Percentiles follow the record's definition (mockprovider.hdr), the load
-generator's own.
+Histograms arrive in HDR's standard base64 form and are decoded into sparse buckets (the ones
+with counts; mockprovider.hdr), with the record's exact count, sum, min and max beside them;
+adding two (windows, outcomes, or the same series from several mock workers: `merge_summaries`)
+adds their counts bucket by bucket, so every merge is exact. Percentiles follow the record's
+definition (mockprovider.hdr), the load generator's own.
 
 Stdlib HTTP (urllib) and the histogram packages only: nothing here imports the load generator
 or the server.
@@ -33,9 +33,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from hdrh.histogram import HdrHistogram
 
-from .hdr import FINE, HIGHEST_US, LOWEST_US, SIGNIFICANT_FIGURES, acyclic, rank
+from .hdr import FINE, Sparse, add_buckets, decode_buckets, rank
 
 FORMAT = "mockprovider.record/1"
 REQUESTS_FORMAT = "mockprovider.record.requests/1"
@@ -49,15 +48,18 @@ class RecordError(Exception):
     """The mock answered with an error, or with a record this reader does not understand."""
 
 
-def _empty_hdr() -> HdrHistogram:
-    return acyclic(HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES))
+_NO_BUCKETS = np.zeros(0, dtype=np.int64)
+_NO_BUCKETS.flags.writeable = False
 
 
 @dataclass(frozen=True)
 class Histogram:
-    """One exact latency histogram (ms): HDR counts, and the exact count, sum, min and max."""
+    """One exact latency histogram (ms): HDR's buckets, sparse (the sorted bucket indices it has counts in,
+    and their counts: mockprovider.hdr's layout), and the exact count, sum, min and max. Immutable: adding
+    two makes a third, so the arrays may be shared."""
 
-    hdr: HdrHistogram = field(default_factory=_empty_hdr, compare=False)
+    idx: np.ndarray = field(default_factory=lambda: _NO_BUCKETS, compare=False, repr=False)
+    cnt: np.ndarray = field(default_factory=lambda: _NO_BUCKETS, compare=False, repr=False)
     count: int = 0
     sum_ms: float = 0.0
     min_ms: float = math.nan
@@ -67,16 +69,23 @@ class Histogram:
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Histogram:
         count = int(d["count"])
-        hdr = acyclic(HdrHistogram.decode(d["hdr"])) if d.get("hdr") else _empty_hdr()
-        layout = (hdr.lowest_trackable_value, hdr.highest_trackable_value, hdr.significant_figures)
-        if layout != (LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES):
-            raise RecordError(f"a histogram has the layout {layout}, not ({LOWEST_US}, {HIGHEST_US}, "
-                              f"{SIGNIFICANT_FIGURES})")
-        if hdr.get_total_count() != count:
-            raise RecordError(f"a histogram holds {hdr.get_total_count()} values but says it counts {count}")
-        return cls(hdr=hdr, count=count, sum_ms=float(d.get("sum") or 0.0),
+        try:
+            idx, cnt = decode_buckets(d["hdr"]) if d.get("hdr") else (_NO_BUCKETS, _NO_BUCKETS)
+        except ValueError as exc:
+            raise RecordError(f"a histogram could not be read: {exc}") from None
+        if int(cnt.sum()) != count:
+            raise RecordError(f"a histogram holds {int(cnt.sum())} values but says it counts {count}")
+        return cls(idx=idx, cnt=cnt, count=count, sum_ms=float(d.get("sum") or 0.0),
                    min_ms=math.nan if d.get("min") is None else float(d["min"]),
                    max_ms=math.nan if d.get("max") is None else float(d["max"]), clamped=int(d.get("clamped", 0)))
+
+    @classmethod
+    def from_sparse(cls, s: Sparse) -> Histogram:
+        """The mock's own histogram (mockprovider.hdr.Sparse), as this reader holds it."""
+        if not s.count:
+            return cls()
+        return cls(idx=s.idx.copy(), cnt=s.cnt.copy(), count=s.count, sum_ms=s.sum_ms, min_ms=s.min_ms,
+                   max_ms=s.max_ms, clamped=s.clamped)
 
     @property
     def mean_ms(self) -> float:
@@ -85,18 +94,19 @@ class Histogram:
     def percentiles(self, points: Iterable[float]) -> list[float]:
         """HDR nearest rank, the upper edge of the bucket, capped at the exact maximum; p(0) the exact minimum."""
         points = list(points)
-        if not self.count:
-            return [math.nan for _ in points]
-        cum = np.cumsum(np.ctypeslib.as_array(self.hdr.counts).astype(np.int64))
-        n = int(cum[-1])
-        out = []
         for p in points:
             if not 0 <= p <= 100:
                 raise ValueError(f"a percentile must be between 0 and 100, got {p}")
+        if not self.count:
+            return [math.nan for _ in points]
+        cum = np.cumsum(self.cnt)
+        n = int(cum[-1])
+        out = []
+        for p in points:
             if p == 0:
                 out.append(self.min_ms)
                 continue
-            at = int(np.searchsorted(cum, rank(p, n), side="left"))
+            at = self.idx[int(np.searchsorted(cum, rank(p, n), side="left"))]
             out.append(min(float(FINE.highest[at]) / 1000.0, self.max_ms))
         return out
 
@@ -106,25 +116,23 @@ class Histogram:
     def __add__(self, other: Histogram) -> Histogram:
         if not isinstance(other, Histogram):
             return NotImplemented
-        hdr = _empty_hdr()
-        for part in (self, other):
-            if part.count:
-                hdr.add(part.hdr)
-        return Histogram(hdr=hdr, count=self.count + other.count, sum_ms=self.sum_ms + other.sum_ms,
-                         min_ms=_extreme(min, self.min_ms, other.min_ms),
-                         max_ms=_extreme(max, self.max_ms, other.max_ms), clamped=self.clamped + other.clamped)
+        return merge_histograms((self, other))
 
 
-def _extreme(pick: Any, a: float, b: float) -> float:
-    values = [v for v in (a, b) if not math.isnan(v)]
-    return float(pick(values)) if values else math.nan
+def _extreme(pick: Any, values: Iterable[float]) -> float:
+    known = [v for v in values if not math.isnan(v)]
+    return float(pick(known)) if known else math.nan
 
 
 def merge_histograms(parts: Iterable[Histogram]) -> Histogram:
-    out = Histogram()
-    for part in parts:
-        out = out + part
-    return out
+    """Histograms added bucket by bucket, in one pass: exact."""
+    full = [h for h in parts if h.count]
+    if len(full) <= 1:
+        return full[0] if full else Histogram()
+    idx, cnt = add_buckets((h.idx, h.cnt) for h in full)
+    return Histogram(idx=idx, cnt=cnt, count=sum(h.count for h in full), sum_ms=sum(h.sum_ms for h in full),
+                     min_ms=_extreme(min, [h.min_ms for h in full]), max_ms=_extreme(max, [h.max_ms for h in full]),
+                     clamped=sum(h.clamped for h in full))
 
 
 def _counter_add(a: Mapping[Any, int], b: Mapping[Any, int]) -> dict[Any, int]:
@@ -387,8 +395,10 @@ class RecordClient:
             raise RecordError(f"{method} {path} did not answer a JSON object")
         return payload
 
-    def summary(self) -> Summary:
-        d = self._call("GET", "/admin/record")
+    def summary(self, *, seconds: bool = True) -> Summary:
+        """The record as it stands; `seconds=False` leaves out the per-second rows (empty `seconds`), which
+        grow with the run: for a reader that reads often (the live gate) and needs only the histograms."""
+        d = self._call("GET", "/admin/record", None if seconds else {"seconds": 0})
         if d.get("format") == WORKERS_FORMAT:   # a mock of several workers: each one's record, merged here
             return merge_summaries(Summary.from_json(w) for w in d["workers"])
         return Summary.from_json(d)

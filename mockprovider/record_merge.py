@@ -25,9 +25,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from hdrh.histogram import HdrHistogram
-
-from .hdr import Sparse, acyclic
+from .hdr import Sparse
 from .record import FIELDS, LIVE_FORMAT, live_group
 
 REQUESTS_WORKERS_FORMAT = "mockprovider.record.requests.workers/1"
@@ -145,7 +143,7 @@ class _Group:
         if not group["requests"]:
             return
         # The exact maximum caps the top percentiles, as in one record (rounded alike: the same answer).
-        self.total.merge(Sparse.from_hdr(acyclic(HdrHistogram.decode(group["hdr"])), max_ms=group["total_ms"]["max"]))
+        self.total.merge(Sparse.decode(group["hdr"], max_ms=group["total_ms"]["max"]))
         self.outcomes.update(group["outcomes"])
 
     def json(self) -> dict[str, Any]:

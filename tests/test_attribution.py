@@ -20,8 +20,8 @@ def histogram(values_ms):
     hdr = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES)
     for v in values_ms:
         hdr.record_value(int(v * 1000))
-    return Histogram(hdr=hdr, count=len(values_ms), sum_ms=float(sum(values_ms)), min_ms=min(values_ms),
-                     max_ms=max(values_ms))
+    return Histogram.from_json({"count": len(values_ms), "sum": float(sum(values_ms)), "min": min(values_ms),
+                                "max": max(values_ms), "hdr": hdr.encode()})
 
 
 def record(values_ms, *, provider="relay", window="steady"):

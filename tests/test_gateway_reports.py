@@ -33,8 +33,8 @@ def histogram(values_ms: list[float]) -> Histogram:
     hdr = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES)
     for v in values_ms:
         hdr.record_value(int(v * 1000))
-    return Histogram(hdr=hdr, count=len(values_ms), sum_ms=float(sum(values_ms)), min_ms=min(values_ms),
-                     max_ms=max(values_ms))
+    return Histogram.from_json({"count": len(values_ms), "sum": float(sum(values_ms)), "min": min(values_ms),
+                                "max": max(values_ms), "hdr": hdr.encode()})
 
 
 def series(model: str, window: str, outcome: str, values_ms: list[float], status: int,

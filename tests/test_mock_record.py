@@ -38,6 +38,13 @@ OPENAI_BODY = {"prompt": "Ceramic coffee mug on a linen tablecloth", "model": "d
 RELAY_KEY = "hs_record_test_0001"
 
 
+def dense(h: Histogram) -> np.ndarray:
+    """A sparse histogram's counts at every bucket of the layout."""
+    out = np.zeros(FINE.counts_len, dtype=np.int64)
+    out[h.idx] = h.cnt
+    return out
+
+
 def traceparent() -> tuple[str, str, str]:
     trace_id, parent_id = secrets.token_hex(16), secrets.token_hex(8)
     return f"00-{trace_id}-{parent_id}-01", trace_id, parent_id
@@ -243,13 +250,16 @@ def test_windows_split_the_histograms_by_arrival(start_mock) -> None:
     # Merging is exact: bucket for bucket the sum of the two windows.
     baseline = summary.select(provider="relay", window="baseline")[0].total
     surge = summary.select(provider="relay", window="surge")[0].total
-    assert np.array_equal(np.ctypeslib.as_array(merged.hdr.counts),
-                          np.ctypeslib.as_array(baseline.hdr.counts) + np.ctypeslib.as_array(surge.hdr.counts))
+    assert np.array_equal(dense(merged), dense(baseline) + dense(surge))
     assert merged.max_ms == max(baseline.max_ms, surge.max_ms)
     straddler = [e for e in entries(server) if e.correlation_id == "straddles"]
     assert len(straddler) == 1 and straddler[0].window == "baseline"
     assert summary.histogram("total", provider="dall-e-4", window="baseline").count == 1
     assert summary.histogram("total", provider="dall-e-4", window="surge").count == 0
+    lean = client.summary(seconds=False)        # the live gate's read: the same histograms, no timeline
+    assert sum(n for _, _, n in summary.seconds) == 13 and lean.seconds == []
+    assert [(s.key, s.requests, dense(s.total).tolist()) for s in lean.series] == \
+        [(s.key, s.requests, dense(s.total).tolist()) for s in summary.series]
     live = client.live()
     assert [w.group.name for w in live.windows] == ["baseline", "surge"]
     assert [w.group.requests for w in live.windows] == [6, 7]
@@ -489,11 +499,39 @@ def test_histograms_add_bucket_for_bucket() -> None:
     merged = merge_histograms(parts)
     assert merged.count == 5000
     assert [merged.percentile(p) for p in (0, 50, 90, 99, 99.9, 100)] == both.percentiles([0, 50, 90, 99, 99.9, 100])
-    counts = np.ctypeslib.as_array(merged.hdr.counts)
+    counts = dense(merged)
     assert np.flatnonzero(counts).tolist() == both.idx.tolist() and counts[both.idx].tolist() == both.cnt.tolist()
     # The exact extremes bound the bucket edges.
     assert merged.percentile(100) == max(x.max(), y.max()) and merged.mean_ms == pytest.approx(both.mean_ms)
     assert FINE.highest[both.idx[-1]] / 1000 >= merged.max_ms
+
+
+def test_a_histogram_decodes_sparse_exactly_and_refuses_what_is_not_one() -> None:
+    from hdrh.histogram import HdrHistogram
+
+    from mockprovider.hdr import HIGHEST_US, LOWEST_US, SIGNIFICANT_FIGURES, decode_buckets
+
+    rng = np.random.default_rng(11)
+    for values in (rng.lognormal(3.7, 0.6, 5000), np.array([0.001, 3_600_000.0]), np.array([42.0] * 7)):
+        ref = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES)   # hdrh's own encoder, not ours
+        for us in np.ceil(values * 1000).astype(np.int64):
+            ref.record_value(int(us))
+        idx, cnt = decode_buckets(ref.encode())
+        want = np.ctypeslib.as_array(ref.counts).astype(np.int64)
+        assert idx.tolist() == np.flatnonzero(want).tolist() and cnt.tolist() == want[idx].tolist()
+    again = decode_buckets(ref.encode())       # the scratch array is left clean between decodes
+    assert again[0].tolist() == [FINE.index(np.array([42_000]))[0]] and again[1].tolist() == [7]
+    coarse = HdrHistogram(LOWEST_US, HIGHEST_US, 2)
+    coarse.record_value(1000)
+    for bad, why in ((coarse.encode(), "does not have this layout"), ("not base64!", "not an HDR histogram"),
+                     (base64.b64encode(b"\x1c\x84\x93\x14" + b"\0" * 20).decode(), "not an HDR histogram")):
+        with pytest.raises(ValueError, match=why):
+            decode_buckets(bad)
+        with pytest.raises(RecordError, match="could not be read"):
+            Histogram.from_json({"count": 1, "hdr": bad})
+    assert decode_buckets(ref.encode())[1].tolist() == [7]     # a refused one leaves nothing behind
+    with pytest.raises(RecordError, match="holds 7 values but says it counts 8"):
+        Histogram.from_json({"count": 8, "hdr": ref.encode()})
 
 
 def test_the_record_routes_answer_bad_input_clearly(fast_mock) -> None:
@@ -508,6 +546,9 @@ def test_the_record_routes_answer_bad_input_clearly(fast_mock) -> None:
         r = httpx.get(url + "/admin/record/requests?" + query, timeout=10)
         assert r.status_code == 400 and "must be" in r.json()["error"]["message"], query
     assert httpx.get(url + "/admin/record/live?since=x", timeout=10).status_code == 400
+    for query in ("seconds=2", "seconds=yes", "seconds=-1"):
+        r = httpx.get(url + "/admin/record?" + query, timeout=10)
+        assert r.status_code == 400 and "seconds must be" in r.json()["error"]["message"], query
     client = RecordClient(url)
     client.reset()
     for i in range(255):

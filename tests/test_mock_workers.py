@@ -309,6 +309,8 @@ def test_record_requests_and_live_cover_every_worker(start_mock) -> None:
 
     summary = client.summary()
     assert summary.record_id == record_id and summary.requests == 24
+    lean = client.summary(seconds=False)       # the query reaches every worker: none sends its timeline
+    assert sum(n for _, _, n in summary.seconds) == 24 and lean.seconds == [] and lean.requests == 24
     live = client.live()
     assert live.record_id == record_id and len(live.workers) == 2
     (baseline,) = [w for w in live.windows if w.group.name == "baseline"]

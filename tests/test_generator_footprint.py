@@ -52,3 +52,51 @@ def test_trim_hands_freed_heap_pages_back() -> None:
     assert trimmed == "True"
     # 78 of the 80 MB were freed; at least half of them must leave RSS.
     assert int(before) - int(after) > 40 * 2 ** 20, (before, after)
+
+
+def test_locust_per_second_counts_keep_the_last_minute_and_the_current_rate() -> None:
+    from locust.stats import RequestStats
+
+    from loadtest.locust.stats_window import KEEP_S, forget_old_seconds
+
+    stats = RequestStats()
+    now = 2_000_000_000.0
+    for name in ("relay midjourney-v7", "openai dall-e-4"):
+        for entry in (stats.get(name, "POST"), stats.total):
+            for age in range(600):              # ten minutes of seconds, 1,000 requests and 3 failures each
+                entry.num_reqs_per_sec[int(now) - age] += 1000
+                entry.num_fail_per_sec[int(now) - age] += 3
+    stats.total.last_request_timestamp = now
+    stats.total.start_time = now - 600
+    before = (stats.total.current_rps, stats.total.current_fail_per_sec,
+              [stats.get(n, "POST").current_rps for n in ("relay midjourney-v7", "openai dall-e-4")])
+    assert before == (2000.0, 6.0, [1000.0, 1000.0])
+    dropped = forget_old_seconds(stats, now=now)
+    assert dropped == 3 * 2 * (600 - KEEP_S - 1)          # 3 entries (the total too), 2 dicts each
+    for entry in (stats.total, stats.get("relay midjourney-v7", "POST")):
+        assert sorted(entry.num_reqs_per_sec) == list(range(int(now) - KEEP_S, int(now) + 1))
+    after = (stats.total.current_rps, stats.total.current_fail_per_sec,
+             [stats.get(n, "POST").current_rps for n in ("relay midjourney-v7", "openai dall-e-4")])
+    assert after == before                                  # what Locust reads of them is unchanged
+    assert forget_old_seconds(stats, now=now) == 0
+
+
+def test_health_samples_are_doubles_and_travel_as_plain_lists() -> None:
+    import json
+    from array import array
+
+    from loadtest.health import HealthSamples
+
+    worker = HealthSamples(cpu=[50.0, 97.5], lag_ms=[1.0, 250.0], lag_at=[10.0, 10.25])
+    assert all(isinstance(getattr(worker, f), array) for f in ("cpu", "lag_ms", "lag_at", "machine_cpu"))
+    worker.machine_cpu.append(40.0)
+    worker.add_schedule_lag(3.2)
+    sent = json.loads(json.dumps(worker.drain()))          # a worker's report to the master
+    assert sent == {"lag_ms": [1.0, 250.0], "lag_at": [10.0, 10.25], "cpu": [50.0, 97.5], "machine_cpu": [40.0],
+                    "schedule_lag": {"4": 1}}
+    assert not worker.cpu and not worker.lag_ms and worker.schedule_lag == {}
+    master = HealthSamples()
+    master.merge(sent)
+    master.merge(sent)
+    assert list(master.cpu) == [50.0, 97.5, 50.0, 97.5] and master.schedule_lag == {4: 2}
+    assert master.worst_stall_ms(10.1, 10.3) == 250.0

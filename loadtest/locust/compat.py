@@ -54,6 +54,9 @@ def missing_hooks() -> list[str]:
             "stats_writer", "requests_csv", "failures_csv", "exceptions_csv", "requests_csv_filehandle",
             "stats_history_csv_filehandle", "failures_csv_filehandle", "exceptions_csv_filehandle")
             if not hasattr(writer, attr) and attr not in source]
+    entry = inspect.getsource(locust.stats.StatsEntry)
+    missing += [f"StatsEntry.{attr} (loadtest.locust.stats_window)" for attr in ("num_reqs_per_sec", "num_fail_per_sec")
+                if f"self.{attr}" not in entry]
     if not hasattr(locust.html, "get_html_report"):
         missing.append("locust.html.get_html_report")
     if not hasattr(locust, "LoadTestShape"):

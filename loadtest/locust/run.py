@@ -71,7 +71,7 @@ from ..summary import (
     describe_scenario,
     describe_target,
 )
-from . import stall
+from . import stall, stats_window
 from .drivers import LoadDriver, driver_for
 from .native import LocustReports, why, write_failures_text
 from .sampler import HealthSampler
@@ -455,6 +455,8 @@ class SuiteRun:
             tick += 1
             if tick % every == 0:
                 log.info("%s", self.progress_line(run))
+            if tick % stats_window.FORGET_EVERY_S == 0:
+                stats_window.forget_old_seconds(self.environment.stats)
 
     def _worker_lost(self, run: TestRun) -> str | None:
         """A worker that stopped sending heartbeats (Locust marks it missing after HEARTBEAT_LIVENESS + 1

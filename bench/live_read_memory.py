@@ -1,9 +1,10 @@
 """What the live gate's reads of the providers' record do to a process's RSS, alone.
 
 Starts the mock, gives its record two windows of relay answers, then reads the record's summary 600 times
-(as the live gate does, at most every 2 s of a run) with a few small objects made and dropped between reads,
-and prints the process's RSS growth every 150 reads (READS=N for more). Each read decodes the record's
-exact histograms; made acyclic (mockprovider.hdr.acyclic), they are freed as soon as they are dropped.
+(as the live gate does, at most every 2 s of a run: without the per-second rows) with a few small objects
+made and dropped between reads, and prints the process's RSS growth every 150 reads (READS=N for more).
+Each read decodes the record's exact histograms, sparse (mockprovider.hdr.decode_buckets: the buckets
+with counts, a few kilobytes each, not a dense 184 KB HdrHistogram).
 
     python bench/live_read_memory.py
 """
@@ -61,7 +62,7 @@ def main() -> None:
             start = me.memory_info().rss
             kept: list[list[str]] = []
             for k in range(1, READS + 1):
-                client.summary()
+                client.summary(seconds=False)
                 kept.append([str(i) * 3 for i in range(200)])   # small long-lived objects, as a run makes
                 if len(kept) > 50:
                     kept.pop(0)

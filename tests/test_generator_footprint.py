@@ -1,4 +1,5 @@
-"""What the Locust process carries: the libraries it imports, and the heap pages it hands back.
+"""What the Locust process carries: the libraries it imports, the heap pages it hands back, its allocator
+setting and what Locust keeps per second.
 
 Each library below cost the process megabytes of RSS for a little use (BENCHMARKS.md, the 10-minute
 memory run): scipy (14 MB) for the binomial quantile, Faker (6 MB) for the prompts' pools, Pillow (4 MB)
@@ -100,3 +101,34 @@ def test_health_samples_are_doubles_and_travel_as_plain_lists() -> None:
     master.merge(sent)
     assert list(master.cpu) == [50.0, 97.5, 50.0, 97.5] and master.schedule_lag == {4: 2}
     assert master.worst_stall_ms(10.1, 10.3) == 250.0
+
+
+# In a fresh process: a 4 MB block freed (glibc now raises its mmap threshold to 4 MB), then ten 200 KB blocks
+# held; how many of them have their own mapping (mallinfo2's hblks), with the threshold fixed or not.
+MMAP_CODE = """
+import ctypes, sys
+from loadtest.locust import heap
+class MI(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                               "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MI
+big = bytearray(4 * 2 ** 20)
+del big
+fixed = heap.fix_mmap_threshold() if sys.argv[1] == "fix" else None
+before = libc.mallinfo2().hblks
+blocks = [bytearray(200 * 1024) for _ in range(10)]
+print(fixed, libc.mallinfo2().hblks - before)
+"""
+
+
+def test_a_fixed_mmap_threshold_gives_large_blocks_their_own_mapping() -> None:
+    def mapped(how: str) -> tuple[str, int]:
+        proc = subprocess.run([sys.executable, "-c", MMAP_CODE, how], capture_output=True, text=True, timeout=60,
+                              cwd=Path(__file__).parent.parent)
+        assert proc.returncode == 0, proc.stderr
+        took, count = proc.stdout.split()
+        return took, int(count)
+
+    assert mapped("glibc") == ("None", 0)        # glibc's own raised threshold: all ten from the heap
+    assert mapped("fix") == ("True", 10)         # fixed at 128 KB: each its own mapping, unmapped when freed

@@ -237,10 +237,17 @@ def test_the_live_gate_reads_this_runs_record_and_no_other(tmp_path, monkeypatch
     run = running(s, elapsed_s=10.0)
     run.record = RecordSession("http://127.0.0.1:9")
     run.record.record_id = "r0"                # the record this run reset; the mock now holds "r1"
-    monkeypatch.setattr(RecordClient, "summary", lambda self: provider_record([40.0] * 100))
+    asked: list[bool] = []
+
+    def summary(self, *, seconds=True):
+        asked.append(seconds)
+        return provider_record([40.0] * 100)
+
+    monkeypatch.setattr(RecordClient, "summary", summary)
     assert run.live_provider_side() is None
     assert run.record.live_error is not None and "reset by someone else" in run.record.live_error
     run.record.record_id = "r1"
     run._live_side_at = -1e9
     side = run.live_provider_side()
     assert side is not None and side.providers == ("relay",) and side.record.requests == 100
+    assert asked == [False, False]       # the live reads leave the per-second rows out

@@ -30,7 +30,7 @@ from locust.runners import WorkerRunner
 
 from ..clients.keys import parse_keys
 from ..scenario import Overrides, ScenarioError, load_scenario
-from . import saturation_watch
+from . import heap, saturation_watch
 from .compat import SPAWN_RATE_WARNING, missing_hooks
 from .native import LocustReports
 from .run import FINAL_MESSAGE, SuiteRun
@@ -136,6 +136,7 @@ def _on_init(environment: Any, **_: Any) -> None:
     if opts is None:
         return
     _stops_reach_the_main_greenlet(environment, opts)
+    heap.fix_mmap_threshold()
     overrides = Overrides(target=opts.target or None, api=opts.api or None, model=opts.model or None,
                           duration=opts.duration or None, profiles=tuple(p for p in opts.profiles.split(",") if p),
                           sets=tuple(s for s in opts.mock_sets.split(",") if s), baseline=opts.baseline or None,

@@ -147,10 +147,7 @@ class Sparse:
             if inside.all() and (self.idx[at] == idx).all():   # the usual case: buckets seen before
                 self.cnt[at] += cnt
                 return
-            union = np.unique(np.concatenate((self.idx, idx)), return_inverse=True)
-            self.idx = union[0]
-            self.cnt = np.bincount(union[1], weights=np.concatenate((self.cnt, cnt)),
-                                   minlength=self.idx.size).astype(np.int64)
+            self.idx, self.cnt = add_buckets(((self.idx, self.cnt), (idx, cnt)))
         else:
             self.idx, self.cnt = idx.astype(np.int64), cnt.astype(np.int64)
 
@@ -172,12 +169,7 @@ class Sparse:
         """Values at each percentile point (ms), by the definition above; nan when empty."""
         if not self.count:
             return [math.nan for _ in points]
-        cum = np.cumsum(self.cnt)
-        n = int(cum[-1])
-        ranks = np.array([rank(p, n) for p in points], dtype=np.int64)
-        at = self.idx[np.searchsorted(cum, ranks, side="left")]
-        values = np.minimum(FINE.highest[at] / 1000.0, self.max_ms)
-        return [self.min_ms if p == 0 else float(v) for p, v in zip(points, values)]
+        return bucket_percentiles(self.idx, self.cnt, points, self.min_ms, self.max_ms)
 
     def percentile(self, p: float) -> float:
         return self.percentiles((p,))[0]
@@ -213,8 +205,8 @@ class Sparse:
         return out
 
 
-_EMPTY = np.zeros(0, dtype=np.int64)
-_EMPTY.flags.writeable = False
+NO_BUCKETS = np.zeros(0, dtype=np.int64)     # an empty histogram's indices and counts, shared: read-only
+NO_BUCKETS.flags.writeable = False
 _scratch: np.ndarray | None = None        # FINE.counts_len zeros between decodes
 _scratch_lock = threading.Lock()
 
@@ -257,13 +249,23 @@ def add_buckets(parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndar
     """Several sparse histograms' (indices, counts) summed bucket by bucket, in one pass."""
     full = [p for p in parts if p[0].size]
     if not full:
-        return _EMPTY, _EMPTY
+        return NO_BUCKETS, NO_BUCKETS
     if len(full) == 1:
         return full[0]
     idx, inverse = np.unique(np.concatenate([i for i, _ in full]), return_inverse=True)
     cnt = np.zeros(idx.size, dtype=np.int64)
     np.add.at(cnt, inverse, np.concatenate([c for _, c in full]))
     return idx, cnt
+
+
+def bucket_percentiles(idx: np.ndarray, cnt: np.ndarray, points: Sequence[float], min_ms: float,
+                       max_ms: float) -> list[float]:
+    """The percentile definition above over sparse buckets with counts (not empty): p(0) the exact minimum."""
+    cum = np.cumsum(cnt)
+    n = int(cum[-1])
+    ranks = np.array([rank(p, n) for p in points], dtype=np.int64)
+    values = np.minimum(FINE.highest[idx[np.searchsorted(cum, ranks, side="left")]] / 1000.0, max_ms)
+    return [min_ms if p == 0 else float(v) for p, v in zip(points, values)]
 
 
 def merged(parts: Iterable[Sparse]) -> Sparse:
@@ -285,5 +287,6 @@ def acyclic(hist: HdrHistogram) -> HdrHistogram:
     return hist
 
 
-__all__ = ["FINE", "HIGHEST_US", "LOWEST_US", "Layout", "PERCENTILE_DEFINITION", "SIGNIFICANT_FIGURES", "Sparse",
-           "acyclic", "add_buckets", "bucket_counts", "decode_buckets", "merged", "rank", "to_us"]
+__all__ = ["FINE", "HIGHEST_US", "LOWEST_US", "NO_BUCKETS", "PERCENTILE_DEFINITION", "SIGNIFICANT_FIGURES", "Layout",
+           "Sparse", "acyclic", "add_buckets", "bucket_counts", "bucket_percentiles", "decode_buckets", "merged",
+           "rank", "to_us"]

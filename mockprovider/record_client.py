@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .hdr import FINE, Sparse, add_buckets, decode_buckets, rank
+from .hdr import NO_BUCKETS, add_buckets, bucket_percentiles, decode_buckets
 
 FORMAT = "mockprovider.record/1"
 REQUESTS_FORMAT = "mockprovider.record.requests/1"
@@ -48,18 +48,14 @@ class RecordError(Exception):
     """The mock answered with an error, or with a record this reader does not understand."""
 
 
-_NO_BUCKETS = np.zeros(0, dtype=np.int64)
-_NO_BUCKETS.flags.writeable = False
-
-
 @dataclass(frozen=True)
 class Histogram:
     """One exact latency histogram (ms): HDR's buckets, sparse (the sorted bucket indices it has counts in,
     and their counts: mockprovider.hdr's layout), and the exact count, sum, min and max. Immutable: adding
     two makes a third, so the arrays may be shared."""
 
-    idx: np.ndarray = field(default_factory=lambda: _NO_BUCKETS, compare=False, repr=False)
-    cnt: np.ndarray = field(default_factory=lambda: _NO_BUCKETS, compare=False, repr=False)
+    idx: np.ndarray = field(default_factory=lambda: NO_BUCKETS, compare=False, repr=False)
+    cnt: np.ndarray = field(default_factory=lambda: NO_BUCKETS, compare=False, repr=False)
     count: int = 0
     sum_ms: float = 0.0
     min_ms: float = math.nan
@@ -70,7 +66,7 @@ class Histogram:
     def from_json(cls, d: Mapping[str, Any]) -> Histogram:
         count = int(d["count"])
         try:
-            idx, cnt = decode_buckets(d["hdr"]) if d.get("hdr") else (_NO_BUCKETS, _NO_BUCKETS)
+            idx, cnt = decode_buckets(d["hdr"]) if d.get("hdr") else (NO_BUCKETS, NO_BUCKETS)
         except ValueError as exc:
             raise RecordError(f"a histogram could not be read: {exc}") from None
         if int(cnt.sum()) != count:
@@ -78,14 +74,6 @@ class Histogram:
         return cls(idx=idx, cnt=cnt, count=count, sum_ms=float(d.get("sum") or 0.0),
                    min_ms=math.nan if d.get("min") is None else float(d["min"]),
                    max_ms=math.nan if d.get("max") is None else float(d["max"]), clamped=int(d.get("clamped", 0)))
-
-    @classmethod
-    def from_sparse(cls, s: Sparse) -> Histogram:
-        """The mock's own histogram (mockprovider.hdr.Sparse), as this reader holds it."""
-        if not s.count:
-            return cls()
-        return cls(idx=s.idx.copy(), cnt=s.cnt.copy(), count=s.count, sum_ms=s.sum_ms, min_ms=s.min_ms,
-                   max_ms=s.max_ms, clamped=s.clamped)
 
     @property
     def mean_ms(self) -> float:
@@ -99,16 +87,7 @@ class Histogram:
                 raise ValueError(f"a percentile must be between 0 and 100, got {p}")
         if not self.count:
             return [math.nan for _ in points]
-        cum = np.cumsum(self.cnt)
-        n = int(cum[-1])
-        out = []
-        for p in points:
-            if p == 0:
-                out.append(self.min_ms)
-                continue
-            at = self.idx[int(np.searchsorted(cum, rank(p, n), side="left"))]
-            out.append(min(float(FINE.highest[at]) / 1000.0, self.max_ms))
-        return out
+        return bucket_percentiles(self.idx, self.cnt, points, self.min_ms, self.max_ms)
 
     def percentile(self, p: float) -> float:
         return self.percentiles((p,))[0]

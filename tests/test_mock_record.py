@@ -208,8 +208,11 @@ def test_percentiles_of_the_record_agree_with_the_latency_draws(start_mock) -> N
         recorded = service.percentile(p)
         bucket = recorded / 1024   # an HDR bucket at 3 significant figures is under 1/1024 of its value
         assert drawn_p - 1.6 - bucket <= recorded <= drawn_p + late + bucket, (p, drawn_p, recorded, late)
-        # The histogram and the raw entries tell the same story.
-        assert abs(recorded - exact_service.percentile(p)) <= 0.002, p
+        # The histogram and the raw entries tell the same story, to one bucket: the record counts each
+        # service time rounded up to the microsecond, the entries carry it rounded to the nearest, so
+        # a value within half a microsecond of a bucket's edge (248.1915 ms: the edge is 248.192) can
+        # sit one bucket apart in the two (seen in CI: 248.319 against 248.191).
+        assert abs(recorded - exact_service.percentile(p)) <= bucket + 0.002, (p, recorded, exact_service.percentile(p))
 
 
 # -- windows and reset -------------------------------------------------------------------------

@@ -73,7 +73,7 @@ def _role(proc: psutil.Process) -> str | None:
         return None
     if "mockprovider" in cmd:
         return "mock"
-    if "-m locust" in cmd:
+    if "-m locust" in cmd or "-m loadtest.locust" in cmd:
         return "locust"
     if "-m loadtest" in cmd:
         return "runner"

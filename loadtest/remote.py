@@ -27,6 +27,7 @@ from types import FrameType
 from typing import Any
 
 from .children import own_session
+from .locust.headless import MODULE as HEADLESS_LOCUST
 from .scenario import builtin_scenarios, scenario_path
 
 LOCUST_MASTER_PORT = 5557       # Locust's own default for --master-port and --master-bind-port
@@ -120,7 +121,7 @@ def worker_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if not 0 < args.master_port < 65536:
         parser.error(f"--master-port must be 1..65535, got {args.master_port}")
-    cmd = [sys.executable, "-m", "locust", "-f", "-", "--worker", "--master-host", args.master_host,
+    cmd = [sys.executable, "-m", HEADLESS_LOCUST, "-f", "-", "--worker", "--master-host", args.master_host,
            "--master-port", str(args.master_port), "--loglevel", args.loglevel]
     # Locust writes the locustfile it downloads into the temp folder, under the master's name for it: workers
     # started side by side on one host would overwrite each other's copy while another imports it. Each gets

@@ -34,6 +34,7 @@ from .children import own_session
 from .exitcodes import ExitCode
 from .fields import ScenarioError
 from .gate import End, RunFacts, judge
+from .locust.headless import MODULE as HEADLESS_LOCUST
 from .mockproc import MockProcess
 from .recorder import Recorder
 from .remote import LOCUST_MASTER_PORT, write_locustfile
@@ -356,7 +357,8 @@ class LocustProcesses:
         self.tmp = tmp
         self.ready = tmp / "ready.json"
         self.faults = tmp / "faults.json"
-        common = [sys.executable, "-m", "locust", "-f", str(locustfile()), "--scenario", scenario_ref,
+        # A process with no web UI runs Locust's command line without importing the UI (loadtest.locust.headless).
+        common = [sys.executable, "-m", HEADLESS_LOCUST, "-f", str(locustfile()), "--scenario", scenario_ref,
                   "--loglevel", "INFO"]
         baseline = str(Path(options.baseline).resolve()) if options.baseline else None
         for flag, value in (("--target", options.target), ("--api", options.api), ("--model", options.model),
@@ -381,6 +383,7 @@ class LocustProcesses:
             master += ["--report-dir", str(outdir), "--locust-csv", str(outdir / "locust"), "--locust-html",
                        str(outdir / "locust.html"), "--headless", "--only-summary"]
         else:
+            master[2] = "locust"     # the web UI's process: Locust's own command line, UI and all
             master += ["--web-host", "127.0.0.1", "--web-port", str(options.web_port)]
         if options.metrics_port is not None:
             master += ["--metrics-port", str(options.metrics_port), "--metrics-host", options.metrics_host]

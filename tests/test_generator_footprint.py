@@ -3,8 +3,8 @@ setting and what Locust keeps per second.
 
 Each library below cost the process megabytes of RSS for a little use (BENCHMARKS.md, the 10-minute
 memory run): scipy (14 MB) for the binomial quantile, Faker (6 MB) for the prompts' pools, Pillow (4 MB)
-for the photos only edits upload. loadtest.locust.heap hands freed heap pages back, so a long run's RSS
-is its live memory.
+for the photos only edits upload; Flask and its kin (6 MB) for a web UI a headless run never serves.
+loadtest.locust.heap hands freed heap pages back, so a long run's RSS is its live memory.
 """
 
 from __future__ import annotations
@@ -45,6 +45,24 @@ def test_the_locust_process_imports_neither_scipy_nor_faker_nor_pillow() -> None
     assert proc.returncode == 0, proc.stderr
 
 
+WEB_STACK = ("flask", "werkzeug", "flask_login", "flask_cors")
+
+
+def test_a_process_with_no_web_ui_does_not_import_flask_until_a_web_ui_is_made() -> None:
+    # What `python -m loadtest.locust.headless` does before Locust's main: the locustfile and Locust's
+    # Environment load without Flask; making a web UI after all loads it and gives Locust's real one.
+    code = ("import sys; from loadtest.locust import headless; headless.defer_web_ui(); "
+            "import locust.main, locustfiles.imagegen; from locust.env import Environment; "
+            f"web = sorted(m for m in sys.modules if m.split('.')[0] in {WEB_STACK!r}); "
+            "assert not web, web; "
+            "env = Environment(); ui = env.create_web_ui('127.0.0.1', 0); "
+            "import locust.web; assert type(ui) is locust.web.WebUI, type(ui); "
+            "assert 'flask' in sys.modules; print('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).parent.parent)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr
+
+
 def test_trim_hands_freed_heap_pages_back() -> None:
     proc = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, timeout=60,
                           cwd=Path(__file__).parent.parent)
@@ -80,6 +98,25 @@ def test_locust_per_second_counts_keep_the_last_minute_and_the_current_rate() ->
              [stats.get(n, "POST").current_rps for n in ("relay midjourney-v7", "openai dall-e-4")])
     assert after == before                                  # what Locust reads of them is unchanged
     assert forget_old_seconds(stats, now=now) == 0
+
+
+def test_locust_chart_history_is_thinned_evenly_to_its_limit() -> None:
+    from loadtest.locust.stats_window import HistoryThinner
+
+    thin = HistoryThinner(limit=10)
+    history: list[int] = []
+    for made in range(1, 101):          # Locust appends a point; the thinner looks every 7 points
+        history.append(made - 1)
+        if made % 7 == 0:
+            thin(history)
+            assert len(history) <= 10, (made, history)
+            gaps = {b - a for a, b in zip(history, history[1:])}
+            assert gaps == {thin.stride}, (made, history)      # evenly spaced, the spacing one stride
+    thin(history)
+    assert thin.stride == 16 and history == [0, 16, 32, 48, 64, 80, 96]
+    history = list(range(12))            # Locust's reset_all() (a new list): a new run, at full resolution
+    thin(history)
+    assert history == [0, 2, 4, 6, 8, 10] and thin.stride == 2
 
 
 def test_health_samples_are_doubles_and_travel_as_plain_lists() -> None:

@@ -1,5 +1,6 @@
 import json
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -412,7 +413,11 @@ def test_timeline_stays_bounded_over_four_hours():
     assert most_open <= OPEN_SECONDS + 1 <= 20       # a fixed bound, whatever the run's length
     assert all(sec.counts is None or sec.counts.size == COARSE.counts_len for sec in rec._open.values())
     assert len(rec._rows) == hours - len(rec._open)
-    assert all(isinstance(r, list) and len(r) == 9 for r in rec._rows.values())
+    assert all(isinstance(r, list) and len(r) == 9 for _, r in rec._rows.items())
+    # Finalised seconds are kept as columns: 73 bytes a second here (a presence byte, four 8-byte counts,
+    # four 8-byte percentiles, one status code's count), where lists of Python objects took about 600.
+    cols = (rec._rows._present, *rec._rows._ints, *rec._rows._floats, *rec._rows._codes.values())
+    assert sum(sys.getsizeof(c) for c in cols) <= 100 * hours
     rows = rec.timeline()
     assert len(rows) == hours and rows[-1]["t_s"] == hours - 1
     assert all(r["requests"] == 3 for r in rows)
@@ -539,3 +544,25 @@ def test_images_delivered_are_counted_for_successes_only():
     master = Recorder(start_time=T0)
     master.merge(json.loads(json.dumps(rec.drain())))
     assert master.select().images == 14
+
+
+def test_a_window_of_the_timeline_is_the_same_seconds_of_the_whole():
+    # Users set now and then, seconds without requests, a status now and then: the window (what the live view
+    # and the saturation watch read each second) must say what the whole timeline says for those seconds,
+    # the users carried from before the window included, open seconds and finalised alike.
+    rec = Recorder(start_time=T0)
+    for s in range(120):
+        if s % 7 == 3:
+            continue
+        for k in range(s % 4 + 1):
+            rec.record(name="g", target="t", latency_ms=10.0 + s + k, ok=k != 2, status=200 if k != 2 else 503,
+                       ts=T0 + s + 0.1 * k)
+        if s % 25 == 0:
+            rec.set_users(s + 1, ts=T0 + s)
+    whole = rec.timeline()
+    assert len(whole) == 120 and {r["users"] for r in whole} == {1, 26, 51, 76, 101}
+    for since in (0, 1, 24, 26, 60, 101, 110, 119):
+        assert rec.timeline(since_s=since) == whole[since:], since
+    assert rec.timeline(since_s=500) == []
+    # Drained and merged again (the master's side), the same timeline.
+    assert Recorder.from_export(rec.export()).timeline() == whole

@@ -14,7 +14,6 @@ import locust
 import locust.html
 import locust.runners
 import locust.stats
-import locust.web
 from locust import events
 from locust.env import Environment
 
@@ -63,7 +62,10 @@ def missing_hooks() -> list[str]:
         missing.append("locust.LoadTestShape")
     if "process_exit_code" not in inspect.getsource(Environment):
         missing.append("Environment.process_exit_code")
-    web_source = inspect.getsource(locust.web.WebUI)
+    # Read, not imported: a process with no web UI does not load Flask (loadtest/locust/headless.py).
+    web_source = (resources.files("locust") / "web.py").read_text(encoding="utf-8")
+    if "class WebUI" not in web_source:
+        missing.append("locust.web.WebUI")
     for attr in ("template_args", "self.app", "auth_required_if_enabled"):
         if attr not in web_source:
             missing.append(f"WebUI.{attr.removeprefix('self.')}")

@@ -249,6 +249,7 @@ class SuiteRun:
                            (self.mock_url if scenario.target.on_mock and not environment.host else None))
         self.current: TestRun | None = None
         self.runs = 0
+        self.thin_history = stats_window.HistoryThinner()   # Locust's chart points, evenly thinned
         self.quitting = False     # Locust's shutdown has begun: a SIGINT now must not interrupt it
 
     def provider_side(self, record: RecordSummary) -> ProviderSide:
@@ -457,6 +458,7 @@ class SuiteRun:
                 log.info("%s", self.progress_line(run))
             if tick % stats_window.FORGET_EVERY_S == 0:
                 stats_window.forget_old_seconds(self.environment.stats)
+                self.thin_history(self.environment.stats.history)
 
     def _worker_lost(self, run: TestRun) -> str | None:
         """A worker that stopped sending heartbeats (Locust marks it missing after HEARTBEAT_LIVENESS + 1

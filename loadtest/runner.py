@@ -357,9 +357,8 @@ class LocustProcesses:
         self.tmp = tmp
         self.ready = tmp / "ready.json"
         self.faults = tmp / "faults.json"
-        # A process with no web UI runs Locust's command line without importing the UI (loadtest.locust.headless).
-        common = [sys.executable, "-m", HEADLESS_LOCUST, "-f", str(locustfile()), "--scenario", scenario_ref,
-                  "--loglevel", "INFO"]
+        # Locust's arguments, for the master and its workers alike.
+        common = ["-f", str(locustfile()), "--scenario", scenario_ref, "--loglevel", "INFO"]
         baseline = str(Path(options.baseline).resolve()) if options.baseline else None
         for flag, value in (("--target", options.target), ("--api", options.api), ("--model", options.model),
                             ("--duration", options.duration), ("--mock-url", mock_url), ("--baseline", baseline),
@@ -374,16 +373,19 @@ class LocustProcesses:
             common.append("--embedded-mock")
         if host:
             common += ["--host", host]
-        self.common = common
-        master = [*common, "--ready-file", str(self.ready), "--result-file", str(tmp / "result.json"),
-                  "--faults-file", str(self.faults), "--json-file", str(tmp / "locust_stats")]
+        # A process with no web UI (every worker; a headless master) runs Locust's command line without
+        # importing the UI (loadtest.locust.headless); the web UI's process runs Locust's own.
+        self.worker_cmd = [sys.executable, "-m", HEADLESS_LOCUST, *common, "--worker"]
+        master_module = HEADLESS_LOCUST if outdir is not None else "locust"
+        master = [sys.executable, "-m", master_module, *common, "--ready-file", str(self.ready),
+                  "--result-file", str(tmp / "result.json"), "--faults-file", str(self.faults),
+                  "--json-file", str(tmp / "locust_stats")]
         if outdir is not None:
             # Locust's CSV files and HTML page are written by the plugin, which reports a failed write
             # (a full disk) as one reason of the verdict; Locust's own writers would raise into the console.
             master += ["--report-dir", str(outdir), "--locust-csv", str(outdir / "locust"), "--locust-html",
                        str(outdir / "locust.html"), "--headless", "--only-summary"]
         else:
-            master[2] = "locust"     # the web UI's process: Locust's own command line, UI and all
             master += ["--web-host", "127.0.0.1", "--web-port", str(options.web_port)]
         if options.metrics_port is not None:
             master += ["--metrics-port", str(options.metrics_port), "--metrics-host", options.metrics_host]
@@ -426,7 +428,7 @@ class LocustProcesses:
                 self._stop_all()
             if ready is not None and self.options.workers:
                 for _ in range(self.options.workers):
-                    self._start([*self.common, "--worker", "--master-host", "127.0.0.1",
+                    self._start([*self.worker_cmd, "--master-host", "127.0.0.1",
                                  "--master-port", str(ready["master_port"])])
             if ready is not None and self.options.expect_workers:
                 self._ask_for_workers(int(str(ready["master_port"])))

@@ -13,6 +13,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+
+def run_python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -c code args` in a fresh process, from the project's root."""
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).parent.parent)
+
+
 # In a fresh process: 80 MB in 1 KB blocks (malloc's heap, below its mmap threshold), every 64th kept so
 # the heap cannot shrink from its top, the rest freed. RSS stays up until trim() hands the pages back.
 CODE = """
@@ -40,8 +47,7 @@ def test_the_locust_process_imports_neither_scipy_nor_faker_nor_pillow() -> None
             "confidence.order_ranks(54_000, 0.99, 0.95); confidence.order_ranks(17_280_000, 0.5, 0.99); "
             "left = sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'faker', 'PIL')); "
             "assert not left, left")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=Path(__file__).parent.parent)
+    proc = run_python(code)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -58,14 +64,12 @@ def test_a_process_with_no_web_ui_does_not_import_flask_until_a_web_ui_is_made()
             "env = Environment(); ui = env.create_web_ui('127.0.0.1', 0); "
             "import locust.web; assert type(ui) is locust.web.WebUI, type(ui); "
             "assert 'flask' in sys.modules; print('ok')")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=Path(__file__).parent.parent)
+    proc = run_python(code)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr
 
 
 def test_trim_hands_freed_heap_pages_back() -> None:
-    proc = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, timeout=60,
-                          cwd=Path(__file__).parent.parent)
+    proc = run_python(CODE)
     assert proc.returncode == 0, proc.stderr
     before, after, trimmed, _ = proc.stdout.split()
     assert trimmed == "True"
@@ -161,8 +165,7 @@ print(fixed, libc.mallinfo2().hblks - before)
 
 def test_a_fixed_mmap_threshold_gives_large_blocks_their_own_mapping() -> None:
     def mapped(how: str) -> tuple[str, int]:
-        proc = subprocess.run([sys.executable, "-c", MMAP_CODE, how], capture_output=True, text=True, timeout=60,
-                              cwd=Path(__file__).parent.parent)
+        proc = run_python(MMAP_CODE, how)
         assert proc.returncode == 0, proc.stderr
         took, count = proc.stdout.split()
         return took, int(count)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from mockprovider.record_client import Histogram, RecordClient, RecordError, Series
 from mockprovider.record_client import Summary as RecordSummary
@@ -18,17 +19,12 @@ from .attribution import Attribution, ProviderSide
 from .context import SUITE_ID
 from .gate import ThresholdResult
 from .recorder import Recorder
-from .summary import (
-    LATENCY_POINTS,
-    AttributionDoc,
-    LatencyDoc,
-    MatchDoc,
-    ProviderDoc,
-    ProviderLatencyDoc,
-    ProviderSideDoc,
-    ProviderStageDoc,
-    SideBySideDoc,
-)
+
+if TYPE_CHECKING:
+    from .summary import LatencyDoc, MatchDoc, ProviderLatencyDoc, ProviderSideDoc, SideBySideDoc
+
+# summary.json's models are imported where a document is built (at the run's end), not with this module:
+# RecordSession is used all through the run by the Locust process, which need not hold pydantic for it.
 
 PAGE = 10_000
 
@@ -38,6 +34,7 @@ def _r(x: float) -> float | None:
 
 
 def histogram_doc(h: Histogram) -> LatencyDoc:
+    from .summary import LATENCY_POINTS, LatencyDoc
     if not h.count:
         return LatencyDoc()
     values: dict[str, float | None] = {k: _r(v) for (k, _), v in
@@ -47,6 +44,7 @@ def histogram_doc(h: Histogram) -> LatencyDoc:
 
 
 def _latency(record: RecordSummary, **filters: str) -> ProviderLatencyDoc:
+    from .summary import ProviderLatencyDoc
     return ProviderLatencyDoc(**{m: histogram_doc(record.histogram(m, **filters))
                                  for m in ("total", "queue", "service")})
 
@@ -113,6 +111,7 @@ class RecordSession:
             return None, None
 
     def _match(self, record: RecordSummary, recorder: Recorder) -> MatchDoc:
+        from .summary import MatchDoc
         sel = recorder.select()
         generations: set[str] = set()
         attempts = 0
@@ -145,6 +144,7 @@ class RecordSession:
 
 
 def _side(name: str, recorder: Recorder, filters: Mapping[str, str], provider: Histogram) -> SideBySideDoc:
+    from .summary import SideBySideDoc
     sel = recorder.select(filters)
     c50, c99 = (sel.percentile(50.0), sel.percentile(99.0)) if sel.requests else (math.nan, math.nan)
     p50, p99 = provider.percentiles((50.0, 99.0)) if provider.count else (math.nan, math.nan)
@@ -155,6 +155,7 @@ def _side(name: str, recorder: Recorder, filters: Mapping[str, str], provider: H
 def describe(url: str, record: RecordSummary | None, side: ProviderSide | None, recorder: Recorder,
              matched: MatchDoc | None, found: Mapping[int, Attribution], results: Sequence[ThresholdResult],
              error: str | None) -> ProviderSideDoc:
+    from .summary import AttributionDoc, ProviderDoc, ProviderSideDoc, ProviderStageDoc
     if record is None or side is None:
         return ProviderSideDoc(url=url, error=error or "the provider-side record was not read")
     providers = sorted({s.provider for s in record.series})

@@ -3,7 +3,8 @@ setting and what Locust keeps per second.
 
 Each library below cost the process megabytes of RSS for a little use (BENCHMARKS.md, the 10-minute
 memory run): scipy (14 MB) for the binomial quantile, Faker (6 MB) for the prompts' pools, Pillow (4 MB)
-for the photos only edits upload; Flask and its kin (6 MB) for a web UI a headless run never serves.
+for the photos only edits upload; Flask and its kin (6 MB) for a web UI a headless run never serves;
+pydantic and the summary's models (8 MB) for a document built once, at the run's end.
 loadtest.locust.heap hands freed heap pages back, so a long run's RSS is its live memory.
 """
 
@@ -66,6 +67,19 @@ def test_a_process_with_no_web_ui_does_not_import_flask_until_a_web_ui_is_made()
             "assert 'flask' in sys.modules; print('ok')")
     proc = run_python(code)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr
+
+
+def test_a_locust_process_imports_pydantic_only_when_it_builds_the_summary() -> None:
+    # Everything a headless run loads before its first request: Locust's main, the suite's plugin and
+    # the locustfile. The summary's models arrive with the document, and build it.
+    code = ("import sys; from loadtest.locust import headless; headless.defer_web_ui(); "
+            "import locust.main, loadtest.locust.plugin, loadtest.locust.run, locustfiles.imagegen; "
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] == 'pydantic' or m == 'loadtest.summary'); "
+            "assert not heavy, heavy; "
+            "from loadtest.summary import Summary; assert 'pydantic' in sys.modules; "
+            "print(Summary.__name__)")
+    proc = run_python(code)
+    assert proc.returncode == 0 and proc.stdout.strip() == "Summary", proc.stderr
 
 
 def test_trim_hands_freed_heap_pages_back() -> None:

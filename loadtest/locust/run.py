@@ -24,7 +24,7 @@ import urllib.request
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 import gevent.event
@@ -59,22 +59,16 @@ from ..recorder import Recorder
 from ..report import FILES, ReportWriteError, write_all, write_text
 from ..request_samples import RequestSamples
 from ..scenario import Scenario, Target
-from ..summary import (
-    ActionDoc,
-    BatchDoc,
-    GatewayDoc,
-    RunDoc,
-    Summary,
-    build_summary,
-    describe_load,
-    describe_mock,
-    describe_scenario,
-    describe_target,
-)
 from . import stall, stats_window
 from .drivers import LoadDriver, driver_for
 from .native import LocustReports, why, write_failures_text
 from .sampler import HealthSampler
+
+if TYPE_CHECKING:
+    from ..summary import ActionDoc, BatchDoc, GatewayDoc, Summary
+
+# loadtest.summary (summary.json's pydantic models) is imported where a document is made, mostly at the run's
+# end: this process runs for hours and need not hold pydantic's ~8 MB all that time (BENCHMARKS.md).
 
 log = logging.getLogger("loadtest")
 FINAL_MESSAGE = "loadtest_final"
@@ -512,6 +506,7 @@ class SuiteRun:
     def _run_actions(self, run: TestRun) -> None:
         if not self.scenario.actions:
             return
+        from ..summary import ActionDoc
         if self.mock_url is None:
             log.error("the scenario's admin actions cannot run: no --mock-url to send them to")
             for a in self.scenario.actions:
@@ -610,6 +605,7 @@ class SuiteRun:
         return run._record_read
 
     def _summary(self, run: TestRun, health: HealthReport, report_dir: Path) -> Summary:
+        from ..summary import RunDoc, build_summary, describe_load, describe_mock, describe_scenario, describe_target
         s = self.scenario
         facts = run.facts()
         record, matched = self._provider_side(run)
@@ -711,6 +707,7 @@ class SuiteRun:
                 "min_ms": lat.min_ms, "max_ms": lat.max_ms, "latency_scale": self.scenario.mock.latency_scale}
 
     def _batches(self) -> BatchDoc | None:
+        from ..summary import BatchDoc
         client = self.scenario.client
         if client.batch_size <= 1:
             return None

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..summary import Summary
-from . import junit, markdown
+if TYPE_CHECKING:
+    from ..summary import Summary
+
+# The writers (and loadtest.summary's pydantic models) are imported when a report is written, not with this
+# package: the Locust process needs FILES, write_text and ReportWriteError for the whole run, the models only
+# at its end, and pydantic with the models is ~8 MB it would otherwise hold for hours (BENCHMARKS.md).
 
 __all__ = ["write_all", "dumps", "FILES", "ReportWriteError"]
 
@@ -24,6 +29,7 @@ class ReportWriteError(OSError):
 
 def write_all(summary: Summary, outdir: Path) -> dict[str, Path]:
     """summary.json, junit.xml and summary.md into outdir (the HTML page is report.html.write_html)."""
+    from . import junit, markdown
     outdir = Path(outdir)
     for key, name in FILES.items():
         summary.files.setdefault(key, name)

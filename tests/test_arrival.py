@@ -159,3 +159,28 @@ def test_each_start_goes_to_the_vu_that_went_idle_last_and_never_to_a_stopped_on
     # none was lost on it.
     assert got == {2: 1, 1: 2, 0: 3}
     assert (executor.issued, executor.dropped, executor.idle) == (3, 0, 0)
+
+
+def test_the_fewest_idle_vus_count_the_vus_a_run_has_used() -> None:
+    import gevent
+
+    from loadtest.locust.arrival import ArrivalExecutor
+
+    # Six starts 20 ms apart on five VUs. Each VU holds its start for 30 ms, so at most two are in
+    # flight at once: the same two VUs (last idle, first served) take every start, three never get one.
+    executor = ArrivalExecutor([(0.02 * k, None, None) for k in range(1, 7)])
+    served: dict[int, int] = {}
+
+    def vu(n: int) -> None:
+        while executor.take() is not None:
+            served[n] = served.get(n, 0) + 1
+            gevent.sleep(0.03)
+
+    vus = [gevent.spawn(vu, n) for n in range(5)]
+    gevent.sleep(0)
+    assert executor.min_idle is None          # no start handed out yet
+    executor.start()
+    gevent.joinall(vus, timeout=5)
+    assert executor.dropped == 0
+    assert executor.min_idle == 3
+    assert sorted(served) == [3, 4] and sum(served.values()) == 6

@@ -195,6 +195,11 @@ def test_prometheus_scrapes_a_live_run_and_the_dashboard_queries_answer(
     # below 0.6 s (a retried generation can take longer; it counts, as it did for the gate).
     assert total == scraped and 0.99 * total <= within <= total, (within, total, scraped)
 
+    # The VUs in flight: some, never more than the scenario has, and the peak at least what was busy.
+    busy = prom.scalar('max_over_time(loadtest_vus_busy{job="loadtest"}[10m])')
+    peak = prom.scalar('max_over_time(loadtest_vus_busy_peak{job="loadtest"}[10m])')
+    assert 1 <= busy <= peak <= MAX_VUS, (busy, peak)
+
     # The stage series followed the run: Prometheus saw both stages as current at some point.
     for stage in ("ramp", "hold"):
         assert prom.scalar(f'max_over_time(loadtest_stage{{stage="{stage}"}}[10m])') == 1.0, stage

@@ -132,6 +132,9 @@ class ArrivalExecutor:
         self.issued = 0
         self.dropped = 0
         self.max_lag_ms = 0.0
+        # The fewest VUs left waiting after a start was handed out. The stack's bottom that many have never
+        # had a start (nothing below the top is taken), so the VUs ever used are the process's VUs less this.
+        self.min_idle: int | None = None
         self.started_at: float | None = None
         self.finished = False
         self._greenlet: gevent.Greenlet | None = None
@@ -185,8 +188,11 @@ class ArrivalExecutor:
                 # Taken off the stack now, so a burst of due starts cannot over-issue.
                 self._waiting.pop().set(Ticket(i, due, model, use_case))
                 self.issued += 1
+                if self.min_idle is None or len(self._waiting) < self.min_idle:
+                    self.min_idle = len(self._waiting)
             else:
                 self.dropped += 1
+                self.min_idle = 0
                 if self.on_drop is not None:
                     self.on_drop(due)
             i += 1

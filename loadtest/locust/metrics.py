@@ -94,8 +94,14 @@ class RunCollector(Collector):
         yield _gauge("loadtest_run_elapsed_seconds", "Seconds on the scenario's clock", elapsed)
         yield _gauge("loadtest_run_planned_seconds", "The scenario's planned length", suite.scenario.duration_s)
         yield _gauge("loadtest_run_running", "1 while the run is going, 0 once it stopped", 1.0 if running else 0.0)
-        yield _gauge("loadtest_users", "Locust users now (open model: VUs, busy or waiting for a start)",
-                     float(suite.runner.user_count or 0))
+        users = float(suite.runner.user_count or 0)
+        yield _gauge("loadtest_users", "Locust users now (open model: VUs, busy or waiting for a start)", users)
+        arrivals = getattr(run.driver, "arrivals", None)
+        if arrivals is not None and not arrivals.finished:    # open model, in the process that hands out starts
+            yield _gauge("loadtest_vus_busy", "Open model: VUs with a request in flight now", users - arrivals.idle)
+            peak = 0.0 if arrivals.min_idle is None else users - arrivals.min_idle
+            yield _gauge("loadtest_vus_busy_peak", "Open model: the most VUs in flight at once so far (each start goes "
+                                                   "to the VU idle last, so also the VUs ever used)", peak)
         current = load.stage_at(elapsed) if running else None
         stage = GaugeMetricFamily("loadtest_stage", "1 for the stage the run is in, 0 for the others",
                                   labels=["stage"])

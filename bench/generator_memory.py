@@ -80,7 +80,7 @@ def _connections(pid: int | None, metrics_port: int) -> int:
         return 0
     try:
         p = psutil.Process(pid)
-        conns = p.net_connections(kind="tcp") if hasattr(p, "net_connections") else p.connections(kind="tcp")
+        conns = p.net_connections(kind="tcp")
     except psutil.Error:
         return 0
     return sum(1 for c in conns if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port != metrics_port)

@@ -6,7 +6,11 @@ between the two is the generator's own queueing (a saturated Locust process answ
 itself) and the network, or a gateway the team put in front of the providers. So a latency
 ceiling that fails client-side is judged against the provider side's same figure:
 
-- the provider side breaches too: the target breached (FAIL blames it);
+- the provider side breaches too: the target breached (FAIL blames it) — unless it breached only
+  by running late: the mock's record keeps, beside each answer's total time, the time its profile
+  meant (`intended`: the total less how late the generation's sleep woke). A provider side that
+  holds with ``MARGIN`` on that figure fell behind its own profile, short of CPU: the rig failed,
+  not the target, and the run proves nothing (INVALID);
 - the provider side holds with ``MARGIN`` to spare and the generator shows strain (its CPU, the
   machine's, its event loop or its schedule): the breach is the generator's own queueing, and the
   run proves nothing (INVALID);
@@ -39,6 +43,7 @@ TARGET = "target"          # both sides breach
 GENERATOR = "generator"    # the provider side held with margin; the generator was strained
 BETWEEN = "between"        # the provider side held with margin; no strain on the generator
 UNDECIDED = "undecided"    # the provider side held narrowly
+MOCK_LATE = "mock_late"    # the provider side breached, but only by waking late: its profile's time held
 
 
 @dataclass(frozen=True)
@@ -48,9 +53,10 @@ class ProviderSide:
     record: RecordSummary
     providers: tuple[str, ...] = ()      # empty: every provider of the record
 
-    def histogram(self, filters: Iterable[tuple[str, str]]) -> Histogram | None:
-        """The provider side's total time over the series a threshold's filters select; None when
-        a filter has no provider-side counterpart (e.g. a stage the record has no window for)."""
+    def histogram(self, filters: Iterable[tuple[str, str]], metric: str = "total") -> Histogram | None:
+        """The provider side's total time (or another of the record's metrics) over the series a threshold's
+        filters select; None when a filter has no provider-side counterpart (e.g. a stage the record has no
+        window for)."""
         f = dict(filters)
         windows = [f["stage"]] if "stage" in f else [None]
         if "stage" in f and f["stage"] not in self.record.window_names():
@@ -64,18 +70,18 @@ class ProviderSide:
         if "expected_response" in f:
             ok = f["expected_response"] == "true"
             outcome = "ok" if ok else sorted({s.outcome for s in self.record.series} - {"ok"})
-        parts = [self.record.histogram("total", provider=p, window=w, outcome=outcome)
+        parts = [self.record.histogram(metric, provider=p, window=w, outcome=outcome)
                  for p in providers for w in windows]
         out = Histogram()
         for part in parts:
             out = out + part
         return out
 
-    def figure(self, t: Threshold) -> tuple[float, int] | None:
+    def figure(self, t: Threshold, metric: str = "total") -> tuple[float, int] | None:
         """The provider side's value of a latency threshold's aggregation, and its sample count."""
         if t.metric != "latency":
             return None      # time to first image has no provider-side counterpart
-        h = self.histogram(t.filters)
+        h = self.histogram(t.filters, metric)
         if h is None or not h.count:
             return None
         if t.aggregation == "p":
@@ -89,7 +95,7 @@ class ProviderSide:
 
 @dataclass(frozen=True)
 class Attribution:
-    kind: str                 # TARGET, GENERATOR, BETWEEN or UNDECIDED
+    kind: str                 # TARGET, MOCK_LATE, GENERATOR, BETWEEN or UNDECIDED
     client_ms: float
     provider_ms: float
     provider_samples: int
@@ -128,6 +134,13 @@ def attribute(t: Threshold, client_ms: float, side: ProviderSide, health: Health
     shown = format_value(t.metric, t.aggregation, provider_ms)
     seen = format_value(t.metric, t.aggregation, client_ms)
     if not t.check(provider_ms):
+        meant = side.figure(t, "intended")
+        if meant is not None and _holds_with_margin(t, meant[0]):
+            return Attribution(MOCK_LATE, client_ms, provider_ms, samples,
+                               f"the provider side breached only by running late: its profile meant {what} "
+                               f"{format_value(t.metric, t.aggregation, meant[0])}, it answered {shown} over "
+                               f"{samples:,} requests (the client saw {seen}) because the mock woke its timers "
+                               f"late, short of CPU")
         return Attribution(TARGET, client_ms, provider_ms, samples,
                            f"the provider side breached too: it answered {what} {shown} over {samples:,} "
                            f"requests, the client saw {seen}")
@@ -146,5 +159,5 @@ def attribute(t: Threshold, client_ms: float, side: ProviderSide, health: Health
                        f"showed no strain")
 
 
-__all__ = ["BETWEEN", "GENERATOR", "MARGIN", "TARGET", "UNDECIDED", "Attribution", "ProviderSide", "attribute",
-           "strain"]
+__all__ = ["BETWEEN", "GENERATOR", "MARGIN", "MOCK_LATE", "TARGET", "UNDECIDED", "Attribution", "ProviderSide",
+           "attribute", "strain"]

@@ -16,9 +16,12 @@ the generator's worst stall, which no generator delay can explain.
 With the provider side's record of the same run (loadtest.attribution) the two ends decide
 instead of the stall: a failed latency ceiling is the target's when the provider side's same
 figure breaches too; when that figure holds with margin and the generator shows strain, the
-breach is the generator's own queueing and the run proves nothing. Live (the SLA view, abort_on_fail)
+breach is the generator's own queueing and the run proves nothing; when it breaches only by the
+mock's own lateness (its profile's time holds, loadtest.attribution's MOCK_LATE), the rig was short of
+CPU and the run proves nothing either. Live (the SLA view, abort_on_fail)
 the same rule reads the record as it stands: an abort_on_fail threshold whose breach is the generator's
-stops the run as INVALID (`generator_abort_trigger`, `RunFacts.generator_abort`), never as the target's FAIL.
+(or the mock's lateness) stops the run as INVALID (`generator_abort_trigger`, `RunFacts.generator_abort`),
+never as the target's FAIL.
 
 Past that floor each estimate is judged by its interval (loadtest.confidence): a threshold whose
 interval at ``[gate] confidence`` straddles its limit is "inconclusive", and by default the run then
@@ -80,11 +83,13 @@ class End(enum.Enum):
 
 @dataclass(frozen=True)
 class GeneratorAbort:
-    """abort_on_fail stopped the run on a threshold whose breach the live gate found to be the generator's
-    own queueing (the provider side held, the generator was strained): a stop that proves nothing."""
+    """abort_on_fail stopped the run on a threshold whose breach the live gate found not to be the target's:
+    the generator's own queueing (the provider side held, the generator was strained) or the mock's own
+    lateness (the provider side breached, its profile's time held): a stop that proves nothing."""
     label: str          # the threshold's label
     at_s: float         # when, on the schedule's clock
     text: str           # the live attribution's words
+    whose: str = "the generator's breach"    # or "the mock's lateness" (loadtest.attribution's MOCK_LATE)
 
 
 @dataclass(frozen=True)
@@ -139,7 +144,7 @@ class ThresholdResult:
 
 @dataclass(frozen=True)
 class Reason:
-    kind: str    # harness, unreachable, misconfigured, incomplete, workers, action, generator, aborted,
+    kind: str    # harness, unreachable, misconfigured, incomplete, workers, action, mock, generator, aborted,
     #              breach, insufficient, inconclusive, saturated, no_thresholds, note
     text: str
 
@@ -563,13 +568,17 @@ def judge(thresholds: Sequence[Threshold], recorder: Recorder, health: HealthRep
         if failed and not generator:
             generator = _stalls_behind_failures([r for r in failed if id(r) not in decided], recorder, health)
     stopped = facts.generator_abort
+    invalid += [Reason("mock", a.text + " — the mock could not keep its own profile, so this run proves nothing "
+                               "about the target")
+                for r in failed if (a := found.get(id(r))) is not None and a.kind == attr.MOCK_LATE
+                and not (stopped is not None and r.threshold.label() == stopped.label)]
     queued = [Reason("generator", a.text + " — this run proves nothing about the target")
               for r in failed if (a := found.get(id(r))) is not None and a.kind == attr.GENERATOR
               and not (stopped is not None and r.threshold.label() == stopped.label)]
     if stopped is not None:
         # The live gate's own finding, kept whatever the record says at the end (or if it cannot be read then).
-        queued.insert(0, Reason("generator", f"abort_on_fail stopped the run at {stopped.at_s:.0f} s on the "
-                                             f"generator's breach, not the target's: {stopped.text} — this run "
+        queued.insert(0, Reason("generator", f"abort_on_fail stopped the run at {stopped.at_s:.0f} s on "
+                                             f"{stopped.whose}, not the target's: {stopped.text} — this run "
                                              f"proves nothing about the target"))
     if generator or queued:
         if generator:
@@ -634,7 +643,7 @@ def _due(r: ThresholdResult, elapsed_s: float) -> bool:
 
 
 def _generators(r: ThresholdResult) -> bool:
-    return r.attribution is not None and r.attribution.kind == attr.GENERATOR
+    return r.attribution is not None and r.attribution.kind in (attr.GENERATOR, attr.MOCK_LATE)
 
 
 def abort_trigger(results: Sequence[ThresholdResult], elapsed_s: float) -> ThresholdResult | None:

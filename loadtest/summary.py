@@ -102,7 +102,7 @@ class ThresholdSideDoc(_Doc):
     observed: float = Field(description="the provider side's value of the same figure (ms)")
     samples: int = Field(description="provider-side answers behind it")
     gap: float | None = Field(description="client-side value minus provider-side value (ms)")
-    attribution: Literal["target", "generator", "between", "undecided"] | None = Field(
+    attribution: Literal["target", "mock_late", "generator", "between", "undecided"] | None = Field(
         default=None, description="a failed ceiling: whose breach it is (loadtest.attribution)")
     attribution_text: str | None = None
 
@@ -462,7 +462,7 @@ class SideBySideDoc(_Doc):
 
 class AttributionDoc(_Doc):
     threshold: str
-    kind: Literal["target", "generator", "between", "undecided"]
+    kind: Literal["target", "mock_late", "generator", "between", "undecided"]
     client: float
     provider: float
     provider_samples: int

@@ -20,10 +20,13 @@ Times
     entry. `drawn_ms` is the generation time the latency behaviour drew for the call (scaled),
     which `service_ms` spends asleep: under uvloop, whose timers tick in whole milliseconds,
     service can come out up to 1.5 ms short of the draw, or over it by the event loop's delay.
+    That delay, as the generation's sleep woke (`late`), is taken off the total in `intended_ms`:
+    the time the profile meant the answer to take, so that a provider side that breaches only by
+    running late (a mock starved of CPU) can be told from one whose profile breached.
 
 Kept three ways
     - exact HDR histograms (mockprovider.hdr: microseconds, 1 us .. 1 h, 3 significant figures,
-      the load generator's layout) of total, queue and service time per (provider, model,
+      the load generator's layout) of total, queue, service and intended time per (provider, model,
       window, outcome), with the status mix, the serving models and image counts beside them;
     - counts per second of answer per (provider, model, window, outcome);
     - the raw entries, in a ring of `cap` entries (default 200,000; the oldest are overwritten,
@@ -155,12 +158,12 @@ class _Cell:
     """Entries alike in every label: (api, provider, model, served model, window, outcome, status,
     images asked)."""
 
-    __slots__ = ("key", "series", "total", "queue", "service", "asked", "polls", "delivers", "prom")
+    __slots__ = ("key", "series", "total", "queue", "service", "intended", "asked", "polls", "delivers", "prom")
 
     def __init__(self, key: CellKey, prom: int) -> None:
         self.key = key   # each label comes from a bounded set (profile names, windows, outcomes, statuses)
         self.series: SeriesKey = (key[1], key[2], key[4], key[5])
-        self.total, self.queue, self.service = Sparse(), Sparse(), Sparse()
+        self.total, self.queue, self.service, self.intended = Sparse(), Sparse(), Sparse(), Sparse()
         self.asked = self.polls = 0
         self.delivers = key[5] == Kind.OK.value and key[6] < 300   # a success delivers what was asked
         self.prom = prom   # its provider's row in the never-reset Prometheus totals
@@ -207,13 +210,14 @@ class Record:
         self.col_queue = array("d", bytes(8 * size))
         self.col_service = array("d", bytes(8 * size))
         self.col_drawn = array("d", bytes(8 * size))
+        self.col_late = array("d", bytes(8 * size))        # ms the generation's sleep woke late
         self.col_key: list[str | None] = [None] * size
         self.col_correlation: list[str | None] = [None] * size
         self.col_trace: list[str | None] = [None] * size   # as sent (cut), validated when read
         self.job_polls: dict[int, int] = {}                # seq -> polls, for job entries
         # Zero-copy views for the fold (the arrays are never resized, which their export forbids).
         self._np = {name: np.frombuffer(getattr(self, "col_" + name), dtype=np.int64 if name == "cell" else np.float64)
-                    for name in ("cell", "arrived_at", "t0", "total", "queue", "service")}
+                    for name in ("cell", "arrived_at", "t0", "total", "queue", "service", "late")}
         self.seq = 0
         self.folded = 0
         self.loop_offset = 0.0   # loop.time() - perf_counter(), set when the loop starts
@@ -281,8 +285,9 @@ class Record:
         # Stored through memoryviews: an array.array's own item assignment parses its value the slow way
         # (PyArg_Parse), a memoryview's converts it directly. (Typed Any: typeshed allows only ints.)
         views: list[Any] = [memoryview(c) for c in (self.col_cell, self.col_arrived_at, self.col_t0, self.col_total,
-                                                     self.col_queue, self.col_service, self.col_drawn)]
-        col_cell, col_arrived_at, col_t0, col_total, col_queue, col_service, col_drawn = views
+                                                     self.col_queue, self.col_service, self.col_drawn,
+                                                     self.col_late)]
+        col_cell, col_arrived_at, col_t0, col_total, col_queue, col_service, col_drawn, col_late = views
         col_key, col_correlation, col_trace = self.col_key, self.col_correlation, self.col_trace
         correlation_header = self.correlation_header
         queued, key_queued = Phase.QUEUED, Phase.KEY_QUEUED
@@ -307,7 +312,7 @@ class Record:
             if call is None:
                 cell_key = (api, labels.provider, labels.model, "", window, INTERNAL_ERROR if crashed else REJECTED,
                             status, 0, 0, "")
-                queue = service = drawn = 0.0
+                queue = service = drawn = late = 0.0
             else:
                 done = call.outcome
                 # `_value_`, not `.value` or a dict keyed by the member: both go through Python-level code.
@@ -323,6 +328,7 @@ class Record:
                 else:
                     queue = service = 0.0
                 drawn = call.service_ms
+                late = call.late_ms
             cell = cell_of.get(cell_key)
             if cell is None:
                 cell = new_cell(cell_key)
@@ -336,6 +342,7 @@ class Record:
             col_queue[i] = queue
             col_service[i] = service
             col_drawn[i] = drawn
+            col_late[i] = late
             col_key[i] = key
             col_correlation[i] = correlation
             col_trace[i] = traceparent
@@ -367,6 +374,7 @@ class Record:
         self.col_queue[i] = queue
         self.col_service[i] = service
         self.col_drawn[i] = call.service_ms
+        self.col_late[i] = call.late_ms
         self.col_key[i] = arrival.key
         self.col_correlation[i] = arrival.correlation
         self.col_trace[i] = arrival.traceparent
@@ -421,6 +429,7 @@ class Record:
         total = views["total"][at]
         queue = views["queue"][at]
         service = views["service"][at]
+        intended = total - views["late"][at]
 
         # Group by cell: a stable sort, then one run of every array per cell present.
         order = np.argsort(codes, kind="stable")
@@ -431,7 +440,7 @@ class Record:
         present = [self.cells[p] for p in positions]
         for cell, size in zip(present, np.diff(bounds).tolist()):
             cell.asked += size * cell.key[7]
-        for attr, values in (("total", total), ("queue", queue), ("service", service)):
+        for attr, values in (("total", total), ("queue", queue), ("service", service), ("intended", intended)):
             _fold_metric(present, attr, values[order], starts, bounds)
 
         # Per second of answer (arrival + total time) since the record started, per cell.
@@ -517,6 +526,7 @@ class Record:
                 "total_ms": _hist_json(merged(c.total for c in cells), encode=encode),
                 "queue_ms": _hist_json(merged(c.queue for c in cells), encode=encode),
                 "service_ms": _hist_json(merged(c.service for c in cells), encode=encode),
+                "intended_ms": _hist_json(merged(c.intended for c in cells), encode=encode),
             })
         rows: list[list[int]] = []
         for second in sorted(self.seconds) if seconds else ():

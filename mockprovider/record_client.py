@@ -41,7 +41,7 @@ REQUESTS_FORMAT = "mockprovider.record.requests/1"
 LIVE_FORMAT = "mockprovider.record.live/1"
 WORKERS_FORMAT = "mockprovider.record.workers/1"
 REQUESTS_WORKERS_FORMAT = "mockprovider.record.requests.workers/1"
-METRICS = ("total", "queue", "service")
+METRICS = ("total", "queue", "service", "intended")
 
 
 class RecordError(Exception):
@@ -139,6 +139,9 @@ class Series:
     total: Histogram
     queue: Histogram
     service: Histogram
+    # total less the time the mock lost waking late (mockprovider.record): what its profile meant; a record
+    # from before it was kept reads as empty
+    intended: Histogram = field(default_factory=Histogram)
     pixels: dict[int, int] = field(default_factory=dict)   # width x height of each image asked -> answers
     # "pixels:format" of each image (0 / "": not said) -> answers: what a capability drift compares as one
     shapes: dict[str, int] = field(default_factory=dict)
@@ -156,6 +159,7 @@ class Series:
                    images_delivered=int(d["images_delivered"]), polls=int(d["polls"]),
                    total=Histogram.from_json(d["total_ms"]), queue=Histogram.from_json(d["queue_ms"]),
                    service=Histogram.from_json(d["service_ms"]),
+                   intended=Histogram.from_json(d["intended_ms"]) if "intended_ms" in d else Histogram(),
                    pixels={int(k): int(v) for k, v in d.get("pixels", {}).items()},
                    shapes={str(k): int(v) for k, v in d.get("shapes", {}).items()})
 
@@ -172,7 +176,8 @@ class Series:
                        polls=self.polls + other.polls, pixels=_counter_add(self.pixels, other.pixels),
                        shapes=_counter_add(self.shapes, other.shapes),
                        total=self.total + other.total,
-                       queue=self.queue + other.queue, service=self.service + other.service)
+                       queue=self.queue + other.queue, service=self.service + other.service,
+                       intended=self.intended + other.intended)
 
 
 @dataclass(frozen=True)
@@ -227,7 +232,7 @@ class Summary:
                 and (window is None or s.window == window) and (outcomes is None or s.outcome in outcomes)]
 
     def histogram(self, metric: str = "total", **filters: Any) -> Histogram:
-        """The merged histogram of `metric` ("total", "queue" or "service") over the matching series:
+        """The merged histogram of `metric` ("total", "queue", "service" or "intended") over the matching series:
         leave out `window` to merge every window."""
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")

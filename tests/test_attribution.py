@@ -3,7 +3,7 @@
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from loadtest.attribution import GENERATOR, TARGET, ProviderSide
+from loadtest.attribution import GENERATOR, MOCK_LATE, TARGET, ProviderSide
 from loadtest.gate import End, GeneratorAbort, RunFacts, abort_trigger, attributions, generator_abort_trigger, judge
 from loadtest.health import HealthSamples, assess
 from loadtest.recorder import Recorder
@@ -24,13 +24,14 @@ def histogram(values_ms):
                                 "max": max(values_ms), "hdr": hdr.encode()})
 
 
-def record(values_ms, *, provider="relay", window="steady"):
-    """A provider-side record whose `provider` answered every request of `window` in values_ms."""
+def record(values_ms, *, provider="relay", window="steady", intended_ms=None):
+    """A provider-side record whose `provider` answered every request of `window` in values_ms (and meant to
+    answer in intended_ms: by default, the same)."""
     h = histogram(values_ms)
     series = Series(provider=provider, model="midjourney-v7", window=window, outcome="ok", api="relay",
                     requests=len(values_ms), status={200: len(values_ms)}, served={}, images_asked=len(values_ms),
                     images_delivered=len(values_ms), polls=0, total=h, queue=histogram([0.01] * len(values_ms)),
-                    service=h)
+                    service=h, intended=histogram(intended_ms) if intended_ms is not None else h)
     return Summary(record_id="r1", worker="1", started_at=T0, now=T0 + 10, window=window, seq=len(values_ms),
                    requests=len(values_ms), stale=0, windows=[Window(window, T0, 0.0, 1)], series=[series],
                    seconds=[], raw={"cap": 0})
@@ -87,6 +88,37 @@ def test_both_sides_breaching_is_the_targets_even_on_a_hot_generator():
     assert (v.status, int(v.exit_code)) == ("fail", 1)
     breach = [r.text for r in v.reasons if r.kind == "breach"]
     assert len(breach) == 1 and "the provider side breached too: it answered p(99) 750 ms" in breach[0], breach
+
+
+def late_mock():
+    # The relay's answers came out at P99 750 ms, but its profile meant 90 ms: its timers woke late.
+    return ProviderSide(record([40.0] * 1900 + [750.0] * 100, intended_ms=[40.0] * 1960 + [90.0] * 40), ("relay",))
+
+
+def test_a_provider_side_that_breached_only_by_running_late_is_invalid_not_the_targets_fail():
+    # The generator was calm: the starved party was the mock on the same machine, not the client.
+    v = judge(P99, client(799.2), health(), min_samples=100, provider=late_mock())
+    assert (v.status, int(v.exit_code)) == ("invalid", 2), v.reason_texts
+    mock = [r.text for r in v.reasons if r.kind == "mock"]
+    assert len(mock) == 1 and "its profile meant p(99) 90 ms" in mock[0]
+    assert "it answered 750 ms over 2,000 requests" in mock[0]
+    assert "proves nothing about the target" in mock[0]
+    assert not any(r.kind == "breach" and "the target's" in r.text for r in v.reasons)
+    # The same record whose profile breached too is the target's, as before.
+    side = ProviderSide(record([40.0] * 1900 + [750.0] * 100, intended_ms=[40.0] * 1900 + [700.0] * 100), ("relay",))
+    assert int(judge(P99, client(799.2), health(), min_samples=100, provider=side).exit_code) == 1
+    # A record with no intended time (an older mock's) reads as empty: the breach stays the target's.
+    old = record([40.0] * 1900 + [750.0] * 100)
+    old.series[0].__dict__["intended"] = Histogram()
+    v = judge(P99, client(799.2), health(), min_samples=100, provider=ProviderSide(old, ("relay",)))
+    assert int(v.exit_code) == 1
+
+
+def test_a_late_mocks_breach_never_aborts_a_run_as_the_targets():
+    v = live(client(799.2), health(), late_mock())
+    assert abort_trigger(v.results, 9.0) is None
+    stop = generator_abort_trigger(v.results, 9.0)
+    assert stop is v.results[0] and stop.attribution is not None and stop.attribution.kind == MOCK_LATE
 
 
 def test_a_provider_side_that_held_and_a_calm_generator_leave_the_breach_standing_with_the_gap_named():

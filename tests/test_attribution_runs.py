@@ -112,6 +112,64 @@ def test_abort_on_fail_on_a_target_that_is_slow_on_its_own_side_still_aborts_as_
     assert p99["provider_side"]["attribution"] == "target" and p99["provider_side"]["observed"] > 600, p99
 
 
+def _starve(runner: subprocess.Popen[str], stop_s: float, every_s: float, limit_s: float) -> int:
+    """Stop the run's embedded mock (SIGSTOP) for stop_s in every every_s, as a machine short of CPU would
+    starve it, until the run ends (at most limit_s); the times it was stopped."""
+    deadline = time.monotonic() + limit_s
+    mock = None
+    while mock is None and runner.poll() is None and time.monotonic() < deadline:
+        try:
+            mock = next((p for p in psutil.Process(runner.pid).children(recursive=True)
+                         if "mockprovider" in " ".join(p.cmdline())), None)
+        except psutil.Error:
+            pass
+        time.sleep(0.2)
+    stops = 0
+    while mock is not None and runner.poll() is None and time.monotonic() < deadline:
+        time.sleep(every_s - stop_s)
+        try:
+            mock.suspend()
+            stops += 1
+            time.sleep(stop_s)
+        except psutil.Error:
+            break
+        finally:
+            try:
+                mock.resume()
+            except psutil.Error:
+                pass
+    return stops
+
+
+@pytest.mark.slow
+def test_a_mock_starved_of_cpu_is_not_the_targets_breach(tmp_path: Path) -> None:
+    # The mock (the simulated relay) stopped 800 ms in every 1.5 s: its answers come out late on its own
+    # side too, so both ends breach; but what its profile meant holds, so the breach is the rig's, never
+    # the target's FAIL: the live gate stops the run as INVALID on the mock's lateness.
+    report = tmp_path / "report"
+    runner = subprocess.Popen([sys.executable, "-m", "loadtest", "run", str(scenario(tmp_path, "30s")),
+                               "--report-dir", str(report)], cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        stops = _starve(runner, 0.8, 1.5, limit_s=120)
+        out, _ = runner.communicate(timeout=120)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait(10)
+    summary = json.loads((report / "summary.json").read_text())
+    assert stops >= 3, out
+    assert runner.returncode == 2 and summary["verdict"] == "invalid", out
+    p99 = next(t for t in summary["thresholds"] if t["label"] == P99)
+    side = p99["provider_side"]
+    assert p99["verdict"] == "fail" and side["attribution"] == "mock_late" and side["observed"] > 600, p99
+    assert summary["run"]["aborted_by"] is None and summary["run"]["generator_abort"] == P99, summary["run"]
+    late = [r["text"] for r in summary["reasons"] if r["text"].startswith("abort_on_fail stopped the run at ")]
+    assert len(late) == 1 and "on the mock's lateness, not the target's" in late[0], summary["reasons"]
+    assert re.search(r"its profile meant p\(99\) [\d.]+ ms, it answered [\d.,]+ ms", late[0]), late[0]
+    assert out.rstrip().splitlines()[-1].startswith("verdict: INVALID")
+
+
 # --- the live SLA view of a real run ------------------------------------------------------------------
 
 

@@ -187,8 +187,11 @@ def test_sigterm_or_sighup_to_loadtest_is_interrupted_and_leaves_nothing(tmp_pat
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_sigterm_to_make_loadtest_is_interrupted_and_leaves_nothing(tmp_path: Path) -> None:
     report = tmp_path / "report"
+    # A clean make, as a user's shell starts it: under `make test ARGS=...` the outer make's variables
+    # (ARGS among them) would reach this one through MAKEFLAGS.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
     run = start(tmp_path, report=report, cmd=["make", "-s", "-C", str(ROOT), "loadtest", "SCENARIO=single",
-                                              f"DURATION={PLANNED_S}s", f"REPORT_DIR={report}"])
+                                              f"DURATION={PLANNED_S}s", f"REPORT_DIR={report}"], env=env)
     run.running()
     run.proc.send_signal(signal.SIGTERM)          # to make alone: it hands SIGTERM on to its recipe
     code, out, summary = run.finish()

@@ -228,8 +228,12 @@ def test_catalog_edit_replaces_backgrounds_over_multipart_edits(tmp_path: Path) 
 
 
 def test_a_batch_sent_the_native_way_is_one_request_of_ten(tmp_path: Path) -> None:
+    # What is asserted is the batch's shape, its cost and that every request succeeds: the latency ceiling is
+    # loosened, since a P99 of a hundred-odd requests is the second-slowest, which one hiccup of a busy
+    # machine decides.
     path = variant(tmp_path, "batch_10", client={"batch": {"size": 10, "mode": "native"}},
-                   gate={"min_samples": 20, "inconclusive": "observed"})
+                   gate={"min_samples": 20, "inconclusive": "observed"},
+                   thresholds={"latency": ["p(99)<5000"], "success": ["rate>=0.998"]})
     code, out, summary = loadtest(tmp_path, str(path), "--duration", "12s")
     assert summary, out
     b = summary["batches"]

@@ -215,6 +215,59 @@ def test_percentiles_of_the_record_agree_with_the_latency_draws(start_mock) -> N
         assert abs(recorded - exact_service.percentile(p)) <= bucket + 0.002, (p, recorded, exact_service.percentile(p))
 
 
+def test_the_intended_time_leaves_out_what_a_starved_mock_lost_waking_late(start_mock) -> None:
+    """The mock is stopped (SIGSTOP) for 600 ms while 20 generations of about 440 ms sleep: every timer
+    wakes late, the answers' total time takes the stop in, and `intended` must not. Before the stop,
+    a calm window shows both the same, up to uvloop's millisecond tick per answer."""
+    import os
+    import signal
+
+    # Limits on, so the relay counts the generations running (its slots); one key each keeps its rate limits away.
+    server = start_mock("--latency-scale", "10", "--seed", "5", "--set", "relay.error_rate=0")
+    record = RecordClient(server.url)
+    record.reset("calm")
+    calm = [(RELAY_BODY, {"Authorization": f"Bearer hs_calm_{i:04d}", "x-request-id": f"calm-{i}"})
+            for i in range(10)]
+    assert set(post_all(server, RELAY, calm, concurrency=10)) == {200}
+    record.mark("starved")
+
+    def stop_for_a_while() -> None:
+        _wait_running(server, "relay", 20)
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        time.sleep(0.6)
+        os.kill(server.proc.pid, signal.SIGCONT)
+
+    stopper = threading.Thread(target=stop_for_a_while)
+    stopper.start()
+    try:
+        starved = [(RELAY_BODY, {"Authorization": f"Bearer hs_starved_{i:04d}", "x-request-id": f"starved-{i}"})
+                   for i in range(20)]
+        assert set(post_all(server, RELAY, starved, concurrency=20)) == {200}
+    finally:
+        stopper.join()
+        os.kill(server.proc.pid, signal.SIGCONT)
+    summary = record.summary()
+    got = {e.correlation_id: e for e in entries(server)}
+    for window, n in (("calm", 10), ("starved", 20)):
+        total = summary.histogram("total", window=window)
+        intended = summary.histogram("intended", window=window)
+        assert total.count == intended.count == n
+        drawn = [e.drawn_ms for e in got.values() if e.correlation_id.startswith(window)]
+        assert len(drawn) == n
+        # The handler's own work around the sleep (parse, answer) stays in `intended`: 25 ms allows a
+        # busy machine, far under the stop.
+        assert intended.max_ms <= max(drawn) + 25.0, (window, intended.max_ms, max(drawn))
+        lost = total.sum_ms - intended.sum_ms
+        if window == "calm":
+            assert 0 <= lost <= 1.6 * n, lost
+        else:
+            # Each of the 20 was asleep when the stop began (they were all running) and at most ~440 ms
+            # from its wake: each woke at least 600 - 440 ms late, on average far more.
+            assert lost >= 20 * 100.0, lost
+            # ... and none answered before the stop ended, however short its draw.
+            assert total.min_ms >= min(drawn) + 100.0, (total.min_ms, min(drawn))
+
+
 # -- windows and reset -------------------------------------------------------------------------
 
 def _wait_running(server: MockServer, provider: str, n: int = 1, limit_s: float = 10.0) -> None:

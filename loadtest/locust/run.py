@@ -40,7 +40,7 @@ from locust.runners import (
 from mockprovider.profile import load_profiles
 from mockprovider.record_client import Summary as RecordSummary
 
-from ..attribution import ProviderSide
+from ..attribution import MOCK_LATE, ProviderSide
 from ..context import RequestContext
 from ..gate import (
     End,
@@ -435,11 +435,13 @@ class SuiteRun:
                 elif generators is not None and generators.attribution is not None:
                     # The client side breached, the provider side held, the generator was strained: what the
                     # end would judge INVALID. Stop as that, naming the generator, not as the target's FAIL.
+                    whose = ("the mock's lateness" if generators.attribution.kind == MOCK_LATE
+                             else "the generator's breach")
                     run.generator_abort = GeneratorAbort(generators.threshold.label(), round(elapsed, 3),
-                                                         generators.attribution.text)
+                                                         generators.attribution.text, whose)
                     run.aborted_at_s = round(elapsed, 3)
-                    log.error("stopping the run at %.0f s: %s — the generator's breach, not the target's; the run "
-                              "proves nothing", elapsed, generators.attribution.text)
+                    log.error("stopping the run at %.0f s: %s — %s, not the target's; the run proves nothing",
+                              elapsed, generators.attribution.text, whose)
                 if run.aborted_by is not None or run.generator_abort is not None:
                     if self.headless:
                         self.runner.quit()

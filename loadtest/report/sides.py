@@ -18,8 +18,8 @@ def _ms(x: float | None, signed: bool = False) -> str:
 
 
 # A failed ceiling's owner, in a report's words (loadtest.attribution's kinds).
-WHOSE = {"target": "the target's", "generator": "the generator's", "between": "between the two ends",
-         "undecided": "undecided"}
+WHOSE = {"target": "the target's", "mock_late": "the mock's own lateness", "generator": "the generator's",
+         "between": "between the two ends", "undecided": "undecided"}
 
 
 def threshold_words(side: ThresholdSideDoc | Mapping[str, Any] | None) -> str:

@@ -89,6 +89,7 @@ class Call:
 
     phase = Phase.RECEIVED
     service_ms = 0.0          # generation time drawn for this call
+    late_ms = 0.0             # how much later than drawn the generation's sleep woke (the event loop's delay)
     running_since = 0.0
     queued_ms = 0.0
     extra_ms = 0.0            # added by behaviours before the draw (failover hop)

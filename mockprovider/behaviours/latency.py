@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from time import perf_counter
 
 from ..profile import LatencySpec
 from ..settings import Settings
@@ -75,6 +76,11 @@ class Latency(Behaviour):
             finally:
                 timer, _ = sleeping.pop(fut)
                 timer.cancel()
+            # A starved process wakes its timers late: kept apart so that the record can tell the
+            # profile's own time from the time the mock lost to its CPU.
+            late = (perf_counter() - call.t_running) * 1000.0 - call.service_ms
+            if late > 0.0:
+                call.late_ms = late
         return await proceed()
 
     def set_multiplier(self, multiplier: float) -> None:

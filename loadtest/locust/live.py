@@ -324,11 +324,13 @@ class LiveView:
                     # A rate over its window's first second or two is noise (0 req/s at the stage's start).
                     d["verdict"] = "collecting"
                     d["_verdict_text"] = f"COLLECTING ({display.seconds(seen)} in so far)"
-            if d["verdict"] == "fail" and (d.get("provider_side") or {}).get("attribution") == "generator":
-                # The client side breached, the provider side held, the generator is strained: the end would
-                # judge this the generator's (INVALID), not the target's.
+            whose = (d.get("provider_side") or {}).get("attribution")
+            if d["verdict"] == "fail" and whose in ("generator", "mock_late"):
+                # The client side breached and the provider side held (the generator is strained), or breached
+                # only by the mock's own lateness: the end would judge this INVALID, not the target's.
                 d["verdict"] = "invalid"
-                d["_verdict_text"] = "INVALID (the generator's)"
+                d["_verdict_text"] = ("INVALID (the generator's)" if whose == "generator"
+                                      else "INVALID (the mock's lateness)")
             if d["verdict"] == "insufficient":
                 d["verdict"] = "collecting"
                 stage = d["filters"].get("stage")
@@ -384,10 +386,13 @@ class LiveView:
         generators = [d for d in docs if d["verdict"] == "invalid"]
         if generators:
             names = ", ".join(str(d["label"]) for d in generators)
+            if all(d["_verdict_text"] == "INVALID (the generator's)" for d in generators):
+                why = (f"the generator's breach, not the target's ({names}: the client side fails, the provider "
+                       f"side holds)")
+            else:
+                why = f"not the target's breach ({names}: the generator's, or the mock running behind its own profile)"
             return {"status": "proves nothing so far", "class": "invalid", "provisional": True,
-                    "headline": f"Provisional: the generator's breach, not the target's ({names}: the client side "
-                                f"fails, the provider side holds); as it goes, this run will prove nothing",
-                    "reasons": other}
+                    "headline": f"Provisional: {why}; as it goes, this run will prove nothing", "reasons": other}
         if other:
             return {"status": "proves nothing so far", "class": "invalid", "provisional": True,
                     "headline": "Provisional: as it goes, this run will prove nothing", "reasons": other}

@@ -11,6 +11,11 @@ squares) separates what each request leaves behind (b) from what each newly used
 Extrapolated to the seed's 4-hour run: b carried on to 17.28 M requests (1,200 req/s), c to every one
 of the scenario's `max_vus` VUs, the most a run can ever use.
 
+Where requests and VUs used rise together (a run climbing to its peak) that fit cannot part them, and
+b takes some of the VUs' share. So the plateau is fitted apart: the samples after the VUs used reached
+their final count, where the VU term is constant and RSS against requests is b alone. When the plateau
+holds at least a third of the run's requests, its slope is the estimate carried on.
+
     python bench/generator_memory.py [SECONDS]      # default GENERATOR_MEMORY_S or 600 (ten minutes)
 """
 
@@ -119,6 +124,9 @@ class Result:
     max_vus: int                                  # the scenario's
     extrapolated: float                           # RSS at the 4-hour run's request count, every VU used
     summary: dict[str, Any]
+    plateau: list[Sample] = field(default_factory=list)   # the samples once the VUs used stopped rising
+    plateau_fit: Fit | None = None                # RSS against requests over the plateau
+    plateau_extrapolated: float | None = None     # the same bound from the plateau's slope
     # Every process of the run by role (the `loadtest` runner, Locust, the mock): (first, peak, last) RSS.
     processes: dict[str, tuple[float, float, float]] = field(default_factory=dict)
 
@@ -191,6 +199,13 @@ def measure(seconds: float) -> Result:
                 proc.terminate()
             proc.wait(120)
         summary = json.loads((Path(tmp) / "report" / "summary.json").read_text())
+    return analyse(seconds, samples, after, summary, max_vus,
+                   {role: (v[0], max(v), v[-1]) for role, v in sorted(tree.items())})
+
+
+def analyse(seconds: float, samples: list[Sample], after: list[Sample], summary: dict[str, Any], max_vus: int,
+            processes: dict[str, tuple[float, float, float]]) -> Result:
+    """The fits and the 4-hour bounds of a run's samples."""
     if len(samples) < 5:
         raise RuntimeError(f"only {len(samples)} samples of the generator's memory: too short a run")
     warm = [s for s in samples if s.t >= WARMUP_SHARE * samples[-1].t]
@@ -202,10 +217,17 @@ def measure(seconds: float) -> Result:
     peak = max(s.rss for s in warm)
     grown = (end.rss + max(0.0, fitted.per_request) * max(0.0, FOUR_HOURS_REQUESTS - end.requests)
              + max(0.0, fitted.per_vu) * max(0.0, max_vus - end.vus_used))
+    plateau = [s for s in warm if s.vus_used == end.vus_used]
+    plateau_fit = plateau_bound = None
+    if len(plateau) >= 5 and plateau[-1].requests - plateau[0].requests >= end.requests / 3:
+        plateau_fit = fit(plateau, with_vus=False)
+        plateau_bound = max(max(s.rss for s in plateau),
+                            end.rss + max(0.0, plateau_fit.per_request) * max(0.0, FOUR_HOURS_REQUESTS - end.requests)
+                            + max(0.0, fitted.per_vu) * max(0.0, max_vus - end.vus_used))
     return Result(seconds=seconds, samples=samples, after=after, fit=fitted, plain=fit(warm, with_vus=False),
-                  max_vus=max_vus, summary=summary,
-                  extrapolated=max(peak, grown),
-                  processes={role: (v[0], max(v), v[-1]) for role, v in sorted(tree.items())})
+                  max_vus=max_vus, summary=summary, plateau=plateau, plateau_fit=plateau_fit,
+                  plateau_extrapolated=plateau_bound,
+                  extrapolated=max(peak, grown), processes=processes)
 
 
 def _mb(b: float) -> str:
@@ -229,13 +251,25 @@ def section(result: Result) -> str:
               f"{len(result.after)} more sample(s): RSS up to {_mb(max(a.rss for a in result.after))}. They are left "
               "out of the fit and the bound above: they are the report's one-off cost, not the run's.")
     end = samples[-1]
+    reasons = "".join(f"\n- {r['text']}" for r in summary.get("reasons", []) if r.get("kind") != "note")
+    why = f"\n\nThe verdict's reasons:{reasons}" if reasons and summary["verdict"] != "pass" else ""
+    pf, pl = result.plateau_fit, result.plateau
+    if pf is not None and result.plateau_extrapolated is not None:
+        plateau = (f"\n\nThe plateau, once the VUs used had stopped rising ({pl[0].t:,.0f} s on, {len(pl)} samples, "
+                   f"{pl[-1].requests - pl[0].requests:,.0f} requests, {end.vus_used:,.0f} VUs used): RSS "
+                   f"{_mb(pl[0].rss)} to {_mb(pl[-1].rss)}, **{pf.per_request:,.2f} bytes per request** (residual "
+                   f"{pf.residual / 1e3:,.0f} KB RMS), carried on the same way: "
+                   f"**{_mb(result.plateau_extrapolated)}** at 4 hours.")
+    else:
+        plateau = ("\n\nNo plateau long enough to fit apart (the VUs used rose until less than a third of the "
+                   "run's requests were left).")
     return f"""## Load generator memory over a long open-model run{short}
 
 `python bench/generator_memory.py {seconds:g}`: `loadtest run sustained --duration {seconds:g}s --metrics-port 0`
 (embedded mock, one Locust process), the Locust process's RSS, its recorded requests and the VUs it has used
 (`loadtest_vus_busy_peak`) read from its own `/metrics` every {SAMPLE_S:g} s ({len(samples)} samples), its
 established TCP connections (psutil) at the same moments. The run: {summary['requests']:,} requests,
-{summary['rps'] or 0:,.0f} req/s, verdict {summary['verdict']}.
+{summary['rps'] or 0:,.0f} req/s, verdict {summary['verdict']}.{why}
 
 | time | requests | VUs used | connections | RSS |
 |---|---|---|---|---|
@@ -255,7 +289,7 @@ request (residual {result.plain.residual / 1e3:,.0f} KB RMS).
 Extrapolated to the seed's 4-hour run, from the last sample ({_mb(end.rss)}, {end.vus_used:,.0f} VUs used): b carried
 on to {FOUR_HOURS_REQUESTS / 1e6:.2f} M requests and c to all {result.max_vus} of the scenario's VUs (`max_vus`, the
 most a run can use; a term at or below zero carries nothing on, and the bound is never below the highest
-RSS after the warm-up): **{_mb(result.extrapolated)}**.{warm}
+RSS after the warm-up): **{_mb(result.extrapolated)}**.{plateau}{warm}
 """
 
 

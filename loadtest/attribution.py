@@ -19,6 +19,14 @@ ceiling that fails client-side is judged against the provider side's same figure
 - the provider side holds narrowly, or has no figure for it: undecided here; the generator-health
   rules decide as before.
 
+Dropped starts (an open model's VUs all busy) are judged by the same two ends, through Little's law:
+at the schedule's highest rate, answers as slow as the provider side's slowest (its p99.9; its max
+for a count of drops) keep that rate x that time VUs busy. When that fills the VUs (within
+``MARGIN``), the target's own time held them: its breach. When it leaves a tenth of them free, the
+VUs were held by what lies between: the generator's own queueing when it shows strain (INVALID),
+else the network or a gateway (the breach stands, the gap named). A success (or failures) rate
+that would hold without its dropped starts is judged as the drops are.
+
 Plain data and arithmetic (the gate calls it); the reading of the record is loadtest.provider_side.
 """
 
@@ -118,6 +126,32 @@ def strain(health: HealthReport | None) -> list[str]:
     return found
 
 
+def dropped_starts(t: Threshold, observed: float, max_vus: int, peak_rps: float, side: ProviderSide,
+                   health: HealthReport | None) -> Attribution | None:
+    """Whose are the dropped starts behind a failed threshold (see the module's note); None when the
+    provider side has no answers to judge them by."""
+    h = side.histogram(())
+    if h is None or not h.count or max_vus <= 0 or peak_rps <= 0:
+        return None
+    which = "max" if t.aggregation == "count" else "p(99.9)"
+    held_ms = h.max_ms if which == "max" else h.percentile(99.9)
+    if not math.isfinite(held_ms):
+        return None
+    need = peak_rps * held_ms / 1000.0
+    own = (f"at {peak_rps:,.0f} req/s, answers as slow as the provider side's {which} of {held_ms:,.1f} ms "
+           f"(over {h.count:,} answers) keep about {need:,.0f} of the {max_vus:,} VUs busy")
+    if need > max_vus * (1.0 - MARGIN):
+        return Attribution(TARGET, observed, held_ms, h.count, f"the target's own time held the VUs: {own}")
+    signs = strain(health)
+    if signs:
+        return Attribution(GENERATOR, observed, held_ms, h.count,
+                           f"{t.label()} failed on VUs the target did not hold ({own}): the generator's own "
+                           f"queueing held the rest ({'; '.join(signs)})")
+    return Attribution(BETWEEN, observed, held_ms, h.count,
+                       f"the target did not hold the VUs ({own}): they were held between the provider and the "
+                       f"client (the network, a gateway), the generator showed no strain")
+
+
 def _holds_with_margin(t: Threshold, value: float) -> bool:
     return t.check(value) and value <= t.value * (1.0 - MARGIN)
 
@@ -160,4 +194,4 @@ def attribute(t: Threshold, client_ms: float, side: ProviderSide, health: Health
 
 
 __all__ = ["BETWEEN", "GENERATOR", "MARGIN", "MOCK_LATE", "TARGET", "UNDECIDED", "Attribution", "ProviderSide",
-           "attribute", "strain"]
+           "attribute", "dropped_starts", "strain"]

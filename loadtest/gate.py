@@ -89,7 +89,11 @@ class GeneratorAbort:
     label: str          # the threshold's label
     at_s: float         # when, on the schedule's clock
     text: str           # the live attribution's words
-    whose: str = "the generator's breach"    # or "the mock's lateness" (loadtest.attribution's MOCK_LATE)
+    kind: str = "generator"    # the live attribution's kind: GENERATOR, or MOCK_LATE (the mock's lateness)
+
+    @property
+    def whose(self) -> str:
+        return "the mock's lateness" if self.kind == attr.MOCK_LATE else "the generator's breach"
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,7 @@ class RunFacts:
     actions_failed: tuple[str, ...] = ()
     errors: tuple[tuple[str, int], ...] = ()       # the commonest failure messages, with their counts
     key_pool: int | None = None                    # API keys the users shared
+    open_pool: tuple[int, float] | None = None     # an open model's VUs and its schedule's highest rate (req/s)
     notes: tuple[str, ...] = ()
 
 
@@ -500,6 +505,34 @@ def attributions(failed: Sequence[ThresholdResult], provider: attr.ProviderSide 
     return out
 
 
+def drop_attributions(failed: Sequence[ThresholdResult], recorder: Recorder, provider: attr.ProviderSide | None,
+                      health: HealthReport | None, facts: RunFacts, now_s: float | None) -> dict[int, attr.Attribution]:
+    """Each failed threshold that an open model's dropped starts decide (a dropped one, or a success or
+    failures rate that holds without them), by id() of its result: whose the drops are
+    (loadtest.attribution.dropped_starts)."""
+    if provider is None or facts.open_pool is None:
+        return {}
+    max_vus, peak_rps = facts.open_pool
+    out = {}
+    for r in failed:
+        t = r.threshold
+        if r.observed is None or t.metric not in ("dropped", "success", "failures"):
+            continue
+        sel = recorder.select(t.filters, now_s=now_s)
+        if not sel.dropped:
+            continue
+        if t.metric != "dropped":
+            if t.aggregation != "rate" or not sel.requests:
+                continue
+            ok_share = sel.ok / sel.requests
+            if not t.check(ok_share if t.metric == "success" else 1.0 - ok_share):
+                continue       # it fails on its own answers too: the drops do not decide it
+        a = attr.dropped_starts(t, r.observed, max_vus, peak_rps, provider, health)
+        if a is not None:
+            out[id(r)] = a
+    return out
+
+
 def provider_figures(results: Sequence[ThresholdResult], provider: attr.ProviderSide) -> None:
     """Set each latency result's provider-side value of the same figure, where the record has one."""
     for r in results:
@@ -559,6 +592,7 @@ def judge(thresholds: Sequence[Threshold], recorder: Recorder, health: HealthRep
     if provider is not None:
         provider_figures(results, provider)
     found = attributions(failed, provider, health)
+    found.update(drop_attributions(failed, recorder, provider, health, facts, now_s if live else None))
     for r in failed:
         r.attribution = found.get(id(r))
     decided = {k: a for k, a in found.items() if a.kind != attr.UNDECIDED}
@@ -577,9 +611,10 @@ def judge(thresholds: Sequence[Threshold], recorder: Recorder, health: HealthRep
               and not (stopped is not None and r.threshold.label() == stopped.label)]
     if stopped is not None:
         # The live gate's own finding, kept whatever the record says at the end (or if it cannot be read then).
-        queued.insert(0, Reason("generator", f"abort_on_fail stopped the run at {stopped.at_s:.0f} s on "
-                                             f"{stopped.whose}, not the target's: {stopped.text} — this run "
-                                             f"proves nothing about the target"))
+        queued.insert(0, Reason("mock" if stopped.kind == attr.MOCK_LATE else "generator",
+                                f"abort_on_fail stopped the run at {stopped.at_s:.0f} s on "
+                                f"{stopped.whose}, not the target's: {stopped.text} — this run "
+                                f"proves nothing about the target"))
     if generator or queued:
         if generator:
             detail = "; ".join(generator)

@@ -174,6 +174,66 @@ def test_several_generator_processes_are_judged_by_the_machines_cpu():
     assert h.figures()["machine_cpu_hot_share"] == 1.0
 
 
+# --- dropped starts: whose VUs were they? -----------------------------------------------------------------
+
+DROPS = parse_thresholds({"dropped": ["rate<0.001"], "success": ["rate>=0.9995"], "latency": ["p(50)<600"]})
+
+
+def open_run(dropped=800, n=20_000, errors=0):
+    """An open-model run at 1,150 req/s whose answers took 45 ms client-side, with some starts dropped."""
+    rec = Recorder(stages=[("hold", 0.0, 20.0)], start_time=T0)
+    for i in range(n):
+        rec.record(name="g", target="relay", latency_ms=45.0, ok=i >= errors, status=200 if i >= errors else 500,
+                   ts=T0 + 1 + i * 18 / n)
+    for i in range(dropped):
+        rec.record_dropped(name="g", target="relay", ts=T0 + 15 + i * 4 / dropped)
+    rec.stop(T0 + 20)
+    return rec
+
+
+OPEN_POOL = RunFacts(planned_s=20.0, elapsed_s=20.0, open_pool=(600, 1150.0))
+
+
+def test_starts_dropped_while_the_target_answered_fast_are_the_generators_on_a_strained_generator():
+    # The relay's own slowest answers (90 ms) keep ~104 of 600 VUs busy at 1,150 req/s: it did not hold them.
+    stalled = health(stall_ms=107.0)
+    v = judge(DROPS, open_run(), stalled, OPEN_POOL, min_samples=100, provider=provider_fast())
+    assert (v.status, int(v.exit_code)) == ("invalid", 2), v.reason_texts
+    whose = {r.threshold.metric: r.attribution.kind for r in v.results if r.attribution is not None}
+    assert whose == {"dropped": GENERATOR, "success": GENERATOR}, whose
+    text = next(r.text for r in v.reasons if r.kind == "generator" and r.text.startswith("dropped rate"))
+    assert "keep about 104 of the 600 VUs busy" in text and "event loop stalled for 107 ms" in text, text
+    # One-ended, as before: the target's FAIL.
+    assert int(judge(DROPS, open_run(), stalled, OPEN_POOL, min_samples=100).exit_code) == 1
+
+
+def test_starts_dropped_with_a_calm_generator_stand_with_the_gap_named():
+    v = judge(DROPS, open_run(), health(), OPEN_POOL, min_samples=100, provider=provider_fast())
+    assert int(v.exit_code) == 1
+    assert any("held between the provider and the client" in t for t in v.reason_texts), v.reason_texts
+
+
+def test_starts_dropped_because_the_target_was_slow_are_its_own():
+    # Its p(99.9) of 750 ms at 1,150 req/s keeps ~860 VUs busy: more than the 600 there are.
+    side = ProviderSide(record([40.0] * 1900 + [750.0] * 100), ("relay",))
+    v = judge(DROPS, open_run(), health(stall_ms=107.0), OPEN_POOL, min_samples=100, provider=side)
+    assert (v.status, int(v.exit_code)) == ("fail", 1), v.reason_texts
+    assert any("the target's own time held the VUs" in t for t in v.reason_texts), v.reason_texts
+
+
+def test_a_success_rate_that_fails_on_its_own_answers_is_not_the_drops_to_decide():
+    # 1 % of the answers were 500s: the success rate fails without its drops too, so it stays the target's.
+    v = judge(DROPS, open_run(errors=200), health(stall_ms=107.0), OPEN_POOL, min_samples=100,
+              provider=provider_fast())
+    success = next(r for r in v.results if r.threshold.metric == "success")
+    assert success.verdict == "fail" and success.attribution is None
+    dropped = next(r for r in v.results if r.threshold.metric == "dropped")
+    assert dropped.attribution is not None and dropped.attribution.kind == GENERATOR
+    # Without the open model's pool (a closed model), drops are not judged by both ends.
+    closed = judge(DROPS, open_run(), health(stall_ms=107.0), RunFacts(), min_samples=100, provider=provider_fast())
+    assert all(r.attribution is None for r in closed.results if r.threshold.metric != "latency")
+
+
 # --- live: abort_on_fail and the SLA view judge with both ends too ------------------------------------
 
 ABORTING = parse_thresholds({"latency": [{"threshold": "p(99)<600", "abort_on_fail": True,

@@ -168,6 +168,12 @@ def test_a_mock_starved_of_cpu_is_not_the_targets_breach(tmp_path: Path) -> None
     assert len(late) == 1 and "on the mock's lateness, not the target's" in late[0], summary["reasons"]
     assert re.search(r"its profile meant p\(99\) [\d.]+ ms, it answered [\d.,]+ ms", late[0]), late[0]
     assert out.rstrip().splitlines()[-1].startswith("verdict: INVALID")
+    # A capacity step that came to this is the machine's limit (the mock shares it), never the target's break.
+    from loadtest.capacity import classify
+    from loadtest.summary import Summary
+    outcome, why = classify(Summary.model_validate(summary), local=True)
+    assert outcome == "machine" and why is not None and "the mock's CPU" in why, (outcome, why)
+    assert classify(Summary.model_validate(summary), local=False)[0] == "invalid"
 
 
 # --- the live SLA view of a real run ------------------------------------------------------------------

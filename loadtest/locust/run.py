@@ -40,7 +40,7 @@ from locust.runners import (
 from mockprovider.profile import load_profiles
 from mockprovider.record_client import Summary as RecordSummary
 
-from ..attribution import MOCK_LATE, ProviderSide
+from ..attribution import ProviderSide
 from ..context import RequestContext
 from ..gate import (
     End,
@@ -48,12 +48,12 @@ from ..gate import (
     RunFacts,
     Verdict,
     abort_trigger,
-    attributions,
     generator_abort_trigger,
     judge,
 )
 from ..gateway_figures import GatewayFacts
 from ..health import HealthReport, HealthSamples, assess
+from ..loadmodel import LoadModel, OpenLoad
 from ..provider_side import RecordSession, describe
 from ..recorder import Recorder
 from ..report import FILES, ReportWriteError, write_all, write_text
@@ -143,7 +143,7 @@ class TestRun:
         health = self.live_health() if side is not None else None
         verdict = judge(s.thresholds, self.recorder, health,
                         RunFacts(planned_s=s.duration_s, aborted_by=self.aborted_by,
-                                 generator_abort=self.generator_abort),
+                                 generator_abort=self.generator_abort, open_pool=open_pool(s.load)),
                         min_samples=s.min_samples, live=True, now_s=self.schedule_elapsed_s(),
                         confidence=s.gate.confidence, provider=side)
         self._live = (time.monotonic(), verdict)
@@ -214,7 +214,17 @@ class TestRun:
         return RunFacts(planned_s=s.duration_s, elapsed_s=self.schedule_elapsed_s(), end=end,
                         aborted_by=self.aborted_by, generator_abort=self.generator_abort, harness_errors=harness,
                         workers_expected=len(self.workers_expected), workers_lost=tuple(lost),
-                        actions_failed=failed, errors=self.suite.top_errors(), key_pool=self.suite.key_pool)
+                        actions_failed=failed, errors=self.suite.top_errors(), key_pool=self.suite.key_pool,
+                        open_pool=open_pool(s.load))
+
+
+def open_pool(load: LoadModel) -> tuple[int, float] | None:
+    """An open model's VUs and its schedule's highest rate, for judging whose its dropped starts are; None
+    for a closed model, a replayed trace or bursty arrivals (whose short-term rate the stages do not give)."""
+    if not isinstance(load, OpenLoad) or load.trace is not None or (load.arrivals == "gamma" and load.burstiness < 1):
+        return None
+    rates = [st.rate for st in load.stages] + ([load.start_rate] if load.start_rate is not None else [])
+    return (load.max_vus, max(rates)) if rates and max(rates) > 0 else None
 
 
 class SuiteRun:
@@ -435,13 +445,11 @@ class SuiteRun:
                 elif generators is not None and generators.attribution is not None:
                     # The client side breached, the provider side held, the generator was strained: what the
                     # end would judge INVALID. Stop as that, naming the generator, not as the target's FAIL.
-                    whose = ("the mock's lateness" if generators.attribution.kind == MOCK_LATE
-                             else "the generator's breach")
                     run.generator_abort = GeneratorAbort(generators.threshold.label(), round(elapsed, 3),
-                                                         generators.attribution.text, whose)
+                                                         generators.attribution.text, generators.attribution.kind)
                     run.aborted_at_s = round(elapsed, 3)
                     log.error("stopping the run at %.0f s: %s — %s, not the target's; the run proves nothing",
-                              elapsed, generators.attribution.text, whose)
+                              elapsed, generators.attribution.text, run.generator_abort.whose)
                 if run.aborted_by is not None or run.generator_abort is not None:
                     if self.headless:
                         self.runner.quit()
@@ -617,9 +625,9 @@ class SuiteRun:
                         confidence=s.gate.confidence, provider=side, gateway=gateway)
         provider_doc = None
         if run.record is not None:
-            failed = [r for r in verdict.results if r.verdict == "fail"]
             provider_doc = describe(run.record.url, record, side, run.recorder, matched,
-                                    attributions(failed, side, health), verdict.results, run.record.error)
+                                    {id(r): r.attribution for r in verdict.results if r.attribution is not None},
+                                    verdict.results, run.record.error)
         opts = self.environment.parsed_options
         files: dict[str, str] = {}
         native = self.locust_reports

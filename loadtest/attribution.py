@@ -15,7 +15,10 @@ ceiling that fails client-side is judged against the provider side's same figure
   machine's, its event loop or its schedule): the breach is the generator's own queueing, and the
   run proves nothing (INVALID);
 - the provider side holds with margin and the generator shows no strain: the gap lies between the
-  provider and the client (network, a gateway); the client-side breach stands;
+  provider and the client (network, a gateway); the client-side breach stands — unless nothing lies
+  between them but this machine's loopback (the target is the mock itself, no gateway, no connection
+  toxic set): then the gap is this machine's own (the generator's queueing, or the mock's before its
+  handler starts), and the run proves nothing (INVALID);
 - the provider side holds narrowly, or has no figure for it: undecided here; the generator-health
   rules decide as before.
 
@@ -127,7 +130,7 @@ def strain(health: HealthReport | None) -> list[str]:
 
 
 def dropped_starts(t: Threshold, observed: float, max_vus: int, peak_rps: float, side: ProviderSide,
-                   health: HealthReport | None) -> Attribution | None:
+                   health: HealthReport | None, direct: bool = False) -> Attribution | None:
     """Whose are the dropped starts behind a failed threshold (see the module's note); None when the
     provider side has no answers to judge them by."""
     h = side.histogram(())
@@ -142,7 +145,7 @@ def dropped_starts(t: Threshold, observed: float, max_vus: int, peak_rps: float,
            f"(over {h.count:,} answers) keep about {need:,.0f} of the {max_vus:,} VUs busy")
     if need > max_vus * (1.0 - MARGIN):
         return Attribution(TARGET, observed, held_ms, h.count, f"the target's own time held the VUs: {own}")
-    signs = strain(health)
+    signs = _this_machine(strain(health), direct)
     if signs:
         return Attribution(GENERATOR, observed, held_ms, h.count,
                            f"{t.label()} failed on VUs the target did not hold ({own}): the generator's own "
@@ -156,8 +159,19 @@ def _holds_with_margin(t: Threshold, value: float) -> bool:
     return t.check(value) and value <= t.value * (1.0 - MARGIN)
 
 
-def attribute(t: Threshold, client_ms: float, side: ProviderSide, health: HealthReport | None) -> Attribution | None:
-    """Whose is a failed latency ceiling (op < or <=); None when the provider side has no figure for it."""
+def _this_machine(signs: list[str], direct: bool) -> list[str]:
+    """The generator's signs of strain; on a direct loopback run, a gap with none is still this machine's."""
+    if signs or not direct:
+        return signs
+    return ["nothing but this machine's loopback lies between the two ends (the mock itself, no gateway, no "
+            "connection toxic), so the gap is this machine's: the generator's own queueing, or the mock's before "
+            "its handler starts"]
+
+
+def attribute(t: Threshold, client_ms: float, side: ProviderSide, health: HealthReport | None,
+              direct: bool = False) -> Attribution | None:
+    """Whose is a failed latency ceiling (op < or <=); None when the provider side has no figure for it.
+    `direct`: nothing lies between the client and the provider side but this machine's loopback."""
     if t.op not in ("<", "<="):
         return None
     got = side.figure(t)
@@ -181,9 +195,9 @@ def attribute(t: Threshold, client_ms: float, side: ProviderSide, health: Health
     if not _holds_with_margin(t, provider_ms):
         return Attribution(UNDECIDED, client_ms, provider_ms, samples,
                            f"the provider side held narrowly ({what} {shown}, the client saw {seen})")
-    signs = strain(health)
-    if signs and health is not None:
-        cpu = max(health.cpu_max, health.machine_cpu_max)
+    signs = _this_machine(strain(health), direct)
+    if signs:
+        cpu = max(health.cpu_max, health.machine_cpu_max) if health is not None else 0.0
         return Attribution(GENERATOR, client_ms, provider_ms, samples,
                            f"{t.label()} failed through the generator's own queueing: the provider answered "
                            f"{what} {shown}, the client saw {seen}, CPU {cpu:.0f} % ({'; '.join(signs)})")

@@ -112,6 +112,7 @@ class RunFacts:
     errors: tuple[tuple[str, int], ...] = ()       # the commonest failure messages, with their counts
     key_pool: int | None = None                    # API keys the users shared
     open_pool: tuple[int, float] | None = None     # an open model's VUs and its schedule's highest rate (req/s)
+    direct: bool = False   # nothing between the client and the provider side but this machine's loopback
     notes: tuple[str, ...] = ()
 
 
@@ -492,14 +493,14 @@ def _key_pool_note(sel: Selection, facts: RunFacts) -> str | None:
 
 
 def attributions(failed: Sequence[ThresholdResult], provider: attr.ProviderSide | None,
-                 health: HealthReport | None) -> dict[int, attr.Attribution]:
+                 health: HealthReport | None, direct: bool = False) -> dict[int, attr.Attribution]:
     """Each failed latency ceiling the provider side has a figure for, by id() of its result."""
     if provider is None:
         return {}
     out = {}
     for r in failed:
         if _latency_ceiling(r) and r.observed is not None:
-            a = attr.attribute(r.threshold, r.observed, provider, health)
+            a = attr.attribute(r.threshold, r.observed, provider, health, direct)
             if a is not None:
                 out[id(r)] = a
     return out
@@ -527,7 +528,7 @@ def drop_attributions(failed: Sequence[ThresholdResult], recorder: Recorder, pro
             ok_share = sel.ok / sel.requests
             if not t.check(ok_share if t.metric == "success" else 1.0 - ok_share):
                 continue       # it fails on its own answers too: the drops do not decide it
-        a = attr.dropped_starts(t, r.observed, max_vus, peak_rps, provider, health)
+        a = attr.dropped_starts(t, r.observed, max_vus, peak_rps, provider, health, facts.direct)
         if a is not None:
             out[id(r)] = a
     return out
@@ -591,7 +592,7 @@ def judge(thresholds: Sequence[Threshold], recorder: Recorder, health: HealthRep
 
     if provider is not None:
         provider_figures(results, provider)
-    found = attributions(failed, provider, health)
+    found = attributions(failed, provider, health, facts.direct)
     found.update(drop_attributions(failed, recorder, provider, health, facts, now_s if live else None))
     for r in failed:
         r.attribution = found.get(id(r))

@@ -127,6 +127,22 @@ def test_a_provider_side_that_held_and_a_calm_generator_leave_the_breach_standin
     assert "the gap lies between the provider and the client" in v.reason_texts[0]
 
 
+def test_with_nothing_but_loopback_between_the_ends_a_gap_with_no_strain_is_this_machines():
+    # The target is the mock itself on 127.0.0.1, no gateway, no connection toxic: no network or gateway can
+    # be the gap, so a calm generator's breach still proves nothing about the target.
+    facts = RunFacts(direct=True)
+    v = judge(P99, client(799.2), health(), facts, min_samples=100, provider=provider_fast())
+    assert (v.status, int(v.exit_code)) == ("invalid", 2), v.reason_texts
+    assert "nothing but this machine's loopback lies between the two ends" in v.reason_texts[0], v.reason_texts
+    # A breach the provider side shares is the target's all the same.
+    side = ProviderSide(record([40.0] * 1900 + [750.0] * 100), ("relay",))
+    assert int(judge(P99, client(799.2), health(), facts, min_samples=100, provider=side).exit_code) == 1
+    # And drops the target did not hold, with a calm generator.
+    direct_pool = RunFacts(planned_s=20.0, elapsed_s=20.0, open_pool=(600, 1150.0), direct=True)
+    v = judge(DROPS, open_run(), health(), direct_pool, min_samples=100, provider=provider_fast())
+    assert int(v.exit_code) == 2 and any("this machine's loopback" in t for t in v.reason_texts), v.reason_texts
+
+
 def test_a_provider_side_that_held_only_narrowly_decides_nothing():
     # 580 ms of a 600 ms limit is within the 10 % margin: the generator's own rules decide, as before.
     side = ProviderSide(record([40.0] * 1900 + [580.0] * 100), ("relay",))
@@ -353,3 +369,25 @@ def test_every_report_shows_a_thresholds_provider_side_and_whose_breach_it_is(tm
     assert words in text and "provider side" in text
     page = write_html(summary, tmp_path).read_text(encoding="utf-8")
     assert "provider side</th>" in page and words.replace("'", "&#x27;") in page
+
+
+def test_nothing_lies_between_only_for_the_mock_itself_on_loopback_with_no_gateway_or_connection_toxic():
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from loadtest.locust.run import SuiteRun
+    from loadtest.scenario import Action, load_scenario
+
+    s = load_scenario("flash_sale")
+
+    def direct(scenario=s, mock_url="http://127.0.0.1:8000", host=None):
+        return SuiteRun._nothing_between(SimpleNamespace(scenario=scenario, mock_url=mock_url), host)
+
+    assert direct()
+    assert not direct(mock_url="http://10.0.0.2:8000")                      # another host: a network between
+    assert not direct(host="http://127.0.0.1:4000")                         # --host: something else is driven
+    slowed = replace(s, mock=replace(s.mock, sets=("relay.bandwidth=0.5",)))
+    assert not direct(slowed)                                                # a connection toxic on
+    assert direct(replace(s, mock=replace(s.mock, sets=("relay.bandwidth=0", "relay.error_rate=0.01"))))
+    acted = replace(s, actions=(Action(at_s=5.0, provider="relay", settings={"slicer": 1.0}),))
+    assert not direct(acted)

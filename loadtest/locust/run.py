@@ -25,6 +25,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import gevent
 import gevent.event
@@ -39,6 +40,7 @@ from locust.runners import (
 
 from mockprovider.profile import load_profiles
 from mockprovider.record_client import Summary as RecordSummary
+from mockprovider.toxics import TOXICS
 
 from ..attribution import ProviderSide
 from ..context import RequestContext
@@ -143,7 +145,8 @@ class TestRun:
         health = self.live_health() if side is not None else None
         verdict = judge(s.thresholds, self.recorder, health,
                         RunFacts(planned_s=s.duration_s, aborted_by=self.aborted_by,
-                                 generator_abort=self.generator_abort, open_pool=open_pool(s.load)),
+                                 generator_abort=self.generator_abort, open_pool=open_pool(s.load),
+                                 direct=self.suite.direct),
                         min_samples=s.min_samples, live=True, now_s=self.schedule_elapsed_s(),
                         confidence=s.gate.confidence, provider=side)
         self._live = (time.monotonic(), verdict)
@@ -215,7 +218,7 @@ class TestRun:
                         aborted_by=self.aborted_by, generator_abort=self.generator_abort, harness_errors=harness,
                         workers_expected=len(self.workers_expected), workers_lost=tuple(lost),
                         actions_failed=failed, errors=self.suite.top_errors(), key_pool=self.suite.key_pool,
-                        open_pool=open_pool(s.load))
+                        open_pool=open_pool(s.load), direct=self.suite.direct)
 
 
 def open_pool(load: LoadModel) -> tuple[int, float] | None:
@@ -255,6 +258,24 @@ class SuiteRun:
         self.runs = 0
         self.thin_history = stats_window.HistoryThinner()   # Locust's chart points, evenly thinned
         self.quitting = False     # Locust's shutdown has begun: a SIGINT now must not interrupt it
+        self.direct = self._nothing_between(environment.host)
+
+    def _nothing_between(self, host: str | None) -> bool:
+        """Whether nothing lies between the client and the provider side but this machine's loopback: the
+        target is the mock itself at a loopback address, with no [sut] gateway and no connection toxic
+        (which slows or breaks an answer's bytes after the record has timed it) set by the scenario."""
+        s = self.scenario
+        if host or not s.target.on_mock or s.sut is not None or not self.mock_url:
+            return False
+        name = urlsplit(self.mock_url).hostname or ""
+        if not (name in ("localhost", "::1") or name.startswith("127.")):
+            return False
+        connection = {t.name for t in TOXICS if t.connection}
+        for text in s.mock.sets:
+            setting, _, value = text.partition("=")
+            if setting.rsplit(".", 1)[-1].strip() in connection and value.strip() not in ("0", "0.0"):
+                return False
+        return not any(k in connection for a in s.actions for k in a.settings)
 
     def provider_side(self, record: RecordSummary) -> ProviderSide:
         """What of the record the gate compares: the target's own provider when it is one of the mock's,

@@ -603,12 +603,12 @@ def judge(thresholds: Sequence[Threshold], recorder: Recorder, health: HealthRep
         if failed and not generator:
             generator = _stalls_behind_failures([r for r in failed if id(r) not in decided], recorder, health)
     stopped = facts.generator_abort
-    invalid += [Reason("mock", a.text + " — the mock could not keep its own profile, so this run proves nothing "
-                               "about the target")
-                for r in failed if (a := found.get(id(r))) is not None and a.kind == attr.MOCK_LATE
-                and not (stopped is not None and r.threshold.label() == stopped.label)]
-    queued = [Reason("generator", a.text + " — this run proves nothing about the target")
-              for r in failed if (a := found.get(id(r))) is not None and a.kind == attr.GENERATOR
+    # Breaches found not to be the target's: the generator's own queueing, or the mock's own lateness.
+    not_targets = {attr.GENERATOR: ("generator", " — this run proves nothing about the target"),
+                   attr.MOCK_LATE: ("mock", " — the mock could not keep its own profile, so this run proves "
+                                            "nothing about the target")}
+    queued = [Reason(not_targets[a.kind][0], a.text + not_targets[a.kind][1])
+              for r in failed if (a := found.get(id(r))) is not None and a.kind in not_targets
               and not (stopped is not None and r.threshold.label() == stopped.label)]
     if stopped is not None:
         # The live gate's own finding, kept whatever the record says at the end (or if it cannot be read then).

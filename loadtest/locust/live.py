@@ -386,7 +386,7 @@ class LiveView:
         generators = [d for d in docs if d["verdict"] == "invalid"]
         if generators:
             names = ", ".join(str(d["label"]) for d in generators)
-            if all(d["_verdict_text"] == "INVALID (the generator's)" for d in generators):
+            if all(d["provider_side"]["attribution"] == "generator" for d in generators):
                 why = (f"the generator's breach, not the target's ({names}: the client side fails, the provider "
                        f"side holds)")
             else:

@@ -21,6 +21,7 @@ import signal
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +41,7 @@ from locust.runners import (
 
 from mockprovider.profile import load_profiles
 from mockprovider.record_client import Summary as RecordSummary
+from mockprovider.settings import parse_set_option
 from mockprovider.toxics import TOXICS
 
 from ..attribution import ProviderSide
@@ -271,11 +273,18 @@ class SuiteRun:
         if not (name in ("localhost", "::1") or name.startswith("127.")):
             return False
         connection = {t.name for t in TOXICS if t.connection}
-        for text in s.mock.sets:
-            setting, _, value = text.partition("=")
-            if setting.rsplit(".", 1)[-1].strip() in connection and value.strip() not in ("0", "0.0"):
-                return False
-        return not any(k in connection for a in s.actions for k in a.settings)
+
+        def on(key: str, value: Any) -> bool:
+            if isinstance(value, Mapping):    # a PATCH's nested form, {"toxics": {"bandwidth": 0.5}}
+                return any(on(k, v) for k, v in value.items())
+            try:
+                return key in connection and float(value) != 0.0
+            except (TypeError, ValueError):
+                return key in connection
+
+        sets = [parse_set_option(text) for text in s.mock.sets]   # validated when the scenario was loaded
+        return not any(on(key, value) for _, key, value in sets) and \
+            not any(on(k, v) for a in s.actions for k, v in a.settings.items())
 
     def provider_side(self, record: RecordSummary) -> ProviderSide:
         """What of the record the gate compares: the target's own provider when it is one of the mock's,

@@ -216,9 +216,13 @@ def test_percentiles_of_the_record_agree_with_the_latency_draws(start_mock) -> N
 
 
 def test_the_intended_time_leaves_out_what_a_starved_mock_lost_waking_late(start_mock) -> None:
-    """The mock is stopped (SIGSTOP) for 600 ms while 20 generations of about 440 ms sleep: every timer
-    wakes late, the answers' total time takes the stop in, and `intended` must not. Before the stop,
-    a calm window shows both the same, up to uvloop's millisecond tick per answer."""
+    """The mock is stopped (SIGSTOP) for 1.5 s while 20 generations of at most ~700 ms sleep: every
+    timer wakes at least 800 ms late, the answers' total time takes the stop in, and `intended` must
+    not. Before the stop, a calm window shows both the same, up to uvloop's millisecond tick per answer.
+
+    What `intended` keeps besides the draw is the handler's own work around the sleep, and after the
+    stop the 20 woken answers do theirs one after another: a CI machine showed 52 ms for the last of
+    them. 200 ms allows four times that and stays far under the 800 ms each one lost."""
     import os
     import signal
 
@@ -234,7 +238,7 @@ def test_the_intended_time_leaves_out_what_a_starved_mock_lost_waking_late(start
     def stop_for_a_while() -> None:
         _wait_running(server, "relay", 20)
         os.kill(server.proc.pid, signal.SIGSTOP)
-        time.sleep(0.6)
+        time.sleep(1.5)
         os.kill(server.proc.pid, signal.SIGCONT)
 
     stopper = threading.Thread(target=stop_for_a_while)
@@ -254,18 +258,18 @@ def test_the_intended_time_leaves_out_what_a_starved_mock_lost_waking_late(start
         assert total.count == intended.count == n
         drawn = [e.drawn_ms for e in got.values() if e.correlation_id.startswith(window)]
         assert len(drawn) == n
-        # The handler's own work around the sleep (parse, answer) stays in `intended`: 25 ms allows a
-        # busy machine, far under the stop.
-        assert intended.max_ms <= max(drawn) + 25.0, (window, intended.max_ms, max(drawn))
+        allowed = 50.0 if window == "calm" else 200.0
+        assert intended.max_ms <= max(drawn) + allowed, (window, intended.max_ms, max(drawn))
         lost = total.sum_ms - intended.sum_ms
         if window == "calm":
             assert 0 <= lost <= 1.6 * n, lost
         else:
-            # Each of the 20 was asleep when the stop began (they were all running) and at most ~440 ms
-            # from its wake: each woke at least 600 - 440 ms late, on average far more.
-            assert lost >= 20 * 100.0, lost
+            # Each of the 20 was asleep when the stop began (they were all running) and at most its
+            # draw from its wake: each woke at least 1,500 ms less its draw late.
+            assert max(drawn) <= 1_000.0, max(drawn)
+            assert lost >= 20 * 500.0, lost
             # ... and none answered before the stop ended, however short its draw.
-            assert total.min_ms >= min(drawn) + 100.0, (total.min_ms, min(drawn))
+            assert total.min_ms >= min(drawn) + 500.0, (total.min_ms, min(drawn))
 
 
 # -- windows and reset -------------------------------------------------------------------------

@@ -48,7 +48,7 @@ help:
 	@echo "                               and a knee plot (ARGS=\"--start 40 --max-step 30\"; loadtest capacity -h)"
 	@echo "  make ui                      Locust's web UI on http://127.0.0.1:WEB_PORT with a live SLA tab"
 	@echo "  make mock                    the simulated providers in the foreground"
-	@echo "  make compare                 relay vs direct: the seed's latency table, measured (~7 min)"
+	@echo "  make compare                 relay vs direct: the seed's latency table, measured (~8 min)"
 	@echo "  make calibrate ARGS=...      fit a provider profile from observed latencies"
 	@echo "  make bench                   benchmarks, written to BENCHMARKS.md"
 	@echo "  make screenshots             the browser tests, keeping their screenshots in docs/ (~2 min)"

@@ -1,9 +1,11 @@
 """`make compare`: the seed's five workloads against four targets, measured beside the published table.
 
 Every cell is a real Locust run (through locustfiles/imagegen.py, as `make loadtest`
-runs) against one mock: seed fixed, real latencies. Runs that do not disturb each
-other go side by side: the direct providers serve a few dozen requests a second,
-so theirs share a phase; the relay's high-rate runs go alone. What each row
+runs) against a mock of its own, started by the run: seed fixed, real latencies, and
+the mock's record of the run beside the client's (a shared mock's record is reset by
+every run that starts). Runs that do not disturb each other go side by side: the
+direct providers serve a few dozen requests a second, so theirs share a phase; the
+relay's millisecond runs go alone. What each row
 measures (also written into compare.json):
 
 - single image P50 / P99: users sending one request at a time, fewer than the
@@ -44,7 +46,6 @@ from mockprovider.profile import Profile, load_profiles
 from . import batching, seed
 from .calibrate import burst_median, service_draws
 from .cost import monthly_projection
-from .mockproc import MockProcess
 from .recorder import Recorder, Selection
 from .report.display import limit_text
 from .scenario import load_scenario
@@ -153,7 +154,8 @@ def scenarios(plan: Plan, profiles: dict[str, Profile]) -> list[tuple[str, list[
             {"name": "hold", "duration": f"{plan.sustained_s}s", "users": users}]},
             {"keys": 100, "poll_interval": "0.5s"})
 
-    return [("single image", [(t, single(t)) for t in TARGETS]),
+    return [("single image, direct providers", [(t, single(t)) for t in DIRECT]),
+            ("single image, relay", [("relay", single("relay"))]),
             ("batch of 10", [(t, batch(t)) for t in TARGETS] + [("relay", native_batch(plan, profiles, "relay"))]),
             # The direct providers' phases first: the direct native batches run beside them (main() below), and
             # must be over before the relay's millisecond figures are measured.
@@ -177,9 +179,12 @@ def native_batch(plan: Plan, profiles: dict[str, Profile], t: str) -> dict[str, 
         {"keys": 100, "batch": {"size": 10, "concurrency": 10, "mode": "native"}, "poll_interval": "0.1s"})
 
 
-def start_phase(title: str, runs: list[tuple[str, dict[str, Any]]], mock_url: str,
-                outdir: Path) -> list[tuple[str, str, Path, subprocess.Popen[bytes], Any]]:
-    procs: list[tuple[str, str, Path, subprocess.Popen[bytes], Any]] = []
+# A run started by start_phase: (workload, target, report folder, `loadtest run`, its log file).
+Started = tuple[str, str, Path, subprocess.Popen[bytes], Any]
+
+
+def start_phase(title: str, runs: list[tuple[str, dict[str, Any]]], outdir: Path) -> list[Started]:
+    procs: list[Started] = []
     longest = 0.0
     for target, scenario in runs:
         rundir = outdir / "runs" / f"{scenario['name']}-{target}"
@@ -187,7 +192,7 @@ def start_phase(title: str, runs: list[tuple[str, dict[str, Any]]], mock_url: st
         path = rundir / "scenario.toml"
         path.write_text(tomli_w.dumps(scenario))
         logf = (rundir / "locust.log").open("wb")
-        cmd = [sys.executable, "-m", "loadtest", "run", str(path), "--mock-url", mock_url, "--report-dir", str(rundir)]
+        cmd = [sys.executable, "-m", "loadtest", "run", str(path), "--report-dir", str(rundir)]
         procs.append((scenario["name"], target, rundir, subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT),
                       logf))
         stages = scenario["load"]["stages"]
@@ -196,7 +201,7 @@ def start_phase(title: str, runs: list[tuple[str, dict[str, Any]]], mock_url: st
     return procs
 
 
-def finish_phase(title: str, procs: list[tuple[str, str, Path, subprocess.Popen[bytes], Any]]
+def finish_phase(title: str, procs: list[Started]
                  ) -> dict[tuple[str, str], Path]:
     out = {}
     for name, target, rundir, proc, logf in procs:
@@ -209,10 +214,9 @@ def finish_phase(title: str, procs: list[tuple[str, str, Path, subprocess.Popen[
     return out
 
 
-def run_phase(title: str, runs: list[tuple[str, dict[str, Any]]], mock_url: str,
-              outdir: Path) -> dict[tuple[str, str], Path]:
+def run_phase(title: str, runs: list[tuple[str, dict[str, Any]]], outdir: Path) -> dict[tuple[str, str], Path]:
     """Runs side by side; their report folders by (workload, target)."""
-    return finish_phase(title, start_phase(title, runs, mock_url, outdir))
+    return finish_phase(title, start_phase(title, runs, outdir))
 
 
 @cache   # each run's files are read once, though several cells come from one run
@@ -256,6 +260,24 @@ def measure(metric: str, rundir: Path) -> tuple[float | None, int]:
         return None, 0
     q = 99.0 if metric == "single_p99" else 50.0
     return ok.percentile(q), ok.requests
+
+
+# The latency rows the mock's own record also measures: (percentile key in its summary).
+PROVIDER_SIDE = {"single_p50": "p50", "single_p99": "p99", "burst847_peak": "p50"}
+
+
+def provider_measure(metric: str, rundir: Path) -> float | None:
+    """The same percentile as the mock recorded it (answered requests' total time, arrival to answer):
+    beside the client's figure it shows how much of a deviation is this machine's, not the profile's."""
+    key = PROVIDER_SIDE.get(metric)
+    if key is None:
+        return None
+    summary = _summary(rundir)
+    target = summary["target"]["name"]
+    side = summary.get("provider_side") or {}
+    mine: dict[str, Any] = next((p for p in side.get("providers") or [] if p.get("provider") == target), {})
+    value = ((mine.get("latency_ms") or {}).get("total") or {}).get(key)
+    return None if value is None else float(value)
 
 
 def burst_median_model(profile: Profile, n: int = 847) -> float:
@@ -439,8 +461,13 @@ def table(cells: list[dict[str, Any]]) -> str:
             dev = f"{c['deviation_pct']:+.0f}%"
             row += f"{_fmt(c['measured'], unit) + ' vs ' + _fmt(c['published'], unit) + ' ' + dev:>26}"
         lines.append(row)
+        sides = [(by.get((metric, t)) or {}).get("provider_side") for t in TARGETS]
+        if any(v is not None for v in sides):
+            lines.append(f"{'  the mock recorded':38}"
+                         + "".join(f"{'—' if v is None else _fmt(v, unit):>26}" for v in sides))
     lines.append("")
-    lines.append("each cell: measured vs published (deviation)")
+    lines.append("each cell: measured by the client vs published (deviation); below a latency row, the same "
+                 "percentile as the mock recorded it")
     return "\n".join(lines)
 
 
@@ -453,7 +480,7 @@ def reduced_note(plan: Plan) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtest compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reduced", action="store_true", help="the short version (about two minutes)")
+    parser.add_argument("--reduced", action="store_true", help="the short version (about three minutes)")
     parser.add_argument("--out", help="report directory (default reports/compare-<time>)")
     args = parser.parse_args(argv)
     plan = Plan.short() if args.reduced else Plan()
@@ -466,29 +493,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"comparing {', '.join(TARGETS)} on the seed's five workloads"
           f"{' (reduced)' if plan.reduced else ''}; reports in {outdir}", flush=True)
     rundirs: dict[tuple[str, str], Path] = {}
-    # The direct providers' native batches run a minute or more (dall-e-4's one request for ten); they go on a
-    # mock of their own, beside the bursts and the sustained runs, whose slots they would otherwise share.
-    native_title = "batch of 10 the native way, direct providers (on a second mock, beside the two phases below)"
-    with MockProcess("--seed", str(SEED)) as mock, MockProcess("--seed", str(SEED)) as native_mock:
-        native: list[tuple[str, str, Path, subprocess.Popen[bytes], Any]] = []
-        for title, runs in phases:
-            if title.startswith("847 at once, direct"):
-                native = start_phase(native_title, [(t, native_batch(plan, profiles, t)) for t in DIRECT],
-                                     native_mock.url, outdir)
-                time.sleep(NATIVE_HEAD_START_S)
-            if title.endswith("relay") and native:    # nothing else may run beside the relay's milliseconds
-                rundirs.update(finish_phase(native_title, native))
-                native = []
-            rundirs.update(run_phase(title, runs, mock.url, outdir))
-        rundirs.update(finish_phase(native_title, native))
+    # The direct providers' native batches run a minute or more (dall-e-4's one request for ten); they go
+    # beside the bursts and the sustained runs (each run has its mock, so they share no slots).
+    native_title = "batch of 10 the native way, direct providers (beside the two phases below)"
+    native: list[Started] = []
+    for title, runs in phases:
+        if title.startswith("847 at once, direct"):
+            native = start_phase(native_title, [(t, native_batch(plan, profiles, t)) for t in DIRECT], outdir)
+            time.sleep(NATIVE_HEAD_START_S)
+        if title.endswith("relay") and native:    # nothing else may run beside the relay's milliseconds
+            rundirs.update(finish_phase(native_title, native))
+            native = []
+        rundirs.update(run_phase(title, runs, outdir))
+    rundirs.update(finish_phase(native_title, native))
     cells = []
     for metric, label, unit, workload, definition in ROWS:
         for t in TARGETS:
             found = rundirs.get((workload, t))
             measured, samples = measure(metric, found) if found else (None, 0)
+            mock_side = provider_measure(metric, found) if found else None
             published = seed.LATENCY_TABLE[PUBLISHED_AS.get(metric, metric)][t]
             cells.append({"workload": workload, "target": t, "metric": metric, "label": label, "unit": unit,
                           "measured": None if measured is None else round(float(measured), 3),
+                          "provider_side": None if mock_side is None else round(mock_side, 3),
                           "published": published,
                           "deviation_pct": None if measured is None
                           else round(100 * (measured - published) / published, 1),

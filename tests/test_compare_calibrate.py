@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from test_calibrate import PCT_COLS, STATS_HEADER
 
+from loadtest.compare import TARGETS
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,8 +31,14 @@ def test_compare_reduced_fills_the_seed_table_and_explains_its_contradictions(tm
         assert set(c) >= {"workload", "target", "metric", "unit", "measured", "published"}
         assert c["measured"] is not None and c["measured"] > 0, c
     cell = {(c["metric"], c["target"]): c["measured"] for c in cells}
-    # The profiles' own figures come back (loose: the reduced runs are short).
-    assert cell[("single_p50", "relay")] == pytest.approx(42, rel=0.3)
+    mock = {(c["metric"], c["target"]): c["provider_side"] for c in cells}
+    # The profiles' own figures come back (loose: the reduced runs are short). The relay's 42 ms is judged
+    # where the mock recorded it: the client's figure adds this machine's time, which for a millisecond
+    # target beside three others' runs on two shared cores can be half as much again.
+    assert mock[("single_p50", "relay")] == pytest.approx(42, rel=0.3)
+    assert cell[("single_p50", "relay")] >= 0.999 * mock[("single_p50", "relay")]
+    assert all(mock[(m, t)] is not None for m in ("single_p50", "single_p99", "burst847_peak") for t in TARGETS)
+    assert all(mock[(m, t)] is None for m in ("sustained_rps", "batch10_per_image") for t in TARGETS)
     assert cell[("single_p50", "midjourney-v7")] == pytest.approx(3200, rel=0.3)
     for target, rps in (("midjourney-v7", 28), ("dall-e-4", 22), ("imagen-4", 34)):
         assert cell[("sustained_rps", target)] == pytest.approx(rps, rel=0.35)
@@ -54,7 +62,8 @@ def test_compare_reduced_fills_the_seed_table_and_explains_its_contradictions(tm
     titles = [c["title"] for c in data["contradictions"]]
     assert "The relay's sustained and peak rows" in titles and len(titles) >= 5
     assert (out / "compare.html").exists()
-    assert "Single image P50" in proc.stdout and "measured vs published" in proc.stdout
+    assert "Single image P50" in proc.stdout and "measured by the client vs published" in proc.stdout
+    assert "the mock recorded" in proc.stdout and "the mock recorded" in (out / "compare.html").read_text()
 
 
 def test_a_profile_calibrated_from_a_locust_csv_runs_in_loadtest(tmp_path: Path) -> None:

@@ -218,7 +218,7 @@ def test_percentiles_of_the_record_agree_with_the_latency_draws(start_mock) -> N
 def test_the_intended_time_leaves_out_what_a_starved_mock_lost_waking_late(start_mock) -> None:
     """The mock is stopped (SIGSTOP) for 1.5 s while 20 generations of at most ~700 ms sleep: every
     timer wakes at least 800 ms late, the answers' total time takes the stop in, and `intended` must
-    not. Before the stop, a calm window shows both the same, up to uvloop's millisecond tick per answer.
+    not. Before the stop, a calm window shows both nearly the same.
 
     What `intended` keeps besides the draw is the handler's own work around the sleep, and after the
     stop the 20 woken answers do theirs one after another: a CI machine showed 52 ms for the last of
@@ -262,7 +262,8 @@ def test_the_intended_time_leaves_out_what_a_starved_mock_lost_waking_late(start
         assert intended.max_ms <= max(drawn) + allowed, (window, intended.max_ms, max(drawn))
         lost = total.sum_ms - intended.sum_ms
         if window == "calm":
-            assert 0 <= lost <= 1.6 * n, lost
+            # uvloop's tick on a quiet machine; 10 ms each allows a busy one, far under the 500 below.
+            assert 0 <= lost <= 10.0 * n, lost
         else:
             # Each of the 20 was asleep when the stop began (they were all running) and at most its
             # draw from its wake: each woke at least 1,500 ms less its draw late.

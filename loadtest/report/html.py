@@ -450,8 +450,10 @@ def _dev_cell(c: Mapping[str, Any] | None, outdir: Path) -> str:
     if run and (outdir / str(run) / "report.html").exists():
         link = f' <a class="small" href="{esc(quote(str(run)))}/report.html">run</a>'
     dev_txt = "not measured" if m is None else f"{dev:+.0f} %"
+    mock = _num(c.get("provider_side"))
+    mock_txt = "" if mock is None else f'<br><span class="small">the mock recorded {esc(fmt(mock))}</span>'
     return (f"{esc(fmt(m) if m is not None else '—')} <span class=\"small\">vs {esc(fmt(p))}</span><br>"
-            f'<span style="color:{colour};font-weight:600">{esc(dev_txt)}</span>{link}')
+            f'<span style="color:{colour};font-weight:600">{esc(dev_txt)}</span>{link}{mock_txt}')
 
 
 def _projection(cost: Mapping[str, Any]) -> str:
@@ -569,8 +571,9 @@ def write_compare_html(compare: dict, outdir: Path) -> Path:
         f'<p class="note">{esc(reduced)}.</p>' if compare.get("reduced") else "",
         "<h2>The SLA</h2>", _sla(compare, cells),
         "<h2>Measured against published</h2>",
-        '<p class="small">Each cell: measured vs published, and the deviation. Green within 10 %, amber within '
-        "50 %, red beyond.</p>",
+        '<p class="small">Each cell: measured by the client vs published, and the deviation. Green within 10 %, '
+        "amber within 50 %, red beyond. Under a latency cell, the same percentile as the mock recorded it: the "
+        "gap between the two is this machine's and the client's time, not the profile's.</p>",
         table(["workload", *targets], rows) if rows else '<p class="none">No cells.</p>',
         figure(png, "measured bars against published markers per workload and target",
                "Bars are measured, black diamonds the published figures, the red dashed line the SLA's latency "

@@ -144,6 +144,8 @@ def _role(p: psutil.Process) -> str:
     cmd = " ".join(p.cmdline())
     if "mockprovider" in cmd:
         return "mock"
+    if "loadtest.report.html" in cmd:
+        return "report.html (drawn in a child of Locust)"
     if "locust" in cmd:
         return "Locust"
     return "loadtest (runner)"
@@ -247,7 +249,8 @@ def section(result: Result) -> str:
             "`python bench/generator_memory.py 600`." if seconds < 600 else "")
     procs = "\n".join(f"| {role} | {_mb(a)} | {_mb(b)} | {_mb(c)} |" for role, (a, b, c) in result.processes.items())
     ending = ("" if not result.after else
-              f"\n\nOnce the run had ended, while the gate judged and the reports were written (plots, HTML), "
+              f"\n\nOnce the run had ended, while the gate judged and the reports were written (report.html by a "
+              "child process, counted apart below), "
               f"{len(result.after)} more sample(s): RSS up to {_mb(max(a.rss for a in result.after))}. They are left "
               "out of the fit and the bound above: they are the report's one-off cost, not the run's.")
     end = samples[-1]

@@ -4,7 +4,8 @@ setting and what Locust keeps per second.
 Each library below cost the process megabytes of RSS for a little use (BENCHMARKS.md, the 10-minute
 memory run): scipy (14 MB) for the binomial quantile, Faker (6 MB) for the prompts' pools, Pillow (4 MB)
 for the photos only edits upload; Flask and its kin (6 MB) for a web UI a headless run never serves;
-pydantic and the summary's models (8 MB) for a document built once, at the run's end.
+pydantic and the summary's models (8 MB) for a document built once, at the run's end; matplotlib (15 MB,
+about 40 MB with the figures drawn) for report.html, drawn in a child process instead.
 loadtest.locust.heap hands freed heap pages back, so a long run's RSS is its live memory.
 """
 
@@ -80,6 +81,22 @@ def test_a_locust_process_imports_pydantic_only_when_it_builds_the_summary() -> 
             "print(Summary.__name__)")
     proc = run_python(code)
     assert proc.returncode == 0 and proc.stdout.strip() == "Summary", proc.stderr
+
+
+def test_a_locust_process_ends_its_run_without_importing_matplotlib(tmp_path: Path) -> None:
+    # What the run's end loads in the Locust process (the verdict, the summary, its files and the hand-over
+    # of report.html to a child), then the hand-over itself: the page is there, matplotlib never came.
+    code = ("import sys, json; from pathlib import Path; from loadtest.locust import headless; "
+            "headless.defer_web_ui(); import locust.main, loadtest.locust.plugin, loadtest.locust.run; "
+            "from loadtest import provider_side, gate, summary; from loadtest.report import console, write_all, "
+            "write_html_apart; from loadtest.summary import Summary; "
+            "doc = Summary.read('tests/data/flash_sale-dall-e-4.json'); out = Path(sys.argv[1]); "
+            "write_all(doc, out); page = write_html_apart(doc, out); "
+            "drawn = sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'); "
+            "assert not drawn, drawn; print(page.name, page.stat().st_size > 10_000)")
+    proc = run_python(code, str(tmp_path))
+    assert proc.returncode == 0 and proc.stdout.split() == ["report.html", "True"], proc.stderr
+    assert (tmp_path / "latency_over_time.png").stat().st_size > 10_000
 
 
 def test_trim_hands_freed_heap_pages_back() -> None:

@@ -311,6 +311,32 @@ def test_report_renders_embeds_states_and_links(request, tmp_path, which):
     assert f"{summary['requests']:,}" in text
 
 
+def test_the_page_drawn_in_a_child_process_is_the_page_drawn_here(tmp_path, failing):
+    """The load generator draws its page apart (write_html_apart), so matplotlib never enters its memory."""
+    from loadtest.report import write_html_apart
+    typed = Summary.model_validate(failing)
+    here = write_html(failing, tmp_path / "here").read_text(encoding="utf-8")
+    apart = write_html_apart(typed, tmp_path / "apart")
+    assert apart == tmp_path / "apart" / "report.html"
+    assert apart.read_text(encoding="utf-8") == here
+    for png in ("latency_over_time.png", "latency_distribution.png", "status_codes.png"):
+        assert (tmp_path / "apart" / png).read_bytes() == (tmp_path / "here" / png).read_bytes()
+
+
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")
+def test_a_child_that_cannot_write_is_an_oserror_and_a_broken_one_says_why(tmp_path, failing):
+    from loadtest.report import write_html_apart
+    typed = Summary.model_validate(failing)
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    with pytest.raises(OSError, match="cannot write report.html into"):
+        write_html_apart(typed, blocked / "report")
+    broken = typed.model_copy(update={"timeline": [{"t_s": "a second"}]})   # no longer a Summary
+    with pytest.raises(RuntimeError, match="the child drawing report.html failed: .*validation error"):
+        write_html_apart(broken, tmp_path / "broken")
+    assert not (tmp_path / "broken" / "report.html").exists()
+
+
 def test_colour_tells_pass_from_fail(tmp_path, passing, failing):
     a = parse(write_html(passing, tmp_path / "a")).attrs_by_id["verdict"]["style"]
     b = parse(write_html(failing, tmp_path / "b")).attrs_by_id["verdict"]["style"]

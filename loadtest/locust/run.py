@@ -628,9 +628,9 @@ class SuiteRun:
         return summary
 
     def _write_html(self, summary: Summary, report_dir: Path) -> None:
-        from ..report.html import write_html
+        from ..report import write_html_apart
         try:
-            summary.files["html"] = write_html(summary, report_dir).name
+            summary.files["html"] = write_html_apart(summary, report_dir).name
         except OSError:
             raise            # a full or unwritable folder: the caller says so
         except Exception:   # a broken plot must not lose the verdict

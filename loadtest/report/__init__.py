@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 # package: the Locust process needs FILES, write_text and ReportWriteError for the whole run, the models only
 # at its end, and pydantic with the models is ~8 MB it would otherwise hold for hours (BENCHMARKS.md).
 
-__all__ = ["write_all", "dumps", "FILES", "ReportWriteError"]
+__all__ = ["write_all", "write_html_apart", "dumps", "FILES", "ReportWriteError", "WRITE_FAILED"]
 
 # summary.files key -> file name, relative to the report directory
 FILES = {"summary": "summary.json", "junit": "junit.xml", "markdown": "summary.md"}
@@ -43,6 +43,29 @@ def write_all(summary: Summary, outdir: Path) -> dict[str, Path]:
     except OSError as exc:
         raise ReportWriteError(f"cannot write the report to {outdir}: {exc.strerror or exc}") from exc
     return paths
+
+
+# The load generator's process runs for hours on a memory budget; matplotlib and the figures it draws (about
+# 40 MB) would be its largest allocation, made once at the very end. So it hands the summary to a short-lived
+# child that draws report.html and exits.
+WRITE_FAILED = 3     # the child's exit code when the folder cannot be written (an OSError)
+
+
+def write_html_apart(summary: Summary, outdir: Path, timeout_s: float = 600.0) -> Path:
+    """report.html and its PNGs drawn by `python -m loadtest.report.html` in a child process, the summary on
+    its stdin. A folder the child cannot write is raised here as OSError; any other failure as RuntimeError."""
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "loadtest.report.html", str(outdir)],
+                          input=summary.model_dump_json(by_alias=True), capture_output=True, text=True,
+                          timeout=timeout_s, check=False)
+    lines = [s for s in proc.stdout.splitlines() if s.strip()]
+    if proc.returncode == 0 and lines:
+        return Path(outdir) / lines[-1].strip()
+    message = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+    if proc.returncode == WRITE_FAILED:
+        raise OSError(message)
+    raise RuntimeError(f"the child drawing report.html failed: {message}")
 
 
 # Lists written one element per line: a 4-hour run has 14,400 timeline rows, and a row per line

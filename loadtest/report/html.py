@@ -597,3 +597,34 @@ def write_compare_html(compare: dict, outdir: Path) -> Path:
     out = outdir / "compare.html"
     out.write_text(page("Relay vs direct", "\n".join(b for b in body if b)), encoding="utf-8")
     return out
+
+
+# --- drawn in a process of its own (loadtest.report.write_html_apart) --------------------------------
+
+
+def _main(argv: Sequence[str]) -> int:
+    """python -m loadtest.report.html OUTDIR < summary.json: the page and its PNGs, the page's name on stdout."""
+    import sys
+    import traceback
+
+    from . import WRITE_FAILED
+    if len(argv) != 1:
+        print("usage: python -m loadtest.report.html OUTDIR < summary.json", file=sys.stderr)
+        return 2
+    try:
+        out = write_html(Summary.model_validate_json(sys.stdin.read()), Path(argv[0]))
+    except OSError as exc:
+        print(f"cannot write report.html into {argv[0]}: {exc.strerror or exc}", file=sys.stderr)
+        return WRITE_FAILED
+    except Exception as exc:
+        traceback.print_exc()
+        # The last line is what the parent reports: the error in one line, not the traceback's tail.
+        print(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+        return 1
+    print(out.name)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(_main(sys.argv[1:]))

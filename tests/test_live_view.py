@@ -251,3 +251,46 @@ def test_the_live_gate_reads_this_runs_record_and_no_other(tmp_path, monkeypatch
     side = run.live_provider_side()
     assert side is not None and side.providers == ("relay",) and side.record.requests == 100
     assert asked == [False, False]       # the live reads leave the per-second rows out
+
+
+def test_a_four_hour_history_is_compact_and_charts_what_it_was_given():
+    import math
+    import sys
+
+    from loadtest.locust.live import History
+
+    h = History()
+    hours = 4 * 3600
+    for s in range(hours):
+        h.t_s.append(s + 0.25)
+        h.add_value("t0", None if s < 10 else 500.0 + s % 7)     # judged from its tenth second on
+        if s != 100:                                              # a second the recorder never had
+            h.set_second(s, (40.0, 70.0, None if s % 2 else 90.0, 120.0))
+    h.add_value("t1", 12.5)                                       # a threshold first seen at the end
+    size = (sys.getsizeof(h.t_s) + sum(map(sys.getsizeof, h.values.values()))
+            + sum(map(sys.getsizeof, h.seconds)) + sys.getsizeof(h.present))
+    # 8 bytes a sample and series, 33 a second: about 0.8 MB, where lists and a dict of tuples took about 5 MB.
+    assert size < 60 * hours, size
+    points = h.points("t0")
+    assert len(points) == hours - 10 and points[0] == (10.25, 503.0)
+    assert points[-1] == (hours - 0.75, 500.0 + (hours - 1) % 7)
+    assert h.points("t1") == [(hours - 0.75, 12.5)] and h.points("nothing") == []
+    p99 = h.per_second(2)
+    assert len(p99) == hours // 2 - 1       # the even seconds but the 100th
+    assert p99[0] == (0.5, 90.0) and all(v == 90.0 for _, v in p99)
+    p50 = h.per_second(0, 90, 110)
+    assert [t for t, _ in p50] == [s + 0.5 for s in range(90, 110) if s != 100]
+    assert math.isnan(h.seconds[0][100]) and not h.present[100]
+
+
+def test_the_view_keeps_the_history_of_the_current_run_only(tmp_path):
+    s = suite(tmp_path)
+    view = LiveView(s)
+    first = running(s, 12.0)
+    view.sample(first)
+    assert len(view.history(first).t_s) == 1
+    second = s.current = run_state.TestRun(s, 2)
+    second.started_perf = time.perf_counter()
+    second.recorder.start(time.time())
+    view.sample(second)
+    assert list(view.histories) == [2] and len(view.history(second).t_s) == 1

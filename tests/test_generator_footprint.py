@@ -86,7 +86,7 @@ def test_a_locust_process_imports_pydantic_only_when_it_builds_the_summary() -> 
 def test_a_locust_process_ends_its_run_without_importing_matplotlib(tmp_path: Path) -> None:
     # What the run's end loads in the Locust process (the verdict, the summary, its files and the hand-over
     # of report.html to a child), then the hand-over itself: the page is there, matplotlib never came.
-    code = ("import sys, json; from pathlib import Path; from loadtest.locust import headless; "
+    code = ("import sys; from pathlib import Path; from loadtest.locust import headless; "
             "headless.defer_web_ui(); import locust.main, loadtest.locust.plugin, loadtest.locust.run; "
             "from loadtest import provider_side, gate, summary; from loadtest.report import console, write_all, "
             "write_html_apart; from loadtest.summary import Summary; "

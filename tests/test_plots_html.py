@@ -323,6 +323,39 @@ def test_the_page_drawn_in_a_child_process_is_the_page_drawn_here(tmp_path, fail
         assert (tmp_path / "apart" / png).read_bytes() == (tmp_path / "here" / png).read_bytes()
 
 
+def test_the_child_drawing_the_page_lets_its_parent_decide_the_stop(tmp_path, failing):
+    """A Ctrl-C or stop reaches the Locust process's whole group while it may be drawing the page: the child
+    ignores SIGINT (its parent ends the run) and still writes the page."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import psutil
+
+    from loadtest.report import write_html_apart
+    hit: list[int] = []
+
+    def interrupt_the_child() -> None:
+        deadline = time.monotonic() + 30
+        while not hit and time.monotonic() < deadline:
+            for child in psutil.Process().children():
+                try:
+                    if "loadtest.report.html" in " ".join(child.cmdline()):
+                        os.kill(child.pid, signal.SIGINT)
+                        hit.append(child.pid)
+                except psutil.Error:
+                    pass
+            time.sleep(0.01)
+
+    interrupter = threading.Thread(target=interrupt_the_child)
+    interrupter.start()
+    page = write_html_apart(Summary.model_validate(failing), tmp_path)
+    interrupter.join()
+    assert hit, "the child was never seen"
+    assert page == tmp_path / "report.html" and page.stat().st_size > 10_000
+
+
 @pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")
 def test_a_child_that_cannot_write_is_an_oserror_and_a_broken_one_says_why(tmp_path, failing):
     from loadtest.report import write_html_apart

@@ -146,14 +146,14 @@ class History:
     t_s: array[float] = field(default_factory=_doubles)
     values: dict[str, array[float]] = field(default_factory=dict)
     # Each second's p50, p95, p99 and max (ms), indexed by the second; `present` marks the seconds seen.
-    seconds: tuple[array[float], ...] = field(default_factory=lambda: tuple(array("d") for _ in range(4)))
+    seconds: tuple[array[float], ...] = field(default_factory=lambda: tuple(_doubles() for _ in range(4)))
     present: bytearray = field(default_factory=bytearray)
     health_at: float = 0.0
     health: HealthReport | None = None
 
     def add_value(self, key: str, value: float | None) -> None:
         """The threshold `key`'s value at the sample just appended to t_s (None: not judged yet)."""
-        col = self.values.setdefault(key, array("d"))
+        col = self.values.setdefault(key, _doubles())
         col.extend([math.nan] * (len(self.t_s) - 1 - len(col)))     # a threshold first seen late
         col.append(math.nan if value is None else value)
 

@@ -7,6 +7,7 @@ a saved summary.json without the recording.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,22 @@ def write_all(summary: Summary, outdir: Path) -> dict[str, Path]:
 WRITE_FAILED = 3     # the child's exit code when the folder cannot be written (an OSError)
 
 
+def _drawer_setup() -> Callable[[], None]:
+    """The child's preexec_fn: in its parent's session, so a stop of the run reaches it, and ended with its parent
+    (loadtest.children); SIGINT ignored from exec on, so the Ctrl-C or stop that is ending the run while the page is
+    drawn does not lose the page: the parent decides when to stop, and the group's SIGTERM or SIGKILL still ends it."""
+    import signal
+
+    from ..children import own_session
+    tie = own_session(new_session=False, ctrl_c=False)
+
+    def setup() -> None:
+        tie()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    return setup
+
+
 def write_html_apart(summary: Summary, outdir: Path, timeout_s: float = 600.0) -> Path:
     """report.html and its PNGs drawn by `python -m loadtest.report.html` in a child process, the summary on
     its stdin. A folder the child cannot write is raised here as OSError; any other failure as RuntimeError."""
@@ -58,7 +75,7 @@ def write_html_apart(summary: Summary, outdir: Path, timeout_s: float = 600.0) -
     import sys
     proc = subprocess.run([sys.executable, "-m", "loadtest.report.html", str(outdir)],
                           input=summary.model_dump_json(by_alias=True), capture_output=True, text=True,
-                          timeout=timeout_s, check=False)
+                          timeout=timeout_s, check=False, preexec_fn=_drawer_setup())
     lines = [s for s in proc.stdout.splitlines() if s.strip()]
     if proc.returncode == 0 and lines:
         return Path(outdir) / lines[-1].strip()
